@@ -11,15 +11,18 @@ import importlib
 import sys
 
 import steward
+from steward.errors import StewardError
 
 # Modules that register commands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "steward.cli.train_cmd",
     "steward.cli.config_cmd",
+    "steward.cli.bench_cmd",
+    "steward.cli.tokenizer_cmd",
 ]
 
 
-class UserError(Exception):
+class UserError(StewardError):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
@@ -36,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from steward.config import ConfigError
-
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = rest
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, UserError) as e:
+    except StewardError as e:
         print(f"steward {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

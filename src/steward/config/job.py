@@ -35,6 +35,11 @@ class Model:
     init_std: float = 0.02
     """Standard deviation of the normal initialisation of linear and embedding weights."""
 
+    init_mode: str = "auto"
+    """How sharded (FSDP2/HSDP) weights are initialised. 'rank0': the full model on rank 0's host, then
+    broadcast as shards (exactly the single-process weights); 'sharded': each rank initialises only its
+    shards (no full copy anywhere); 'auto': rank0 when the model's fp32 weights fit in 4 GiB."""
+
 
 @dataclass
 class Data:
@@ -45,6 +50,10 @@ class Data:
 
     field: str = "text"
     """Record field that holds the text, for JSONL, Parquet and Hugging Face sources."""
+
+    text_split: str = "paragraph"
+    """What one document is in a text (.txt/.md) source: 'paragraph' (blocks separated by blank
+    lines) or 'file'."""
 
     hf_config: str = ""
     """Hugging Face dataset config name (e.g. 'en' for allenai/c4)."""

@@ -21,9 +21,10 @@ from typing import Any
 import tomli_w
 
 from steward.config.job import JobConfig
+from steward.errors import StewardError
 
 
-class ConfigError(ValueError):
+class ConfigError(StewardError, ValueError):
     """Bad configuration. The message is one line that names the key and what is allowed."""
 
 
@@ -147,6 +148,8 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError(f"model.flavor: unknown flavor {m.flavor!r}; choose one of {', '.join(FLAVORS)}")
     if m.hf_path and not Path(m.hf_path).is_dir():
         raise ConfigError(f"model.hf_path: {m.hf_path!r} is not a directory (give a local Hugging Face model folder)")
+    if m.init_mode not in ("auto", "rank0", "sharded"):
+        raise ConfigError(f"model.init_mode: must be auto, rank0 or sharded, got {m.init_mode!r}")
     if m.vocab_size < 0:
         raise ConfigError("model.vocab_size: must be >= 0 (0 takes it from the tokenizer)")
     for key, value in (("train.steps", t.steps), ("train.batch_size", t.batch_size), ("train.seq_len", t.seq_len)):
@@ -174,6 +177,8 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
     if d.val_docs < 1 or d.max_docs < 0:
         raise ConfigError("data.val_docs must be >= 1 and data.max_docs >= 0")
+    if d.text_split not in ("paragraph", "file"):
+        raise ConfigError(f"data.text_split: must be paragraph or file, got {d.text_split!r}")
     if d.tokenizer != "byte" and not Path(d.tokenizer).is_file():
         raise ConfigError(f"data.tokenizer: {d.tokenizer!r} is neither 'byte' nor a tokenizer JSON file")
     if p.dp_replicate < 1:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from steward.errors import StewardError
+
 if TYPE_CHECKING:
     from steward.train.trainer import Trainer
 
 
-class StopTraining(Exception):
+class StopTraining(StewardError):
     """Raised by a callback to stop the run before it acts (e.g. a policy denied a stage).
 
     `reason` is the one-line message the user sees; the run exits non-zero."""

@@ -1,0 +1,5 @@
+"""The one base class for errors a user can fix. The CLI prints their message as one line (exit 2)."""
+
+
+class StewardError(Exception):
+    """Bad input (config, data, checkpoint, policy, flag): the message names the field and the fix."""

@@ -1,0 +1,180 @@
+"""Checkpoints with torch.distributed.checkpoint (DCP).
+
+Layout of RUN_DIR/checkpoints/step-N/: DCP shards of {"model", "optim"} (resharded on load, so a
+checkpoint saved at one world size loads at another), trainer_state.json (step, scheduler, data
+loader position, running figures), rng/rank-R.pt, and manifest.json with the SHA-256 of every
+file. A checkpoint is written to a hidden temporary folder and renamed into place once complete,
+so a crash mid-save leaves the previous checkpoints as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+from steward.errors import StewardError
+from steward.io import atomic_write_json, sha256_file
+from steward.train.distributed import barrier, broadcast_object
+
+MANIFEST = "manifest.json"
+FORMAT = "steward-checkpoint/1"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+class CheckpointError(StewardError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+def checkpoint_root(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints (with a manifest), oldest first."""
+    root = checkpoint_root(run_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and (p / MANIFEST).is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def resolve_resume(run_dir: Path, spec: str) -> Path | None:
+    """'latest' -> newest complete checkpoint of the run (None when there is none); else the path."""
+    if not spec:
+        return None
+    if spec == "latest":
+        found = list_checkpoints(run_dir)
+        return found[-1][1] if found else None
+    return Path(spec)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict[str, Any],
+    rank: int,
+    world_size: int,
+) -> tuple[Path, dict[str, Any]]:
+    """Collective: every rank calls it. Returns the final folder and its manifest."""
+    root = checkpoint_root(run_dir)
+    final = root / f"step-{step}"
+    tmp = root / f".step-{step}.tmp"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)  # left over from a crash
+        (tmp / "rng").mkdir(parents=True)
+    barrier()
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not dist.is_initialized())
+    torch.save(_rng_state(), tmp / "rng" / f"rank-{rank}.pt")
+    barrier()
+    manifest = None
+    if rank == 0:
+        (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, sort_keys=True))
+        files = {
+            str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+        }
+        manifest = {
+            "format": FORMAT,
+            "step": step,
+            "world_size": world_size,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "files": files,
+        }
+        atomic_write_json(tmp / MANIFEST, manifest)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    barrier()
+    return final, broadcast_object(manifest)
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Remove all but the `keep` newest checkpoints (rank 0 only)."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def verify_checkpoint(path: Path) -> dict[str, Any]:
+    """Check every file against the manifest; raise CheckpointError naming the first bad file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint.resume: {path} is not a checkpoint folder")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise CheckpointError(f"checkpoint {path}: {MANIFEST} is missing (an incomplete or foreign checkpoint)")
+    try:
+        manifest = json.loads(mpath.read_text())
+        files = manifest["files"]
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"format {manifest.get('format')!r}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {mpath}: unreadable manifest ({e})") from None
+    for rel, digest in files.items():
+        f = path / rel
+        if not f.is_file():
+            raise CheckpointError(f"checkpoint {path}: file {rel} listed in the manifest is missing")
+        if sha256_file(f) != digest:
+            raise CheckpointError(f"checkpoint {path}: file {rel} is corrupt or truncated (SHA-256 differs from the manifest)")
+    return manifest
+
+
+def load_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, rank: int
+) -> dict[str, Any]:
+    """Collective: verify (rank 0), load model and optimizer (resharding as needed), restore this
+    rank's RNG if the checkpoint has it. Returns the trainer state."""
+    error = None
+    if rank == 0:
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as e:
+            error = str(e)
+    error = broadcast_object(error)
+    if error:
+        raise CheckpointError(error)
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    try:
+        dcp.load(state, checkpoint_id=str(path), no_dist=not dist.is_initialized())
+    except Exception as e:  # DCP's own errors are long; name the folder and the cause
+        raise CheckpointError(f"checkpoint {path}: cannot be loaded into this model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    rng = Path(path) / "rng" / f"rank-{rank}.pt"
+    if rng.is_file():
+        _set_rng_state(torch.load(rng, weights_only=False))
+    return json.loads((Path(path) / "trainer_state.json").read_text())

@@ -1,0 +1,111 @@
+"""Process-group set-up and the few collectives the trainer needs outside the model."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from steward.config import JobConfig
+
+
+@dataclass
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(cfg: JobConfig) -> DistInfo:
+    """Join the job torchrun (or `steward train --nproc-per-node`) launched, or run alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    want = cfg.train.device
+    use_cuda = want == "cuda" or (want == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        from steward.config import ConfigError
+
+        raise ConfigError("train.device: 'cuda' requested but torch sees no CUDA device; use auto or cpu")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+        threads = cfg.train.threads or max(1, (os.cpu_count() or 1) // max(1, local_world))
+        torch.set_num_threads(threads)
+    if world > 1 and not dist.is_initialized():
+        backend = cfg.parallel.backend
+        if backend == "auto":
+            backend = "nccl" if use_cuda else "gloo"
+        dist.init_process_group(backend=backend, device_id=device if use_cuda else None)
+    return DistInfo(rank, world, local_rank, local_world, device)
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank `src`'s object on every rank (identity in one process)."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's object, on every rank ([obj] in one process)."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized():
+        dist.all_reduce(value, op=dist.ReduceOp.AVG if dist.get_backend() == "nccl" else dist.ReduceOp.SUM)
+        if dist.get_backend() != "nccl":  # gloo has no AVG
+            value /= dist.get_world_size()
+    return value
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def environment(info: DistInfo) -> dict[str, Any]:
+    """Python, torch, CUDA, devices and hosts of the whole job (a collective: call on every rank)."""
+    local = {
+        "host": socket.gethostname(),
+        "device": torch.cuda.get_device_name(info.device) if info.device.type == "cuda" else platform.processor()
+        or platform.machine(),
+    }
+    everyone = gather_objects(local)
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+        "device_type": info.device.type,
+        "devices": sorted({e["device"] for e in everyone}),
+        "hosts": sorted({e["host"] for e in everyone}),
+        "world_size": info.world_size,
+        "local_world_size": info.local_world_size,
+    }
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

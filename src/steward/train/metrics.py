@@ -1,0 +1,101 @@
+"""Per-step figures (throughput, MFU, memory), metrics.jsonl, and the progress display."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from steward.io import append_line
+
+# Dense bf16 tensor-core peak FLOP/s per device, from NVIDIA's data sheets (A100: "NVIDIA A100 Tensor
+# Core GPU" datasheet, 312 TFLOPS; H100/H200 SXM: "NVIDIA H100 Tensor Core GPU" / "H200" datasheets,
+# 989 TFLOPS dense (1,979 with sparsity); H100 PCIe 756; L4 121; A10G 125 (AWS); L40S 362).
+_PEAK_BF16 = {
+    "H200": 989e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "L4": 121e12,
+}
+
+
+def device_peak_flops(device: torch.device) -> float | None:
+    """Peak bf16 FLOP/s of `device` if we know it (None on CPUs and unknown GPUs: no MFU then)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in _PEAK_BF16.items():  # ordered: 'H100 PCIe' before 'H100'
+        if key in name:
+            return peak
+    return None
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak allocated accelerator memory, or on the CPU this process's peak resident set size."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+class MetricsWriter:
+    """Appends one JSON object per logged step to metrics.jsonl (rank 0 only)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.path is not None:
+            append_line(self.path, json.dumps(record, sort_keys=True))
+
+
+class Progress:
+    """A tqdm bar with ETA on a terminal; plain lines on stderr otherwise (rank 0 only)."""
+
+    def __init__(self, total: int, start: int, enabled: bool, plain_every: int = 10):
+        self.enabled = enabled
+        self.plain_every = plain_every
+        self.bar = None
+        self.t0 = time.perf_counter()
+        self.start = start
+        self.total = total
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        shown = {"loss": f"{metrics['loss']:.4f}", "tok/s": f"{metrics['tokens_per_s']:.0f}"}
+        if "val_loss" in metrics:
+            shown["val"] = f"{metrics['val_loss']:.4f}"
+        if self.bar is not None:
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(step - self.bar.n)
+        elif step % self.plain_every == 0 or step == self.total or "val_loss" in metrics:
+            done = step - self.start
+            elapsed = time.perf_counter() - self.t0
+            eta = elapsed / done * (self.total - step) if done else 0.0
+            text = " ".join(f"{k} {v}" for k, v in shown.items())
+            print(f"step {step}/{self.total} {text} eta {eta:.0f}s", file=sys.stderr, flush=True)
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,402 @@
+"""The training loop: one process, or one rank of a torchrun job on a data-parallel mesh."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from steward.config import ConfigError, JobConfig, config_hash, to_toml
+from steward.data import build_data, build_tokenizer
+from steward.io import atomic_write_json, atomic_write_text
+from steward.models import build_model, build_model_args, flops_per_token, load_hf_causal_lm, num_params
+from steward.parallel import ParallelDims, apply_data_parallel, blocks_of, dp_rank, set_gradient_sync
+from steward.train import checkpoint as ckpt
+from steward.train.callbacks import Callback, CallbackList, StopTraining
+from steward.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    broadcast_object,
+    environment,
+    init_distributed,
+)
+from steward.train.metrics import MetricsWriter, Progress, device_peak_flops, peak_memory_bytes
+from steward.train.optim import build_optimizer, build_scheduler
+
+
+def resolve_run_dir(cfg: JobConfig) -> Path:
+    """Where this run writes; refuses to mix a new run into a finished one."""
+    c = cfg.checkpoint
+    if cfg.job.out:
+        run_dir = Path(cfg.job.out)
+    elif c.resume and c.resume != "latest":
+        run_dir = Path(c.resume).resolve().parent.parent  # RUN_DIR/checkpoints/step-N
+    elif c.resume == "latest":
+        raise ConfigError("checkpoint.resume: 'latest' needs --job.out naming the run directory to resume")
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        run_dir = Path("runs") / stamp
+        n = 1
+        while run_dir.exists():
+            run_dir = Path("runs") / f"{stamp}-{n}"
+            n += 1
+    if (run_dir / "config.toml").exists() and not c.resume:
+        if not cfg.job.overwrite:
+            raise ConfigError(
+                f"job.out: {run_dir} already holds a run; choose another --job.out, continue it with "
+                "--checkpoint.resume latest, or replace it with --job.overwrite true"
+            )
+        # a new run in the same folder: drop the old run's outputs, never the append-only audit log
+        for name in ("metrics.jsonl", "summary.json"):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return run_dir
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
+class Trainer:
+    cfg: JobConfig
+    dist: DistInfo
+    dims: ParallelDims
+    run_dir: Path
+    env: dict[str, Any]
+    config_hash: str
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    step: int
+    datasets: list[dict[str, Any]]
+
+    def __init__(self, cfg: JobConfig, callbacks: list[Callback] | None = None):
+        self.cfg = cfg
+        self.callbacks = CallbackList(callbacks if callbacks is not None else default_callbacks(cfg))
+        self.step = 0
+        self.datasets = []
+        self.figures: dict[str, Any] = {}  # running figures that go into summary.json and checkpoints
+
+    @property
+    def rank(self) -> int:
+        return self.dist.rank
+
+    @property
+    def world_size(self) -> int:
+        return self.dist.world_size
+
+    # ---- set-up -------------------------------------------------------------------------------
+
+    def _rank0_hook(self, hook: str, *args: Any) -> None:
+        """Run a rank-0 hook; a StopTraining raised there stops every rank with the same reason."""
+        reason = None
+        if self.dist.is_main:
+            try:
+                self.callbacks(hook, self, *args)
+            except StopTraining as e:
+                reason = e.reason
+        reason = broadcast_object(reason)
+        if reason:
+            raise StopTraining(reason)
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.dist = init_distributed(cfg)
+        self.dims = ParallelDims.from_config(cfg, self.dist.world_size)
+        run_dir = None
+        error = None
+        if self.dist.is_main:
+            try:
+                run_dir = resolve_run_dir(cfg)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(run_dir / "config.toml", to_toml(cfg))
+            except ConfigError as e:
+                error = str(e)
+        run_dir, error = broadcast_object((run_dir, error))
+        if error:
+            raise ConfigError(error)
+        self.run_dir = Path(run_dir)
+        self.config_hash = config_hash(cfg)
+        self.env = environment(self.dist)
+        self.progress = Progress(cfg.train.steps, 0, enabled=self.dist.is_main)
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl" if self.dist.is_main else None)
+        self._rank0_hook("on_train_start")
+
+        self.mesh = self.dims.build_mesh(self.dist.device.type)
+        self.tokenizer = build_tokenizer(cfg.data.tokenizer)
+        self.data = build_data(cfg.data, cfg.train, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
+        self.datasets = self.data.datasets()
+        self._rank0_hook("on_data", self.datasets)
+
+        self._build_model()
+        self.optimizer = build_optimizer(cfg.train, self.model)
+        self.scheduler = build_scheduler(cfg.train, self.optimizer)
+        resume = ckpt.resolve_resume(self.run_dir, cfg.checkpoint.resume)
+        if resume is not None:
+            state = ckpt.load_checkpoint(resume, self.model, self.optimizer, self.rank)
+            self.step = state["step"]
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.data.train.load_state_dict(state["data"])
+            self.figures = state["figures"]
+            self.progress = Progress(cfg.train.steps, self.step, enabled=self.dist.is_main)
+            self.progress.message(f"resumed from {resume} at step {self.step}")
+        elif cfg.checkpoint.resume == "latest":
+            self.progress.message(f"no checkpoint in {self.run_dir}; starting from step 0")
+
+    def _build_model(self) -> None:
+        cfg, device = self.cfg, self.dist.device
+        torch.manual_seed(cfg.train.seed)
+        use_bf16 = cfg.train.mixed_precision == "bf16" or (
+            cfg.train.mixed_precision == "auto" and device.type == "cuda"
+        )
+        self.amp_dtype = torch.bfloat16 if use_bf16 else None
+        sharded = self.dims.strategy in ("fsdp", "hsdp")
+        if cfg.model.hf_path:
+            model = load_hf_causal_lm(cfg.model.hf_path).to(device)
+            if self.tokenizer.vocab_size > model.vocab_size:
+                raise ConfigError(
+                    f"data.tokenizer: vocabulary {self.tokenizer.vocab_size} exceeds the model's {model.vocab_size}; "
+                    "use the model's own tokenizer.json"
+                )
+            self.num_params = sum(p.numel() for p in model.parameters())
+            self.flops_per_token = model.flops_per_token(cfg.train.seq_len)
+        else:
+            vocab = cfg.model.vocab_size or self.tokenizer.vocab_size
+            if vocab < self.tokenizer.vocab_size:
+                raise ConfigError(
+                    f"model.vocab_size: {vocab} is smaller than the tokenizer's {self.tokenizer.vocab_size}"
+                )
+            args = dataclasses.replace(
+                build_model_args(cfg.model.flavor, vocab_size=vocab, max_seq_len=cfg.train.seq_len),
+                init_std=cfg.model.init_std,
+            )
+            self.model_args = args
+            model = build_model(args, device="meta")
+            self.num_params = num_params(args)
+            self.flops_per_token = flops_per_token(args, cfg.train.seq_len)
+        if cfg.train.compile:
+            for block in blocks_of(model):
+                block.compile()
+        if not cfg.model.hf_path:
+            if sharded:
+                # shard on meta, allocate only this rank's shards, then initialise: the full model is
+                # never materialised on one rank
+                model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype)
+                model.to_empty(device=device)
+                with torch.no_grad():
+                    model.init_weights()  # also computes the non-persistent buffers on every rank
+                mode = cfg.model.init_mode
+                if mode == "rank0" or (mode == "auto" and self.num_params * 4 <= 4 * 2**30):
+                    broadcast_full_weights(model, lambda: _full_init(args, cfg.train.seed), self.rank)
+            else:
+                model.to_empty(device=device)
+                with torch.no_grad():
+                    model.init_weights()
+                model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype)
+        else:
+            model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype)
+        self.model = model
+        # FSDP2 already casts parameters; elsewhere bf16 comes from autocast
+        self.autocast = (
+            torch.autocast(device_type=device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None and not sharded
+            else nullcontext()
+        )
+
+    # ---- steps --------------------------------------------------------------------------------
+
+    def forward_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        with self.autocast:
+            logits = self.model(inputs)
+        return lm_loss(logits, targets)
+
+    def train_step(self) -> tuple[float, float]:
+        """One optimizer step over this rank's share of the global batch; returns (loss, grad norm)."""
+        accum = self.dims.grad_accum
+        batch = self.data.train.next_batch().to(self.dist.device, non_blocking=True)
+        total = torch.zeros((), device=self.dist.device)
+        for i, micro in enumerate(batch.chunk(accum)):
+            last = i == accum - 1
+            with set_gradient_sync(self.model, last):
+                loss = self.forward_loss(micro) / accum
+                loss.backward()
+            total += loss.detach()
+        grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = all_reduce_mean(total)
+        return float(total), grad_norm
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        self.model.eval()
+        losses = [self.forward_loss(b.to(self.dist.device)) for b in self.data.val_batches(self.cfg.train.val_batches)]
+        self.model.train()
+        return float(all_reduce_mean(torch.stack(losses).mean()))
+
+    def _trainer_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "scheduler": self.scheduler.state_dict(),
+            "data": self.data.train.state_dict(),
+            "figures": self.figures,
+        }
+
+    def save(self) -> Path:
+        path, manifest = ckpt.save_checkpoint(
+            self.run_dir, self.step, self.model, self.optimizer, self._trainer_state(), self.rank, self.world_size
+        )
+        self.figures["final_checkpoint"] = str(path)
+        if self.dist.is_main:
+            ckpt.prune_checkpoints(self.run_dir, self.cfg.checkpoint.keep)
+            self.progress.message(f"checkpoint saved: {path}")
+        self._rank0_hook("on_checkpoint", self.step, str(path), manifest)
+        return path
+
+    # ---- loop ---------------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        cfg, t = self.cfg, self.cfg.train
+        tokens_per_step = t.batch_size * t.seq_len
+        peak = device_peak_flops(self.dist.device)
+        fig = self.figures
+        fig.setdefault("train_time_s", 0.0)
+        fig.setdefault("tokens_seen", 0)
+        if self.step == 0 and t.val_every:
+            fig["first_val_loss"] = self.evaluate()
+            self.metrics.write({"step": 0, "val_loss": fig["first_val_loss"]})
+            self.callbacks("on_eval", self, 0, {"val_loss": fig["first_val_loss"]})
+        self.model.train()
+        wall0 = time.perf_counter()
+        while self.step < t.steps:
+            if self.dist.device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            lr = self.scheduler.get_last_lr()[0]
+            loss, grad_norm = self.train_step()  # float() of the loss synchronises the device
+            dt = time.perf_counter() - t0
+            self.step += 1
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss} at step {self.step}; lower train.lr or check the data")
+            fig["train_time_s"] += dt
+            fig["tokens_seen"] += tokens_per_step
+            fig.setdefault("initial_loss", loss)
+            fig["final_loss"] = loss
+            record: dict[str, Any] = {
+                "step": self.step,
+                "loss": loss,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "step_time_s": dt,
+                "tokens_per_s": tokens_per_step / dt,
+                "peak_memory_bytes": peak_memory_bytes(self.dist.device),
+            }
+            if peak:
+                record["mfu"] = self.flops_per_token * record["tokens_per_s"] / (peak * self.world_size)
+            if (t.val_every and self.step % t.val_every == 0) or self.step == t.steps:
+                record["val_loss"] = fig["final_val_loss"] = self.evaluate()
+                fig.setdefault("first_val_loss", record["val_loss"])
+                self.callbacks("on_eval", self, self.step, {"val_loss": record["val_loss"]})
+            if self.step % t.log_every == 0 or "val_loss" in record or self.step == t.steps:
+                self.metrics.write(record)
+            self.progress.update(self.step, record)
+            self.callbacks("on_step_end", self, self.step, record)
+            c = cfg.checkpoint
+            if c.enabled and c.every and self.step % c.every == 0 and self.step < t.steps:
+                self.save()
+        if cfg.checkpoint.enabled and (
+            not ckpt.list_checkpoints(self.run_dir) or ckpt.list_checkpoints(self.run_dir)[-1][0] != self.step
+        ):
+            self.save()
+        self.progress.close()
+        return self._finish(time.perf_counter() - wall0, peak)
+
+    def _finish(self, wall: float, peak: float | None) -> dict[str, Any]:
+        fig = self.figures
+        mem = torch.tensor(float(peak_memory_bytes(self.dist.device)))
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(mem, op=torch.distributed.ReduceOp.MAX)
+        tokens_per_s = fig["tokens_seen"] / fig["train_time_s"] if fig["train_time_s"] else 0.0
+        summary = {
+            "run_dir": str(self.run_dir),
+            "steps": self.step,
+            "initial_loss": fig.get("initial_loss"),
+            "final_loss": fig.get("final_loss"),
+            "first_val_loss": fig.get("first_val_loss"),
+            "final_val_loss": fig.get("final_val_loss"),
+            "tokens_seen": fig["tokens_seen"],
+            "tokens_per_s": tokens_per_s,
+            "train_time_s": fig["train_time_s"],
+            "wall_time_s": wall,
+            "peak_memory_bytes": int(mem),
+            "world_size": self.world_size,
+            "strategy": self.dims.strategy,
+            "dp_replicate": self.dims.dp_replicate,
+            "dp_shard": self.dims.dp_shard,
+            "grad_accum": self.dims.grad_accum,
+            "device": self.dist.device.type,
+            "model": self.cfg.model.hf_path or self.cfg.model.flavor,
+            "num_params": self.num_params,
+            "flops_per_token": self.flops_per_token,
+            "mfu": self.flops_per_token * tokens_per_s / (peak * self.world_size) if peak else None,
+            "final_checkpoint": fig.get("final_checkpoint"),
+            "config_hash": self.config_hash,
+        }
+        if self.dist.is_main:
+            atomic_write_json(self.run_dir / "summary.json", summary)
+            self.callbacks("on_train_end", self, summary)
+        barrier()
+        return summary
+
+    def run(self) -> dict[str, Any]:
+        """Set up and train; on failure, rank 0 tells the callbacks before the error propagates."""
+        try:
+            self.setup()
+            return self.train()
+        except BaseException as e:
+            if getattr(self, "dist", None) is not None and self.dist.is_main and hasattr(self, "run_dir"):
+                try:
+                    self.callbacks("on_train_failed", self, e)
+                finally:
+                    self.progress.close()
+            raise
+
+
+def clip_grad_norm(model: nn.Module, max_norm: float) -> float:
+    """Clip (when max_norm > 0) and return the global gradient norm, also for FSDP2's sharded grads."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=True)
+    if hasattr(norm, "full_tensor"):  # a DTensor partial norm under FSDP2: reduce it across shards
+        norm = norm.full_tensor()
+    if max_norm > 0:
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm, foreach=True)
+    return float(norm)
+
+
+def _full_init(args, seed: int) -> nn.Module:
+    """The model exactly as one process initialises it (same seed, same order)."""
+    torch.manual_seed(seed)
+    return build_model(args, device="cpu")
+
+
+def broadcast_full_weights(model: nn.Module, build_full, rank: int) -> None:
+    """Give a sharded model rank 0's full weights: every rank ends with its shards of them."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    full = build_full().state_dict() if rank == 0 else {}
+    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+
+
+def default_callbacks(cfg: JobConfig) -> list[Callback]:
+    callbacks: list[Callback] = []
+    return callbacks

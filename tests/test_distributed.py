@@ -1,0 +1,54 @@
+"""Several CPU processes (gloo) through the same elastic launcher `steward train --nproc-per-node`
+uses, compared against one process with the same global batch."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from steward.config import load_config
+from steward.train.launch import launch_local
+from steward.train.trainer import Trainer
+
+pytestmark = pytest.mark.slow
+
+COMMON = [
+    "--model.flavor", "debug", "--train.seq_len", "32", "--train.batch_size", "4", "--train.lr", "1e-2",
+    "--train.warmup_steps", "2", "--train.steps", "6", "--train.val_every", "3", "--train.val_batches", "1",
+    "--data.max_docs", "400", "--train.device", "cpu", "--train.threads", "1", "--governance.enabled", "false",
+    "--checkpoint.every", "3",
+]
+# Same global batch, different reduction order: fp32 sums agree to about 1e-6 relative; allow 1e-4.
+RTOL = 1e-4
+
+
+def curve(run_dir: Path) -> dict[int, float]:
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "run"
+    Trainer(load_config(None, [*COMMON, "--job.out", str(out)]), callbacks=[]).run()
+    return curve(out)
+
+
+@pytest.mark.parametrize("layout", [["--parallel.dp_replicate", "2"], ["--parallel.dp_shard", "2"]], ids=["ddp", "fsdp2"])
+def test_two_processes_match_one(tmp_path, single, layout):
+    out = tmp_path / "run"
+    summary = launch_local(None, [*COMMON, "--job.out", str(out), *layout], nproc=2)
+    assert summary["world_size"] == 2
+    assert summary["strategy"] == ("ddp" if "--parallel.dp_replicate" in layout else "fsdp")
+    got = curve(out)
+    assert sorted(got) == sorted(single)
+    for step, loss in single.items():
+        assert got[step] == pytest.approx(loss, rel=RTOL), step
+    # cross world size: the 2-process FSDP/DDP checkpoint at step 3 resumes in 1 process
+    resumed = tmp_path / "resumed"
+    cfg = load_config(None, [*COMMON, "--job.out", str(resumed), "--checkpoint.resume", str(out / "checkpoints" / "step-3")])
+    Trainer(cfg, callbacks=[]).run()
+    back = curve(resumed)
+    assert sorted(back) == [4, 5, 6]
+    for step in back:
+        assert back[step] == pytest.approx(single[step], rel=RTOL), step
