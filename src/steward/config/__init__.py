@@ -1,6 +1,17 @@
 """Typed configuration: `JobConfig` and how it is built from defaults, TOML and CLI flags."""
 
-from steward.config.job import Checkpoint, Data, Governance, Job, JobConfig, Model, Parallel, Train
+from steward.config.job import (
+    Checkpoint,
+    Comm,
+    Data,
+    Governance,
+    Job,
+    JobConfig,
+    Memory,
+    Model,
+    Parallel,
+    Train,
+)
 from steward.config.manager import (
     ConfigError,
     config_hash,
@@ -14,11 +25,13 @@ from steward.config.manager import (
 
 __all__ = [
     "Checkpoint",
+    "Comm",
     "ConfigError",
     "Data",
     "Governance",
     "Job",
     "JobConfig",
+    "Memory",
     "Model",
     "Parallel",
     "Train",

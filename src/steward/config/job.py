@@ -155,6 +155,15 @@ class Parallel:
     backend: str = "auto"
     """Process group backend: 'auto' (nccl on GPU, gloo on CPU), 'nccl' or 'gloo'."""
 
+    tp: int = 1
+    """Tensor-parallel degree (kept inside a node)."""
+
+    pp: int = 1
+    """Pipeline-parallel degree (stages cross nodes)."""
+
+    auto: bool = False
+    """Let the planner choose tp, pp, dp_replicate, dp_shard, micro-batch size and recompute."""
+
 
 @dataclass
 class Checkpoint:
@@ -169,6 +178,37 @@ class Checkpoint:
 
     enabled: bool = True
     """Save checkpoints at all (the final one included)."""
+
+
+@dataclass
+class Comm:
+    compressor: str = "none"
+    """Gradient compressor on the data-parallel all-reduce: none, fp16, bf16, int8, topk, powersgd."""
+
+    rank: int = 4
+    """Rank of the PowerSGD approximation."""
+
+    topk_fraction: float = 0.01
+    """Fraction of gradient entries top-k sends, in (0, 1]."""
+
+    warmup_steps: int = 0
+    """Optimizer steps sent uncompressed before compression starts."""
+
+    hierarchical: bool = False
+    """Reduce-scatter inside the node, all-reduce the shard across nodes, all-gather inside the node."""
+
+
+@dataclass
+class Memory:
+    policy: str = "keep"
+    """Activation rematerialization: keep, selective, full, offload (every block), or plan (the solver
+    chooses per block under memory.budget_gb)."""
+
+    budget_gb: float = 0.0
+    """Memory budget per device in GB for memory.policy = plan (0: memory.budget_fraction of the device)."""
+
+    budget_fraction: float = 0.9
+    """With budget_gb = 0: this fraction of the device's memory is the budget."""
 
 
 @dataclass
@@ -206,4 +246,6 @@ class JobConfig:
     train: Train = field(default_factory=Train)
     parallel: Parallel = field(default_factory=Parallel)
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    comm: Comm = field(default_factory=Comm)
+    memory: Memory = field(default_factory=Memory)
     governance: Governance = field(default_factory=Governance)

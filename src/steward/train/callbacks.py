@@ -36,13 +36,17 @@ class Callback:
         """*rank 0*, after the datasets are opened and fingerprinted, before step 1."""
 
     def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
-        """Every rank, after each optimizer step; `metrics` is what metrics.jsonl gets."""
+        """Every rank, after each optimizer step; `metrics` is what metrics.jsonl gets for this
+        step: a callback may add its own figures to it (written after all callbacks ran)."""
 
     def on_eval(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
         """Every rank, after each validation pass."""
 
     def on_checkpoint(self, trainer: Trainer, step: int, path: str, manifest: dict[str, Any]) -> None:
         """*rank 0*, after a checkpoint folder is complete and renamed into place."""
+
+    def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+        """Every rank, before summary.json is written: a callback may add its own figures."""
 
     def on_train_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         """*rank 0*, after summary.json is written."""

@@ -307,10 +307,10 @@ class Trainer:
                 record["val_loss"] = fig["final_val_loss"] = self.evaluate()
                 fig.setdefault("first_val_loss", record["val_loss"])
                 self.callbacks("on_eval", self, self.step, {"val_loss": record["val_loss"]})
+            self.callbacks("on_step_end", self, self.step, record)  # callbacks may add figures
             if self.step % t.log_every == 0 or "val_loss" in record or self.step == t.steps:
                 self.metrics.write(record)
             self.progress.update(self.step, record)
-            self.callbacks("on_step_end", self, self.step, record)
             c = cfg.checkpoint
             if c.enabled and c.every and self.step % c.every == 0 and self.step < t.steps:
                 self.save()
@@ -352,6 +352,7 @@ class Trainer:
             "final_checkpoint": fig.get("final_checkpoint"),
             "config_hash": self.config_hash,
         }
+        self.callbacks("on_summary", self, summary)  # callbacks may add figures
         if self.dist.is_main:
             atomic_write_json(self.run_dir / "summary.json", summary)
             self.callbacks("on_train_end", self, summary)
