@@ -52,3 +52,19 @@ def test_two_processes_match_one(tmp_path, single, layout):
     assert sorted(back) == [4, 5, 6]
     for step in back:
         assert back[step] == pytest.approx(single[step], rel=RTOL), step
+
+
+def test_cli_nproc_per_node(tmp_path, capfd):
+    """`steward train --nproc-per-node 2` end to end, and a worker-side error as one line."""
+    from steward.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--nproc-per-node", "2", *COMMON, "--train.steps", "2", "--job.out", str(out), "--json"]) == 0
+    summary = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    assert summary["world_size"] == 2 and summary["strategy"] == "fsdp"
+    ck = out / "checkpoints" / "step-2" / "manifest.json"
+    ck.unlink()
+    code = main(["train", "--nproc-per-node", "2", *COMMON, "--job.out", str(tmp_path / "b"),
+                 "--checkpoint.resume", str(ck.parent)])
+    assert code == 2
+    assert "manifest.json is missing" in capfd.readouterr().err

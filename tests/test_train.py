@@ -101,3 +101,38 @@ def test_damaged_checkpoint_is_refused(tmp_path, damage):
     assert "\n" not in msg
     assert (victim.name in msg) if damage != "manifest" else ("manifest.json is missing" in msg)
     assert not (tmp_path / "again" / "checkpoints").exists() or not list_checkpoints(tmp_path / "again")
+
+
+def test_hugging_face_model_from_local_dir(tmp_path):
+    """A local HF causal LM trains with its own tokenizer; no hub access."""
+    transformers = pytest.importorskip("transformers")
+    from steward.data import stdlib_corpus, train_bpe
+
+    tok = train_bpe(stdlib_corpus().documents[:300], 400, tmp_path / "tok.json")
+    config = transformers.LlamaConfig(
+        vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=128,
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "hf")
+    summary = run(
+        tmp_path / "run", "--model.hf_path", str(tmp_path / "hf"), "--data.tokenizer", str(tok),
+        "--train.steps", "6",
+    )
+    assert summary["model"] == str(tmp_path / "hf") and summary["num_params"] > 0
+    assert summary["final_val_loss"] < summary["first_val_loss"]
+    # the checkpoint holds the HF weights and resumes
+    again = run(tmp_path / "run", "--model.hf_path", str(tmp_path / "hf"), "--data.tokenizer", str(tok),
+                "--train.steps", "8", "--checkpoint.resume", "latest")
+    assert again["steps"] == 8
+
+
+def test_tokenizer_larger_than_hf_model_is_refused(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from steward.data import stdlib_corpus, train_bpe
+
+    tok = train_bpe(stdlib_corpus().documents[:300], 400, tmp_path / "tok.json")
+    config = transformers.LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=4, max_position_embeddings=128)
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "hf")
+    with pytest.raises(ConfigError, match="data.tokenizer: vocabulary 400 exceeds the model's 300"):
+        run(tmp_path / "run", "--model.hf_path", str(tmp_path / "hf"), "--data.tokenizer", str(tok))

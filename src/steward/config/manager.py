@@ -10,10 +10,6 @@ import functools
 import hashlib
 import inspect
 import json
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 import typing
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,11 @@ import tomli_w
 
 from steward.config.job import JobConfig
 from steward.errors import StewardError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 
 class ConfigError(StewardError, ValueError):
@@ -191,6 +192,51 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError("checkpoint.every and checkpoint.keep must be >= 0")
     if c.resume and c.resume != "latest" and not Path(c.resume).exists():
         raise ConfigError(f"checkpoint.resume: {c.resume!r} does not exist; give 'latest' or a checkpoint folder")
+    _validate_governance(cfg)
+
+
+def _validate_governance(cfg: JobConfig) -> None:
+    """Governance settings that can be checked before anything runs: the policy file (TOML and every
+    CEL rule), the datasheets and model card files, the store URL and the key file."""
+    g = cfg.governance
+    if not g.enabled:
+        return
+    from steward.governance._util import GovernanceError  # governance imports no training code
+
+    if g.policy not in ("default", "none", ""):
+        from steward.governance.policy import load_policy
+
+        try:
+            load_policy(g.policy)
+        except GovernanceError as e:
+            msg = str(e)
+            raise ConfigError(msg if msg.startswith("governance.policy") else f"governance.policy: {msg}") from None
+    if g.datasheets:
+        from steward.governance.datasheets import load_datasheets_file
+
+        try:
+            load_datasheets_file(g.datasheets)
+        except GovernanceError as e:
+            raise ConfigError(str(e)) from None
+    if g.model_card:
+        from steward.governance.report import load_model_card
+
+        try:
+            load_model_card(g.model_card)
+        except GovernanceError as e:
+            raise ConfigError(str(e)) from None
+    if g.store and g.store != "workspace":
+        from steward.governance.store import parse_url
+
+        try:
+            parse_url(g.store)
+        except GovernanceError as e:
+            raise ConfigError(f"governance.store: {e}") from None
+    if g.key_path and not Path(g.key_path).expanduser().is_file():
+        raise ConfigError(f"governance.key_path: {g.key_path!r} does not exist (give an Ed25519 PEM private key, "
+                          "or leave it empty for the workspace key)")
+    if g.workspace and Path(g.workspace).expanduser().is_file():
+        raise ConfigError(f"governance.workspace: {g.workspace!r} is a file; give a folder")
 
 
 def validate_world(cfg: JobConfig, world_size: int) -> tuple[int, int, int, int]:

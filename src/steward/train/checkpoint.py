@@ -9,11 +9,13 @@ so a crash mid-save leaves the previous checkpoints as they were.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,14 @@ def resolve_resume(run_dir: Path, spec: str) -> Path | None:
     return Path(spec)
 
 
+@contextlib.contextmanager
+def _single_process_is_intended():
+    """DCP warns on every single-process save/load; in one process that is what we mean."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        yield
+
+
 def _rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -97,7 +107,8 @@ def save_checkpoint(
         (tmp / "rng").mkdir(parents=True)
     barrier()
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not dist.is_initialized())
+    with _single_process_is_intended():
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not dist.is_initialized())
     torch.save(_rng_state(), tmp / "rng" / f"rank-{rank}.pt")
     barrier()
     manifest = None
@@ -170,7 +181,8 @@ def load_checkpoint(
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     try:
-        dcp.load(state, checkpoint_id=str(path), no_dist=not dist.is_initialized())
+        with _single_process_is_intended():
+            dcp.load(state, checkpoint_id=str(path), no_dist=not dist.is_initialized())
     except Exception as e:  # DCP's own errors are long; name the folder and the cause
         raise CheckpointError(f"checkpoint {path}: cannot be loaded into this model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
