@@ -1,0 +1,56 @@
+"""Small helpers shared by the governance modules: errors, canonical JSON, time."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from steward.errors import StewardError
+
+
+class GovernanceError(StewardError):
+    """Governance cannot do what was asked (bad policy, key, store, datasheet, run directory).
+    The message is one line that names the file or field and the fix."""
+
+
+def jsonable(obj: Any) -> Any:
+    """`obj` as plain JSON data: paths and unknown objects become strings, tuples and sets lists,
+    and non-finite floats the strings 'NaN', 'Infinity', '-Infinity' (canonical JSON has no NaN)."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(jsonable(v) for v in obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        try:
+            return jsonable(obj.item())
+        except (TypeError, ValueError):
+            pass
+    return str(obj)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """One byte string per value: sorted keys, no whitespace, UTF-8 (what gets hashed and signed)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def one_line(e: BaseException | str, limit: int = 300) -> str:
+    text = str(e).strip().splitlines()
+    first = text[0] if text else type(e).__name__
+    return first if len(first) <= limit else first[: limit - 3] + "..."

@@ -1,0 +1,164 @@
+"""`steward approve RUN_DIR` and `steward release RUN_DIR`: the model.approve and model.release gates.
+
+Both first verify the run's audit log (and provenance.json when there is one); then the policy's
+rules for the stage decide; every decision is recorded; an allowed stage records model.approved
+or model.released and signs a tree head.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from steward.governance._util import GovernanceError
+from steward.governance.access import current_roles
+from steward.governance.policy import load_policy
+from steward.governance.provenance import verify_provenance
+from steward.governance.runs import RunRef, load_run_ref, recorded_for_provenance, run_facts
+from steward.governance.session import PolicyDenied, record_decisions
+from steward.governance.store import AuditStore
+from steward.governance.verify import verify_store
+from steward.governance.workspace import default_actor, read_heads
+
+NUMERIC = (int, float)
+
+
+class GateRefused(GovernanceError):
+    """approve/release refused before any rule ran: the audit log or provenance does not verify."""
+
+
+def _evaluation(summary: dict[str, Any]) -> dict[str, Any]:
+    ev = {k: v for k, v in summary.items() if isinstance(v, NUMERIC) and not isinstance(v, bool)}
+    if isinstance(summary.get("fairness"), dict):
+        ev["fairness"] = summary["fairness"]
+    return ev
+
+
+class _Gate:
+    """Everything approve and release share: the run, its verified log, roles, policy."""
+
+    def __init__(self, run_dir: str, actor: str, workspace: str, public_keys: list[str] | tuple[str, ...]):
+        self.ref: RunRef = load_run_ref(run_dir, workspace)
+        gcfg = self.ref.config.get("governance", {}) if isinstance(self.ref.config.get("governance"), dict) else {}
+        self.gcfg = gcfg
+        self.actor = default_actor(actor or "")
+        self.enforce = bool(gcfg.get("enforce", True))
+        self.policy = load_policy(str(gcfg.get("policy", "default")))
+        self.ws = self.ref.workspace
+        self.signer = self.ws.signer()
+        self.store = self.ref.open_store()
+        self.ws_store: AuditStore | None = None
+        try:
+            trusted = self.ws.trusted_keys(public_keys)
+            published = read_heads(self.ws.heads_file, self.store.log_id) if self.ws.heads_file.is_file() else []
+            self.audit = verify_store(self.store, trusted, published)
+            self.facts = run_facts(self.store, self.ref.run_id)
+            if self.facts["started"] is None:
+                raise GovernanceError(f"the audit log has no run.started for run {self.ref.run_id}")
+            self.provenance = None
+            if (self.ref.run_dir / "provenance.json").is_file():
+                self.provenance = verify_provenance(self.ref.run_dir, trusted or self.store.public_keys(),
+                                                    recorded=recorded_for_provenance(self.store, self.facts))
+            if self.ws.store_url == self.store.url.render_as_string(hide_password=False):
+                self.ws_store = self.store
+            else:
+                self.ws_store = self.ws.open_store()
+            self.roles = current_roles(self.ws_store)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.ws_store is not None and self.ws_store is not self.store:
+            self.ws_store.close()
+        self.store.close()
+
+    def run_context(self) -> dict[str, Any]:
+        f, started = self.facts, self.facts["started"]
+        summary = (f["finished"] or {}).get("summary", {})
+        return {
+            "id": self.ref.run_id, "name": started.get("job_name", ""), "actor": f["actor"],
+            "run_dir": str(self.ref.run_dir.resolve()), "status": f["status"], "config": started.get("config", {}),
+            "config_hash": started.get("config_sha256", ""), "code": started.get("code", {}),
+            "env": started.get("environment", {}), "datasets": [d.get("dataset", {}) for d in f["datasets"]],
+            "audit_verified": self.audit.ok, "policy_denials": f["policy_denials"],
+            "provenance_verified": bool(self.provenance and self.provenance["ok"]),
+            "final_checkpoint": summary.get("final_checkpoint"),
+        }, summary
+
+    def approvals(self) -> list[dict[str, Any]]:
+        return [{"actor": a.get("actor"), "time": a.get("time"), "note": a.get("note", ""),
+                 "roles": self.roles.get(a.get("actor", ""), [])} for a in self.facts["approvals"]]
+
+    def decide(self, stage: str, extra: dict[str, Any], subject: str) -> list[dict[str, Any]]:
+        if self.policy is None:
+            return []
+        run, _ = self.run_context()
+        ctx = {"actor": self.actor, "roles": self.roles, "actor_roles": self.roles.get(self.actor, []), "run": run,
+               **extra}
+        decisions = self.policy.evaluate(stage, ctx, subject, enforce=self.enforce)
+        record_decisions(self.store, self.signer, self.actor, self.ref.run_id, self.policy, decisions, self.enforce)
+        denied = [d for d in decisions if d.effect == "deny"]
+        if denied:
+            self.sign_head()
+            raise PolicyDenied(denied[0])
+        return [d.to_dict() for d in decisions]
+
+    def sign_head(self):
+        head = self.store.sign_head(self.signer)
+        extra = [self.gcfg["publish_heads"]] if self.gcfg.get("publish_heads") else []
+        self.ws.publish_head(head, self.store.display_url, extra)
+        return head
+
+
+def _common_checks(g: _Gate, what: str) -> None:
+    if not g.audit.ok:
+        raise GateRefused(f"cannot {what}: the audit log does not verify: {g.audit.error}")
+    if g.provenance is not None and not g.provenance["ok"]:
+        raise GateRefused(f"cannot {what}: provenance.json does not verify: {g.provenance['error']}")
+
+
+def approve_run(run_dir: str, *, actor: str = "", note: str = "", workspace: str = "",
+                public_keys: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Record model.approved for the run after the model.approve gate allows it."""
+    g = _Gate(run_dir, actor, workspace, public_keys)
+    try:
+        _common_checks(g, "approve")
+        _, summary = g.run_context()
+        decisions = g.decide("model.approve", {"approval": {"actor": g.actor, "note": note},
+                                               "approvals": g.approvals(), "evaluation": _evaluation(summary)},
+                             f"run {g.ref.run_id}")
+        prov = g.facts.get("provenance") or {}
+        entry = g.store.append("model.approved", {
+            "note": note, "roles": g.roles.get(g.actor, []), "trainer": g.facts["actor"],
+            "checkpoint": prov.get("checkpoint"), "provenance_sha256": prov.get("sha256"),
+            "audit_root_before": g.audit.root, "audit_size_before": g.audit.entries,
+        }, actor=g.actor, run_id=g.ref.run_id, signer=g.signer)
+        head = g.sign_head()
+        return {"approved": True, "run_id": g.ref.run_id, "actor": g.actor, "entry": entry.seq,
+                "decisions": decisions, "head": head.to_dict()}
+    finally:
+        g.close()
+
+
+def release_run(run_dir: str, *, actor: str = "", workspace: str = "",
+                public_keys: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Record model.released for the run after the model.release gate allows it."""
+    g = _Gate(run_dir, actor, workspace, public_keys)
+    try:
+        if g.provenance is not None and not g.provenance["ok"]:
+            raise GateRefused(f"cannot release: provenance.json does not verify: {g.provenance['error']}")
+        _, summary = g.run_context()
+        decisions = g.decide("model.release", {"release": {"actor": g.actor}, "approvals": g.approvals(),
+                                               "evaluation": _evaluation(summary)}, f"run {g.ref.run_id}")
+        if not g.audit.ok:  # a policy without the audit rule still never releases an unverifiable run
+            raise GateRefused(f"cannot release: the audit log does not verify: {g.audit.error}")
+        prov = g.facts.get("provenance") or {}
+        entry = g.store.append("model.released", {
+            "checkpoint": prov.get("checkpoint"), "provenance_sha256": prov.get("sha256"),
+            "approvals": [a["actor"] for a in g.approvals()], "trainer": g.facts["actor"],
+        }, actor=g.actor, run_id=g.ref.run_id, signer=g.signer)
+        head = g.sign_head()
+        return {"released": True, "run_id": g.ref.run_id, "actor": g.actor, "entry": entry.seq,
+                "checkpoint": prov.get("checkpoint"), "decisions": decisions, "head": head.to_dict()}
+    finally:
+        g.close()

@@ -1,0 +1,141 @@
+"""Finding a run's governance records from its run directory, and reading its facts from the log.
+
+RUN_DIR/governance/run.json points at the run's id and store; RUN_DIR/config.toml says which
+workspace and store the run used (a URL with a password is read from there, never from run.json).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from steward.governance._util import GovernanceError
+from steward.governance.store import AuditStore, Entry
+from steward.governance.workspace import Workspace
+
+RUN_FILE = "run.json"
+TRAINING_STAGES = ("train.start", "data.ingest", "checkpoint.save")
+
+
+@dataclass
+class RunRef:
+    run_dir: Path
+    run_id: str
+    store_url: str
+    workspace: Workspace
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def open_store(self) -> AuditStore:
+        return AuditStore(self.store_url, create=False)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    p = run_dir / "config.toml"
+    if not p.is_file():
+        return {}
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise GovernanceError(f"{p}: not valid TOML ({e})") from None
+
+
+def load_run_ref(run_dir: str | Path, workspace: str = "", store: str = "") -> RunRef:
+    """The run in RUN_DIR; `workspace` and `store` override what its config.toml says."""
+    rd = Path(run_dir).expanduser()
+    if not rd.is_dir():
+        raise GovernanceError(f"RUN_DIR: {str(rd)!r} is not a directory")
+    pointer = rd / "governance" / RUN_FILE
+    if not pointer.is_file():
+        raise GovernanceError(f"{rd} has no governance record ({pointer} is missing); was it trained with "
+                              "governance.enabled = false?")
+    try:
+        info = json.loads(pointer.read_text())
+        run_id = str(info["run_id"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise GovernanceError(f"{pointer}: unreadable ({e})") from None
+    config = read_config(rd)
+    g = config.get("governance", {}) if isinstance(config.get("governance"), dict) else {}
+    ws = Workspace(workspace or g.get("workspace", ""), g.get("key_path", ""), store or g.get("store", ""))
+    return RunRef(rd, run_id, ws.run_store_url(rd), ws, config)
+
+
+def write_run_pointer(run_dir: Path, data: dict[str, Any]) -> None:
+    from steward.io import atomic_write_text
+
+    atomic_write_text(run_dir / "governance" / RUN_FILE, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o644)
+
+
+def run_facts(store: AuditStore, run_id: str) -> dict[str, Any]:
+    """What the log says about one run: its start, datasets, checkpoints, evaluations, decisions,
+    end, approvals and releases."""
+    entries = store.entries(run_id=run_id)
+    facts: dict[str, Any] = {
+        "run_id": run_id, "started": None, "finished": None, "failed": None, "datasets": [], "data_reads": [],
+        "checkpoints": [],
+        "evaluations": [], "decisions": [], "approvals": [], "releases": [], "provenance": None, "alerts": [],
+        "event_counts": {}, "entries": [e.seq for e in entries], "first_seq": None, "last_seq": None,
+    }
+    for e in entries:
+        facts["event_counts"][e.type] = facts["event_counts"].get(e.type, 0) + 1
+        rec = {"seq": e.seq, "time": e.time, "actor": e.actor, **e.payload}
+        if e.type == "run.started":
+            facts["started"] = rec
+        elif e.type == "run.finished":
+            facts["finished"] = rec
+        elif e.type == "run.failed":
+            facts["failed"] = rec
+        elif e.type == "data.ingested":
+            facts["datasets"].append(rec)
+        elif e.type == "data.read":
+            facts["data_reads"].append(rec)
+        elif e.type == "checkpoint.saved":
+            facts["checkpoints"].append(rec)
+        elif e.type == "eval.completed":
+            facts["evaluations"].append(rec)
+        elif e.type == "policy.decision":
+            facts["decisions"].append(rec)
+        elif e.type == "model.approved":
+            facts["approvals"].append(rec)
+        elif e.type == "model.released":
+            facts["releases"].append(rec)
+        elif e.type == "provenance.written":
+            facts["provenance"] = rec
+        elif e.type == "monitor.alert":
+            facts["alerts"].append(rec)
+    if entries:
+        facts["first_seq"], facts["last_seq"] = entries[0].seq, entries[-1].seq
+    facts["status"] = "finished" if facts["finished"] else ("failed" if facts["failed"] else
+                                                            ("running" if facts["started"] else "unknown"))
+    facts["actor"] = (facts["started"] or {}).get("actor", "")
+    # denials of the training stages (a denied approve or release does not taint the run itself)
+    facts["policy_denials"] = sum(1 for d in facts["decisions"] if d.get("effect") == "deny"
+                                  and d.get("stage") in TRAINING_STAGES)
+    return facts
+
+
+def recorded_for_provenance(store: AuditStore, facts: dict[str, Any]) -> dict[str, Any]:
+    """Dataset fingerprints and tree roots from the log, to cross-check provenance.json."""
+    from steward.governance.lineage import dataset_name
+
+    datasets = {}
+    for d in facts["datasets"]:
+        ds = d.get("dataset", {})
+        datasets[f"dataset:{dataset_name(ds)}:{ds.get('split', '')}"] = ds.get("fingerprint")
+    for d in facts["data_reads"]:  # a stream's final fingerprint (the records actually read)
+        ds = d.get("dataset", {})
+        datasets[f"dataset:{ds.get('name')}:{ds.get('split', '')}"] = ds.get("fingerprint")
+    roots = {}
+    prov = facts.get("provenance") or {}
+    size = prov.get("audit_tree_size")
+    if isinstance(size, int) and size > 0:
+        e: Entry | None = store.entry(size - 1)
+        if e is not None:
+            roots[size] = e.root
+    return {"datasets": datasets, "roots": roots}

@@ -1,0 +1,210 @@
+"""Verification of an audit log from its rows alone, with public keys only.
+
+Checks, in order, stopping at the first failure (which the result names):
+1. positions are 0..n-1 with none missing (deletion);
+2. every entry's leaf hash recomputed from its fields equals the stored one (change, insertion,
+   reordering) and its payload text is canonical;
+3. the tree root after every entry, recomputed, equals the stored one;
+4. every entry's signature over (log id, size, root, time) verifies with a trusted key (an edit
+   that recomputed the hashes; a forged append);
+5. the log state's size equals the number of entries (a cut-off tail);
+6. every signed tree head, from the store and from published heads files, verifies, covers no
+   more entries than the store holds (truncation, rollback) and equals the recomputed root at its
+   size; consecutive heads are consistent (RFC 9162 consistency proofs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from steward.governance import merkle
+from steward.governance._util import canonical_json
+from steward.governance.keys import verify_signature
+from steward.governance.store import AuditStore, TreeHead, entry_bytes, head_message
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    store: str
+    log_id: str
+    entries: int = 0
+    root: str = merkle.EMPTY_ROOT.hex()
+    heads_checked: int = 0
+    published_heads_checked: int = 0
+    consistency_checks: int = 0
+    last_head_size: int = 0
+    signers: list[str] = field(default_factory=list)
+    key_trust: str = "trusted"
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+    failed_entry: int | None = None
+    failed_head: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        if not self.ok:
+            return f"FAILED: {self.error}"
+        return (
+            f"OK: {self.entries} entries, root {self.root}, {self.heads_checked} stored and "
+            f"{self.published_heads_checked} published tree heads verified"
+        )
+
+
+def verify_store(
+    store: AuditStore,
+    trusted_keys: dict[str, Any] | None = None,
+    published: list[TreeHead] | tuple[TreeHead, ...] = (),
+    strict: bool = False,
+) -> VerifyResult:
+    """Verify `store`. `trusted_keys` (key id -> Ed25519 public key) are the keys signatures must
+    verify with; when none are given, the keys recorded in the store are used and the result says
+    so (`key_trust` = 'store'; with strict=True that is a failure)."""
+    res = VerifyResult(ok=False, store=store.display_url, log_id=store.log_id)
+    keys = dict(trusted_keys or {})
+    if not keys:
+        keys = store.public_keys()
+        res.key_trust = "store"
+        msg = ("no trusted public key was given or found in the workspace; signatures were checked against "
+               "keys recorded in the store itself (pass --public-key)")
+        if strict:
+            res.error = msg
+            return res
+        res.warnings.append(msg)
+
+    def fail(msg: str, entry: int | None = None, head: str | None = None) -> VerifyResult:
+        res.error, res.failed_entry, res.failed_head = msg, entry, head
+        return res
+
+    rows, state_size, stored = store.snapshot()
+    frontier = merkle.Frontier()
+    leaves: list[bytes] = []
+    roots: list[bytes] = [merkle.EMPTY_ROOT]  # roots[s] = root of the first s entries
+    signers: set[str] = set()
+    for i, r in enumerate(rows):
+        seq = int(r.seq)
+        label = f"entry {i} ({r.type}, {r.time})"
+        if seq != i:
+            return fail(f"entry {i} is missing: the log jumps from entry {i - 1} to entry {seq} (deleted)", i)
+        try:
+            payload = json.loads(r.payload)
+        except (TypeError, ValueError):
+            return fail(f"{label}: payload is not JSON (edited)", i)
+        try:
+            canon = canonical_json(payload).decode()
+        except ValueError:
+            return fail(f"{label}: payload holds values canonical JSON cannot (edited)", i)
+        if canon != r.payload:
+            return fail(f"{label}: payload text is not what was recorded (edited)", i)
+        leaf = merkle.leaf_hash(entry_bytes(store.log_id, seq, r.time, r.actor, r.run_id, r.type, payload))
+        if leaf.hex() != r.leaf_hash:
+            return fail(f"{label}: fields do not match the recorded leaf hash (changed, inserted or reordered)", i)
+        frontier.append(leaf)
+        root = frontier.root()
+        if root.hex() != r.root:
+            return fail(f"{label}: recorded tree root differs from the root recomputed from entries 0..{i}", i)
+        key = keys.get(r.key_id)
+        if key is None:
+            return fail(f"{label}: signed by key {r.key_id[:16]}, which is not trusted (pass its public key "
+                        "with --public-key)", i)
+        try:
+            sig = bytes.fromhex(r.signature)
+        except ValueError:
+            sig = b""
+        if not verify_signature(key, head_message(store.log_id, i + 1, r.root, r.time), sig):
+            return fail(f"{label}: signature does not verify with key {r.key_id[:16]} (the entry or its hashes "
+                        "were rewritten)", i)
+        signers.add(r.key_id)
+        leaves.append(leaf)
+        roots.append(root)
+    n = len(rows)
+    res.entries, res.root, res.signers = n, roots[-1].hex(), sorted(signers)
+
+    if state_size is None:
+        return fail("the log state row is missing: the store was edited", n)
+    state_size = int(state_size)
+    if state_size != n:
+        if state_size > n:
+            return fail(f"the log state records {state_size} entries but only {n} are present: entries "
+                        f"{n}..{state_size - 1} were deleted", n)
+        return fail(f"the log state records {state_size} entries but {n} are present: entries were added "
+                    "behind the log's back", state_size)
+
+    tree = merkle.Tree(leaves)
+    checked: list[TreeHead] = []
+    for h in sorted([*stored, *published], key=lambda h: (h.tree_size, h.origin != "store")):
+        if h.log_id != store.log_id:
+            continue
+        key = keys.get(h.key_id)
+        if key is None:
+            return fail(f"{h.label()} is signed by key {h.key_id[:16]}, which is not trusted", head=h.label())
+        if not h.verify(key):
+            return fail(f"{h.label()}: signature does not verify with key {h.key_id[:16]} (the head was edited)",
+                        head=h.label())
+        if h.tree_size > n:
+            return fail(f"{h.label()} covers {h.tree_size} entries but the store holds {n}: the log was truncated "
+                        "or rolled back", n, h.label())
+        if roots[h.tree_size].hex() != h.root_hash:
+            good = max((c.tree_size for c in checked), default=0)
+            return fail(f"{h.label()}: signed root differs from the root of entries 0..{h.tree_size - 1}: the log "
+                        f"was rewritten before entry {h.tree_size} (at or after entry {good})", None, h.label())
+        if checked and checked[-1].tree_size < h.tree_size:
+            a = checked[-1]
+            proof = tree.consistency_proof(a.tree_size, h.tree_size)
+            if not merkle.verify_consistency(a.tree_size, h.tree_size, bytes.fromhex(a.root_hash),
+                                             bytes.fromhex(h.root_hash), proof):
+                return fail(f"{a.label()} and {h.label()} are not consistent", None, h.label())
+            res.consistency_checks += 1
+        checked.append(h)
+        if h.origin == "store":
+            res.heads_checked += 1
+        else:
+            res.published_heads_checked += 1
+    res.last_head_size = max((h.tree_size for h in checked), default=0)
+    if res.last_head_size < n:
+        res.warnings.append(
+            f"entries {res.last_head_size}..{n - 1} are signed but no published tree head covers them yet "
+            "(`steward audit head` signs one)"
+        )
+    res.ok = True
+    return res
+
+
+def inclusion_proof(store: AuditStore, index: int, size: int | None = None) -> dict[str, Any]:
+    """Inclusion proof for entry `index` in the tree of `size` entries (default: all), checked before
+    it is returned."""
+    leaves = [bytes.fromhex(r.leaf_hash) for r in store.raw_rows()]
+    tree = merkle.Tree(leaves)
+    size = len(leaves) if size is None else size
+    proof = tree.inclusion_proof(index, size)
+    root = tree.root(size)
+    return {
+        "log_id": store.log_id,
+        "index": index,
+        "tree_size": size,
+        "leaf_hash": leaves[index].hex(),
+        "root_hash": root.hex(),
+        "proof": [p.hex() for p in proof],
+        "verified": merkle.verify_inclusion(index, size, leaves[index], proof, root),
+    }
+
+
+def consistency_proof(store: AuditStore, old_size: int, size: int | None = None) -> dict[str, Any]:
+    leaves = [bytes.fromhex(r.leaf_hash) for r in store.raw_rows()]
+    tree = merkle.Tree(leaves)
+    size = len(leaves) if size is None else size
+    proof = tree.consistency_proof(old_size, size)
+    old_root, new_root = tree.root(old_size), tree.root(size)
+    return {
+        "log_id": store.log_id,
+        "old_size": old_size,
+        "tree_size": size,
+        "old_root": old_root.hex(),
+        "root_hash": new_root.hex(),
+        "proof": [p.hex() for p in proof],
+        "verified": merkle.verify_consistency(old_size, size, old_root, new_root, proof),
+    }

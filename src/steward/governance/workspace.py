@@ -1,0 +1,189 @@
+"""A workspace: the folder that holds what outlives one run.
+
+    WORKSPACE/                 (governance.workspace, else $STEWARD_WORKSPACE, else ~/.steward)
+      keys/signing_key.pem     Ed25519 private key, mode 0600, created on first use
+      keys/signing_key.pub     its public half (give it to auditors)
+      trusted_keys/*.pub       other public keys whose signatures verification accepts
+      heads.jsonl              every signed tree head, one JSON per line (published outside the store)
+      audit.db                 the workspace store: roles and the risk register (and runs, with
+                               governance.store = "workspace")
+
+Tree heads in heads.jsonl are what catches a store that was rolled back or cut short: verification
+compares the store against them. Copy the file (or point governance.publish_heads at a share)
+to publish heads where whoever edits the store cannot reach.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+from pathlib import Path
+
+from steward.governance._util import GovernanceError, canonical_json
+from steward.governance.keys import (
+    KEY_ENV,
+    Signer,
+    key_id,
+    load_or_create_signer,
+    load_public_key,
+    load_public_key_file,
+    load_signer,
+)
+from steward.governance.store import AuditStore, TreeHead, normalize_url
+
+WORKSPACE_ENV = "STEWARD_WORKSPACE"
+ACTOR_ENV = "STEWARD_ACTOR"
+
+
+def default_actor(configured: str = "") -> str:
+    """Who is acting: the configured name, else $STEWARD_ACTOR, else the OS user."""
+    if configured:
+        return configured
+    if os.environ.get(ACTOR_ENV):
+        return os.environ[ACTOR_ENV]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"uid:{os.getuid()}"
+
+
+class Workspace:
+    def __init__(self, root: str | Path = "", key_path: str = "", store: str = ""):
+        base = root or os.environ.get(WORKSPACE_ENV) or "~/.steward"
+        self.root = Path(base).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise GovernanceError(f"governance.workspace: {self.root} is a file, not a folder")
+        self.configured_key = key_path or os.environ.get(KEY_ENV, "")
+        self.store_spec = store
+        self._signer: Signer | None = None
+
+    # ---- paths ----------------------------------------------------------------------------------
+
+    @property
+    def key_path(self) -> Path:
+        if self.configured_key:
+            return Path(self.configured_key).expanduser()
+        return self.root / "keys" / "signing_key.pem"
+
+    @property
+    def public_key_path(self) -> Path:
+        return self.root / "keys" / "signing_key.pub"
+
+    @property
+    def heads_file(self) -> Path:
+        return self.root / "heads.jsonl"
+
+    @property
+    def store_url(self) -> str:
+        """The store for workspace records (roles, risks): the configured shared store, else audit.db here."""
+        if self.store_spec and self.store_spec != "workspace":
+            return normalize_url(self.store_spec)
+        return "sqlite:///" + str(self.root / "audit.db")
+
+    def run_store_url(self, run_dir: str | Path) -> str:
+        """The store a run records into: RUN_DIR/governance/audit.db unless a shared store is configured."""
+        if not self.store_spec:
+            return "sqlite:///" + str(Path(run_dir).resolve() / "governance" / "audit.db")
+        return self.store_url
+
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # ---- keys -----------------------------------------------------------------------------------
+
+    def signer(self) -> Signer:
+        """The signing key: the configured one (which must exist) or the workspace's (created on first use)."""
+        if self._signer is None:
+            if self.configured_key:
+                self._signer = load_signer(self.key_path)
+            else:
+                self.ensure()
+                self._signer = load_or_create_signer(self.key_path)
+        return self._signer
+
+    def trusted_keys(self, extra_files: list[str] | tuple[str, ...] = ()) -> dict[str, object]:
+        """Public keys verification trusts, by key id: the files given by the user (then only those),
+        else this workspace's key and trusted_keys/*. Nothing is created here."""
+        keys: dict[str, object] = {}
+        for f in extra_files:
+            pub = load_public_key_file(f)
+            keys[key_id(pub)] = pub
+        if keys:
+            return keys
+        if self.public_key_path.is_file() and not self.configured_key:
+            pub = load_public_key(self.public_key_path.read_bytes(), str(self.public_key_path))
+            keys[key_id(pub)] = pub
+        elif self.key_path.is_file():
+            try:
+                s = load_signer(self.key_path)
+                keys[s.key_id] = s.public_key
+            except GovernanceError:
+                pass
+        tdir = self.root / "trusted_keys"
+        if tdir.is_dir():
+            for f in sorted(tdir.iterdir()):
+                if f.suffix in (".pub", ".pem") and f.is_file():
+                    pub = load_public_key(f.read_bytes(), str(f))
+                    keys[key_id(pub)] = pub
+        return keys
+
+    # ---- published heads ------------------------------------------------------------------------
+
+    def publish_head(self, head: TreeHead, store_display: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+        """Append `head` to heads.jsonl (and to every file in `extra`); returns the paths written."""
+        self.ensure()
+        line = canonical_json({**head.to_dict(), "store": store_display}).decode()
+        written = []
+        for path in [self.heads_file, *(Path(p).expanduser() for p in extra)]:
+            append_head_line(path, line)
+            written.append(str(path))
+        return written
+
+    def open_store(self) -> AuditStore:
+        """The workspace store, with the default risk register on first use."""
+        from steward.governance.risk import ensure_default_register
+
+        if not self.store_spec or self.store_spec == "workspace":
+            self.ensure()
+        store = AuditStore(self.store_url)
+        try:
+            ensure_default_register(store, self.signer())
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+
+def append_head_line(path: Path, line: str) -> None:
+    """Append one line under an exclusive lock and fsync it: heads files only ever grow."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_heads(path: str | Path, log_id: str | None = None) -> list[TreeHead]:
+    """Tree heads from a heads file (only those of `log_id` when given); a bad line is an error."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise GovernanceError(f"--against: no such heads file {str(p)!r}")
+    heads = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GovernanceError(f"{p}:{n}: not a JSON tree head ({e.msg})") from None
+        if not isinstance(d, dict):
+            raise GovernanceError(f"{p}:{n}: not a JSON object")
+        h = TreeHead.from_dict(d, f"{p}:{n}")
+        if log_id is None or h.log_id == log_id:
+            heads.append(h)
+    return heads
