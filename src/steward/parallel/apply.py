@@ -1,9 +1,13 @@
-"""Put a built model onto the data-parallel mesh: DDP (replicate), FSDP2 (shard) or HSDP (both).
+"""Put a built model onto the mesh, in torchtitan's order: pipeline split and tensor parallel
+(`apply_model_parallel`), then (elsewhere) rematerialization and compile, then data parallel
+(`apply_data_parallel`): DDP (replicate), FSDP2 (shard) or HSDP (both).
 
 The model never knows it is distributed; this is the one place that wraps it.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -13,6 +17,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from steward.parallel.mesh import ParallelDims
 
+if TYPE_CHECKING:
+    from steward.comm import GradSync
+
 
 def blocks_of(model: nn.Module) -> list[nn.Module]:
     """The transformer blocks, for per-block sharding, checkpointing and compilation."""
@@ -21,24 +28,51 @@ def blocks_of(model: nn.Module) -> list[nn.Module]:
     return list(model.layers.values())
 
 
+def apply_model_parallel(model: nn.Module, dims: ParallelDims, mesh: DeviceMesh | None) -> nn.Module:
+    """Keep this rank's pipeline stage (pp > 1), then shard it over the tp mesh (tp > 1). In place,
+    on the meta device, before rematerialization, compile and data parallel."""
+    if dims.pp > 1:
+        from steward.parallel.pipeline import split_stage
+
+        split_stage(model, dims.pp, mesh.get_local_rank("pp"))
+    if dims.tp > 1:
+        from steward.parallel.tp import apply_tensor_parallel
+
+        apply_tensor_parallel(model, mesh["tp"])
+    return model
+
+
 def apply_data_parallel(
-    model: nn.Module, dims: ParallelDims, mesh: DeviceMesh | None, param_dtype: torch.dtype | None
+    model: nn.Module, dims: ParallelDims, mesh: DeviceMesh | None, param_dtype: torch.dtype | None,
+    grad_sync: GradSync | None = None,
 ) -> nn.Module:
-    """Returns the module to train. FSDP2 shards in place (fully_shard per block, then the root)."""
+    """Returns the module to train. FSDP2 shards in place (fully_shard per block, then the root).
+    `grad_sync` (steward.comm) takes over the gradient all-reduce: DDP comm hook, FSDP2 all-reduce hook."""
     strategy = dims.strategy
     if strategy == "single":
         return model
-    if strategy == "ddp":
+    if strategy == "ddp" and not dims.uses_fsdp:
         device = next(model.parameters()).device
         ids = [device.index] if device.type == "cuda" else None
-        return DDP(model, device_ids=ids, process_group=mesh["dp_replicate"].get_group())
+        ddp = DDP(model, device_ids=ids, process_group=mesh["dp_replicate"].get_group())
+        if grad_sync is not None:
+            grad_sync.attach_ddp(ddp)
+        return ddp
     mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
     dp_mesh = mesh["dp_shard"] if strategy == "fsdp" else mesh["dp_replicate", "dp_shard"]
+    if grad_sync is not None and grad_sync.owns_replicate_all_reduce:
+        # native HSDP cannot compress its replicate all-reduce: shard over dp_shard only, and
+        # grad_sync's hook all-reduces each reduce-scatter output across dp_replicate
+        dp_mesh = mesh["dp_shard"]
     blocks = blocks_of(model)
     for i, block in enumerate(blocks):
-        # the last block's parameters are needed right away by backward: keep them gathered
-        fully_shard(block, mesh=dp_mesh, mp_policy=mp, reshard_after_forward=i < len(blocks) - 1)
+        # the last block's parameters are needed right away by backward: keep them gathered; under
+        # pipelining every micro-batch's forward would gather them again, so keep all gathered (torchtitan)
+        reshard = i < len(blocks) - 1 and dims.pp == 1
+        fully_shard(block, mesh=dp_mesh, mp_policy=mp, reshard_after_forward=reshard)
     fully_shard(model, mesh=dp_mesh, mp_policy=mp)
+    if grad_sync is not None:
+        grad_sync.attach_fsdp(model)
     return model
 
 

@@ -1,13 +1,25 @@
-"""Named device meshes. Degrees are validated once here; every other package asks for meshes by name."""
+"""Named device meshes. Degrees are validated once (config.validate_world); every other package asks
+for meshes by name: mesh["tp"], mesh["dp_shard"], mesh["dp_replicate", "dp_shard"], mesh["pp"].
+
+The mesh always has the four dims ("pp", "dp_replicate", "dp_shard", "tp"), size 1 where unused.
+Placement: ranks are ordered node by node, then laid out row-major over those dims, so the
+innermost dim, tp, takes consecutive ranks of one node, then dp_shard; dp_replicate and pp take the
+outer strides and cross nodes. Tensor parallelism talks on every layer and must stay on the fast
+intra-node links; data parallelism talks once per step and can cross nodes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 import torch.distributed as dist
-from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+from torch.distributed.device_mesh import DeviceMesh
 
 from steward.config import ConfigError, JobConfig, validate_world
+
+MESH_DIMS = ("pp", "dp_replicate", "dp_shard", "tp")
 
 
 @dataclass
@@ -16,41 +28,83 @@ class ParallelDims:
     dp_shard: int
     world_size: int
     grad_accum: int
-    """Micro-batches per optimizer step on each rank."""
+    """Micro-batches per optimizer step on each rank (with pp > 1: the pipeline's micro-batches)."""
+    tp: int = 1
+    pp: int = 1
 
     @classmethod
-    def from_config(cls, cfg: JobConfig, world_size: int) -> ParallelDims:
-        rep, shard, _, accum = validate_world(cfg, world_size)
-        return cls(dp_replicate=rep, dp_shard=shard, world_size=world_size, grad_accum=accum)
+    def from_config(cls, cfg: JobConfig, world_size: int, local_world_size: int | None = None) -> ParallelDims:
+        rep, shard, _, accum = validate_world(cfg, world_size, local_world_size)
+        return cls(dp_replicate=rep, dp_shard=shard, world_size=world_size, grad_accum=accum,
+                   tp=cfg.parallel.tp, pp=cfg.parallel.pp)
 
     @property
     def dp(self) -> int:
         return self.dp_replicate * self.dp_shard
 
     @property
+    def model_parallel(self) -> bool:
+        """Tensor or pipeline parallel: the model's parameters differ between ranks of one replica."""
+        return self.tp > 1 or self.pp > 1
+
+    @property
     def strategy(self) -> str:
-        """'single', 'ddp' (replicate only), 'fsdp' (shard only) or 'hsdp' (both)."""
-        if self.world_size == 1:
+        """The data-parallel strategy: 'single' (dp 1), 'ddp' (replicate only), 'fsdp' (shard only)
+        or 'hsdp' (both)."""
+        if self.dp == 1:
             return "single"
         if self.dp_shard == 1:
             return "ddp"
         return "fsdp" if self.dp_replicate == 1 else "hsdp"
 
-    def build_mesh(self, device_type: str) -> DeviceMesh | None:
-        """The data-parallel mesh with dims ('dp_replicate', 'dp_shard'); None in one process."""
+    @property
+    def uses_fsdp(self) -> bool:
+        """FSDP2 wraps the model: sharding, or replication composed with tp/pp (DDP does not take
+        DTensor parameters, so replication there is FSDP2 over a replicate x shard(1) mesh)."""
+        return self.strategy in ("fsdp", "hsdp") or (self.strategy == "ddp" and self.model_parallel)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.pp, self.dp_replicate, self.dp_shard, self.tp)
+
+    def build_mesh(self, device_type: str, node_of_rank: Sequence[int] | None = None) -> DeviceMesh | None:
+        """The 4-D mesh over MESH_DIMS; None in one process. `node_of_rank` (rank -> node index)
+        defaults to what the job's processes report (topology.node_of_rank)."""
         if self.world_size == 1:
             return None
         if not dist.is_initialized():
             raise ConfigError("parallel: a world size above 1 needs torch.distributed initialised (use torchrun)")
-        return init_device_mesh(
-            device_type, (self.dp_replicate, self.dp_shard), mesh_dim_names=("dp_replicate", "dp_shard")
-        )
+        if node_of_rank is None:
+            from steward.parallel.topology import node_of_rank as discover_nodes
+
+            node_of_rank = discover_nodes()
+        ranks = placement(self.shape, node_of_rank)
+        return DeviceMesh(device_type, torch.tensor(ranks).reshape(self.shape), mesh_dim_names=MESH_DIMS)
+
+
+def placement(shape: Sequence[int], node_of_rank: Sequence[int]) -> list[int]:
+    """Ranks in mesh order (row-major over `shape`): all ranks of the first node, then the next, so
+    inner mesh dims take ranks of one node. Ranks keep their order within a node."""
+    world = 1
+    for s in shape:
+        world *= s
+    if len(node_of_rank) != world:
+        raise ConfigError(f"parallel: the mesh {tuple(shape)} needs {world} ranks, the job has {len(node_of_rank)}")
+    return sorted(range(world), key=lambda r: (node_of_rank[r], r))
+
+
+def groups(shape: Sequence[int], ranks: Sequence[int], dim: str) -> list[list[int]]:
+    """The rank groups along mesh dim `dim` of the layout `ranks` (for checks and display)."""
+    t = torch.tensor(list(ranks)).reshape(tuple(shape))
+    i = MESH_DIMS.index(dim)
+    return t.movedim(i, -1).reshape(-1, shape[i]).tolist()
 
 
 def dp_rank(mesh: DeviceMesh | None) -> int:
-    """This rank's index among all data-parallel ranks (replicate-major)."""
+    """This rank's index among all data-parallel ranks (replicate-major). Ranks that differ only in
+    tp or pp coordinate get the same index: they work on the same data."""
     if mesh is None:
         return 0
     rep = mesh.get_local_rank("dp_replicate")
     shard = mesh.get_local_rank("dp_shard")
-    return rep * mesh.size(1) + shard
+    return rep * mesh["dp_shard"].size() + shard

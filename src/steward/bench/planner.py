@@ -1,0 +1,298 @@
+"""`steward bench planner`: run real layouts here (CPU, several gloo processes) and print the
+planner's predicted step time and memory per device against the measured ones, with the error of each.
+
+In the same invocation it first calibrates this machine (matmul rate, memory bandwidth, per-layer
+overhead, gloo all-reduce) into a temporary file, so predictions use figures measured next to the
+runs they predict. Memory is measured as the peak of live tensor bytes (`LiveTensorBytes`): what the
+planner models, without the Python runtime and allocator slack that the process's RSS would add.
+Memory is tracked over the first two steps, step time is the median of the later (untracked) steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import uuid
+import weakref
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from steward.bench import register
+
+
+class LiveTensorBytes(TorchDispatchMode):
+    """Tracks the bytes of every tensor storage alive, from the ops that create them to the moment
+    their last reference goes, and the peak. Tensor subclasses (DTensor) count their local tensors.
+    Storages resized in place (FSDP2 frees and re-allocates unsharded parameters with
+    `UntypedStorage.resize_`) are followed while the mode is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, int] = {}
+        self.current = 0
+        self.peak = 0
+        self._resize = None
+
+    def add(self, t: torch.Tensor) -> None:
+        if hasattr(t, "__tensor_flatten__"):  # DTensor and other wrappers: count what they hold
+            names, _ = t.__tensor_flatten__()
+            for name in names:
+                inner = getattr(t, name)
+                if isinstance(inner, torch.Tensor):
+                    self.add(inner)
+            return
+        if t.device.type == "meta":
+            return
+        storage = t.untyped_storage()
+        key = storage._cdata  # the storage itself: stable while it lives, unlike its data pointer
+        if key in self.live:
+            return
+        self._set(key, storage.nbytes())
+        weakref.finalize(storage, self._free, key)
+
+    def _set(self, key: int, nbytes: int) -> None:
+        self.current += nbytes - self.live.get(key, 0)
+        self.live[key] = nbytes
+        self.peak = max(self.peak, self.current)
+
+    def _free(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
+
+    def add_module(self, module: torch.nn.Module) -> None:
+        for t in [*module.parameters(), *module.buffers()]:
+            self.add(t)
+
+    def __enter__(self):
+        original = torch.UntypedStorage.resize_
+        tracker = self
+
+        def resize_(storage, size):
+            out = original(storage, size)
+            if storage._cdata in tracker.live:
+                tracker._set(storage._cdata, storage.nbytes())
+            return out
+
+        self._resize = original
+        torch.UntypedStorage.resize_ = resize_
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        if self._resize is not None:
+            torch.UntypedStorage.resize_ = self._resize
+            self._resize = None
+        return super().__exit__(*exc)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.add(t)
+        return out
+
+
+class _StepTimes:
+    """A trainer callback keeping each step's time, and ending memory tracking after `track_steps`
+    steps: the tracker's per-op Python work would otherwise slow the steps it times."""
+
+    def __init__(self, tracker: LiveTensorBytes, track_steps: int) -> None:
+        self.times: list[float] = []
+        self.tracker = tracker
+        self.track_steps = track_steps
+        self.tracking = False
+
+    def __getattr__(self, name):  # every other hook: nothing to do
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+    def on_step_end(self, trainer, step, metrics) -> None:
+        self.times.append(metrics["step_time_s"])
+        if self.tracking and step >= self.track_steps:
+            self.tracker.__exit__(None, None, None)
+            self.tracking = False
+
+
+TRACK_STEPS = 2
+"""Steps measured for memory: the second step is the first with optimizer states, so it reaches the peak."""
+
+
+def measured_train(cfg) -> dict[str, Any]:
+    """Train `cfg` in this process (one rank of a job, or alone): live tensor bytes over the first
+    TRACK_STEPS steps (parameters and buffers included), and each step's time."""
+    import torch.distributed as dist
+
+    from steward.train.trainer import Trainer
+
+    tracker = LiveTensorBytes()
+    times = _StepTimes(tracker, TRACK_STEPS)
+    trainer = Trainer(cfg, callbacks=[times])
+    trainer.setup()
+    tracker.add_module(trainer.model)
+    tracker.__enter__()
+    times.tracking = True
+    try:
+        summary = trainer.train()
+    finally:
+        if times.tracking:
+            tracker.__exit__(None, None, None)
+    peaks = [tracker.peak]
+    if dist.is_initialized():
+        peaks = [0] * dist.get_world_size()
+        dist.all_gather_object(peaks, tracker.peak)
+    return {"summary": summary, "peak_bytes": peaks, "step_times": times.times[TRACK_STEPS:],
+            "plan": trainer.plan}
+
+
+def _as_dict(result: dict[str, Any]) -> dict[str, Any]:
+    result["plan"] = result["plan"].to_dict() if result["plan"] is not None else None
+    return result
+
+
+def _worker(runs: list[list[str]]) -> list[dict[str, Any]] | None:
+    """Every rank trains each config in turn (one launch, one process group, a mesh per run)."""
+    from steward.config import load_config
+
+    results = [_as_dict(measured_train(load_config(None, overrides))) for overrides in runs]
+    return results if os.environ.get("RANK", "0") == "0" else None
+
+
+def measure_many(runs: list[list[str]], nproc: int) -> list[dict[str, Any]]:
+    """Run the trainer on each config of `runs` in `nproc` local processes (gloo), measured; rank 0's
+    results. One launch for all: starting processes costs more than training small models."""
+    if nproc == 1:
+        from steward.config import load_config
+
+        return [_as_dict(measured_train(load_config(None, overrides))) for overrides in runs]
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    lc = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"steward-bench-{uuid.uuid4().hex[:8]}",
+                      rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.2,
+                      start_method="spawn")
+    return elastic_launch(lc, _worker)(runs)[0]
+
+
+def measure(overrides: list[str], nproc: int) -> dict[str, Any]:
+    return measure_many([overrides], nproc)[0]
+
+
+def predicted(overrides: list[str], nproc: int):
+    """The planner's prediction for the layout `overrides` resolve to on `nproc` local processes."""
+    from steward.config import load_config
+    from steward.parallel.mesh import ParallelDims
+    from steward.parallel.plan import Layout, calibration_for, predict, request_from_config
+
+    cfg = load_config(None, overrides)
+    dims = ParallelDims.from_config(cfg, nproc, nproc)
+    req = request_from_config(cfg, nproc, nproc)
+    local = cfg.train.batch_size // dims.dp
+    recompute = {"keep": "none"}.get(cfg.memory.policy, cfg.memory.policy)
+    lay = Layout(dims.tp, dims.pp, dims.dp_replicate, dims.dp_shard, local // dims.grad_accum, recompute)
+    return lay, predict(req, lay, calibration_for(req.cluster))
+
+
+LAYOUTS = {
+    "single": (1, []),
+    "fsdp": (2, ["--parallel.dp_shard", "2"]),
+    "ddp": (2, ["--parallel.dp_replicate", "2"]),
+    "tp": (2, ["--parallel.tp", "2"]),
+    "pp": (2, ["--parallel.pp", "2"]),
+    "fsdp+tp": (4, ["--parallel.dp_shard", "2", "--parallel.tp", "2"]),
+}
+
+
+@register("planner", "planner's predicted vs measured step time and memory for real layouts here (CPU, gloo)")
+def bench_planner(argv: list[str]) -> dict[str, Any]:
+    p = argparse.ArgumentParser(prog="steward bench planner")
+    p.add_argument("--flavor", default="tiny")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--layouts", default="single,fsdp,ddp,tp,pp,fsdp+tp",
+                   help=f"comma-separated, from {', '.join(LAYOUTS)}")
+    args, extra = p.parse_known_args(argv)
+    names = [n for n in args.layouts.split(",") if n]
+    unknown = [n for n in names if n not in LAYOUTS]
+    if unknown:
+        from steward.cli.main import UserError
+
+        raise UserError(f"--layouts: unknown {', '.join(unknown)}; choose from {', '.join(LAYOUTS)}")
+    from steward.parallel.calibrate import calibrate
+
+    rows = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        cal_path = Path(tmp) / "calibration.json"
+        old = os.environ.get("STEWARD_CALIBRATION")
+        os.environ["STEWARD_CALIBRATION"] = str(cal_path)  # workers inherit it
+        try:
+            cal = calibrate(nproc=2, path=cal_path, quick=True)
+            configs = {}
+            for name in names:
+                nproc, flags = LAYOUTS[name]
+                configs[name] = (nproc, [
+                    "--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size",
+                    str(args.batch), "--train.seq_len", str(args.seq_len), "--train.val_every", "0",
+                    "--train.val_batches", "1", "--train.device", "cpu", "--train.threads", "1",
+                    "--checkpoint.enabled", "false", "--governance.enabled", "false", "--data.max_docs", "400",
+                    "--job.out", str(Path(tmp) / name), *flags, *extra,
+                ])
+            measured = {}
+            for nproc in sorted({n for n, _ in configs.values()}):  # one launch per process count
+                batch = [name for name, (n, _) in configs.items() if n == nproc]
+                for name, got in zip(batch, measure_many([configs[name][1] for name in batch], nproc)):
+                    measured[name] = got
+            for name in names:
+                nproc, overrides = configs[name]
+                layout, pred = predicted(overrides, nproc)
+                got = measured[name]
+                step = statistics.median(got["step_times"])
+                mem = max(got["peak_bytes"])
+                rows.append({
+                    "layout": name,
+                    "processes": nproc,
+                    "plan": str(layout),
+                    "predicted_step_time_s": pred.step_time_s,
+                    "measured_step_time_s": step,
+                    "step_time_error": pred.step_time_s / step - 1,
+                    "predicted_memory_bytes": pred.memory_per_device_bytes,
+                    "measured_memory_bytes": mem,
+                    "memory_error": pred.memory_per_device_bytes / mem - 1,
+                })
+        finally:
+            if old is None:
+                os.environ.pop("STEWARD_CALIBRATION", None)
+            else:
+                os.environ["STEWARD_CALIBRATION"] = old
+    result: dict[str, Any] = {
+        "benchmark": "planner",
+        "model": args.flavor,
+        "global_batch": args.batch,
+        "seq_len": args.seq_len,
+        # other work on the machine slows the measured steps, not the prediction: judge the time errors by it
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+    }
+    for r in rows:
+        result[f"{r['layout']} step time"] = (
+            f"predicted {r['predicted_step_time_s']:.4f} s, measured {r['measured_step_time_s']:.4f} s, "
+            f"error {r['step_time_error']:+.1%}")
+        result[f"{r['layout']} memory"] = (
+            f"predicted {r['predicted_memory_bytes'] / 1e6:.2f} MB, measured {r['measured_memory_bytes'] / 1e6:.2f} MB, "
+            f"error {r['memory_error']:+.1%}")
+    result.update(
+        mean_abs_step_time_error=statistics.mean(abs(r["step_time_error"]) for r in rows),
+        mean_abs_memory_error=statistics.mean(abs(r["memory_error"]) for r in rows),
+        max_abs_memory_error=max(abs(r["memory_error"]) for r in rows),
+        calibration={k: cal[k] for k in ("matmul_flops", "memory_bandwidth", "layer_overhead_s", "layer_overhead_tp_s",
+                                         "layer_overhead_fsdp_s")}
+        | {"collective_bandwidth": cal.get("collective", {}).get("bandwidth"),
+           "collective_latency": cal.get("collective", {}).get("latency")},
+        rows=rows,
+    )
+    return result

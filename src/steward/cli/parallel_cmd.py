@@ -1,0 +1,162 @@
+"""`steward topology`, `steward plan` and `steward simulate`: the cluster, the planner's layout and a
+cluster-scale what-if. Thin: the work is in steward.parallel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    t = sub.add_parser("topology", help="describe a cluster preset or file, or the machine this runs on")
+    t.add_argument("--cluster", help="a preset name or cluster TOML file (omit: discover this machine)")
+    t.add_argument("--nodes", type=int, help="number of nodes (replaces the preset's)")
+    t.add_argument("--list", action="store_true", help="list the presets")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.set_defaults(func=run_topology)
+
+    p = sub.add_parser("plan", help="choose tp/pp/dp/micro-batch/recompute for a model on a cluster")
+    _request_args(p)
+    p.add_argument("--top", type=int, default=5, help="how many layouts to show (the best and the next ones)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="measure matmul, memory and collective speed here and store them for the planner")
+    p.add_argument("--nproc", type=int, default=2, help="processes for the collective measurement (--calibrate)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_plan)
+
+    s = sub.add_parser("simulate", help="baseline vs planned layout on a described cluster, and the cost model "
+                                        "checked against published runs")
+    _request_args(s)
+    s.add_argument("--chart", default="", help="write the PNG chart here (default simulate-MODEL-NODESxDEVICES.png)")
+    s.add_argument("--no-published", action="store_true", help="skip the check against published runs")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=run_simulate)
+
+
+def _request_args(p) -> None:
+    p.add_argument("--model", default="tiny", help="model flavor (debug, tiny, gpt2-small, 1b, 7b, 13b, 70b, 175b)")
+    p.add_argument("--cluster", default="", help="preset name or cluster TOML file (omit: this machine, discovered)")
+    p.add_argument("--nodes", type=int, help="number of nodes (replaces the preset's)")
+    p.add_argument("--batch", type=int, default=0, help="global batch in sequences (default: 4 per device)")
+    p.add_argument("--seq-len", type=int, default=0, help="tokens per sequence (default: the model's max_seq_len)")
+    p.add_argument("--memory-limit-gb", type=float, default=0.0,
+                   help="memory per device in GB (1e9 bytes; default: 90%% of the device's)")
+    p.add_argument("--dtype", default="", choices=["", "bf16", "fp32"],
+                   help="training precision (default: bf16 on GPUs, fp32 on CPUs)")
+    p.add_argument("--tp-across-nodes", action="store_true", help="allow tensor-parallel groups to span nodes")
+
+
+def _cluster(args):
+    from steward.cli.main import UserError
+    from steward.parallel.topology import ClusterError, discover_cluster, load_cluster
+
+    try:
+        if args.cluster:
+            return load_cluster(args.cluster, args.nodes)
+        cluster = discover_cluster()
+        return cluster.with_nodes(args.nodes) if args.nodes else cluster
+    except ClusterError as e:
+        raise UserError(str(e)) from None
+
+
+def _request(args):
+    from steward.cli.main import UserError
+    from steward.models.gpt import FLAVORS, build_model_args
+    from steward.parallel.plan import Request
+
+    if args.model not in FLAVORS:
+        raise UserError(f"--model: unknown flavor {args.model!r}; choose one of {', '.join(FLAVORS)}")
+    if args.batch < 0 or args.seq_len < 0 or args.memory_limit_gb < 0:
+        raise UserError("--batch, --seq-len and --memory-limit-gb must be positive")
+    cluster = _cluster(args)
+    model = build_model_args(args.model)
+    seq = args.seq_len or model.max_seq_len
+    dtype = args.dtype or ("bf16" if cluster.device.kind == "cuda" else "fp32")
+    limit = args.memory_limit_gb * 1e9 if args.memory_limit_gb else 0.9 * cluster.device.memory_bytes
+    return Request(args=model, global_batch=args.batch or 4 * cluster.world_size, seq_len=seq, cluster=cluster,
+                   memory_limit=limit, dtype=dtype, allow_tp_across_nodes=args.tp_across_nodes, name=args.model)
+
+
+def run_topology(args) -> int:
+    from steward.parallel.topology import describe, discover, presets
+
+    if args.list:
+        table = presets()
+        if args.json:
+            print(json.dumps({"presets": {name: c.to_dict() for name, c in table.items()}}))
+        else:
+            for name, c in table.items():
+                print(f"{name:<16} {c.description}")
+        return 0
+    cluster = _cluster(args)
+    info = None if args.cluster else discover()
+    if args.json:
+        out = {"cluster": cluster.to_dict()}
+        if info is not None:
+            out["discovered"] = info
+        print(json.dumps(out, default=str))
+        return 0
+    if info is not None:
+        print(f"this machine: {info['host']}, {info['cpu_count']} CPUs, {info['host_memory_bytes'] / 2**30:.1f} GiB, "
+              f"{info['device_count']} x {info['device_name']} ({info['device_type']}); job: world size "
+              f"{info['world_size']}, {info['local_world_size']} per node")
+        topo = info.get("topo")
+        if topo and topo.get("links"):
+            kinds = sorted(set(topo["links"].values()))
+            print(f"nvidia-smi topo -m: {len(topo['gpus'])} GPUs, GPU-GPU links {', '.join(kinds)}")
+    print("\n".join(describe(cluster)))
+    return 0
+
+
+def run_plan(args) -> int:
+    from steward.cli.main import UserError
+    from steward.parallel.plan import PlanError, format_plan, plan
+
+    if args.calibrate:
+        from steward.parallel.calibrate import calibrate
+
+        result = calibrate(nproc=args.nproc)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            f = result["matmul_flops"]
+            print(f"calibrated {result['device_name']}: matmul " + ", ".join(f"{k} {v / 1e9:.3g} GFLOP/s" for k, v in f.items())
+                  + f"; memory {result['memory_bandwidth'] / 1e9:.3g} GB/s; layer overhead "
+                  f"{result['layer_overhead_s'] * 1e3:.3g} ms")
+            if "collective" in result:
+                c = result["collective"]
+                print(f"collective: {c['name']}: {c['bandwidth'] / 1e9:.3g} GB/s, {c['latency'] * 1e6:.3g} us per step")
+            print(f"stored in {result['path']}")
+        return 0
+    if args.top < 1:
+        raise UserError("--top must be >= 1")
+    req = _request(args)
+    try:
+        result = plan(req, top=args.top)
+    except PlanError as e:
+        raise UserError(str(e)) from None
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print("\n".join(format_plan(result)))
+    return 0
+
+
+def run_simulate(args) -> int:
+    from steward.io import atomic_write_bytes
+    from steward.parallel.simulate import chart_png, check_published, format_simulation, simulate
+
+    req = _request(args)
+    result = simulate(req)
+    published = None if args.no_published else check_published()
+    chart = Path(args.chart or f"simulate-{req.name}-{req.cluster.nodes}x{req.cluster.devices_per_node}.png")
+    atomic_write_bytes(chart, chart_png(result))
+    result["chart"] = str(chart)
+    if published is not None:
+        result["published"] = published
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("\n".join(format_simulation(result, published)))
+        print(f"chart: {chart}")
+    return 0
