@@ -1,0 +1,56 @@
+"""`steward fairness eval RUN_DIR --data ...`: group fairness of a trained classifier, with tables and a chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("fairness", help="group fairness of a classify run: AUC gaps per family and subgroup")
+    fsub = p.add_subparsers(dest="fairness_command", metavar="SUBCOMMAND")
+    e = fsub.add_parser("eval", help="evaluate a run on an identity set; write tables and a PNG chart")
+    e.add_argument("run_dir", help="folder of a finished train.task = classify run")
+    e.add_argument("--data", default="madlibs",
+                   help="'madlibs' (the balanced evaluation split) or a .csv/.parquet/dataset folder in the "
+                        "Jigsaw identities layout")
+    e.add_argument("--before", help="another run (e.g. without the adversary) to show side by side as 'before'")
+    e.add_argument("--size", type=int, default=3000, help="sentences generated for --data madlibs")
+    e.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals (0: none)")
+    e.add_argument("--out", help="output folder (default RUN_DIR/fairness/eval)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=run_eval)
+    p.set_defaults(func=lambda args: p.print_help() or 0)
+
+
+def run_eval(args) -> int:
+    from steward.cli.main import UserError
+    from steward.fairness.evaluate import evaluate_run, family_rows, write_outputs
+    from steward.fairness.metrics import FairnessError
+
+    if args.size < 2 or args.bootstrap < 0:
+        raise UserError("--size must be >= 2 and --bootstrap >= 0")
+    try:
+        reports = {}
+        if args.before:
+            reports["before"] = evaluate_run(args.before, args.data, size=args.size, bootstrap=args.bootstrap)
+        reports["after" if args.before else "run"] = evaluate_run(args.run_dir, args.data, size=args.size,
+                                                                  bootstrap=args.bootstrap)
+    except FairnessError as e:
+        raise UserError(str(e)) from None
+    out = Path(args.out) if args.out else Path(args.run_dir) / "fairness" / "eval"
+    files = write_outputs(out, reports)
+    rows = family_rows(reports)
+    if args.json:
+        print(json.dumps({"families": rows, "files": files,
+                          "overall_auc": {k: r["overall_auc"] for k, r in reports.items()},
+                          "final_score": {k: r["final_score"] for k, r in reports.items()}}))
+        return 0
+    print(f"{'run':<7} {'family':<20} {'mean|gap|':>9} {'95% CI':>17} {'DP diff':>8} {'EO diff':>8} {'AUC':>6}")
+    for r in rows:
+        ci = "" if math.isnan(r["ci_low"]) else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        print(f"{r['run']:<7} {r['family']:<20} {r['mean_abs_gap']:>9.4f} {ci:>17} "
+              f"{r['demographic_parity_difference']:>8.3f} {r['equalized_odds_difference']:>8.3f} {r['overall_auc']:>6.3f}")
+    print("wrote " + ", ".join(files.values()))
+    return 0

@@ -1,0 +1,119 @@
+"""The real-time fairness monitor: a trainer callback for train.task = classify runs.
+
+Every fairness.eval_every steps it scores the first fairness.eval_examples rows of the held-out
+identity set (one forward pass over a few hundred short texts: small next to the steps in between),
+computes the per-family gaps, and
+
+- adds them to this step's metrics.jsonl record (fair_gap_<family>, fair_overall_auc, ...),
+- prints one line on the progress output,
+- records a `fairness.evaluated` audit event through the governance callback's run session,
+- acts when a family's mean absolute gap exceeds fairness.max_gap: `alert` (a `fairness.alert`
+  audit event and a message), `raise_alpha` (doubles the adversary weight from the next step) or
+  `stop` (ends the run with a one-line reason).
+
+At the end (on_summary) it evaluates on the whole held-out set with bootstrap confidence intervals,
+writes RUN_DIR/fairness/report.json, and puts the compact figures under summary["fairness"], which
+the release policy reads. Every rank runs the evaluation (the forward passes are collective) and
+gets the same scores, so every rank takes the same decision without a broadcast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from steward.fairness.metrics import fairness_report, summary_figures
+from steward.io import atomic_write_json
+from steward.train.callbacks import Callback, StopTraining
+
+if TYPE_CHECKING:
+    from steward.config import JobConfig
+    from steward.train.classify import ClassifyTrainer
+
+
+def _governance(trainer: ClassifyTrainer):
+    """The governance callback's open run session, if the run has one (rank 0 only)."""
+    for cb in trainer.callbacks.callbacks:
+        gov = getattr(cb, "gov", None)
+        if gov is not None and not getattr(gov, "closed", False) and hasattr(gov, "record"):
+            return gov
+    return None
+
+
+def compact(report: dict[str, Any]) -> dict[str, Any]:
+    """What summary.json and the audit log carry: headline figures (and their intervals when computed)."""
+    out = {
+        "n": report["n"],
+        "overall_auc": report["overall_auc"],
+        "final_score": report["final_score"],
+        "mean_abs_gap": report["mean_abs_gap"],
+        "generalized_mean": report["generalized_mean"],
+        "fped": report["fped"],
+        "fned": report["fned"],
+        "demographic_parity_difference": report["demographic_parity_difference"],
+        "equalized_odds_difference": report["equalized_odds_difference"],
+    }
+    if "ci" in report:
+        out["ci"] = {k: v for k, v in report["ci"].items() if k.startswith(("mean_abs_gap/", "overall_auc"))}
+    return out
+
+
+class FairnessMonitor(Callback):
+    def __init__(self, cfg: JobConfig):
+        self.cfg = cfg
+        self.history: list[dict[str, Any]] = []
+        self.alerts = 0
+
+    def evaluate(self, trainer: ClassifyTrainer, limit: int, bootstrap: int) -> dict[str, Any]:
+        enc = trainer.data.eval_enc
+        prob = trainer.predict(enc, limit=limit)
+        data = enc.data if not limit or limit >= len(enc) else enc.data.subset(np.arange(len(prob)))
+        return fairness_report(data.labels, prob, data.groups, data.families, bootstrap=bootstrap,
+                               seed=self.cfg.train.seed)
+
+    def on_step_end(self, trainer: ClassifyTrainer, step: int, metrics: dict[str, Any]) -> None:
+        f = self.cfg.fairness
+        if not f.eval_every or step % f.eval_every or step >= self.cfg.train.steps:
+            return
+        report = self.evaluate(trainer, f.eval_examples, 0)
+        figures = summary_figures(report)
+        metrics.update(figures)
+        self.history.append({"step": step, **figures})
+        gaps = report["mean_abs_gap"]
+        worst = max(gaps, key=lambda k: -1 if gaps[k] != gaps[k] else gaps[k])
+        trainer.progress.message(
+            f"fairness step {step}: auc {report['overall_auc']:.3f} gaps "
+            + " ".join(f"{k} {v:.3f}" for k, v in gaps.items())
+        )
+        gov = _governance(trainer) if trainer.rank == 0 else None
+        if gov is not None:
+            gov.record("fairness.evaluated", {"step": int(step), "final": False, **compact(report)})
+        if not f.max_gap or not gaps[worst] > f.max_gap:
+            return
+        reason = (f"fairness: {worst} mean absolute AUC gap {gaps[worst]:.3f} exceeds fairness.max_gap "
+                  f"{f.max_gap:g} at step {step}")
+        self.alerts += 1
+        action = f.on_gap
+        if action == "raise_alpha":
+            trainer.figures["alpha_boost"] = trainer.figures.get("alpha_boost", 1.0) * 2.0
+            reason += f"; adversary weight raised x{trainer.figures['alpha_boost']:g}"
+        metrics["fair_alert"] = action
+        if gov is not None:
+            gov.record("fairness.alert", {"step": int(step), "family": worst, "gap": gaps[worst],
+                                          "threshold": f.max_gap, "action": action})
+        trainer.progress.message(reason)
+        if action == "stop":
+            raise StopTraining(reason)
+
+    def on_summary(self, trainer: ClassifyTrainer, summary: dict[str, Any]) -> None:
+        report = self.evaluate(trainer, 0, self.cfg.fairness.bootstrap)
+        report["history"] = self.history
+        report["alerts"] = self.alerts
+        fig = compact(report)
+        summary["fairness"] = fig
+        if trainer.rank == 0:
+            atomic_write_json(trainer.run_dir / "fairness" / "report.json", report)
+            gov = _governance(trainer)
+            if gov is not None:
+                gov.record("fairness.evaluated", {"step": int(trainer.step), "final": True, **fig})

@@ -1,0 +1,341 @@
+"""Fairness: metrics against hand computation, scikit-learn and fairlearn; the projection update
+against its formula; the generator's injected bias; identity-data and config errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from steward.config import ConfigError, load_config
+from steward.fairness.adversary import (
+    AdversarialDebiaser,
+    alpha_at,
+    debias_step,
+    grad_dot,
+    projected_gradients,
+)
+from steward.fairness.data import from_columns, generate_madlibs, load_identities, targeted_subgroups
+from steward.fairness.metrics import (
+    FairnessError,
+    classification_metrics,
+    fairness_report,
+    generalized_mean,
+    roc_auc,
+    subgroup_metrics,
+)
+
+# a small case worked by hand: 8 examples, subgroup "a" = rows 0-3
+Y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+S = np.array([0.6, 0.7, 0.2, 0.3, 0.1, 0.8, 0.4, 0.9])
+A = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
+
+
+def test_aucs_by_hand():
+    # overall: positives .7 .3 .8 .9, negatives .6 .2 .1 .4; pairs won: .7:4 .3:2 .8:4 .9:4 -> 14/16
+    assert roc_auc(Y, S) == pytest.approx(14 / 16)
+    rows, skipped = subgroup_metrics(Y, S, {"a": A})
+    r = rows[0]
+    # subgroup: pos .7 .3 / neg .6 .2 -> (.7>.6,.7>.2,.3>.2) 3/4
+    assert r.subgroup_auc == pytest.approx(3 / 4)
+    # BPSN: background positives .8 .9, subgroup negatives .6 .2 -> 4/4
+    assert r.bpsn_auc == pytest.approx(1.0)
+    # BNSP: background negatives .1 .4, subgroup positives .7 .3 -> (.7>both, .3>.1) 3/4
+    assert r.bnsp_auc == pytest.approx(3 / 4)
+    assert skipped == {}
+
+
+def test_generalized_mean_and_final_score_by_hand():
+    assert generalized_mean([0.5, 1.0], p=-5) == pytest.approx(((0.5**-5 + 1) / 2) ** (-1 / 5))
+    fam = {"g": ["a", "b"]}
+    rep = fairness_report(Y, S, {"a": A, "b": ~A}, fam)
+    sub_b = roc_auc(Y[~A], S[~A])
+    means = rep["generalized_mean"]
+    assert means["subgroup_auc"] == pytest.approx(generalized_mean([3 / 4, sub_b]))
+    assert rep["final_score"] == pytest.approx(0.25 * 14 / 16 + 0.25 * sum(means.values()))
+    gaps = [abs(v - 14 / 16) for row in rep["subgroups"] for v in (row["subgroup_auc"], row["bpsn_auc"], row["bnsp_auc"])]
+    assert rep["mean_abs_gap"]["g"] == pytest.approx(np.mean(gaps))
+
+
+def test_against_sklearn_and_fairlearn():
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        equalized_odds_difference,
+        false_positive_rate,
+    )
+
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.integers(0, 2, n)
+    score = np.round(rng.random(n) * 0.6 + 0.4 * y, 2)  # ties on purpose
+    sub = rng.integers(0, 3, n)
+    groups = {f"s{i}": sub == i for i in range(3)}
+    assert roc_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    rows, _ = subgroup_metrics(y, score, groups)
+    for r in rows:
+        m = groups[r.subgroup]
+        assert r.subgroup_auc == pytest.approx(roc_auc_score(y[m], score[m]), abs=1e-12)
+        bpsn = (m & (y == 0)) | (~m & (y == 1))
+        assert r.bpsn_auc == pytest.approx(roc_auc_score(y[bpsn], score[bpsn]), abs=1e-12)
+    rep = fairness_report(y, score, groups, {"f": list(groups)})
+    pred = (score >= 0.5).astype(int)
+    feature = np.array([f"s{i}" for i in sub])
+    assert rep["demographic_parity_difference"]["f"] == pytest.approx(
+        demographic_parity_difference(y, pred, sensitive_features=feature))
+    assert rep["equalized_odds_difference"]["f"] == pytest.approx(
+        equalized_odds_difference(y, pred, sensitive_features=feature))
+    fpr = false_positive_rate(y, pred)
+    fped = sum(abs(fpr - false_positive_rate(y[m], pred[m])) for m in groups.values())
+    assert rep["fped"] == pytest.approx(fped)
+    cm = classification_metrics(y, score)
+    from sklearn.metrics import accuracy_score, f1_score
+
+    assert cm["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert cm["f1"] == pytest.approx(f1_score(y, pred))
+
+
+def test_bootstrap_interval_contains_point_and_is_seeded():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    s = rng.random(400) + 0.5 * y
+    g = {"a": rng.random(400) < 0.5}
+    g["b"] = ~g["a"]
+    r1 = fairness_report(y, s, g, {"f": ["a", "b"]}, bootstrap=50, seed=3)
+    r2 = fairness_report(y, s, g, {"f": ["a", "b"]}, bootstrap=50, seed=3)
+    assert r1["ci"] == r2["ci"]
+    lo, hi = r1["ci"]["overall_auc"]
+    assert lo <= r1["overall_auc"] <= hi and hi - lo < 0.2
+
+
+def test_empty_and_single_class_subgroups():
+    with pytest.raises(FairnessError, match="subgroup 'z': no examples"):
+        subgroup_metrics(Y, S, {"z": np.zeros(8, dtype=bool)})
+    one = np.array([0, 0, 0, 0, 0, 0, 0, 1], dtype=bool)  # rows 0..6 are not all one class; row 7 alone is
+    rows, skipped = subgroup_metrics(Y, S, {"one": one})
+    assert math.isnan(rows[0].subgroup_auc) and "one/subgroup_auc" in skipped
+    assert not math.isnan(rows[0].bnsp_auc)
+    rep = fairness_report(Y, S, {"one": one, "z": np.zeros(8, dtype=bool), "a": A}, {"f": ["one", "z", "a"]})
+    assert rep["skipped"]["z"] == "empty subgroup" and math.isfinite(rep["mean_abs_gap"]["f"])
+    with pytest.raises(FairnessError, match="one class only"):
+        fairness_report(np.zeros(8), S, {"a": A}, {"f": ["a"]})
+    with pytest.raises(FairnessError, match="labels: must be 0/1"):
+        fairness_report(Y * 0.5, S, {"a": A}, {"f": ["a"]})
+
+
+def test_identity_columns_errors_and_binarisation(tmp_path):
+    cols = {"comment_text": ["a", "b", "c", "d"], "target": [0.0, 0.7, 0.4, 1.0],
+            "female": [0.6, None, 0.2, 1.0], "muslim": [0.0, 0.5, None, 0.0], "other_tag": [1, 0, 0, 0]}
+    d = from_columns(cols)
+    assert d.labels.tolist() == [False, True, False, True]
+    assert d.groups["female"].tolist() == [True, False, False, True]
+    assert d.families == {"gender": ["female"], "religion": ["muslim"]}
+    assert d.annotated.tolist() == [True, True, True, True]
+    with pytest.raises(FairnessError, match="identity column 'female': values must be fractions in \\[0, 1\\]"):
+        from_columns({**cols, "female": [2.0, 0, 0, 0]})
+    with pytest.raises(FairnessError, match="identity column 'female': values must be numbers"):
+        from_columns({**cols, "female": ["yes", 0, 0, 0]})
+    with pytest.raises(FairnessError, match="no identity columns"):
+        from_columns({"text": ["a"], "target": [1.0]})
+    with pytest.raises(FairnessError, match="fairness.text_field"):
+        from_columns({"body": ["a"], "target": [1.0], "male": [1.0]})
+    import pandas as pd
+
+    pd.DataFrame({k: v for k, v in cols.items()}).to_csv(tmp_path / "d.csv", index=False)
+    pd.DataFrame({k: v for k, v in cols.items()}).to_parquet(tmp_path / "d.parquet")
+    for name in ("d.csv", "d.parquet"):
+        got = load_identities(tmp_path / name)
+        assert got.labels.tolist() == d.labels.tolist() and got.groups["female"].tolist() == d.groups["female"].tolist()
+
+
+def test_madlibs_injects_bias_only_in_training_split():
+    train = generate_madlibs(3000, seed=0, bias=0.8)
+    evals = generate_madlibs(3000, seed=1, bias=0.0)
+    targeted = set(targeted_subgroups())
+
+    def toxic_rate(d, in_targeted):
+        m = np.zeros(len(d), dtype=bool)
+        for s, g in d.groups.items():
+            if (s in targeted) == in_targeted:
+                m |= g
+        return d.labels[m].mean()
+
+    assert toxic_rate(train, True) - toxic_rate(train, False) > 0.5
+    assert abs(toxic_rate(evals, True) - toxic_rate(evals, False)) < 0.05
+    assert abs(train.labels.mean() - 0.5) < 0.01
+    assert set(train.families) == {"gender", "ethnicity", "religion"}
+    assert all(g.sum() > 0 for g in evals.groups.values())
+    assert (train.identity_matrix().sum(1) == 1).all()
+
+
+def test_injected_bias_shows_up_as_gaps_without_an_adversary():
+    """A plain bag-of-words logistic regression trained on the biased split carries the association
+    into the balanced evaluation split; trained on an unbiased split it does not."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    evals = generate_madlibs(3000, seed=1, bias=0.0)
+
+    def gaps(bias):
+        train = generate_madlibs(3000, seed=0, bias=bias)
+        vec = CountVectorizer(ngram_range=(1, 2)).fit(train.texts)
+        clf = LogisticRegression(max_iter=500).fit(vec.transform(train.texts), train.labels)
+        prob = clf.predict_proba(vec.transform(evals.texts))[:, 1]
+        return fairness_report(evals.labels, prob, evals.groups, evals.families)["mean_abs_gap"]
+
+    biased, fair = gaps(0.9), gaps(0.0)
+    for fam in ("gender", "ethnicity", "religion"):
+        assert biased[fam] > 0.05 and biased[fam] > 4 * fair[fam], (fam, biased, fair)
+
+
+def test_projection_update_equals_formula():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
+    params = list(model.parameters())
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,)).float()
+    ident = torch.randint(0, 2, (16, 2)).float()
+    adversary = torch.nn.Linear(3, 2)
+
+    def forward():
+        z = model[1](model[0](x))
+        return z, model[2](z).squeeze(-1)
+
+    alpha = 0.7
+    debias_step(forward, y, ident, params, adversary, "equalized_odds", alpha)
+    got = torch.cat([p.grad.flatten() for p in params])
+    # the formula, with flat vectors computed independently
+    z, logit = forward()
+    lp = torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
+    s = torch.sigmoid(logit).reshape(-1, 1)
+    la = torch.nn.functional.binary_cross_entropy_with_logits(adversary(torch.cat([s, s * y[:, None], s * (1 - y[:, None])], 1)), ident)
+    gp = torch.cat([g.flatten() for g in torch.autograd.grad(lp, params, retain_graph=True)])
+    ga = torch.cat([g.flatten() for g in torch.autograd.grad(la, params)])
+    want = gp - (gp @ ga) / (ga @ ga) * ga - alpha * ga
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    # the projected step is orthogonal to the adversary's gradient except for the -alpha term
+    assert float((got + alpha * ga) @ ga) == pytest.approx(0.0, abs=1e-6)
+    assert grad_dot([gp], [ga]).item() == pytest.approx(float(gp @ ga), rel=1e-6)
+    assert projected_gradients([gp], [torch.zeros_like(ga)], 1.0)[0].equal(gp)
+    assert alpha_at(2.0, "sqrt", 4) == 4.0
+
+
+def test_debiaser_estimator_reduces_dependence_on_the_attribute():
+    rng = np.random.default_rng(0)
+    n = 1000
+    a = rng.integers(0, 2, n)
+    y = rng.integers(0, 2, n)
+    # feature 0 carries the label, feature 1 the attribute which, in training, agrees with the label
+    x = np.stack([y + rng.normal(0, 1.0, n), np.where(rng.random(n) < 0.9, y, a) + rng.normal(0, 0.3, n)], 1)
+    x = np.concatenate([x, a[:, None] + rng.normal(0, 0.3, (n, 1))], 1)
+    sens = np.where(x[:, 1] > 0.5, "g1", "g0")
+    common = {"constraints": "representation", "epochs": 5, "random_state": 0, "learning_rate": 1e-2,
+              "adversary_learning_rate": 1e-2}
+    plain = AdversarialDebiaser(alpha=0.0, **common).fit(x, y, sensitive_features=sens)
+    fair = AdversarialDebiaser(alpha=1.0, **common).fit(x, y, sensitive_features=sens)
+    g1 = sens == "g1"
+
+    def dp(model):
+        p = model.predict(x)
+        return abs(p[g1].mean() - p[~g1].mean())
+
+    assert dp(fair) < 0.5 * dp(plain)
+    assert fair.predict_proba(x).shape == (n, 2) and fair.n_steps_ == 5 * math.ceil(n / 64)
+    with pytest.raises(FairnessError, match="sensitive_features: need at least two"):
+        AdversarialDebiaser().fit(x, y, sensitive_features=np.zeros(n))
+
+
+def test_config_checks():
+    with pytest.raises(ConfigError, match="train.task: must be lm or classify"):
+        load_config(None, ["--train.task", "rank"])
+    with pytest.raises(ConfigError, match="fairness.enabled: .* --train.task classify"):
+        load_config(None, ["--fairness.enabled", "true"])
+    with pytest.raises(ConfigError, match="fairness.adversary: must be one of"):
+        load_config(None, ["--train.task", "classify", "--fairness.adversary", "strong"])
+    with pytest.raises(ConfigError, match="fairness.data: '/nope.csv' does not exist"):
+        load_config(None, ["--train.task", "classify", "--fairness.data", "/nope.csv"])
+    with pytest.raises(ConfigError, match="fairness.on_gap: raise_alpha needs an adversary"):
+        load_config(None, ["--train.task", "classify", "--fairness.max_gap", "0.1", "--fairness.on_gap", "raise_alpha"])
+
+
+TINY = [
+    "--train.task", "classify", "--model.flavor", "debug", "--train.steps", "4", "--train.batch_size", "8",
+    "--train.warmup_steps", "1", "--train.val_every", "2", "--train.device", "cpu", "--train.threads", "1",
+    "--fairness.madlibs_size", "64", "--fairness.madlibs_eval_size", "60", "--fairness.enabled", "true",
+    "--fairness.eval_every", "2", "--fairness.bootstrap", "5",
+]
+
+
+def test_classify_run_monitor_audit_events_and_cli(tmp_path, capsys):
+    """A classify run end to end: monitor figures in metrics.jsonl, fairness audit events through the
+    governance callback, summary['fairness'], then `steward fairness eval` with a before/after chart."""
+    import json
+
+    from steward.cli.main import main
+    from steward.governance.store import AuditStore
+    from steward.train.classify import ClassifyTrainer
+    from steward.train.governance_callback import GovernanceCallback
+
+    out = tmp_path / "run"
+    sheet = tmp_path / "datasheets.toml"
+    sheet.write_text('[madlibs]\nsource = "generated by steward.fairness.data"\nlicense = "Apache-2.0"\n'
+                     'intended_use = "tests"\nknown_biases = "an injected identity/label association"\n')
+    cfg = load_config(None, [*TINY, "--job.out", str(out), "--governance.workspace", str(tmp_path / "ws"),
+                             "--governance.datasheets", str(sheet),
+                             "--fairness.max_gap", "0.0001", "--fairness.on_gap", "alert"])
+    summary = ClassifyTrainer(cfg, callbacks=[GovernanceCallback(cfg)]).run()
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    step2 = next(r for r in rows if r.get("step") == 2)
+    assert {"fair_gap_gender", "fair_gap_religion", "fair_overall_auc", "val_auc", "val_f1"} <= set(step2)
+    assert step2["fair_alert"] == "alert"
+    assert set(summary["fairness"]["mean_abs_gap"]) == {"gender", "ethnicity", "religion"}
+    assert "mean_abs_gap/gender" in summary["fairness"]["ci"]
+    assert (out / "fairness" / "report.json").is_file()
+    with AuditStore("sqlite:///" + str(out / "governance" / "audit.db"), create=False) as store:
+        types = [e.type for e in store.entries()]
+    assert types.count("fairness.evaluated") == 2 and types.count("fairness.alert") == 1  # step 2, and final
+
+    before = tmp_path / "before"
+    ClassifyTrainer(load_config(None, [*TINY, "--job.out", str(before), "--governance.enabled", "false",
+                                       "--train.seed", "7"]), callbacks=[]).run()
+    capsys.readouterr()
+    assert main(["fairness", "eval", str(out), "--before", str(before), "--size", "60", "--bootstrap", "5",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert {r["run"] for r in res["families"]} == {"before", "after"}
+    assert (out / "fairness" / "eval" / "gaps.png").read_bytes()[:4] == b"\x89PNG"
+    # the evaluation reloads the checkpoint: same scores as the run's own final evaluation
+    report = json.loads((out / "fairness" / "report.json").read_text())
+    assert res["overall_auc"]["after"] == pytest.approx(report["overall_auc"], abs=1e-6)
+    assert main(["fairness", "eval", str(tmp_path / "nothing")]) == 2
+    assert "holds no config.toml" in capsys.readouterr().err
+
+
+def test_monitor_can_stop_the_run(tmp_path):
+    from steward.train.callbacks import StopTraining
+    from steward.train.classify import ClassifyTrainer
+
+    cfg = load_config(None, [*TINY, "--job.out", str(tmp_path / "run"), "--governance.enabled", "false",
+                             "--fairness.max_gap", "0.0001", "--fairness.on_gap", "stop"])
+    with pytest.raises(StopTraining, match="fairness: .* mean absolute AUC gap .* exceeds fairness.max_gap"):
+        ClassifyTrainer(cfg, callbacks=[]).run()
+
+
+def test_classify_on_a_local_hugging_face_model(tmp_path):
+    """The head sits on HFCausalLM.hidden_states; the LM head is dropped; the checkpoint evaluates."""
+    transformers = pytest.importorskip("transformers")
+    from steward.fairness.evaluate import evaluate_run
+    from steward.train.classify import ClassifyTrainer
+
+    config = transformers.LlamaConfig(vocab_size=260, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "hf")
+    out = tmp_path / "run"
+    cfg = load_config(None, [*TINY, "--model.hf_path", str(tmp_path / "hf"), "--job.out", str(out),
+                             "--governance.enabled", "false", "--train.seq_len", "64",
+                             "--fairness.adversary", "representation"])
+    trainer = ClassifyTrainer(cfg, callbacks=[])
+    summary = trainer.run()
+    assert not any("lm_head" in n for n, _ in trainer.model.named_parameters())
+    assert 0 <= summary["final_val_auc"] <= 1 and "fairness" in summary
+    report = evaluate_run(out, "madlibs", size=60, bootstrap=0)
+    assert report["overall_auc"] == pytest.approx(summary["fairness"]["overall_auc"], abs=1e-6)
