@@ -1,0 +1,237 @@
+"""`steward explain RUN_DIR --text "..."`: the prediction, the rule that fires and a token heat line (and
+HTML with --html). `steward explain RUN_DIR --global --data FILE`: fit the rule list on the data, measure
+faithfulness on a held-out share, and write RUN_DIR/explain/{rules.json,rules.txt,faithfulness.json}."""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("explain", help="explain a trained run's predictions: relevance, rules, faithfulness")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a `steward train` run directory (newest checkpoint is used)")
+    p.add_argument("--text", help="explain the next-token prediction after this text")
+    p.add_argument("--global", dest="global_", action="store_true",
+                   help="fit the global rule list on --data and write the faithfulness table")
+    p.add_argument("--data", help="with --global: a .txt file (one text per line) or .jsonl (field 'text')")
+    p.add_argument("--method", default="grad_attention",
+                   help="relevance method: attention, rollout, grad_attention, integrated_gradients")
+    p.add_argument("--rules", help="rules JSON to apply with --text (default: RUN_DIR/explain/rules.json if present)")
+    p.add_argument("--html", help="with --text: also write the highlighted words to this HTML file")
+    p.add_argument("--samples", type=int, default=32,
+                   help="with --text: masked samples for the firing rule's Anchors precision (resolution 1/N)")
+    p.add_argument("--max-rules", type=int, default=30, help="with --global: most rules, the default line included")
+    p.add_argument("--held-out", type=float, default=0.2, help="with --global: share of --data kept for faithfulness")
+    p.add_argument("--limit", type=int, default=2000, help="with --global: use at most this many texts")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (1: one short sequence gains nothing from more, and a second "
+                        "thread that spins on a busy machine made --text 30x slower in our measurements)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def _heat(words: list[dict], color: bool) -> str:
+    if not color:
+        return " ".join(f"{w['word']}[{w['share']:.2f}]" for w in words)
+    # 256-colour backgrounds from white (no relevance) to deep red (all of it)
+    ramp = [231, 224, 217, 210, 203, 196, 160]
+    return " ".join(f"\x1b[48;5;{ramp[min(len(ramp) - 1, int(w['share'] * 2 * len(ramp)))]}m\x1b[30m{w['word']}\x1b[0m"
+                    for w in words)
+
+
+def _html(result: dict) -> str:
+    spans = " ".join(
+        f'<span title="{w["relevance"]:.4g}" style="background: rgba(220,40,40,{min(1.0, 2 * w["share"]):.3f})">'
+        f'{html.escape(w["word"])}</span>' for w in result["words"])
+    rule = result.get("rule", {}).get("sentence", "")
+    return (f"<!doctype html><meta charset='utf-8'><title>steward explain</title><body style='font-family:sans-serif'>"
+            f"<p>prediction: <b>{html.escape(repr(result['prediction']))}</b> (p = {result['probability']:.3f}), "
+            f"relevance: {html.escape(result['method'])}</p><p style='font-size:1.3em;line-height:1.8'>{spans}</p>"
+            f"<p>{html.escape(rule)}</p></body>\n")
+
+
+def _read_texts(path: str, limit: int) -> list[str]:
+    from steward.explain import ExplainError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ExplainError(f"--data: no such file {path!r} (give a .txt with one text per line or a .jsonl)")
+    texts = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if p.suffix == ".jsonl":
+            try:
+                texts.append(str(json.loads(line)["text"]))
+            except (ValueError, KeyError, TypeError):
+                raise ExplainError(f"--data {path}: line {n} is not a JSON object with a 'text' field") from None
+        else:
+            texts.append(line)
+        if len(texts) >= limit:
+            break
+    if len(texts) < 10:
+        raise ExplainError(f"--data {path}: {len(texts)} texts; give at least 10 (one per line)")
+    return texts
+
+
+def run(args) -> int:
+    from steward.explain import METHODS, ExplainError
+
+    if bool(args.text) == bool(args.global_):
+        raise ExplainError("give either --text \"...\" or --global --data FILE")
+    if args.method not in METHODS or args.method == "random":
+        raise ExplainError(f"--method: {args.method!r} is not one of attention, rollout, grad_attention, "
+                           "integrated_gradients")
+    if args.threads < 1:
+        raise ExplainError(f"--threads: must be >= 1, got {args.threads}")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(before)  # an in-process caller keeps its own setting
+
+
+def _run(args) -> int:
+    from steward.explain import ExplainError, RuleList, explain_instance, load_run, make_instance
+
+    t0 = time.perf_counter()
+    run_ = load_run(args.run_dir)
+    load_s = time.perf_counter() - t0
+    if args.global_:
+        return _global(args, run_)
+    rules_path = Path(args.rules) if args.rules else run_.run_dir / "explain" / "rules.json"
+    if args.rules and not rules_path.is_file():
+        raise ExplainError(f"--rules: no such file {args.rules!r}")
+    rules = RuleList.from_json(json.loads(rules_path.read_text())) if rules_path.is_file() else None
+    inst = make_instance(args.text, run_.tokenizer)
+    limit = run_.config.train.seq_len
+    if len(inst.tokens) > limit:
+        raise ExplainError(f"--text: {len(inst.tokens)} tokens exceed the run's train.seq_len {limit}; shorten it")
+    t0 = time.perf_counter()
+    if args.samples < 1:
+        raise ExplainError(f"--samples: must be >= 1, got {args.samples}")
+    result = explain_instance(run_.explainable, inst, rules, args.method, n_samples=args.samples,
+                              tokenizer=run_.tokenizer)
+    result.update(checkpoint=str(run_.checkpoint), tokens=len(inst.tokens), load_s=load_s,
+                  explain_s=time.perf_counter() - t0)
+    if args.html:
+        from steward.io import atomic_write_text
+
+        atomic_write_text(args.html, _html(result))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"prediction: {result['prediction']!r} (p = {result['probability']:.3f})")
+    if "rule" in result:
+        r = result["rule"]
+        prec = "n/a" if r["anchor_precision"] is None else f"{r['anchor_precision']:.2f}"
+        cov = "n/a" if r["coverage"] is None else f"{r['coverage']:.2f}"
+        print(f"rule {r['index'] or 'default'}: {r['sentence']}  (anchor precision {prec} over "
+              f"{r['anchor_samples']} masked samples, coverage {cov})")
+        for s in result["also_hold"]:
+            print(f"  also holds: {s}")
+    else:
+        print(f"rules: none ({rules_path} absent; `steward explain RUN_DIR --global --data FILE` fits them)")
+    print(f"relevance ({args.method}):")
+    print(_heat(result["words"], sys.stdout.isatty()))
+    print(f"{result['tokens']} tokens; model loaded in {load_s:.2f} s, explained in {result['explain_s']:.3f} s")
+    if args.html:
+        print(f"html: {args.html}")
+    return 0
+
+
+def _global(args, run_) -> int:
+    import numpy as np
+
+    from steward.explain import (
+        ExplainError,
+        analyse,
+        choose_engine_base,
+        faithfulness_table,
+        fit_rules,
+        format_table,
+        make_instance,
+    )
+    from steward.explain.faithfulness import ENGINE_BASES
+    from steward.io import atomic_write_json, atomic_write_text, sha256_file
+
+    if not args.data:
+        raise ExplainError("--global needs --data FILE (a .txt with one text per line or a .jsonl)")
+    if not 0 < args.held_out < 1:
+        raise ExplainError(f"--held-out: must be in (0, 1), got {args.held_out}")
+    if args.max_rules < 2:
+        raise ExplainError(f"--max-rules: must be >= 2 (one rule and the default), got {args.max_rules}")
+    tok, expl = run_.tokenizer, run_.explainable
+    limit = run_.config.train.seq_len
+    instances = [make_instance(t, tok) for t in _read_texts(args.data, args.limit)]
+    instances = [i for i in instances if len(i.tokens) <= limit]
+    if len(instances) < 10:
+        raise ExplainError(f"--data: fewer than 10 texts fit the run's train.seq_len {limit}")
+    order = np.random.default_rng(0).permutation(len(instances))
+    n_test = max(1, int(round(args.held_out * len(instances))))
+    test = [instances[i] for i in order[:n_test]]
+    train = [instances[i] for i in order[n_test:]]
+    names = [tok.decode([i]) for i in range(expl.model.vocab_size if hasattr(expl.model, "vocab_size") else 0)]
+    bases = tuple(dict.fromkeys((args.method, *ENGINE_BASES)))
+    an_train = analyse(expl, train, bases, batch_size=32)
+    _, rules = fit_rules(train, an_train, names, method=args.method, max_rules=args.max_rules)
+    base = choose_engine_base(expl, train, an_train, rules, bases)  # on the fitting data, not the held-out
+    methods = ("attention", "rollout", "grad_attention", "integrated_gradients", "random")
+    table = faithfulness_table(expl, test, analyse(expl, test, methods, batch_size=32), rules, engine_base=base)
+    out = run_.run_dir / "explain"
+    atomic_write_json(out / "rules.json", rules.to_json())
+    atomic_write_text(out / "rules.txt", rules.text() + "\n")
+    result = {"run_dir": str(run_.run_dir), "checkpoint": str(run_.checkpoint), "data": args.data,
+              "fitted_on": len(train), "held_out": len(test), "method": args.method,
+              "table": table, "rules": rules.text().splitlines(), "fairness_flags": rules.flagged()}
+    atomic_write_json(out / "faithfulness.json", result)
+    result["artifacts"] = {str(out / n): sha256_file(out / n) for n in ("rules.json", "rules.txt", "faithfulness.json")}
+    result["audit_entry"] = _audit(run_.run_dir, result)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(format_table(table))
+    print(f"\nrules (fitted on {len(train)} texts, measured on {len(test)} held out):\n{rules.text()}")
+    flags = rules.flagged()
+    print(f"\nfairness: {len(flags)} rule(s) use identity terms (possible spurious correlations)")
+    for f in flags:
+        print(f"  rule {f['rule']}: {', '.join(f['identity_terms'])}")
+    for path, digest in result["artifacts"].items():
+        print(f"wrote {path}  sha256 {digest[:16]}")
+    if result["audit_entry"] is not None:
+        print(f"audit log: explain.artifacts recorded as entry {result['audit_entry']}")
+    return 0
+
+
+def _audit(run_dir: Path, result: dict) -> int | None:
+    """Record the artifacts' digests as an `explain.artifacts` event in the run's audit log (runs
+    trained with governance enabled); returns the entry's sequence number, None for other runs."""
+    if not (run_dir / "governance" / "run.json").is_file():
+        return None
+    from steward.governance import default_actor, load_run_ref
+
+    ref = load_run_ref(run_dir)
+    gcfg = ref.config.get("governance", {}) if isinstance(ref.config.get("governance"), dict) else {}
+    rules = result["table"]["rules"]
+    store = ref.open_store()
+    try:
+        entry = store.append("explain.artifacts", {
+            "artifacts": {Path(k).name: v for k, v in result["artifacts"].items()},
+            "checkpoint": result["checkpoint"], "data": result["data"], "held_out": result["held_out"],
+            "fidelity": rules["fidelity"], "n_rules": rules["n_rules"],
+            "identity_rules": len(result["fairness_flags"]),
+        }, actor=default_actor(str(gcfg.get("actor", ""))), run_id=ref.run_id, signer=ref.workspace.signer())
+        # sign and publish a tree head over it, as the trainer and the release gates do
+        head = store.sign_head(ref.workspace.signer())
+        extra = [gcfg["publish_heads"]] if gcfg.get("publish_heads") else []
+        ref.workspace.publish_head(head, store.display_url, extra)
+    finally:
+        store.close()
+    return entry.seq

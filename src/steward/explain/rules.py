@@ -1,0 +1,464 @@
+"""The symbolic engine: relevance over a dataset becomes a global, ordered rule list that mimics the
+model, and per instance the rule that fires, the words that carry relevance, and an Anchors-style
+precision and coverage (Ribeiro, Singh and Guestrin 2018) estimated by masking words.
+
+Units are words (whitespace-separated spans of the input, each a run of tokens): token relevance is
+summed into its word, so byte-level and subword tokenizers read the same. Features are the words and
+word bigrams that carry relevance over the training set, and attention facts ("the prediction position
+attends to w above theta in layers l..m", head mean, summed over w's tokens). The learner is a
+sequential-covering decision list (CN2 style: Clark and Niblett 1989, Laplace-corrected precision),
+our own: a few vectorised count matrices, no extra dependency, and it predicts many classes (next
+tokens) where wittgenstein's RIPPER is binary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from steward.explain.capture import Explainable, ExplainError, pad_batch
+from steward.explain.relevance import prediction_rows, relevance
+
+# Identity terms of the bias-madlibs template set (Dixon et al. 2018, "Measuring and Mitigating
+# Unintended Bias in Text Classification", conversationai/unintended-ml-bias-analysis, adjectives.txt).
+IDENTITY_TERMS = (
+    "lesbian", "gay", "bisexual", "transgender", "trans", "queer", "lgbt", "lgbtq", "homosexual",
+    "straight", "heterosexual", "male", "female", "nonbinary", "african", "black", "white", "european",
+    "hispanic", "latino", "latina", "latinx", "mexican", "canadian", "american", "asian", "indian",
+    "chinese", "japanese", "christian", "muslim", "jewish", "buddhist", "catholic", "protestant", "sikh",
+    "taoist", "old", "older", "young", "younger", "teenage", "millenial", "elderly", "blind", "deaf",
+    "paralyzed",
+)
+
+
+def identity_terms() -> set[str]:
+    """Words that name identity groups: the list above, plus issue 7's madlibs terms when steward.fairness
+    is present (a multi-word term such as 'black person' contributes its first word, 'black': the
+    generic head nouns 'person', 'neighbour' name no group)."""
+    terms = set(IDENTITY_TERMS)
+    try:
+        from steward.fairness.data import MADLIBS_TERMS
+    except ImportError:
+        return terms
+    for family in MADLIBS_TERMS.values():
+        for names in family.values():
+            terms.update(t.split()[0].lower() for t in names)
+    return terms
+
+
+# ---- instances: words over tokens ----------------------------------------------------------------
+
+
+@dataclass
+class Instance:
+    words: list[str]
+    tokens: list[int]
+    word_index: list[int]
+    """Per token: the index of its word; -1 for tokens of no word (a fixed prompt suffix)."""
+
+
+def make_instance(text: str, tokenizer: Any, suffix: str = "") -> Instance:
+    """Split `text` on whitespace; each word is encoded with its leading space (how it reads in running
+    text); `suffix` (e.g. a prompt's ' =>') is appended as tokens of no word."""
+    words = text.split()
+    if not words:
+        raise ExplainError("--text: the text is empty; give at least one word")
+    tokens: list[int] = []
+    index: list[int] = []
+    for i, w in enumerate(words):
+        ids = tokenizer.encode(w if i == 0 else " " + w)
+        tokens += ids
+        index += [i] * len(ids)
+    if suffix:
+        ids = tokenizer.encode(suffix)
+        tokens += ids
+        index += [-1] * len(ids)
+    return Instance(words, tokens, index)
+
+
+def keep_words(inst: Instance, keep: set[int]) -> Instance:
+    """The instance with only the words in `keep` (and the no-word tokens): ERASER's removal."""
+    words, tokens, index, new = [], [], [], {}
+    for t, w in zip(inst.tokens, inst.word_index):
+        if w >= 0 and w not in keep:
+            continue
+        if w >= 0 and w not in new:
+            new[w] = len(words)
+            words.append(inst.words[w])
+        tokens.append(t)
+        index.append(new[w] if w >= 0 else -1)
+    return Instance(words, tokens, index)
+
+
+def mask_words(inst: Instance, masked: set[int], mask_id: int) -> Instance:
+    """The instance with the tokens of the `masked` words replaced by `mask_id` (Anchors' perturbation)."""
+    tokens = [mask_id if w in masked else t for t, w in zip(inst.tokens, inst.word_index)]
+    return Instance(list(inst.words), tokens, list(inst.word_index))
+
+
+def to_words(inst: Instance, token_values: np.ndarray) -> np.ndarray:
+    """Sum per-token values [..., T] into per-word values [..., n_words]."""
+    idx = np.asarray(inst.word_index)
+    out = np.zeros(token_values.shape[:-1] + (len(inst.words),), dtype=np.float64)
+    for w in range(len(inst.words)):
+        out[..., w] = token_values[..., : len(idx)][..., idx == w].sum(-1)
+    return out
+
+
+@dataclass
+class Analysis:
+    """Model outputs over instances: predicted class, class probabilities, word relevance per method,
+    and attention at the prediction row per layer (head mean) summed into words [L, n_words]."""
+
+    pred: np.ndarray
+    prob: np.ndarray
+    word_rel: dict[str, list[np.ndarray]]
+    word_att: list[np.ndarray]
+
+
+def analyse(expl: Explainable, instances: Sequence[Instance], methods: Sequence[str] = ("grad_attention",),
+            batch_size: int = 64, ig_steps: int = 16) -> Analysis:
+    preds, probs, atts = [], [], []
+    rels: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    for s in range(0, len(instances), batch_size):
+        chunk = instances[s: s + batch_size]
+        tokens, lengths = pad_batch([i.tokens for i in chunk], expl.pad_id)
+        rel, fwd, pred = relevance(expl, tokens, lengths, tuple(methods), ig_steps=ig_steps, seed=s)
+        preds.append(pred.cpu().numpy())
+        probs.append(fwd.scores.detach().softmax(-1).cpu().numpy())
+        rows = torch.stack([prediction_rows(p.mean(1), fwd.positions, fwd.pooling) for p in fwd.probs], 1)
+        rows = rows.cpu().numpy()  # [B, L, T]
+        for b, inst in enumerate(chunk):
+            atts.append(to_words(inst, rows[b]))
+            for m in methods:
+                rels[m].append(to_words(inst, rel[m][b].numpy()))
+    return Analysis(np.concatenate(preds), np.concatenate(probs), rels, atts)
+
+
+# ---- conditions and features ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    kind: str
+    """'word': the text contains the word; 'ngram': it contains the word sequence; 'any': it contains
+    one of the terms of `text` (separated by ' | ', a lexicon the learner groups); 'attends': the
+    prediction position attends to the word above theta in every layer of first..last."""
+    text: str
+    first: int = -1
+    last: int = -1
+    theta: float = 0.0
+
+    @property
+    def key(self) -> str:
+        if self.kind == "attends":
+            return f"attends:{self.text}@{self.first}-{self.last}>{self.theta:g}"
+        return f"{self.kind}:{self.text}"
+
+    @property
+    def words(self) -> list[str]:
+        return [w for t in self.terms for w in t.split()]
+
+    @property
+    def terms(self) -> list[str]:
+        return self.text.split(" | ") if self.kind == "any" else [self.text]
+
+    def sentence(self) -> str:
+        if self.kind == "any":
+            return "the text contains any of " + ", ".join(f"'{t}'" for t in self.terms)
+        if self.kind == "attends":
+            layers = f"layer {self.first + 1}" if self.first == self.last else f"layers {self.first + 1}-{self.last + 1}"
+            return f"the prediction attends to '{self.text}' above {self.theta:g} in {layers}"
+        return f"the text contains '{self.text}'"
+
+    def holds(self, inst: Instance, att: np.ndarray) -> bool:
+        return bool(self.where(inst, att))
+
+    def where(self, inst: Instance, att: np.ndarray) -> list[int]:
+        """Indices of the words that make this condition true (empty: it does not hold)."""
+        lower = [w.lower() for w in inst.words]
+        found: list[int] = []
+        for term in self.terms:
+            words = term.split()
+            n = len(words)
+            starts = [i for i in range(len(lower) - n + 1) if lower[i: i + n] == words]
+            if self.kind == "attends" and att is not None:
+                starts = [i for i in starts if np.all(att[self.first: self.last + 1, i] >= self.theta)]
+            found += [i + j for i in starts for j in range(n)]
+        return sorted(set(found))
+
+
+def _ngrams(inst: Instance, n: int) -> set[str]:
+    lower = [w.lower() for w in inst.words]
+    return {" ".join(lower[i: i + n]) for i in range(len(lower) - n + 1)}
+
+
+@dataclass
+class FeatureSpace:
+    conditions: list[Condition]
+
+    @classmethod
+    def build(cls, instances: Sequence[Instance], analysis: Analysis, method: str = "grad_attention",
+              max_terms: int = 60, theta: float = 0.1, min_count: int = 3) -> FeatureSpace:
+        """Words and bigrams ranked by the relevance share they carry over the data (a term's words'
+        share of the instance's positive relevance, summed over instances); the top `max_terms` become
+        'contains' features, and attention facts over every layer range for the top words."""
+        mass: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for inst, rel in zip(instances, analysis.word_rel[method]):
+            pos = np.clip(rel, 0, None)
+            share = pos / pos.sum() if pos.sum() > 0 else np.zeros_like(pos)
+            lower = [w.lower() for w in inst.words]
+            seen: dict[str, float] = {}
+            for i, w in enumerate(lower):
+                seen[w] = max(seen.get(w, 0.0), share[i])
+                if i + 1 < len(lower):
+                    g = f"{w} {lower[i + 1]}"
+                    seen[g] = max(seen.get(g, 0.0), share[i] + share[i + 1])
+            for term, s in seen.items():
+                mass[term] = mass.get(term, 0.0) + s
+                count[term] = count.get(term, 0) + 1
+        terms = sorted((t for t in mass if count[t] >= min_count), key=lambda t: -mass[t])[:max_terms]
+        conds = [Condition("ngram" if " " in t else "word", t) for t in terms]
+        L = analysis.word_att[0].shape[0] if analysis.word_att else 0
+        for t in [t for t in terms if " " not in t][: max_terms // 3]:
+            conds += [Condition("attends", t, a, b, theta) for a in range(L) for b in range(a, L)]
+        return cls(conds)
+
+    def matrix(self, instances: Sequence[Instance], analysis: Analysis) -> np.ndarray:
+        """Boolean [N, F]: which conditions hold on which instance."""
+        X = np.zeros((len(instances), len(self.conditions)), dtype=bool)
+        for n, (inst, att) in enumerate(zip(instances, analysis.word_att)):
+            grams = {1: _ngrams(inst, 1), 2: _ngrams(inst, 2)}
+            for j, c in enumerate(self.conditions):
+                present = any(t in grams.get(len(t.split()), ()) for t in c.terms)
+                X[n, j] = present and (c.kind != "attends" or c.holds(inst, att))
+        return X
+
+
+# ---- the rule list -------------------------------------------------------------------------------
+
+
+@dataclass
+class Rule:
+    conditions: tuple[Condition, ...]
+    label: int
+    precision: float
+    """Share of the training instances it covered (in list order) on which the model predicts `label`."""
+    support: int
+    coverage: float
+    """Share of all training instances on which its conditions hold (wherever it sits in the list)."""
+
+
+@dataclass
+class RuleList:
+    rules: list[Rule]
+    default: int
+    class_names: list[str]
+    identity: set[str] = field(default_factory=identity_terms)
+
+    def _holds(self, rule: Rule, inst: Instance, att: np.ndarray) -> bool:
+        return all(c.holds(inst, att) for c in rule.conditions)
+
+    def fire(self, inst: Instance, att: np.ndarray) -> int:
+        """Index of the first rule whose conditions hold (-1: the default)."""
+        for i, r in enumerate(self.rules):
+            if self._holds(r, inst, att):
+                return i
+        return -1
+
+    def predict(self, instances: Sequence[Instance], analysis: Analysis) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted class, index of the firing rule or -1) per instance."""
+        fired = np.array([self.fire(i, a) for i, a in zip(instances, analysis.word_att)], dtype=int)
+        labels = np.array([self.rules[f].label if f >= 0 else self.default for f in fired], dtype=int)
+        return labels, fired
+
+    def holding(self, inst: Instance, att: np.ndarray) -> list[int]:
+        return [i for i, r in enumerate(self.rules) if self._holds(r, inst, att)]
+
+    def identity_words(self, rule: Rule) -> list[str]:
+        return sorted({w for c in rule.conditions for w in c.words if w in self.identity})
+
+    def sentence(self, i: int) -> str:
+        if i < 0:
+            return f"OTHERWISE predict '{self.class_names[self.default]}'"
+        r = self.rules[i]
+        return "IF " + " AND ".join(c.sentence() for c in r.conditions) + f" THEN predict '{self.class_names[r.label]}'"
+
+    def text(self) -> str:
+        return "\n".join(f"{i + 1:>2}. {self.sentence(i)}" for i in range(len(self.rules))) + \
+            f"\n    {self.sentence(-1)}"
+
+    def flagged(self) -> list[dict[str, Any]]:
+        """Rules whose conditions use identity terms: possible spurious correlations."""
+        return [{"rule": i + 1, "sentence": self.sentence(i), "identity_terms": self.identity_words(r)}
+                for i, r in enumerate(self.rules) if self.identity_words(r)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "steward-rules/1",
+            "class_names": self.class_names,
+            "default": self.default,
+            "rules": [{"if": [asdict(c) for c in r.conditions], "then": r.label,
+                       "then_name": self.class_names[r.label], "sentence": self.sentence(i),
+                       "precision": r.precision, "support": r.support, "coverage": r.coverage,
+                       "identity_terms": self.identity_words(r)} for i, r in enumerate(self.rules)],
+            "otherwise": self.sentence(-1),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> RuleList:
+        if obj.get("format") != "steward-rules/1":
+            raise ExplainError(f"rules file: format {obj.get('format')!r} is not steward-rules/1; rerun --global")
+        rules = [Rule(tuple(Condition(**c) for c in r["if"]), r["then"], r["precision"], r["support"],
+                      r["coverage"]) for r in obj["rules"]]
+        return cls(rules, obj["default"], obj["class_names"])
+
+
+def learn_rules(X: np.ndarray, y: np.ndarray, conditions: Sequence[Condition], class_names: Sequence[str],
+                max_rules: int = 30, max_conditions: int = 2, min_support: int = 3,
+                lexicon_precision: float = 0.9) -> RuleList:
+    """Sequential covering: repeatedly take the rule (a conjunction of up to `max_conditions`, grown
+    greedily) with the best Laplace precision (n_k + 1) / (n + C) on the instances no earlier rule
+    covers, while it beats predicting the majority class there; the last line is that majority class.
+    Besides the given conditions, each round offers per class a lexicon condition: 'contains any of'
+    the words and n-grams that predict that class with precision >= `lexicon_precision` (and support
+    >= `min_support`) on the instances still uncovered, so that one readable rule can stand for a word
+    class (e.g. all insults) instead of one rule per word. `max_rules` counts the default line."""
+    N, _ = X.shape
+    C = len(class_names)
+    Y = np.eye(C, dtype=np.int64)[y]
+    lexical = np.array([c.kind in ("word", "ngram") for c in conditions], dtype=bool)
+    remaining = np.ones(N, dtype=bool)
+    rules: list[Rule] = []
+    while len(rules) < max_rules - 1 and remaining.any():
+        counts = X[remaining].T.astype(np.int64) @ Y[remaining]
+        n = counts.sum(1)
+        conds, cols = list(conditions), [X]
+        for k in range(C):
+            prec = np.where(n > 0, counts[:, k] / np.maximum(n, 1), 0)
+            members = np.flatnonzero(lexical & (counts[:, k] >= min_support) & (prec >= lexicon_precision))
+            # an n-gram that contains a member word adds nothing to 'any of'
+            words = {conditions[j].text for j in members if conditions[j].kind == "word"}
+            members = [j for j in members if conditions[j].kind == "word" or not words & set(conditions[j].words)]
+            if len(members) >= 2:
+                members = np.array(members)[np.argsort(-prec[members], kind="stable")]
+                conds.append(Condition("any", " | ".join(conditions[j].text for j in members)))
+                cols.append(X[:, members].any(1, keepdims=True))
+        Xe = np.concatenate(cols, 1)
+        base = np.bincount(y[remaining], minlength=C)
+        best = ((base.max() + 1) / (remaining.sum() + C), -1)
+        cover = remaining.copy()
+        chosen: list[int] = []
+        for _ in range(max_conditions):
+            cnt = Xe[cover].T.astype(np.int64) @ Y[cover]  # [F, C]
+            m = cnt.sum(1)
+            lap = (cnt.max(1) + 1) / (m + C)
+            lap[(cnt.max(1) < min_support) | (m == cover.sum())] = -1  # too rare, or adds nothing
+            lap[chosen] = -1
+            j = int(lap.argmax())
+            if lap[j] <= best[0] + 1e-9:
+                break
+            chosen.append(j)
+            cover &= Xe[:, j]
+            best = (lap[j], int(cnt[j].argmax()))
+        if not chosen:
+            break
+        label = best[1]
+        hit = int((y[cover] == label).sum())
+        rules.append(Rule(tuple(conds[j] for j in chosen), label, hit / int(cover.sum()), int(cover.sum()),
+                          float(Xe[:, chosen].all(1).mean())))
+        remaining &= ~cover
+    default = int(np.bincount(y[remaining] if remaining.any() else y, minlength=C).argmax())
+    return RuleList(rules, default, list(class_names))
+
+
+# ---- per-instance explanation --------------------------------------------------------------------
+
+
+def rule_relevance(rules: RuleList, inst: Instance, att: np.ndarray, base: np.ndarray,
+                   pred: int | None = None) -> np.ndarray:
+    """The engine's word relevance: the words that make the firing rule's conditions true come first
+    (above every other word), the rest keep the base method's order. A rule that concludes another class
+    than the model's prediction `pred` does not explain it, and promotes nothing."""
+    i = rules.fire(inst, att)
+    out = base.astype(np.float64).copy()
+    if i >= 0 and (pred is None or rules.rules[i].label == pred):
+        top = float(np.abs(base).max()) + 1.0 if len(base) else 1.0
+        for c in rules.rules[i].conditions:
+            for w in c.where(inst, att):
+                out[w] = base[w] + top
+    return out
+
+
+def anchor_precision(expl: Explainable, inst: Instance, rules: RuleList, rule: int, mask_id: int,
+                     n_samples: int = 64, seed: int = 0) -> tuple[float, int]:
+    """Anchors' precision of a rule on one instance: mask each word outside the rule's conditions with
+    probability 1/2, keep the samples where the conditions still hold, and count how often the model
+    still predicts the rule's label. Returns (precision, samples used)."""
+    if rule < 0:
+        return float("nan"), 0
+    rng = np.random.default_rng(seed)
+    r = rules.rules[rule]
+    keep = {w for c in r.conditions for w in c.where(inst, att=None)}  # att None: the words, not the attention
+    free = [w for w in range(len(inst.words)) if w not in keep]
+    samples = [mask_words(inst, {w for w in free if rng.random() < 0.5}, mask_id) for _ in range(n_samples)]
+    if any(c.kind == "attends" for c in r.conditions):
+        an = analyse(expl, samples, methods=(), batch_size=n_samples)
+        pred, ok = an.pred, [rules._holds(r, s, a) for s, a in zip(samples, an.word_att)]
+    else:  # word conditions need no attention: the fused path is enough
+        with torch.no_grad():
+            pred = expl.scores(*pad_batch([s.tokens for s in samples], expl.pad_id)).argmax(-1).numpy()
+        ok = [all(c.where(s, None) for c in r.conditions) for s in samples]
+    used = int(sum(ok))
+    if not used:
+        return float("nan"), 0
+    return float((pred[np.array(ok)] == r.label).mean()), used
+
+
+def explain_instance(expl: Explainable, inst: Instance, rules: RuleList | None, method: str = "grad_attention",
+                     mask_id: int | None = None, n_samples: int = 64, tokenizer: Any = None) -> dict[str, Any]:
+    """Prediction, firing rule (sentence, Anchors precision, coverage), other rules that hold, and each
+    word's relevance (share of the positive relevance)."""
+    an = analyse(expl, [inst], methods=(method,), batch_size=1)
+    pred, att, rel = int(an.pred[0]), an.word_att[0], an.word_rel[method][0]
+    out: dict[str, Any] = {
+        "prediction": rules.class_names[pred] if rules is not None else expl.class_name(pred, tokenizer),
+        "class": pred,
+        "probability": float(an.prob[0, pred]),
+        "method": method,
+    }
+    pos = np.clip(rel, 0, None)
+    share = pos / pos.sum() if pos.sum() > 0 else pos
+    out["words"] = [{"word": w, "relevance": float(r), "share": float(s)}
+                    for w, r, s in zip(inst.words, rel, share)]
+    if rules is not None:
+        fired = rules.fire(inst, att)
+        prec, used = anchor_precision(expl, inst, rules, fired, expl.pad_id if mask_id is None else mask_id,
+                                      n_samples)
+        out["rule"] = {
+            "index": fired + 1 if fired >= 0 else None,
+            "sentence": rules.sentence(fired),
+            "agrees_with_model": (rules.rules[fired].label if fired >= 0 else rules.default) == pred,
+            "anchor_precision": None if math.isnan(prec) else prec,
+            "anchor_samples": used,
+            "coverage": rules.rules[fired].coverage if fired >= 0 else None,
+            "identity_terms": rules.identity_words(rules.rules[fired]) if fired >= 0 else [],
+        }
+        out["also_hold"] = [rules.sentence(i) for i in rules.holding(inst, att) if i != fired]
+    return out
+
+
+def fit_rules(instances: Sequence[Instance], analysis: Analysis, class_names: Sequence[str],
+              method: str = "grad_attention", max_rules: int = 30, max_conditions: int = 2,
+              theta: float = 0.1, max_terms: int = 200) -> tuple[FeatureSpace, RuleList]:
+    """Features from `method`'s relevance over `instances`, then the rule list that mimics the model's
+    predictions on them (`analysis.pred`)."""
+    space = FeatureSpace.build(instances, analysis, method, max_terms=max_terms, theta=theta)
+    X = space.matrix(instances, analysis)
+    return space, learn_rules(X, analysis.pred, space.conditions, class_names, max_rules, max_conditions)
