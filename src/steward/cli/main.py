@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 import steward
@@ -19,6 +20,11 @@ COMMAND_MODULES = [
     "steward.cli.config_cmd",
     "steward.cli.bench_cmd",
     "steward.cli.tokenizer_cmd",
+    "steward.cli.governance_cmd",
+    "steward.cli.memory_cmd",
+    "steward.cli.explain_cmd",
+    "steward.cli.parallel_cmd",
+    "steward.cli.fairness_cmd",
 ]
 
 
@@ -53,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except StewardError as e:
         print(f"steward {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `steward ... | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print(f"steward {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -44,10 +44,11 @@ def run(args) -> int:
         print(json.dumps(summary))
     else:
         run_dir = summary["run_dir"]
+        first, final = summary.get("first_val_loss"), summary.get("final_val_loss")
+        val = f"val loss {first:.4f} -> {final:.4f}" if first is not None and first != final else f"val loss {final:.4f}"
         print(
             f"done: {summary['steps']} steps, loss {summary['initial_loss']:.4f} -> {summary['final_loss']:.4f}, "
-            f"val loss {summary['first_val_loss'] or float('nan'):.4f} -> {summary['final_val_loss']:.4f}, "
-            f"{summary['tokens_per_s']:.0f} tokens/s"
+            f"{val}, {summary['tokens_per_s']:.0f} tokens/s"
         )
         print(f"run directory: {run_dir}  (config.toml, metrics.jsonl, summary.json, checkpoints/)")
     return 0

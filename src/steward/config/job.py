@@ -142,12 +142,16 @@ class Train:
     threads: int = 0
     """torch intra-op threads per process on the CPU (0: torch's default divided among local workers)."""
 
+    task: str = "lm"
+    """'lm' (next-token language modelling) or 'classify' (a binary classification head on the pooled
+    decoder representation, trained on fairness.data; see the [fairness] section)."""
+
 
 @dataclass
 class Parallel:
     dp_shard: int = -1
     """Data-parallel degree that shards parameters, gradients and optimizer state (FSDP2).
-    -1: whatever world size remains after dp_replicate."""
+    -1: whatever world size remains after pp, dp_replicate and tp."""
 
     dp_replicate: int = 1
     """Data-parallel degree that replicates the model (DDP, or HSDP together with dp_shard > 1)."""
@@ -156,13 +160,22 @@ class Parallel:
     """Process group backend: 'auto' (nccl on GPU, gloo on CPU), 'nccl' or 'gloo'."""
 
     tp: int = 1
-    """Tensor-parallel degree (kept inside a node)."""
+    """Tensor-parallel degree, with sequence parallel on the norms; must divide the heads and kv heads
+    and train.seq_len, and stay inside a node unless parallel.tp_across_nodes."""
 
     pp: int = 1
-    """Pipeline-parallel degree (stages cross nodes)."""
+    """Pipeline-parallel degree (stages cross nodes; 1F1B schedule). Needs at least pp micro-batches per
+    rank: with train.micro_batch_size 0 the per-rank batch is split into pp micro-batches."""
+
+    tp_across_nodes: bool = False
+    """Allow tensor-parallel groups larger than the processes of one node (slow: tp talks every layer)."""
 
     auto: bool = False
     """Let the planner choose tp, pp, dp_replicate, dp_shard, micro-batch size and recompute."""
+
+    cluster: str = ""
+    """Cluster the planner assumes with parallel.auto: a preset name or cluster TOML file (`steward
+    topology` lists presets). Empty: the running job, discovered (and calibrated if measured)."""
 
 
 @dataclass
@@ -197,6 +210,10 @@ class Comm:
     hierarchical: bool = False
     """Reduce-scatter inside the node, all-reduce the shard across nodes, all-gather inside the node."""
 
+    ranks_per_node: int = 0
+    """Processes per node: consecutive global ranks share a node (for hierarchical all-reduce and the
+    intra/inter-node byte split). 0: LOCAL_WORLD_SIZE from the launcher."""
+
 
 @dataclass
 class Memory:
@@ -205,10 +222,18 @@ class Memory:
     chooses per block under memory.budget_gb)."""
 
     budget_gb: float = 0.0
-    """Memory budget per device in GB for memory.policy = plan (0: memory.budget_fraction of the device)."""
+    """Memory budget per device in GB (10^9 bytes) for memory.policy = plan (0: memory.budget_fraction of the device)."""
 
     budget_fraction: float = 0.9
     """With budget_gb = 0: this fraction of the device's memory is the budget."""
+
+    profile: str = "auto"
+    """How per-block costs are found: measured (run one block on the device, timed), analytic (fake
+    tensors: nothing allocated, time from a roofline of the GPU's figures), or auto (measured when one
+    block takes under a quarter of the free device memory, else analytic)."""
+
+    plan_policies: str = "keep,selective,full,offload"
+    """Comma-separated policies memory.policy = plan may choose from (offload only on GPUs)."""
 
 
 @dataclass
@@ -217,10 +242,13 @@ class Governance:
     """Record the run in the audit log, evaluate policies and write the report."""
 
     store: str = ""
-    """Audit store: a SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...). Empty: RUN_DIR/governance/audit.db."""
+    """Audit store: a SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...), or 'workspace' for one
+    store shared by all runs of the workspace (WORKSPACE/audit.db). Empty: RUN_DIR/governance/audit.db.
+    For PostgreSQL, keep the password out of the URL (PGPASSWORD or ~/.pgpass): config.toml records it."""
 
     workspace: str = ""
-    """Workspace folder holding the signing key, published tree heads and risk register. Empty: ~/.steward."""
+    """Workspace folder holding the signing key, published tree heads, roles and risk register.
+    Empty: $STEWARD_WORKSPACE, else ~/.steward."""
 
     policy: str = "default"
     """Policy file (TOML of CEL rules), 'default' for the shipped pack, or 'none'."""
@@ -229,13 +257,95 @@ class Governance:
     """Stop a stage that a policy denies. false: record the denial as a warning and go on."""
 
     actor: str = ""
-    """Who is acting, for the audit log. Empty: the OS user."""
+    """Who is acting, for the audit log. Empty: $STEWARD_ACTOR, else the OS user."""
 
     key_path: str = ""
-    """Ed25519 private key (PEM) to sign tree heads with. Empty: $STEWARD_SIGNING_KEY or the workspace key."""
+    """Ed25519 private key (PEM, mode 0600) to sign the audit log and provenance with.
+    Empty: $STEWARD_SIGNING_KEY, else the workspace key (created on first use)."""
+
+    datasheets: str = ""
+    """TOML file of datasheets: a [NAME] table per dataset (source, license, intended_use, known_biases),
+    matched by dataset name, source, Hugging Face id or path. Overrides datasheet.toml next to the data."""
+
+    model_card: str = ""
+    """TOML file with the model card's prose for the report: intended_use, out_of_scope_use,
+    ethical_considerations, caveats, license, owner, description."""
+
+    publish_heads: str = ""
+    """Also append every signed tree head to this file (e.g. on a share the store's writers cannot edit);
+    WORKSPACE/heads.jsonl always gets them."""
 
     mlflow_uri: str = ""
     """MLflow tracking URI; when set and mlflow is installed, params, metrics and artifacts are logged there."""
+
+
+@dataclass
+class Fairness:
+    enabled: bool = False
+    """Evaluate group fairness (subgroup/BPSN/BNSP AUC gaps per family) during and after a train.task =
+    classify run: metrics.jsonl, the progress line, the audit log and summary.json get the figures."""
+
+    data: str = "madlibs"
+    """Classification data with identities: 'madlibs' (generated, Dixon et al. 2018 style) or a .csv,
+    .parquet or local Hugging Face dataset folder in the Jigsaw/Civil Comments identities layout."""
+
+    eval_data: str = ""
+    """Held-out identity set for the fairness evaluation. Empty: madlibs' balanced evaluation split, or
+    fairness.eval_fraction of fairness.data held out."""
+
+    eval_fraction: float = 0.1
+    """Share of fairness.data held out for evaluation when fairness.eval_data is empty (not for madlibs)."""
+
+    text_field: str = ""
+    """Text column. Empty: comment_text or text."""
+
+    target_field: str = ""
+    """Target column (toxicity fraction in [0, 1], binarised at 0.5). Empty: target or toxicity."""
+
+    madlibs_size: int = 4000
+    """Training sentences generated for fairness.data = madlibs."""
+
+    madlibs_eval_size: int = 3000
+    """Evaluation sentences generated for fairness.data = madlibs (identity independent of the label)."""
+
+    madlibs_bias: float = 0.8
+    """Injected association in the madlibs training split: the probability that a sentence's identity is
+    drawn from the subgroups its label is associated with (0: none)."""
+
+    pooling: str = "mean"
+    """How the classification head pools the decoder's hidden states: 'mean' or 'last' (real tokens)."""
+
+    adversary: str = "none"
+    """Adversarial debiasing (Zhang et al. 2018): 'none', 'representation' (the adversary sees the pooled
+    features), 'demographic_parity' (the logit) or 'equalized_odds' (the logit and the label)."""
+
+    alpha: float = 1.0
+    """Weight of the adversary term in the predictor update."""
+
+    alpha_schedule: str = "constant"
+    """'constant', or 'sqrt' (alpha * sqrt(step), as Zhang et al. suggest)."""
+
+    adversary_lr: float = 1e-2
+    """Learning rate of the adversary's Adam optimizer."""
+
+    adversary_hidden: int = 0
+    """Hidden units of the adversary (0: linear)."""
+
+    eval_every: int = 50
+    """Evaluate the gaps every this many steps while training (0: only at the end)."""
+
+    eval_examples: int = 1000
+    """Examples of the held-out set used by the evaluations during training (0: all); the final one uses all."""
+
+    bootstrap: int = 200
+    """Bootstrap resamples for the confidence intervals of the final evaluation (0: none)."""
+
+    max_gap: float = 0.0
+    """Threshold on any family's mean absolute AUC gap during training (0: no threshold)."""
+
+    on_gap: str = "alert"
+    """What crossing fairness.max_gap does: 'alert' (audit event and a message), 'raise_alpha' (doubles
+    alpha, with an adversary) or 'stop' (ends the run with an error)."""
 
 
 @dataclass
@@ -249,3 +359,4 @@ class JobConfig:
     comm: Comm = field(default_factory=Comm)
     memory: Memory = field(default_factory=Memory)
     governance: Governance = field(default_factory=Governance)
+    fairness: Fairness = field(default_factory=Fairness)

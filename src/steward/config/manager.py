@@ -188,11 +188,125 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError(f"parallel.dp_shard: must be -1 (the rest of the world) or >= 1, got {p.dp_shard}")
     if p.backend not in ("auto", "nccl", "gloo"):
         raise ConfigError(f"parallel.backend: must be auto, nccl or gloo, got {p.backend!r}")
+    for key, value in (("parallel.tp", p.tp), ("parallel.pp", p.pp)):
+        if value < 1:
+            raise ConfigError(f"{key}: must be >= 1, got {value}")
+    if (p.tp > 1 or p.pp > 1) and m.hf_path:
+        raise ConfigError("parallel.tp / parallel.pp: tensor and pipeline parallel need a model.flavor, not model.hf_path")
+    if not m.hf_path and m.flavor in FLAVORS:
+        args = FLAVORS[m.flavor]
+        if args.n_heads % p.tp or args.kv_heads % p.tp:
+            raise ConfigError(
+                f"parallel.tp: {p.tp} must divide the {args.n_heads} heads and {args.kv_heads} kv heads of "
+                f"model.flavor {m.flavor!r}"
+            )
+        if p.pp > args.n_layers:
+            raise ConfigError(f"parallel.pp: {p.pp} stages exceed the {args.n_layers} layers of model.flavor {m.flavor!r}")
+    if t.seq_len % p.tp:
+        raise ConfigError(
+            f"train.seq_len: {t.seq_len} must be divisible by parallel.tp {p.tp} (sequence parallel splits the sequence)"
+        )
+    if p.cluster:
+        from steward.parallel.topology import ClusterError, load_cluster
+
+        try:
+            load_cluster(p.cluster)
+        except ClusterError as e:
+            raise ConfigError(f"parallel.cluster: {e}") from None
     if c.every < 0 or c.keep < 0:
         raise ConfigError("checkpoint.every and checkpoint.keep must be >= 0")
     if c.resume and c.resume != "latest" and not Path(c.resume).exists():
         raise ConfigError(f"checkpoint.resume: {c.resume!r} does not exist; give 'latest' or a checkpoint folder")
     _validate_governance(cfg)
+    _validate_fairness(cfg)
+    _validate_comm(cfg)
+    _validate_memory(cfg)
+
+
+def _validate_memory(cfg: JobConfig) -> None:
+    """The [memory] section (steward.memory reads it)."""
+    import torch
+
+    mem, t, p = cfg.memory, cfg.train, cfg.parallel
+    policies = ("keep", "selective", "full", "offload")
+    if mem.policy not in (*policies, "plan"):
+        raise ConfigError(f"memory.policy: must be keep, selective, full, offload or plan, got {mem.policy!r}")
+    if mem.budget_gb < 0:
+        raise ConfigError(f"memory.budget_gb: must be >= 0 (0: memory.budget_fraction of the device), got {mem.budget_gb}")
+    if not 0 < mem.budget_fraction <= 1:
+        raise ConfigError(f"memory.budget_fraction: must be in (0, 1], got {mem.budget_fraction}")
+    if mem.profile not in ("auto", "measured", "analytic"):
+        raise ConfigError(f"memory.profile: must be auto, measured or analytic, got {mem.profile!r}")
+    allowed = [x.strip() for x in mem.plan_policies.split(",") if x.strip()]
+    bad = [x for x in allowed if x not in policies]
+    if bad or not allowed:
+        raise ConfigError(f"memory.plan_policies: a comma-separated list of {', '.join(policies)}, got {mem.plan_policies!r}")
+    on_cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
+    if mem.policy == "offload" and on_cpu:
+        raise ConfigError("memory.policy: offload moves saved activations from a GPU to host memory, which means "
+                          "nothing when training on the CPU; use selective or full, or train on a GPU")
+    if mem.policy == "offload" and p.tp > 1:
+        raise ConfigError("memory.policy: offload is not supported with parallel.tp > 1 (tensor-parallel activations); "
+                          "use selective or full")
+    if mem.policy == "plan" and cfg.model.hf_path:
+        raise ConfigError("memory.policy: plan needs a model.flavor (its shapes are profiled); with model.hf_path "
+                          "choose keep, selective, full or offload")
+    if mem.policy == "plan" and p.pp > 1:
+        raise ConfigError("memory.policy: plan does not model pipeline stages (parallel.pp > 1) yet; choose keep, "
+                          "selective, full or offload")
+
+
+def _validate_comm(cfg: JobConfig) -> None:
+    """The [comm] settings on their own; what depends on the layout is checked in validate_world."""
+    from steward.comm.compressors import COMPRESSORS
+
+    c = cfg.comm
+    if c.compressor not in COMPRESSORS:
+        raise ConfigError(f"comm.compressor: unknown {c.compressor!r}; choose one of {', '.join(COMPRESSORS)}")
+    if c.rank < 1:
+        raise ConfigError(f"comm.rank: the PowerSGD rank must be >= 1, got {c.rank}")
+    if not 0 < c.topk_fraction <= 1:
+        raise ConfigError(f"comm.topk_fraction: must be in (0, 1] (the fraction of entries top-k sends), got {c.topk_fraction}")
+    if c.warmup_steps < 0:
+        raise ConfigError(f"comm.warmup_steps: must be >= 0, got {c.warmup_steps}")
+    if c.ranks_per_node < 0:
+        raise ConfigError(f"comm.ranks_per_node: must be >= 0 (0: LOCAL_WORLD_SIZE), got {c.ranks_per_node}")
+
+
+def _validate_fairness(cfg: JobConfig) -> None:
+    """train.task and the [fairness] section (steward.fairness reads these)."""
+    t, f = cfg.train, cfg.fairness
+    if t.task not in ("lm", "classify"):
+        raise ConfigError(f"train.task: must be lm or classify, got {t.task!r}")
+    if f.enabled and t.task != "classify":
+        raise ConfigError("fairness.enabled: the fairness evaluation needs a classifier; set --train.task classify")
+    if f.adversary != "none" and t.task != "classify":
+        raise ConfigError("fairness.adversary: adversarial debiasing trains a classifier; set --train.task classify")
+    choices = {
+        "fairness.pooling": (f.pooling, ("mean", "last")),
+        "fairness.adversary": (f.adversary, ("none", "representation", "demographic_parity", "equalized_odds")),
+        "fairness.alpha_schedule": (f.alpha_schedule, ("constant", "sqrt")),
+        "fairness.on_gap": (f.on_gap, ("alert", "raise_alpha", "stop")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{key}: must be one of {', '.join(allowed)}, got {value!r}")
+    if f.on_gap == "raise_alpha" and f.adversary == "none" and f.max_gap > 0:
+        raise ConfigError("fairness.on_gap: raise_alpha needs an adversary; set --fairness.adversary or use alert/stop")
+    for key, value in (("fairness.data", f.data), ("fairness.eval_data", f.eval_data)):
+        if value and value != "madlibs" and not Path(value).expanduser().exists():
+            raise ConfigError(f"{key}: {value!r} does not exist; give 'madlibs' or a .csv, .parquet or dataset folder")
+    if not 0 < f.eval_fraction < 1:
+        raise ConfigError(f"fairness.eval_fraction: must be in (0, 1), got {f.eval_fraction}")
+    if f.madlibs_size < 2 or f.madlibs_eval_size < 2:
+        raise ConfigError("fairness.madlibs_size and fairness.madlibs_eval_size: must be >= 2")
+    if not 0 <= f.madlibs_bias <= 1:
+        raise ConfigError(f"fairness.madlibs_bias: must be in [0, 1], got {f.madlibs_bias}")
+    if f.alpha < 0 or f.adversary_lr <= 0 or f.adversary_hidden < 0:
+        raise ConfigError("fairness.alpha must be >= 0, fairness.adversary_lr > 0 and fairness.adversary_hidden >= 0")
+    if f.eval_every < 0 or f.eval_examples < 0 or f.bootstrap < 0 or f.max_gap < 0:
+        raise ConfigError("fairness.eval_every, fairness.eval_examples, fairness.bootstrap and fairness.max_gap "
+                          "must be >= 0")
 
 
 def _validate_governance(cfg: JobConfig) -> None:
@@ -239,28 +353,54 @@ def _validate_governance(cfg: JobConfig) -> None:
         raise ConfigError(f"governance.workspace: {g.workspace!r} is a file; give a folder")
 
 
-def validate_world(cfg: JobConfig, world_size: int) -> tuple[int, int, int, int]:
-    """Resolve data-parallel degrees for `world_size`; returns (dp_replicate, dp_shard, dp, grad_accum)."""
+def validate_world(cfg: JobConfig, world_size: int, local_world_size: int | None = None) -> tuple[int, int, int, int]:
+    """Resolve the parallel degrees for `world_size` processes (`local_world_size` per node, when
+    known); returns (dp_replicate, dp_shard, dp, grad_accum). pp x dp_replicate x dp_shard x tp must
+    be the world size; with pp > 1, grad_accum is the number of pipeline micro-batches."""
     p, t = cfg.parallel, cfg.train
-    rep = p.dp_replicate
-    if world_size % rep:
-        raise ConfigError(f"parallel.dp_replicate: {rep} does not divide the world size {world_size}")
-    shard = world_size // rep if p.dp_shard == -1 else p.dp_shard
-    if rep * shard != world_size:
+    rep, tp, pp = p.dp_replicate, p.tp, p.pp
+    fixed = rep * tp * pp
+    if world_size % fixed:
         raise ConfigError(
-            f"parallel.dp_replicate x parallel.dp_shard = {rep} x {shard} = {rep * shard}, "
+            f"parallel.dp_replicate x parallel.tp x parallel.pp = {rep} x {tp} x {pp} = {fixed} does not divide "
+            f"the world size {world_size}"
+        )
+    shard = world_size // fixed if p.dp_shard == -1 else p.dp_shard
+    if fixed * shard != world_size:
+        # name only the degrees in play
+        keys, values = ["dp_replicate", "dp_shard"], [rep, shard]
+        if tp > 1 or pp > 1:
+            keys, values = ["pp", "dp_replicate", "dp_shard", "tp"], [pp, rep, shard, tp]
+        raise ConfigError(
+            f"{' x '.join(f'parallel.{k}' for k in keys)} = {' x '.join(map(str, values))} = {fixed * shard}, "
             f"but the world size is {world_size}; make the product equal the number of processes"
+        )
+    if local_world_size and tp > 1 and local_world_size % tp and not p.tp_across_nodes:
+        raise ConfigError(
+            f"parallel.tp: {tp} does not fit the {local_world_size} processes of a node (tensor parallel talks on every "
+            "layer and must stay inside a node); lower it, or set parallel.tp_across_nodes true"
         )
     dp = rep * shard
     if t.batch_size % dp:
         raise ConfigError(f"train.batch_size: {t.batch_size} is not divisible by the data-parallel degree {dp}")
     local = t.batch_size // dp
-    micro = t.micro_batch_size or local
+    if pp > 1 and not t.micro_batch_size and local % pp == 0:
+        micro = local // pp  # the fewest micro-batches 1F1B accepts
+    else:
+        micro = t.micro_batch_size or local
     if local % micro:
         raise ConfigError(
             f"train.micro_batch_size: {micro} does not divide the per-rank batch {local} "
             f"(train.batch_size {t.batch_size} / {dp} ranks)"
         )
+    if local // micro < pp:
+        raise ConfigError(
+            f"train.micro_batch_size: {local // micro} micro-batches per rank are fewer than the parallel.pp {pp} "
+            f"pipeline stages (1F1B needs at least one per stage); lower train.micro_batch_size or raise train.batch_size"
+        )
+    from steward.comm.hierarchical import check_comm_layout
+
+    check_comm_layout(cfg, rep, shard, world_size, local_world_size)
     return rep, shard, dp, local // micro
 
 

@@ -189,6 +189,10 @@ class Attention(nn.Module):
         self.wk = nn.Linear(args.dim, args.kv_heads * args.head_dim, bias=False)
         self.wv = nn.Linear(args.dim, args.kv_heads * args.head_dim, bias=False)
         self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
+        # Set by steward.explain.capture only: fused SDPA returns no probabilities, so while
+        # explaining attention is computed eagerly and its probabilities [B, H, T, T] kept in `probs`.
+        self.capture_probs = False
+        self.probs: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
@@ -197,9 +201,21 @@ class Attention(nn.Module):
         k = apply_rope(self.wk(x).view(B, T, -1, self.head_dim), rope)
         v = self.wv(x).view(B, T, -1, self.head_dim)
         k, v = repeat_kv(k, self.n_rep), repeat_kv(v, self.n_rep)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                             is_causal=True)
+        if self.capture_probs:
+            out, self.probs = eager_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        else:
+            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                 is_causal=True)
         return self.wo(out.transpose(1, 2).reshape(B, T, -1))
+
+
+def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal softmax(QK^T / sqrt(d)) V written out, [B, H, T, hd] each; returns (output, probabilities)."""
+    T = q.shape[-2]
+    scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.shape[-1])
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    probs = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
+    return (probs.type_as(v) @ v), probs
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -253,8 +269,9 @@ class Transformer(nn.Module):
 
     def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, T] -> final-norm output [B, T, dim], before the head."""
-        if tokens.shape[-1] > self.rope.shape[0]:
-            raise ValueError(f"sequence length {tokens.shape[-1]} exceeds max_seq_len {self.rope.shape[0]}")
+        # dim 1, not -1: a later pipeline stage receives hidden states [B, T, dim]
+        if tokens.shape[1] > self.rope.shape[0]:
+            raise ValueError(f"sequence length {tokens.shape[1]} exceeds max_seq_len {self.rope.shape[0]}")
         # a pipeline stage may have dropped the embedding (it then receives hidden states) or the norm
         h = self.tok_embeddings(tokens) if self.tok_embeddings is not None else tokens
         for layer in self.layers.values():

@@ -14,6 +14,10 @@ from steward.errors import StewardError
 def run_training(cfg: JobConfig) -> dict[str, Any]:
     from steward.train.trainer import Trainer
 
+    if cfg.train.task == "classify":
+        from steward.train.classify import ClassifyTrainer
+
+        return ClassifyTrainer(cfg).run()
     return Trainer(cfg).run()
 
 

@@ -14,11 +14,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from steward.comm import GradSync, build_grad_sync
 from steward.config import ConfigError, JobConfig, config_hash, to_toml
 from steward.data import build_data, build_tokenizer
 from steward.io import atomic_write_json, atomic_write_text
+from steward.memory.plan import plan_and_apply
 from steward.models import build_model, build_model_args, flops_per_token, load_hf_causal_lm, num_params
-from steward.parallel import ParallelDims, apply_data_parallel, blocks_of, dp_rank, set_gradient_sync
+from steward.parallel import (
+    ParallelDims,
+    apply_data_parallel,
+    apply_model_parallel,
+    blocks_of,
+    dp_rank,
+    set_gradient_sync,
+)
 from steward.train import checkpoint as ckpt
 from steward.train.callbacks import Callback, CallbackList, StopTraining
 from steward.train.distributed import (
@@ -77,6 +86,8 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     step: int
     datasets: list[dict[str, Any]]
+    memory: dict[str, Any]
+    """The rematerialization plan (steward.memory): policies per block, predicted peak, budget."""
 
     def __init__(self, cfg: JobConfig, callbacks: list[Callback] | None = None):
         self.cfg = cfg
@@ -84,6 +95,9 @@ class Trainer:
         self.step = 0
         self.datasets = []
         self.figures: dict[str, Any] = {}  # running figures that go into summary.json and checkpoints
+        self.plan = None  # the planner's choice, with parallel.auto
+        self.pipeline = None  # this rank's stage and schedule, with parallel.pp > 1
+        self.memory = {}  # set by _build_model's rematerialization step
 
     @property
     def rank(self) -> int:
@@ -110,7 +124,15 @@ class Trainer:
     def setup(self) -> None:
         cfg = self.cfg
         self.dist = init_distributed(cfg)
-        self.dims = ParallelDims.from_config(cfg, self.dist.world_size)
+        if cfg.parallel.auto:
+            from steward.parallel.plan import apply_auto_plan
+
+            # the planner's layout replaces the parallel degrees, micro-batch and recompute (rank 0
+            # plans, so that every rank runs the same layout)
+            self.plan = broadcast_object(apply_auto_plan(cfg, self.dist.world_size, self.dist.local_world_size)
+                                         if self.dist.is_main else None)
+            cfg = self.cfg = self.plan.apply_to(cfg)
+        self.dims = ParallelDims.from_config(cfg, self.dist.world_size, self.dist.local_world_size)
         run_dir = None
         error = None
         if self.dist.is_main:
@@ -132,7 +154,7 @@ class Trainer:
 
         self.mesh = self.dims.build_mesh(self.dist.device.type)
         self.tokenizer = build_tokenizer(cfg.data.tokenizer)
-        self.data = build_data(cfg.data, cfg.train, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
+        self.data = self._build_data()
         self.datasets = self.data.datasets()
         self._rank0_hook("on_data", self.datasets)
 
@@ -151,6 +173,10 @@ class Trainer:
         elif cfg.checkpoint.resume == "latest":
             self.progress.message(f"no checkpoint in {self.run_dir}; starting from step 0")
 
+    def _build_data(self):
+        """This rank's data (a subclass, e.g. train/classify.py, reads other kinds)."""
+        return build_data(self.cfg.data, self.cfg.train, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
+
     def _build_model(self) -> None:
         cfg, device = self.cfg, self.dist.device
         torch.manual_seed(cfg.train.seed)
@@ -158,7 +184,12 @@ class Trainer:
             cfg.train.mixed_precision == "auto" and device.type == "cuda"
         )
         self.amp_dtype = torch.bfloat16 if use_bf16 else None
-        sharded = self.dims.strategy in ("fsdp", "hsdp")
+        # the data-parallel gradient aggregation (compression, hierarchical all-reduce, byte counts)
+        self.grad_sync = build_grad_sync(cfg, self.dims, self.mesh, device.type, self.dist.local_world_size)
+        if self.grad_sync is not None:
+            self.callbacks.callbacks.append(CommBytes(self.grad_sync))
+        # built on meta and initialised after sharding: FSDP2/HSDP, tensor and pipeline parallel
+        sharded = self.dims.uses_fsdp or self.dims.model_parallel
         if cfg.model.hf_path:
             model = load_hf_causal_lm(cfg.model.hf_path).to(device)
             if self.tokenizer.vocab_size > model.vocab_size:
@@ -182,6 +213,11 @@ class Trainer:
             model = build_model(args, device="meta")
             self.num_params = num_params(args)
             self.flops_per_token = flops_per_token(args, cfg.train.seq_len)
+            # first: this rank's pipeline stage, tensor parallel (then remat, compile, FSDP)
+            model = apply_model_parallel(model, self.dims, self.mesh)
+        # rematerialization per block (memory.policy): after tensor parallel, before compile and FSDP
+        self.memory = plan_and_apply(cfg, blocks_of(model), self.dims, device,
+                                     None if cfg.model.hf_path else args, self.dist.is_main, broadcast_object)
         if cfg.train.compile:
             for block in blocks_of(model):
                 block.compile()
@@ -189,27 +225,34 @@ class Trainer:
             if sharded:
                 # shard on meta, allocate only this rank's shards, then initialise: the full model is
                 # never materialised on one rank
-                model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype)
+                model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype, self.grad_sync)
                 model.to_empty(device=device)
                 with torch.no_grad():
                     model.init_weights()  # also computes the non-persistent buffers on every rank
                 mode = cfg.model.init_mode
                 if mode == "rank0" or (mode == "auto" and self.num_params * 4 <= 4 * 2**30):
-                    broadcast_full_weights(model, lambda: _full_init(args, cfg.train.seed), self.rank)
+                    # a pipeline stage holds only some of rank 0's full weights
+                    broadcast_full_weights(model, lambda: _full_init(args, cfg.train.seed), self.rank,
+                                           strict=self.dims.pp == 1)
             else:
                 model.to_empty(device=device)
                 with torch.no_grad():
                     model.init_weights()
-                model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype)
+                model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype, self.grad_sync)
         else:
-            model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype)
+            model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype, self.grad_sync)
         self.model = model
         # FSDP2 already casts parameters; elsewhere bf16 comes from autocast
         self.autocast = (
             torch.autocast(device_type=device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None and not sharded
+            if self.amp_dtype is not None and not self.dims.uses_fsdp
             else nullcontext()
         )
+        self.pipeline = None
+        if self.dims.pp > 1:
+            from steward.parallel.pipeline import Pipeline
+
+            self.pipeline = Pipeline(model, self.mesh["pp"], self.dims.grad_accum, device, lm_loss)
 
     # ---- steps --------------------------------------------------------------------------------
 
@@ -221,6 +264,8 @@ class Trainer:
 
     def train_step(self) -> tuple[float, float]:
         """One optimizer step over this rank's share of the global batch; returns (loss, grad norm)."""
+        if self.pipeline is not None:
+            return self._pipeline_step()
         accum = self.dims.grad_accum
         batch = self.data.train.next_batch().to(self.dist.device, non_blocking=True)
         total = torch.zeros((), device=self.dist.device)
@@ -239,10 +284,42 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> float:
+        if self.pipeline is not None:
+            return self._pipeline_evaluate()
         self.model.eval()
         losses = [self.forward_loss(b.to(self.dist.device)) for b in self.data.val_batches(self.cfg.train.val_batches)]
         self.model.train()
         return float(all_reduce_mean(torch.stack(losses).mean()))
+
+    # ---- pipeline parallel (pp > 1) -------------------------------------------------------------
+
+    def _last_stage_mean(self, loss: torch.Tensor | None) -> float:
+        """The mean over data-parallel ranks of a loss only the last pipeline stage holds: sum over
+        the world (zeros elsewhere), divided by the ranks of the last stage (dp x tp; tp ranks agree)."""
+        value = loss if loss is not None else torch.zeros((), device=self.dist.device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
+        return float(value) / (self.world_size // self.dims.pp)
+
+    def _pipeline_step(self) -> tuple[float, float]:
+        batch = self.data.train.next_batch().to(self.dist.device, non_blocking=True)
+        with self.autocast:
+            loss = self.pipeline.step(batch[:, :-1], batch[:, 1:])  # 1F1B over dims.grad_accum micro-batches
+        grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip, pp_group=self.mesh["pp"].get_group())
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return self._last_stage_mean(loss), grad_norm
+
+    @torch.no_grad()
+    def _pipeline_evaluate(self) -> float:
+        self.model.eval()
+        losses = []
+        for b in self.data.val_batches(self.cfg.train.val_batches):
+            b = b.to(self.dist.device)
+            with self.autocast:
+                losses.append(self.pipeline.evaluate(b[:, :-1], b[:, 1:]))
+        self.model.train()
+        return self._last_stage_mean(torch.stack(losses).mean() if self.pipeline.is_last else None)
 
     def _trainer_state(self) -> dict[str, Any]:
         return {
@@ -343,6 +420,8 @@ class Trainer:
             "strategy": self.dims.strategy,
             "dp_replicate": self.dims.dp_replicate,
             "dp_shard": self.dims.dp_shard,
+            "tp": self.dims.tp,
+            "pp": self.dims.pp,
             "grad_accum": self.dims.grad_accum,
             "device": self.dist.device.type,
             "model": self.cfg.model.hf_path or self.cfg.model.flavor,
@@ -351,6 +430,7 @@ class Trainer:
             "mfu": self.flops_per_token * tokens_per_s / (peak * self.world_size) if peak else None,
             "final_checkpoint": fig.get("final_checkpoint"),
             "config_hash": self.config_hash,
+            "memory": self.memory or None,  # the rematerialization plan and its predicted peak
         }
         self.callbacks("on_summary", self, summary)  # callbacks may add figures
         if self.dist.is_main:
@@ -373,12 +453,17 @@ class Trainer:
             raise
 
 
-def clip_grad_norm(model: nn.Module, max_norm: float) -> float:
-    """Clip (when max_norm > 0) and return the global gradient norm, also for FSDP2's sharded grads."""
+def clip_grad_norm(model: nn.Module, max_norm: float, pp_group=None) -> float:
+    """Clip (when max_norm > 0) and return the global gradient norm, also for FSDP2's sharded grads
+    and (with `pp_group`) across the pipeline stages, which hold different parameters."""
     params = [p for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=True)
-    if hasattr(norm, "full_tensor"):  # a DTensor partial norm under FSDP2: reduce it across shards
+    if hasattr(norm, "full_tensor"):  # a DTensor partial norm under FSDP2/TP: reduce it across shards
         norm = norm.full_tensor()
+    if pp_group is not None:
+        norm = norm**2
+        torch.distributed.all_reduce(norm, op=torch.distributed.ReduceOp.SUM, group=pp_group)
+        norm = norm.sqrt()
     if max_norm > 0:
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm, foreach=True)
     return float(norm)
@@ -390,14 +475,34 @@ def _full_init(args, seed: int) -> nn.Module:
     return build_model(args, device="cpu")
 
 
-def broadcast_full_weights(model: nn.Module, build_full, rank: int) -> None:
-    """Give a sharded model rank 0's full weights: every rank ends with its shards of them."""
+def broadcast_full_weights(model: nn.Module, build_full, rank: int, strict: bool = True) -> None:
+    """Give a sharded model rank 0's full weights: every rank ends with its shards of them.
+    strict=False for a pipeline stage, which takes only its own entries of the full state dict."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
     full = build_full().state_dict() if rank == 0 else {}
-    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True,
+                                                               strict=strict))
+
+
+class CommBytes(Callback):
+    """The bytes gradient aggregation sent in each step (intra-/inter-node, and what uncompressed would
+    send: steward.comm's figures) into metrics.jsonl, their totals into summary.json."""
+
+    def __init__(self, grad_sync: GradSync):
+        self.grad_sync = grad_sync
+
+    def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
+        metrics.update(self.grad_sync.end_step())  # a collective: every rank calls this hook
+
+    def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+        summary.update(self.grad_sync.summary())
 
 
 def default_callbacks(cfg: JobConfig) -> list[Callback]:
     callbacks: list[Callback] = []
+    if cfg.governance.enabled:
+        from steward.train.governance_callback import GovernanceCallback
+
+        callbacks.append(GovernanceCallback(cfg))
     return callbacks
