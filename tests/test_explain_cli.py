@@ -61,6 +61,13 @@ def test_text_global_and_html(run_dir, tmp_path, capsys):
     assert entry.payload["artifacts"] == {p.rsplit("/", 1)[-1]: d for p, d in g["artifacts"].items()}
     assert main(["audit", "verify", str(run_dir), "--workspace", str(run_dir.parent / "workspace")]) == 0
     assert "no published tree head" not in capsys.readouterr().err
+    # the run report gains an explanation section with the rules and their faithfulness
+    assert main(["report", str(run_dir), "--workspace", str(run_dir.parent / "workspace")]) == 0
+    capsys.readouterr()
+    report = (run_dir / "report.html").read_text()
+    section = report.split("<h2>Explanations</h2>")[1]
+    assert "comprehensiveness AOPC" in section and section.count("<li>") >= len(g["rules"])
+    assert "Possible spurious correlations" in report
 
     html = tmp_path / "x.html"
     res = _json(capsys, ["explain", str(run_dir), "--text", "the value of item", "--html", str(html), "--json"])

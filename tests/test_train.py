@@ -136,3 +136,23 @@ def test_tokenizer_larger_than_hf_model_is_refused(tmp_path):
     transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "hf")
     with pytest.raises(ConfigError, match="data.tokenizer: vocabulary 400 exceeds the model's 300"):
         run(tmp_path / "run", "--model.hf_path", str(tmp_path / "hf"), "--data.tokenizer", str(tok))
+
+
+def test_resume_from_an_older_checkpoint_sets_later_history_aside(tmp_path):
+    out = tmp_path / "run"
+    run(out, "--train.steps", "6", "--checkpoint.every", "2")
+    run(out, "--train.steps", "6", "--checkpoint.every", "2", "--checkpoint.resume", str(out / "checkpoints" / "step-2"))
+    assert [s for s, _ in list_checkpoints(out)] == [2, 4, 6]
+    assert (out / "checkpoints" / "abandoned-step-4").is_dir() and (out / "checkpoints" / "abandoned-step-6").is_dir()
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) == list(range(7))  # no step twice
+
+
+def test_divergence_is_a_one_line_error(tmp_path, capsys):
+    from steward.cli.main import main
+
+    code = main(["train", *DEBUG, "--job.out", str(tmp_path / "run"), "--train.steps", "20", "--train.lr", "1e12",
+                 "--train.grad_clip", "0", "--train.warmup_steps", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "Traceback" not in "\n".join(err) and "lower train.lr" in err[-1]

@@ -44,10 +44,13 @@ def run(args) -> int:
         print(json.dumps(summary))
     else:
         run_dir = summary["run_dir"]
+        def f(x):
+            return "n/a" if x is None else f"{x:.4f}"
+
         first, final = summary.get("first_val_loss"), summary.get("final_val_loss")
-        val = f"val loss {first:.4f} -> {final:.4f}" if first is not None and first != final else f"val loss {final:.4f}"
+        val = f"val loss {f(first)} -> {f(final)}" if first is not None and first != final else f"val loss {f(final)}"
         print(
-            f"done: {summary['steps']} steps, loss {summary['initial_loss']:.4f} -> {summary['final_loss']:.4f}, "
+            f"done: {summary['steps']} steps, loss {f(summary['initial_loss'])} -> {f(summary['final_loss'])}, "
             f"{val}, {summary['tokens_per_s']:.0f} tokens/s"
         )
         print(f"run directory: {run_dir}  (config.toml, metrics.jsonl, summary.json, checkpoints/)")

@@ -422,7 +422,20 @@ def _build(run_dir, workspace, store, run_id, ws_store, public_keys, against) ->
         "audit": audit_d,
         "workspace_audit": ws_audit,
         "provenance": {k: v for k, v in prov.items() if k != "statement"} if prov else None,
+        "explanations": _read_explanations(run_dir),
     })
+
+
+def _read_explanations(run_dir: Path) -> dict[str, Any] | None:
+    """RUN_DIR/explain/faithfulness.json, written by `steward explain RUN_DIR --global`, if present."""
+    path = Path(run_dir) / "explain" / "faithfulness.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return {"error": f"{path} is not valid JSON"}
+    return {k: data.get(k) for k in ("table", "rules", "fairness_flags", "fitted_on", "held_out", "method", "data")}
 
 
 # ---- HTML ----------------------------------------------------------------------------------------
@@ -588,6 +601,32 @@ def _fairness_section(fair: Any) -> list[str]:
     ]
 
 
+def _explanations_section(ex: Any) -> list[str]:
+    """The global rule list and its faithfulness table (`steward explain --global`), and the rules that
+    use identity terms, listed as possible spurious correlations. Empty when none was written."""
+    if not isinstance(ex, dict):
+        return []
+    if ex.get("error"):
+        return ["<h2>Explanations</h2>", f"<p class='bad'>{_e(ex['error'])}</p>"]
+    rows = [{"method": name, "comp": _num(row.get("aopc_comprehensiveness")), "suff": _num(row.get("aopc_sufficiency")),
+             "fidelity": _num(row.get("fidelity")), "rules": row.get("n_rules")}
+            for name, row in (ex.get("table") or {}).items() if isinstance(row, dict)]
+    flags = ex.get("fairness_flags") or []
+    return [
+        "<h2>Explanations</h2>",
+        f"<p>Global rule list fitted on {_e(ex.get('fitted_on'))} texts of {_e(ex.get('data'))}, measured on "
+        f"{_e(ex.get('held_out'))} held-out texts. ERASER comprehensiveness and sufficiency AOPC (DeYoung et al. "
+        "2020); fidelity is the share of held-out predictions the rules reproduce.</p>",
+        _table(rows, [("method", "method"), ("comp", "comprehensiveness AOPC"), ("suff", "sufficiency AOPC"),
+                      ("fidelity", "rule fidelity"), ("rules", "rules")]),
+        "<h3>Rules</h3><ol>" + "".join(f"<li>{_e(x)}</li>" for x in ex.get("rules") or []) + "</ol>",
+        "<h3>Possible spurious correlations (rules that use identity terms)</h3>",
+        (_table([{"rule": f.get("rule"), "sentence": f.get("sentence"), "terms": ", ".join(f.get("identity_terms", []))}
+                 for f in flags], [("rule", "rule"), ("sentence", "rule"), ("terms", "identity terms")])
+         if flags else "<p class='muted'>none of the rules uses an identity term</p>"),
+    ]
+
+
 def render_html(r: dict[str, Any]) -> str:
     run, card, audit = r["run"], r["model_card"], r["audit"]
     ok = audit["ok"]
@@ -631,6 +670,7 @@ def render_html(r: dict[str, Any]) -> str:
         "<h3>Caveats and recommendations</h3>", f"<p>{_e(card['caveats'])}</p>",
         "<h2>Training curves</h2>", charts,
         *_fairness_section(card["metrics"].get("fairness")),
+        *_explanations_section(r.get("explanations")),
         "<h2>Datasheets</h2>", "".join(sheets) or "<p class='muted'>no datasets recorded</p>",
         "<h2>Evidence: ISO/IEC 27001:2022 Annex A controls</h2>",
         _table(r["iso27001"], [("id", "control"), ("title", "title"), ("recorded", "what was recorded"),

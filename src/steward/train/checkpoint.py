@@ -132,12 +132,33 @@ def save_checkpoint(
     return final, broadcast_object(manifest)
 
 
+def _remove(path: Path) -> None:
+    """Rename out of the step-N namespace first, so a crash mid-delete never leaves a listed checkpoint."""
+    doomed = path.with_name(f".deleting-{path.name}")
+    path.rename(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
     """Remove all but the `keep` newest checkpoints (rank 0 only)."""
     if keep <= 0:
         return
     for _, path in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove(path)
+
+
+def set_aside_after(run_dir: Path, step: int) -> list[Path]:
+    """A run resumed from step N continues a different history than its checkpoints after N: rename
+    them to abandoned-step-M (kept, but no longer found by 'latest' or pruned against). Rank 0 only."""
+    moved = []
+    for s, path in list_checkpoints(run_dir):
+        if s > step:
+            target = path.with_name(f"abandoned-{path.name}")
+            if target.exists():
+                shutil.rmtree(target)
+            path.rename(target)
+            moved.append(target)
+    return moved
 
 
 def verify_checkpoint(path: Path) -> dict[str, Any]:

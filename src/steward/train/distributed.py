@@ -40,6 +40,13 @@ def init_distributed(cfg: JobConfig) -> DistInfo:
 
         raise ConfigError("train.device: 'cuda' requested but torch sees no CUDA device; use auto or cpu")
     if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            from steward.config import ConfigError
+
+            raise ConfigError(
+                f"train.device: local rank {local_rank} has no GPU ({torch.cuda.device_count()} on this host); "
+                "start at most one process per GPU"
+            )
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from steward.io import append_line
+from steward.io import append_line, atomic_write_text
 
 # Dense bf16 tensor-core peak FLOP/s per device, from NVIDIA's data sheets (A100: "NVIDIA A100 Tensor
 # Core GPU" datasheet, 312 TFLOPS; H100/H200 SXM: "NVIDIA H100 Tensor Core GPU" / "H200" datasheets,
@@ -55,6 +55,13 @@ class MetricsWriter:
     def write(self, record: dict[str, Any]) -> None:
         if self.path is not None:
             append_line(self.path, json.dumps(record, sort_keys=True))
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows after `step` (a resumed run rewrites them), atomically."""
+        if self.path is None or not self.path.is_file():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
 
 class Progress:

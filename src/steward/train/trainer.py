@@ -17,6 +17,7 @@ from torch import nn
 from steward.comm import GradSync, build_grad_sync
 from steward.config import ConfigError, JobConfig, config_hash, to_toml
 from steward.data import build_data, build_tokenizer
+from steward.errors import StewardError
 from steward.io import atomic_write_json, atomic_write_text
 from steward.memory.plan import plan_and_apply
 from steward.models import build_model, build_model_args, flops_per_token, load_hf_causal_lm, num_params
@@ -110,14 +111,21 @@ class Trainer:
     # ---- set-up -------------------------------------------------------------------------------
 
     def _rank0_hook(self, hook: str, *args: Any) -> None:
-        """Run a rank-0 hook; a StopTraining raised there stops every rank with the same reason."""
-        reason = None
+        """Run a rank-0 hook; a StopTraining raised there stops every rank with the same reason, and
+        any other error stops the other ranks too instead of leaving them waiting in a collective."""
+        reason, error = None, None
         if self.dist.is_main:
             try:
                 self.callbacks(hook, self, *args)
             except StopTraining as e:
                 reason = e.reason
-        reason = broadcast_object(reason)
+            except Exception as e:
+                error = e
+        reason, failed = broadcast_object((reason, f"{hook} failed on rank 0: {error}" if error else None))
+        if error is not None:
+            raise error
+        if failed:
+            raise StewardError(failed)
         if reason:
             raise StopTraining(reason)
 
@@ -140,8 +148,8 @@ class Trainer:
                 run_dir = resolve_run_dir(cfg)
                 run_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(run_dir / "config.toml", to_toml(cfg))
-            except ConfigError as e:
-                error = str(e)
+            except (ConfigError, OSError) as e:
+                error = f"job.out: cannot use {cfg.job.out or 'runs/'}: {e}" if isinstance(e, OSError) else str(e)
         run_dir, error = broadcast_object((run_dir, error))
         if error:
             raise ConfigError(error)
@@ -161,13 +169,19 @@ class Trainer:
         self._build_model()
         self.optimizer = build_optimizer(cfg.train, self.model)
         self.scheduler = build_scheduler(cfg.train, self.optimizer)
-        resume = ckpt.resolve_resume(self.run_dir, cfg.checkpoint.resume)
+        resume = broadcast_object(ckpt.resolve_resume(self.run_dir, cfg.checkpoint.resume))  # ranks agree
         if resume is not None:
             state = ckpt.load_checkpoint(resume, self.model, self.optimizer, self.rank)
             self.step = state["step"]
             self.scheduler.load_state_dict(state["scheduler"])
             self.data.train.load_state_dict(state["data"])
             self.figures = state["figures"]
+            if self.dist.is_main:
+                # this run continues from `resume`: later checkpoints and metrics rows of the run it
+                # left belong to a history that no longer happened
+                ckpt.set_aside_after(self.run_dir, self.step)
+                self.metrics.truncate_after(self.step)
+            barrier()
             self.progress = Progress(cfg.train.steps, self.step, enabled=self.dist.is_main)
             self.progress.message(f"resumed from {resume} at step {self.step}")
         elif cfg.checkpoint.resume == "latest":
@@ -330,10 +344,10 @@ class Trainer:
         }
 
     def save(self) -> Path:
+        self.figures["final_checkpoint"] = str(ckpt.checkpoint_root(self.run_dir) / f"step-{self.step}")
         path, manifest = ckpt.save_checkpoint(
             self.run_dir, self.step, self.model, self.optimizer, self._trainer_state(), self.rank, self.world_size
         )
-        self.figures["final_checkpoint"] = str(path)
         if self.dist.is_main:
             ckpt.prune_checkpoints(self.run_dir, self.cfg.checkpoint.keep)
             self.progress.message(f"checkpoint saved: {path}")
@@ -364,7 +378,7 @@ class Trainer:
             dt = time.perf_counter() - t0
             self.step += 1
             if not math.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss} at step {self.step}; lower train.lr or check the data")
+                raise TrainingDiverged(f"loss is {loss} at step {self.step}; lower train.lr or check the data")
             fig["train_time_s"] += dt
             fig["tokens_seen"] += tokens_per_step
             fig.setdefault("initial_loss", loss)
@@ -400,7 +414,8 @@ class Trainer:
 
     def _finish(self, wall: float, peak: float | None) -> dict[str, Any]:
         fig = self.figures
-        mem = torch.tensor(float(peak_memory_bytes(self.dist.device)))
+        # on the training device: an NCCL group has no CPU backend
+        mem = torch.tensor(peak_memory_bytes(self.dist.device), dtype=torch.int64, device=self.dist.device)
         if torch.distributed.is_initialized():
             torch.distributed.all_reduce(mem, op=torch.distributed.ReduceOp.MAX)
         tokens_per_s = fig["tokens_seen"] / fig["train_time_s"] if fig["train_time_s"] else 0.0
@@ -435,7 +450,7 @@ class Trainer:
         self.callbacks("on_summary", self, summary)  # callbacks may add figures
         if self.dist.is_main:
             atomic_write_json(self.run_dir / "summary.json", summary)
-            self.callbacks("on_train_end", self, summary)
+        self._rank0_hook("on_train_end", summary)
         barrier()
         return summary
 
@@ -451,6 +466,10 @@ class Trainer:
                 finally:
                     self.progress.close()
             raise
+
+
+class TrainingDiverged(StewardError, FloatingPointError):
+    """The loss became NaN or infinite."""
 
 
 def clip_grad_norm(model: nn.Module, max_norm: float, pp_group=None) -> float:
