@@ -266,7 +266,7 @@ def _one_block_footprint(ctx: PlanContext) -> int:
     """A generous bound on what profiling one block for real allocates: fp32 weights and gradients
     and about 20 residual-width and 6 hidden-width activations per token (the measured keep
     profiles of the flavors stay below it)."""
-    from steward.memory.profile import block_params
+    from steward.models.gpt import block_params
 
     a = ctx.args
     return 4 * (2 * block_params(a) // ctx.tp + ctx.micro_batch * ctx.seq_len * (20 * a.dim + 6 * a.ffn_dim // ctx.tp))

@@ -46,6 +46,7 @@ from steward.models.gpt import (
     ModelArgs,
     RMSNorm,
     TransformerBlock,
+    block_params,
     num_params,
     precompute_rope,
 )
@@ -579,12 +580,6 @@ def _profile_model(args, micro_batch, seq_len, device, precision, tp, method, sp
 
 
 # ---- static memory -----------------------------------------------------------------------------
-
-
-def block_params(args: ModelArgs) -> int:
-    """Parameters of one transformer block (the per-block terms of `num_params`)."""
-    d, hd = args.dim, args.head_dim
-    return 2 * d * args.n_heads * hd + 2 * d * args.kv_heads * hd + 3 * d * args.ffn_dim + 2 * d
 
 
 def static_memory(args: ModelArgs, strategy: str, dp_shard: int, tp: int, precision: str) -> dict[str, int]:

@@ -124,17 +124,22 @@ def build_model_args(flavor: str, vocab_size: int = 0, max_seq_len: int = 0) -> 
     return replace(args, vocab_size=vocab_size or args.vocab_size, max_seq_len=max_seq_len or args.max_seq_len)
 
 
+def block_params(args: ModelArgs) -> int:
+    """Parameters of one transformer block."""
+    d, hd = args.dim, args.head_dim
+    attention = d * args.n_heads * hd * 2 + d * args.kv_heads * hd * 2  # wq, wo; wk, wv
+    feed_forward = 3 * d * args.ffn_dim  # w1, w2, w3
+    return attention + feed_forward + 2 * d  # + attention_norm, ffn_norm
+
+
 def num_params(args: ModelArgs, include_embedding: bool = True) -> int:
     """Exact parameter count by formula (no model is built).
 
     "Embedding" is the input token embedding only; the untied output head is a matmul per
     token and counts as a non-embedding parameter (the convention of `flops_per_token`).
     """
-    d, hd = args.dim, args.head_dim
-    attention = d * args.n_heads * hd * 2 + d * args.kv_heads * hd * 2  # wq, wo; wk, wv
-    feed_forward = 3 * d * args.ffn_dim  # w1, w2, w3
-    block = attention + feed_forward + 2 * d  # + attention_norm, ffn_norm
-    total = args.n_layers * block + d + d * args.vocab_size  # + final norm, output head
+    d = args.dim
+    total = args.n_layers * block_params(args) + d + d * args.vocab_size  # + final norm, output head
     return total + (args.vocab_size * d if include_embedding else 0)
 
 

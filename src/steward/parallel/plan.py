@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steward.errors import StewardError
-from steward.models.gpt import ModelArgs, flops_per_token
+from steward.models.gpt import ModelArgs, block_params, flops_per_token
 from steward.parallel.topology import GIB, Cluster, Link
 
 RECOMPUTE = ("none", "selective", "full")
@@ -134,11 +134,6 @@ class Plan:
 
 
 # ---- parameters and activations ------------------------------------------------------------------
-
-
-def block_params(args: ModelArgs) -> int:
-    d, hd = args.dim, args.head_dim
-    return d * args.n_heads * hd * 2 + d * args.kv_heads * hd * 2 + 3 * d * args.ffn_dim + 2 * d
 
 
 def stage_blocks(n_layers: int, pp: int) -> list[int]:

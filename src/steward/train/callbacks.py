@@ -59,6 +59,9 @@ class CallbackList:
     def __init__(self, callbacks: list[Callback]):
         self.callbacks = list(callbacks)
 
+    def append(self, callback: Callback) -> None:
+        self.callbacks.append(callback)
+
     def __call__(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(*args)

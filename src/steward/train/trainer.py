@@ -201,7 +201,7 @@ class Trainer:
         # the data-parallel gradient aggregation (compression, hierarchical all-reduce, byte counts)
         self.grad_sync = build_grad_sync(cfg, self.dims, self.mesh, device.type, self.dist.local_world_size)
         if self.grad_sync is not None:
-            self.callbacks.callbacks.append(CommBytes(self.grad_sync))
+            self.callbacks.append(CommBytes(self.grad_sync))
         # built on meta and initialised after sharding: FSDP2/HSDP, tensor and pipeline parallel
         sharded = self.dims.uses_fsdp or self.dims.model_parallel
         if cfg.model.hf_path:
@@ -450,8 +450,7 @@ class Trainer:
         self.callbacks("on_summary", self, summary)  # callbacks may add figures
         if self.dist.is_main:
             atomic_write_json(self.run_dir / "summary.json", summary)
-        self._rank0_hook("on_train_end", summary)
-        barrier()
+        self._rank0_hook("on_train_end", summary)  # its broadcast also keeps the ranks together
         return summary
 
     def run(self) -> dict[str, Any]:
