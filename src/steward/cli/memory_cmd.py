@@ -6,8 +6,6 @@ import json
 
 
 def register(sub) -> None:
-    from steward.memory.profile import GPU_SPECS
-
     p = sub.add_parser(
         "memplan",
         help="per-block rematerialization plan (keep/selective/full/offload) for a model under a memory budget",
@@ -16,8 +14,9 @@ def register(sub) -> None:
         "peak fits memory.budget_gb. Takes the same --section.key flags as `steward train`.",
     )
     p.add_argument("--config", help="TOML config file (as for steward train)")
-    p.add_argument("--gpu", choices=sorted(GPU_SPECS),
-                   help="plan for this GPU (its memory, FLOP/s and bandwidths; analytic profile) instead of this "
+    # names checked in run(): importing steward.memory (and torch) here would slow every steward command
+    p.add_argument("--gpu", type=str.lower, metavar="NAME",
+                   help="h100, h200 or a100: plan for this GPU (its memory, FLOP/s and bandwidths; analytic profile) instead of this "
                    "machine's device")
     p.add_argument("--world-size", type=int, default=0,
                    help="processes of the job (default: the product of the parallel degrees, dp_shard -1 counting 1)")
@@ -55,6 +54,8 @@ def plan_report(cfg, gpu: str | None = None, world_size: int = 0) -> dict:
     args = dataclasses.replace(
         build_model_args(cfg.model.flavor, vocab_size=vocab, max_seq_len=cfg.train.seq_len), init_std=cfg.model.init_std
     )
+    if gpu and gpu not in GPU_SPECS:
+        raise UserError(f"--gpu: unknown GPU {gpu!r}; choose one of {', '.join(sorted(GPU_SPECS))}")
     spec = GPU_SPECS[gpu] if gpu else None
     if spec is not None:
         device = torch.device("cuda")

@@ -292,6 +292,12 @@ class Transformer(nn.Module):
         """The transformer blocks in order (what FSDP, checkpointing and pipelining wrap)."""
         return list(self.layers.values())
 
+    def init_buffers(self, device: torch.device | str | None = None) -> None:
+        """Recompute the non-persistent buffers (the rope table), e.g. after `to_empty()` when the
+        weights come from a checkpoint instead of `init_weights`."""
+        args = self.args
+        self.rope = precompute_rope(args.head_dim, args.max_seq_len, args.rope_theta, device=device or self.rope.device)
+
     def init_weights(self, buffer_device: torch.device | str | None = None) -> None:
         """Initialise every parameter and the rope table in place, deterministically given the RNG.
 
@@ -301,8 +307,7 @@ class Transformer(nn.Module):
         depth (GPT-2); norms: ones.
         """
         args = self.args
-        buffer_device = buffer_device or self.rope.device
-        self.rope = precompute_rope(args.head_dim, args.max_seq_len, args.rope_theta, device=buffer_device)
+        self.init_buffers(buffer_device)
         std, out_std = args.init_std, args.init_std / math.sqrt(2 * args.n_layers)
         if self.tok_embeddings is not None:
             nn.init.normal_(self.tok_embeddings.weight, mean=0.0, std=std)
