@@ -225,15 +225,17 @@ def _reference(spec: dict, kind: str, seed: int) -> dict[str, Any]:
     # one bucket for both: PyTorch's hook issues its later all-reduces from future callbacks, which
     # with gloo run concurrently for different buckets and mismatch collectives across ranks
     ddp = DDP(model, bucket_cap_mb=4 * numel / 2**20 + 1)
-    warm = cfg.comm.warmup_steps
+    # torch's PowerSGD cannot start before DDP's second iteration (its own check): both start at
+    # the same step
+    warm = max(2, cfg.comm.warmup_steps)
+    cfg.comm.warmup_steps = warm
     if kind == "steward":
         mesh = init_device_mesh("cpu", (world, 1), mesh_dim_names=("dp_replicate", "dp_shard"))
         sync = GradSync(cfg.comm, "ddp", mesh, Topology(world, spec["ranks_per_node"]), seed=cfg.train.seed)
         sync.attach_ddp(ddp)
     else:
-        # torch's PowerSGD cannot start before DDP's second iteration (its own check)
         state = torch_psgd.PowerSGDState(process_group=None, matrix_approximation_rank=cfg.comm.rank,
-                                         start_powerSGD_iter=max(2, warm), random_seed=cfg.train.seed)
+                                         start_powerSGD_iter=warm, random_seed=cfg.train.seed)
         ddp.register_comm_hook(state, torch_psgd.powerSGD_hook)
     opt = build_optimizer(cfg.train, ddp)
     sched = build_scheduler(cfg.train, opt)
@@ -417,6 +419,13 @@ def bench_comm(argv: list[str]) -> dict[str, Any]:
         r["val_loss_ratio"] = r["val_loss"] / base["val_loss"]
         if keep is None:
             r.pop("run_dir", None)
+    reference_start = "" if args.no_reference else (
+        f"; in the reference pair, Steward's powersgd and PyTorch's powerSGD_hook both compress from step "
+        f"{max(2, args.warmup_steps)} (start_powerSGD_iter)")
+    print(f"{args.flavor}, {args.nproc} processes as 2 nodes, {args.steps} steps of {args.batch_size} x "
+          f"{args.seq_len} tokens; every run sends its first {args.warmup_steps} steps uncompressed "
+          f"(--warmup-steps = comm.warmup_steps){reference_start}; bytes/step are over the compressed steps",
+          file=sys.stderr)
     print(_table(res), file=sys.stderr)
     compressed = {k: r for k, r in res["runs"].items() if r["compressor"] != "none"}
     best = max(compressed, key=lambda k: compressed[k]["step_time_speedup"]) if compressed else None

@@ -75,6 +75,18 @@ class Compressor:
         """L2 norm of all error-feedback state (0 for exact compressors)."""
         return math.sqrt(sum(float(e.double().square().sum()) for e in self.errors.values()))
 
+    _state: ClassVar[tuple[str, ...]] = ("errors",)
+    """Attributes (dicts of tensors by name) that carry over from step to step: what a checkpoint keeps."""
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        """This rank's state (per rank: error buffers differ between ranks), for checkpoints."""
+        return {k: {name: t.detach().cpu().clone() for name, t in getattr(self, k).items()} for k in self._state}
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]], device: torch.device | None = None) -> None:
+        for k in self._state:
+            setattr(self, k, {name: t.to(device) if device is not None else t
+                              for name, t in state.get(k, {}).items()})
+
     # error feedback on the concatenation of the tensors
     def _with_error(self, named: Named) -> torch.Tensor:
         parts = []
@@ -162,6 +174,7 @@ class Int8(Compressor):
     error of 1-bit Adam, Tang et al. 2021)."""
 
     name = "int8"
+    _state = ("errors", "owner_errors")
 
     def __init__(self, cfg: Comm, seed: int = 0):
         super().__init__(cfg, seed)
@@ -268,14 +281,25 @@ def orthogonalize(matrices: list[torch.Tensor]) -> list[torch.Tensor]:
     return out  # type: ignore[return-value]
 
 
+POWERSGD_MIN_RATE = 2
+"""A matrix is low-rank compressed only when that sends this many times fewer elements (the default
+min_compression_rate of PyTorch's powerSGD_hook); others go in the uncompressed all-reduce."""
+
+
 @register_compressor
 class PowerSGD(Compressor):
     """Rank-comm.rank PowerSGD (Vogels et al. 2019) per gradient matrix, with error feedback and warm
     start: P = M Q, all-reduce P, orthonormalise, Q = M^T P, all-reduce Q, M ~ P Q^T / n. Tensors
     that low rank would not shrink (vectors, small matrices) go in the first all-reduce uncompressed.
-    All P's and uncompressed tensors travel in one all-reduce, all Q's in a second."""
+    All P's and uncompressed tensors travel in one all-reduce, all Q's in a second.
+
+    Against PyTorch's powerSGD_hook (same rank, same start step): the same tensors compressed
+    (POWERSGD_MIN_RATE), the same bytes, and the same update in exact arithmetic (P, Q and the mean
+    depend only on the sum over ranks of gradient plus error, and both error forms below have the
+    same sum); only the random first Q differs."""
 
     name = "powersgd"
+    _state = ("errors", "qs")
 
     def __init__(self, cfg: Comm, seed: int = 0):
         super().__init__(cfg, seed)
@@ -283,12 +307,13 @@ class PowerSGD(Compressor):
         """Warm start: each matrix's Q from the previous step."""
 
     def compresses(self, shape: Sequence[int]) -> bool:
-        """Low rank pays when (rows + cols) * r < rows * cols."""
+        """Low rank pays when it sends at least POWERSGD_MIN_RATE times fewer elements:
+        (rows + cols) * r * rate < rows * cols. Below that, the few bytes saved would cost accuracy."""
         if len(shape) < 2:
             return False
         rows, cols = shape[0], math.prod(shape[1:])
         r = min(self.cfg.rank, rows, cols)
-        return (rows + cols) * r < rows * cols
+        return (rows + cols) * r * POWERSGD_MIN_RATE < rows * cols
 
     def _initial_q(self, name: str, cols: int, r: int, device: torch.device) -> torch.Tensor:
         # the same on every rank without communication: seeded by the name, not by the rank (drawn on

@@ -121,6 +121,20 @@ class GradSync:
         compressor = self.compressor if self.compressing else self.exact
         compressor.all_reduce_mean(_fsdp_views(module, reduce_output), self.replicate, self.ledger)
 
+    # ---- checkpoints ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """This rank's state: steps taken (warm-up), byte totals, and the compressor's buffers."""
+        return {"step": self.step, "totals": dict(self.totals), "compressor": self.cfg.compressor,
+                "compressor_state": self.compressor.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.totals = {k: int(state["totals"].get(k, 0)) for k in _COUNTERS}
+        # another compressor's buffers mean nothing to this one: it starts fresh
+        if state.get("compressor") == self.cfg.compressor:
+            self.compressor.load_state_dict(state["compressor_state"], self.device)
+
     # ---- steps ----------------------------------------------------------------------------------
 
     def end_step(self) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 Layout of RUN_DIR/checkpoints/step-N/: DCP shards of {"model", "optim"} (resharded on load, so a
 checkpoint saved at one world size loads at another), trainer_state.json (step, scheduler, data
-loader position, running figures), rng/rank-R.pt, and manifest.json with the SHA-256 of every
-file. A checkpoint is written to a hidden temporary folder and renamed into place once complete,
-so a crash mid-save leaves the previous checkpoints as they were.
+loader position, running figures), rng/rank-R.pt, other per-rank state as NAME/rank-R.pt (comm/:
+the gradient compressor's error-feedback buffers and warm-start matrices), and manifest.json with
+the SHA-256 of every file. A checkpoint is written to a hidden temporary folder and renamed into
+place once complete, so a crash mid-save leaves the previous checkpoints as they were.
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 from steward.errors import StewardError
 from steward.io import atomic_write_json, sha256_file
@@ -97,8 +96,10 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     rank: int,
     world_size: int,
+    rank_states: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Collective: every rank calls it. Returns the final folder and its manifest."""
+    """Collective: every rank calls it. `rank_states` maps a name to this rank's state of some part
+    (tensors, numbers, dicts of them), saved as NAME/rank-R.pt. Returns the final folder and its manifest."""
     root = checkpoint_root(run_dir)
     final = root / f"step-{step}"
     tmp = root / f".step-{step}.tmp"
@@ -106,10 +107,16 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)  # left over from a crash
         (tmp / "rng").mkdir(parents=True)
     barrier()
+    import torch.distributed.checkpoint as dcp  # here, not at import: DCP's import costs ~1 s
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
     model_sd, optim_sd = get_state_dict(model, optimizer)
     with _single_process_is_intended():
         dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not dist.is_initialized())
     torch.save(_rng_state(), tmp / "rng" / f"rank-{rank}.pt")
+    for name, state in (rank_states or {}).items():
+        (tmp / name).mkdir(exist_ok=True)
+        torch.save(state, tmp / name / f"rank-{rank}.pt")
     barrier()
     manifest = None
     if rank == 0:
@@ -185,6 +192,18 @@ def verify_checkpoint(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def load_rank_state(path: Path, name: str, rank: int, world_size: int, replicated: bool = False) -> Any | None:
+    """This rank's NAME/rank-R.pt of a checkpoint (verified by load_checkpoint), or None when there
+    is none to continue from: saved without that part, or by another number of ranks. `replicated`:
+    the part is the same on every rank (e.g. the fairness adversary), so rank 0's file serves any rank
+    at any world size."""
+    manifest = json.loads((Path(path) / MANIFEST).read_text())
+    f = Path(path) / name / f"rank-{0 if replicated else rank}.pt"
+    if (not replicated and manifest.get("world_size") != world_size) or not f.is_file():
+        return None
+    return torch.load(f, weights_only=True)
+
+
 def load_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, rank: int
 ) -> dict[str, Any]:
@@ -199,6 +218,9 @@ def load_checkpoint(
     error = broadcast_object(error)
     if error:
         raise CheckpointError(error)
+    import torch.distributed.checkpoint as dcp  # here, not at import: DCP's import costs ~1 s
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     try:

@@ -176,6 +176,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
             self.data.train.load_state_dict(state["data"])
             self.figures = state["figures"]
+            self._load_rank_states(resume)
             if self.dist.is_main:
                 # this run continues from `resume`: later checkpoints and metrics rows of the run it
                 # left belong to a history that no longer happened
@@ -343,10 +344,26 @@ class Trainer:
             "figures": self.figures,
         }
 
+    def _rank_states(self) -> dict[str, Any]:
+        """State a checkpoint keeps per rank besides model, optimizer and trainer state (NAME/rank-R.pt)."""
+        return {"comm": self.grad_sync.state_dict()} if self.grad_sync is not None else {}
+
+    def _load_rank_states(self, resume: Path) -> None:
+        """The counterpart of `_rank_states` on resume."""
+        if self.grad_sync is not None:
+            # the compressor's error feedback and warm start continue where they were; without
+            # them (saved by another number of ranks) it restarts fresh, past the warm-up
+            comm = ckpt.load_rank_state(resume, "comm", self.rank, self.world_size)
+            if comm is not None:
+                self.grad_sync.load_state_dict(comm)
+            else:
+                self.grad_sync.step = self.step
+
     def save(self) -> Path:
         self.figures["final_checkpoint"] = str(ckpt.checkpoint_root(self.run_dir) / f"step-{self.step}")
         path, manifest = ckpt.save_checkpoint(
-            self.run_dir, self.step, self.model, self.optimizer, self._trainer_state(), self.rank, self.world_size
+            self.run_dir, self.step, self.model, self.optimizer, self._trainer_state(), self.rank, self.world_size,
+            rank_states=self._rank_states(),
         )
         if self.dist.is_main:
             ckpt.prune_checkpoints(self.run_dir, self.cfg.checkpoint.keep)
