@@ -219,6 +219,24 @@ def test_projection_update_equals_formula():
     assert alpha_at(2.0, "sqrt", 4) == 4.0
 
 
+def test_adversary_starts_at_the_base_rates():
+    """start_at_prior: the adversary's first loss is the entropy of the subgroups' base rates, whatever
+    its input, and with a hidden layer too."""
+    import torch
+
+    from steward.fairness.adversary import Adversary, adversary_loss
+
+    gen = torch.Generator().manual_seed(0)
+    identity = (torch.rand(500, 4, generator=gen) < torch.tensor([0.1, 0.3, 0.5, 0.05])).float()
+    p = identity.mean(0)
+    entropy = float((-(p * p.log() + (1 - p) * (1 - p).log())).mean())
+    for hidden in (0, 8):
+        adv = Adversary(3, 4, hidden)
+        adv.start_at_prior(identity.numpy())
+        x = torch.randn(500, 3, generator=gen)
+        assert float(adversary_loss(adv(x), identity)) == pytest.approx(entropy, rel=1e-5)
+
+
 def test_debiaser_estimator_reduces_dependence_on_the_attribute():
     rng = np.random.default_rng(0)
     n = 1000
@@ -253,6 +271,8 @@ def test_config_checks():
         load_config(None, ["--train.task", "classify", "--fairness.adversary", "strong"])
     with pytest.raises(ConfigError, match="fairness.data: '/nope.csv' does not exist"):
         load_config(None, ["--train.task", "classify", "--fairness.data", "/nope.csv"])
+    with pytest.raises(ConfigError, match="comm.compressor: gradient compression applies to train.task lm"):
+        load_config(None, ["--train.task", "classify", "--comm.compressor", "powersgd"])
     with pytest.raises(ConfigError, match="fairness.on_gap: raise_alpha needs an adversary"):
         load_config(None, ["--train.task", "classify", "--fairness.max_gap", "0.1", "--fairness.on_gap", "raise_alpha"])
 
@@ -339,3 +359,57 @@ def test_classify_on_a_local_hugging_face_model(tmp_path):
     assert 0 <= summary["final_val_auc"] <= 1 and "fairness" in summary
     report = evaluate_run(out, "madlibs", size=60, bootstrap=0)
     assert report["overall_auc"] == pytest.approx(summary["fairness"]["overall_auc"], abs=1e-6)
+
+
+def test_classify_applies_memory_policy_with_the_same_losses(tmp_path):
+    """memory.policy reaches the classifier's blocks (recorded in summary['memory']) and, being exact
+    recomputation, leaves the loss curve unchanged."""
+    import json
+
+    from steward.train.classify import ClassifyTrainer
+
+    curves = {}
+    for policy in ("keep", "full", "selective"):
+        out = tmp_path / policy
+        cfg = load_config(None, [*TINY, "--fairness.enabled", "false", "--train.val_every", "0",
+                                 "--governance.enabled", "false", "--checkpoint.enabled", "false",
+                                 "--memory.policy", policy, "--job.out", str(out)])
+        summary = ClassifyTrainer(cfg, callbacks=[]).run()
+        assert summary["memory"]["policies"] == [policy] * 2  # the debug flavor's two blocks
+        curves[policy] = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert curves["full"] == pytest.approx(curves["keep"], rel=1e-6)
+    assert curves["selective"] == pytest.approx(curves["keep"], rel=1e-6)
+
+
+def test_classify_with_adversary_resumes_on_the_same_curve(tmp_path):
+    """The adversary and its optimizer are in the checkpoint: a run resumed at step 2 takes the same
+    steps 3-4 (losses and adversary losses) as the run that went on; a checkpoint without them is
+    refused with the reason."""
+    import json
+
+    from steward.config import ConfigError
+    from steward.train.classify import ClassifyTrainer
+
+    common = [*TINY, "--fairness.enabled", "false", "--train.val_every", "0", "--governance.enabled", "false",
+              "--fairness.adversary", "equalized_odds", "--fairness.alpha", "3"]
+
+    def rows(out):
+        return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+    full = tmp_path / "full"
+    ClassifyTrainer(load_config(None, [*common, "--checkpoint.every", "2", "--job.out", str(full)]), callbacks=[]).run()
+    resumed = tmp_path / "resumed"
+    ClassifyTrainer(load_config(None, [*common, "--job.out", str(resumed), "--checkpoint.resume",
+                                       str(full / "checkpoints" / "step-2")]), callbacks=[]).run()
+    a, b = rows(full)[2:], rows(resumed)
+    assert [r["step"] for r in b] == [3, 4]
+    assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a], rel=1e-6)
+    assert [r["adv_loss"] for r in b] == pytest.approx([r["adv_loss"] for r in a], rel=1e-6)
+
+    plain = tmp_path / "plain"
+    ClassifyTrainer(load_config(None, [*TINY, "--fairness.enabled", "false", "--train.val_every", "0",
+                                       "--governance.enabled", "false", "--checkpoint.every", "2",
+                                       "--job.out", str(plain)]), callbacks=[]).run()
+    with pytest.raises(ConfigError, match="has no adversary state"):
+        ClassifyTrainer(load_config(None, [*common, "--job.out", str(tmp_path / "x"), "--checkpoint.resume",
+                                           str(plain / "checkpoints" / "step-2")]), callbacks=[]).run()

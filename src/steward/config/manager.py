@@ -280,6 +280,9 @@ def _validate_fairness(cfg: JobConfig) -> None:
         raise ConfigError(f"train.task: must be lm or classify, got {t.task!r}")
     if f.enabled and t.task != "classify":
         raise ConfigError("fairness.enabled: the fairness evaluation needs a classifier; set --train.task classify")
+    if t.task == "classify" and cfg.comm.compressor != "none":
+        raise ConfigError("comm.compressor: gradient compression applies to train.task lm; set --comm.compressor none "
+                          "for classify")
     if f.adversary != "none" and t.task != "classify":
         raise ConfigError("fairness.adversary: adversarial debiasing trains a classifier; set --train.task classify")
     choices = {

@@ -122,6 +122,18 @@ class Adversary(nn.Module):
         else:
             self.net = nn.Linear(in_dim, num_groups)
 
+    @torch.no_grad()
+    def start_at_prior(self, identity: torch.Tensor | np.ndarray) -> None:
+        """Set the output bias to the log-odds of each subgroup's share of `identity` [N, K] (and the
+        output weights to zero), so the adversary starts at the base rates: its loss is then the
+        prior's entropy and its gradient says only what the predictor reveals beyond the base rates.
+        From a random start, most of its early gradient (and so of the predictor's adversary term)
+        is about learning those rates, which pushes every prediction alike instead of removing a bias."""
+        rates = torch.as_tensor(np.asarray(identity, dtype=np.float64)).mean(0).clamp(1e-4, 1 - 1e-4)
+        last = self.net[-1] if isinstance(self.net, nn.Sequential) else self.net
+        last.bias.copy_(torch.log(rates / (1 - rates)).to(last.bias))
+        last.weight.zero_()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.float())
 
@@ -242,6 +254,7 @@ class AdversarialDebiaser:
             z, _ = self._predict_parts(x[:2].to(dev))
         in_dim = adversary_input_dim(self.constraints, z.shape[-1] if z is not None else 0)
         self.adversary_ = Adversary(in_dim, s.shape[1], self.adversary_hidden).to(dev)
+        self.adversary_.start_at_prior(s)
         p_params = [p for p in self.predictor_.parameters() if p.requires_grad]
         opt_p = torch.optim.Adam(p_params, lr=self.learning_rate)
         opt_a = torch.optim.Adam(self.adversary_.parameters(), lr=self.adversary_learning_rate or self.learning_rate)

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import math
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,13 @@ from steward.fairness.adversary import (
 )
 from steward.fairness.data import IdentityData, load_fairness_data
 from steward.fairness.metrics import FairnessError, classification_metrics
+from steward.memory.plan import plan_and_apply
 from steward.models import build_model, build_model_args, load_hf_causal_lm
 from steward.models.heads import SequenceClassifier
 from steward.parallel import apply_data_parallel, blocks_of, dp_rank, set_gradient_sync
+from steward.train import checkpoint as ckpt
 from steward.train.callbacks import Callback
-from steward.train.distributed import all_reduce_mean, gather_objects
+from steward.train.distributed import all_reduce_mean, broadcast_object, gather_objects
 from steward.train.trainer import Trainer, broadcast_full_weights, clip_grad_norm
 
 
@@ -176,9 +179,6 @@ class ClassifyTrainer(Trainer):
 
     def __init__(self, cfg: JobConfig, callbacks: list[Callback] | None = None, monitor: bool = True):
         super().__init__(cfg, callbacks)
-        if cfg.checkpoint.resume and cfg.fairness.adversary != "none":
-            raise ConfigError("checkpoint.resume: resuming a run with fairness.adversary is not supported yet "
-                              "(the adversary's state is not in the checkpoint); start a new run")
         self.last_eval = {}
         self.adversary = None
         self.adv_loss: float | None = None
@@ -199,6 +199,7 @@ class ClassifyTrainer(Trainer):
         if self.dims.model_parallel:
             raise ConfigError("train.task: classify supports data parallelism (DDP, FSDP2, HSDP); set parallel.tp "
                               "and parallel.pp to 1")
+        self.grad_sync = None  # gradient compression is for language modelling (config refuses it here)
         torch.manual_seed(cfg.train.seed)
         use_bf16 = cfg.train.mixed_precision == "bf16" or (cfg.train.mixed_precision == "auto" and device.type == "cuda")
         self.amp_dtype = torch.bfloat16 if use_bf16 else None
@@ -216,6 +217,9 @@ class ClassifyTrainer(Trainer):
             model = model.to(device)
             self.num_params = sum(p.numel() for p in model.parameters())
             self.flops_per_token = backbone.flops_per_token(seq_len)
+            # memory.policy as in language modelling: a fixed policy per block (no flavor shapes to plan)
+            self.memory = plan_and_apply(cfg, blocks_of(model), self.dims, device, None, self.dist.is_main,
+                                         broadcast_object)
             model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype)
         else:
             vocab = cfg.model.vocab_size or self.tokenizer.vocab_size
@@ -234,6 +238,11 @@ class ClassifyTrainer(Trainer):
             # the LM head is gone: 6 N per token (Kaplan et al. 2020) with N the classifier's
             # non-embedding parameters, plus attention's 12 L d T
             self.flops_per_token = 6.0 * (self.num_params - args.vocab_size * args.dim) + 12.0 * args.n_layers * args.dim * seq_len
+            # rematerialization per block (memory.policy), then compile and data parallel: the
+            # language-model trainer's order. The plan's profile counts the LM head's logits, so its
+            # predicted peak is an upper bound for the classifier's smaller head.
+            self.memory = plan_and_apply(cfg, blocks_of(model), self.dims, device, args, self.dist.is_main,
+                                         broadcast_object)
             if cfg.train.compile:
                 for block in blocks_of(model):
                     block.compile()
@@ -271,7 +280,27 @@ class ClassifyTrainer(Trainer):
             torch.manual_seed(cfg.train.seed + 1)
             self.adversary = Adversary(adversary_input_dim(f.adversary, dim), self.data.train_enc.identity.shape[1],
                                        f.adversary_hidden).to(device)
+            self.adversary.start_at_prior(self.data.train_enc.identity)
             self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr)
+
+    # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
+
+    def _rank_states(self) -> dict[str, Any]:
+        states = super()._rank_states()
+        if self.adversary is not None:
+            states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict()}
+        return states
+
+    def _load_rank_states(self, resume: Path) -> None:
+        super()._load_rank_states(resume)
+        if self.adversary is None:
+            return
+        state = ckpt.load_rank_state(resume, "adversary", self.rank, self.world_size, replicated=True)
+        if state is None:
+            raise ConfigError(f"checkpoint.resume: {resume} has no adversary state (saved without "
+                              "fairness.adversary, or by an older version); start a new run")
+        self.adversary.load_state_dict(state["model"])
+        self.adv_optimizer.load_state_dict(state["optim"])
 
     def _inner(self) -> SequenceClassifier:
         return getattr(self.model, "module", self.model)
