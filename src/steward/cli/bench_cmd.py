@@ -27,7 +27,13 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
+        nested = []
         for key, value in result.items():
+            if isinstance(value, (dict, list)) and value:
+                nested.append(key)  # rows, profiles, per-run records: in --json, not as a Python repr
+                continue
             shown = f"{value:.4g}" if isinstance(value, float) else value
             print(f"{key:<22} {shown}")
+        if nested:
+            print(f"{'(with --json)':<22} {', '.join(nested)}")
     return 0
