@@ -90,11 +90,11 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys):
 def test_load_run_weights_cache_matches_the_checkpoint_and_is_rebuilt_when_stale(run_dir):
     """The consolidated weights cache gives the checkpoint's exact weights; a cache of another
     checkpoint (different manifest digest) or a damaged one is replaced, not trusted."""
-    from steward.explain.capture import _weights_cache, load_run
+    from steward.explain.capture import load_run
     from steward.train import checkpoint as ckpt
 
     path = ckpt.list_checkpoints(run_dir)[-1][1]
-    cache = _weights_cache(run_dir, path)
+    cache = ckpt.weights_cache(run_dir, path)
     cache.unlink(missing_ok=True)
     first = load_run(run_dir).explainable.model.state_dict()  # through DCP; writes the cache
     assert cache.is_file()

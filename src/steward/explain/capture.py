@@ -178,68 +178,18 @@ class LoadedRun:
     config: Any
 
 
-def _weights_cache(run_dir: Path, checkpoint: Path) -> Path:
-    return run_dir / "explain" / f"weights-{checkpoint.name}.pt"
-
-
-def _load_checkpoint_weights(model: nn.Module, run_dir: Path, path: Path, manifest_sha256: str) -> None:
-    """The model weights of checkpoint `path`, from the consolidated cache when it belongs to this
-    checkpoint (same manifest digest), else through torch.distributed.checkpoint, writing the cache.
-
-    DCP's import alone costs about a second (DTensor and its ops come with it), so an explanation
-    of a small model would be dominated by it; the cache is one torch.save'd state dict, written
-    atomically next to the other explanation artifacts and safe to delete."""
-    cache = _weights_cache(run_dir, path)
-    if cache.is_file():
-        try:
-            saved = torch.load(cache, map_location="cpu", weights_only=True)
-            if saved.get("manifest_sha256") == manifest_sha256:
-                model.load_state_dict(saved["model"])
-                return
-        except Exception:  # a stale or damaged cache is rebuilt from the checkpoint below
-            pass
-    import io
-
-    import torch.distributed.checkpoint as dcp
-
-    from steward.io import atomic_write_bytes
-    from steward.train import checkpoint as ckpt
-
-    state = {"model": model.state_dict()}
-    with ckpt._single_process_is_intended():
-        try:
-            dcp.load(state, checkpoint_id=str(path), no_dist=True)
-        except Exception as e:  # DCP's messages are long: name the folder and the first line
-            raise ExplainError(f"checkpoint {path}: cannot be loaded ({type(e).__name__}: "
-                               f"{str(e).splitlines()[0][:200]})") from None
-    model.load_state_dict(state["model"])
-    buf = io.BytesIO()
-    torch.save({"manifest_sha256": manifest_sha256, "model": model.state_dict()}, buf)
-    with contextlib.suppress(OSError):  # a read-only run directory: explain without the cache
-        atomic_write_bytes(cache, buf.getvalue())
-
-
 def load_run(run_dir: str | Path) -> LoadedRun:
     """The model of RUN_DIR at its newest checkpoint (verified against its manifest), on the CPU,
     as an 'lm' Explainable with the run's tokenizer."""
-    from steward.config import ConfigError, load_config
     from steward.data import build_tokenizer
-    from steward.io import sha256_file
     from steward.models import build_model_args, load_hf_causal_lm
     from steward.train import checkpoint as ckpt
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file():
-        raise ExplainError(f"RUN_DIR: {run_dir} has no config.toml; give the folder a `steward train` run wrote")
     try:
-        cfg = load_config(run_dir / "config.toml")
-    except ConfigError as e:
-        raise ExplainError(f"RUN_DIR: {run_dir}/config.toml: {e}") from None
-    found = ckpt.list_checkpoints(run_dir)
-    if not found:
-        raise ExplainError(f"RUN_DIR: {run_dir} has no complete checkpoint; train with checkpoint.enabled true")
-    path = found[-1][1]
-    ckpt.verify_checkpoint(path)
+        cfg, path = ckpt.run_config_and_checkpoint(run_dir)
+    except ckpt.CheckpointError as e:
+        raise ExplainError(str(e)) from None
     tokenizer = build_tokenizer(cfg.data.tokenizer)
     if cfg.model.hf_path:
         model = load_hf_causal_lm(cfg.model.hf_path)
@@ -249,6 +199,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         # built on the CPU directly: initialising on meta imports torch._dynamo (about a second),
         # and the checkpoint's weights replace the default initialisation anyway
         model = Transformer(args)
-    _load_checkpoint_weights(model, run_dir, path, sha256_file(path / ckpt.MANIFEST))
+    try:
+        ckpt.load_model_weights(model, run_dir, path)
+    except ckpt.CheckpointError as e:
+        raise ExplainError(str(e)) from None
     pad = getattr(tokenizer, "eos_id", 0)
     return LoadedRun(Explainable(model, "lm", pad_id=pad), tokenizer, run_dir, path, cfg)

@@ -20,28 +20,20 @@ from steward.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 def load_classifier(run_dir: str | Path):
     """(cfg, tokenizer, model) of a classify run's newest checkpoint, in one process on the CPU."""
-    from steward.config import ConfigError, load_config
     from steward.data import build_tokenizer
     from steward.train import checkpoint as ckpt
     from steward.train.classify import build_classifier
-    from steward.train.optim import build_optimizer
 
     run = Path(run_dir)
-    if not (run / "config.toml").is_file():
-        raise FairnessError(f"RUN_DIR: {str(run)!r} holds no config.toml; give the folder of a finished run")
     try:
-        cfg = load_config(run / "config.toml")
-    except ConfigError as e:
-        raise FairnessError(f"RUN_DIR {run}: its config.toml no longer validates: {e}") from None
-    if cfg.train.task != "classify":
-        raise FairnessError(f"RUN_DIR {run}: train.task is {cfg.train.task!r}; fairness eval needs a classify run")
-    found = ckpt.list_checkpoints(run)
-    if not found:
-        raise FairnessError(f"RUN_DIR {run}: no checkpoint to evaluate (was checkpoint.enabled false?)")
-    tokenizer = build_tokenizer(cfg.data.tokenizer)
-    model = build_classifier(cfg, tokenizer, torch.device("cpu"))
-    optimizer = build_optimizer(cfg.train, model)
-    ckpt.load_checkpoint(found[-1][1], model, optimizer, 0)
+        cfg, path = ckpt.run_config_and_checkpoint(run)
+        if cfg.train.task != "classify":
+            raise FairnessError(f"RUN_DIR {run}: train.task is {cfg.train.task!r}; fairness eval needs a classify run")
+        tokenizer = build_tokenizer(cfg.data.tokenizer)
+        model = build_classifier(cfg, tokenizer, torch.device("cpu"))
+        ckpt.load_model_weights(model, run, path)
+    except ckpt.CheckpointError as e:
+        raise FairnessError(str(e)) from None
     model.eval()
     return cfg, tokenizer, model
 

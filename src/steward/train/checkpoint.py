@@ -192,6 +192,67 @@ def verify_checkpoint(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def run_config_and_checkpoint(run_dir: str | Path) -> tuple[Any, Path]:
+    """(resolved config, newest complete checkpoint) of a finished run directory, for the commands
+    that read a trained model back (explain, fairness eval). CheckpointError names what is missing."""
+    from steward.config import ConfigError, load_config
+
+    run = Path(run_dir)
+    if not (run / "config.toml").is_file():
+        raise CheckpointError(f"RUN_DIR: {str(run)!r} holds no config.toml; give the folder a `steward train` run wrote")
+    try:
+        cfg = load_config(run / "config.toml")
+    except ConfigError as e:
+        raise CheckpointError(f"RUN_DIR {run}: its config.toml no longer validates: {e}") from None
+    found = list_checkpoints(run)
+    if not found:
+        raise CheckpointError(f"RUN_DIR {run}: no complete checkpoint (was checkpoint.enabled false?)")
+    return cfg, found[-1][1]
+
+
+def weights_cache(run_dir: Path, checkpoint: Path) -> Path:
+    """Where `load_model_weights` keeps the consolidated weights of `checkpoint`."""
+    return Path(run_dir) / "cache" / f"weights-{Path(checkpoint).name}.pt"
+
+
+def load_model_weights(model: nn.Module, run_dir: Path, path: Path) -> None:
+    """Checkpoint `path`'s model weights into `model` (whole, one process), verified against the manifest.
+
+    Read through torch.distributed.checkpoint once, then from a consolidated copy,
+    RUN_DIR/cache/weights-step-N.pt, tagged with the manifest's SHA-256: DCP's import alone costs
+    about a second (DTensor and its ops come with it), which would dominate reading a small model
+    back. A copy whose tag differs, or that cannot be read, is rebuilt; deleting it is safe."""
+    import io
+
+    from steward.io import atomic_write_bytes
+
+    verify_checkpoint(path)
+    tag = sha256_file(Path(path) / MANIFEST)
+    cache = weights_cache(run_dir, path)
+    if cache.is_file():
+        try:
+            saved = torch.load(cache, map_location="cpu", weights_only=True)
+            if saved.get("manifest_sha256") == tag:
+                model.load_state_dict(saved["model"])
+                return
+        except Exception:  # a stale or damaged copy is rebuilt from the checkpoint below
+            pass
+    import torch.distributed.checkpoint as dcp
+
+    state = {"model": model.state_dict()}
+    with _single_process_is_intended():
+        try:
+            dcp.load(state, checkpoint_id=str(path), no_dist=True)
+        except Exception as e:  # DCP's messages are long: name the folder and the first line
+            raise CheckpointError(f"checkpoint {path}: cannot be loaded ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:200]})") from None
+    model.load_state_dict(state["model"])
+    buf = io.BytesIO()
+    torch.save({"manifest_sha256": tag, "model": model.state_dict()}, buf)
+    with contextlib.suppress(OSError):  # a read-only run directory: no copy, the next read uses DCP again
+        atomic_write_bytes(cache, buf.getvalue())
+
+
 def load_rank_state(path: Path, name: str, rank: int, world_size: int, replicated: bool = False) -> Any | None:
     """This rank's NAME/rank-R.pt of a checkpoint (verified by load_checkpoint), or None when there
     is none to continue from: saved without that part, or by another number of ranks. `replicated`:
