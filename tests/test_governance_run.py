@@ -511,3 +511,17 @@ def test_model_card_prose_from_config(tmp_path, capsys):
 
     with pytest.raises(ConfigError, match="governance.model_card: unknown key 'intended'"):
         load_config(None, ["--governance.model_card", str(card)])
+
+
+def test_governance_toml_files_missing_or_invalid_name_the_key(tmp_path):
+    from steward.governance import GovernanceError
+    from steward.governance.datasheets import load_datasheets_file
+    from steward.governance.report import load_model_card
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("a = [")
+    for load, key in ((load_model_card, "governance.model_card"), (load_datasheets_file, "governance.datasheets")):
+        with pytest.raises(GovernanceError, match=f"{key}: no such file"):
+            load(str(tmp_path / "none.toml"))
+        with pytest.raises(GovernanceError, match=f"{key}: .* is not valid TOML"):
+            load(str(bad))

@@ -54,3 +54,19 @@ def one_line(e: BaseException | str, limit: int = 300) -> str:
     text = str(e).strip().splitlines()
     first = text[0] if text else type(e).__name__
     return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def read_toml_file(path: str, key: str, what: str = "") -> dict[str, Any]:
+    """A TOML file a config key names, parsed; GovernanceError naming `key` when it is missing or invalid."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise GovernanceError(f"{key}: no such file {path!r}{what}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise GovernanceError(f"{key}: {p} is not valid TOML ({e})") from None

@@ -24,7 +24,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from steward.governance._util import GovernanceError
+from steward.governance._util import GovernanceError, read_toml_file
 
 FIELDS = ("source", "license", "intended_use", "known_biases")
 OPTIONAL = ("personal_data", "description", "collection", "references", "aliases")
@@ -84,12 +84,7 @@ def builtin_datasheets() -> dict[str, dict[str, Any]]:
 def load_datasheets_file(path: str) -> dict[str, dict[str, Any]]:
     """The governance.datasheets file: dataset name -> datasheet. Errors name the file and key."""
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise GovernanceError(f"governance.datasheets: no such file {path!r} (a TOML file of [dataset-name] tables)")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise GovernanceError(f"governance.datasheets: {p} is not valid TOML ({e})") from None
+    data = read_toml_file(path, "governance.datasheets", " (a TOML file of [dataset-name] tables)")
     return {str(name): _check_sheet(sheet, f"governance.datasheets {p} [{name}]") for name, sheet in data.items()}
 
 

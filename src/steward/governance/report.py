@@ -16,12 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-from steward.governance._util import GovernanceError, jsonable, utc_now
+from steward.governance._util import GovernanceError, jsonable, read_toml_file, utc_now
 from steward.governance.access import current_roles
 from steward.governance.lineage import config_sha256
 from steward.governance.provenance import verify_provenance
@@ -55,13 +50,7 @@ def load_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def load_model_card(path: str) -> dict[str, str]:
     """governance.model_card: a TOML file of the model card's prose (keys MODEL_CARD_KEYS)."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise GovernanceError(f"governance.model_card: no such file {path!r}")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise GovernanceError(f"governance.model_card: {p} is not valid TOML ({e})") from None
+    data = read_toml_file(path, "governance.model_card")
     unknown = set(data) - set(MODEL_CARD_KEYS)
     if unknown:
         raise GovernanceError(f"governance.model_card: unknown key {sorted(unknown)[0]!r} "

@@ -72,43 +72,30 @@ def write_run_pointer(run_dir: Path, data: dict[str, Any]) -> None:
     atomic_write_text(run_dir / "governance" / RUN_FILE, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o644)
 
 
+# event type -> the run_facts key that holds the last such record, or the list of all of them
+_LAST_OF = {"run.started": "started", "run.finished": "finished", "run.failed": "failed",
+            "provenance.written": "provenance"}
+_ALL_OF = {"data.ingested": "datasets", "data.read": "data_reads", "checkpoint.saved": "checkpoints",
+           "eval.completed": "evaluations", "policy.decision": "decisions", "model.approved": "approvals",
+           "model.released": "releases", "monitor.alert": "alerts"}
+
+
 def run_facts(store: AuditStore, run_id: str) -> dict[str, Any]:
     """What the log says about one run: its start, datasets, checkpoints, evaluations, decisions,
     end, approvals and releases."""
     entries = store.entries(run_id=run_id)
     facts: dict[str, Any] = {
-        "run_id": run_id, "started": None, "finished": None, "failed": None, "datasets": [], "data_reads": [],
-        "checkpoints": [],
-        "evaluations": [], "decisions": [], "approvals": [], "releases": [], "provenance": None, "alerts": [],
+        "run_id": run_id, **dict.fromkeys(_LAST_OF.values()), **{k: [] for k in _ALL_OF.values()},
         "event_counts": {}, "entries": [e.seq for e in entries], "first_seq": None, "last_seq": None,
     }
     for e in entries:
         facts["event_counts"][e.type] = facts["event_counts"].get(e.type, 0) + 1
         rec = {"seq": e.seq, "time": e.time, "actor": e.actor, **e.payload}
-        if e.type == "run.started":
-            facts["started"] = rec
-        elif e.type == "run.finished":
-            facts["finished"] = rec
-        elif e.type == "run.failed":
-            facts["failed"] = rec
-        elif e.type == "data.ingested":
-            facts["datasets"].append(rec)
-        elif e.type == "data.read":
-            facts["data_reads"].append(rec)
-        elif e.type == "checkpoint.saved":
-            facts["checkpoints"].append(rec)
-        elif e.type == "eval.completed":
-            facts["evaluations"].append(rec)
-        elif e.type == "policy.decision":
-            facts["decisions"].append(rec)
-        elif e.type == "model.approved":
-            facts["approvals"].append(rec)
-        elif e.type == "model.released":
-            facts["releases"].append(rec)
-        elif e.type == "provenance.written":
-            facts["provenance"] = rec
-        elif e.type == "monitor.alert":
-            facts["alerts"].append(rec)
+        key = _LAST_OF.get(e.type)
+        if key is not None:
+            facts[key] = rec
+        elif e.type in _ALL_OF:
+            facts[_ALL_OF[e.type]].append(rec)
     if entries:
         facts["first_seq"], facts["last_seq"] = entries[0].seq, entries[-1].seq
     facts["status"] = "finished" if facts["finished"] else ("failed" if facts["failed"] else
