@@ -352,3 +352,11 @@ def test_memplan_without_the_gpu_says_use_gpu_flag(capsys):
 
     assert main(["memplan", "--model.flavor", "debug", "--train.device", "cuda"]) == 2
     assert "--gpu NAME" in capsys.readouterr().err
+
+
+def test_memplan_unknown_gpu_names_the_choices(capsys):
+    from steward.cli.main import main
+
+    assert main(["memplan", "--model.flavor", "debug", "--gpu", "h900"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "steward memplan: error: --gpu: unknown GPU 'h900'; choose one of a100, h100, h200"
