@@ -14,10 +14,12 @@ def register(sub) -> None:
         "peak fits memory.budget_gb. Takes the same --section.key flags as `steward train`.",
     )
     p.add_argument("--config", help="TOML config file (as for steward train)")
-    # names checked in run(): importing steward.memory (and torch) here would slow every steward command
+    # names checked in run(); steward.hardware reads the GPU table without importing torch
+    from steward.hardware import plannable_gpus
+
     p.add_argument("--gpu", type=str.lower, metavar="NAME",
-                   help="h100, h200 or a100: plan for this GPU (its memory, FLOP/s and bandwidths; analytic profile) instead of this "
-                   "machine's device")
+                   help=f"{', '.join(sorted(plannable_gpus()))}: plan for this GPU (its memory, FLOP/s and bandwidths from "
+                   "steward/gpus.toml; analytic profile) instead of this machine's device")
     p.add_argument("--world-size", type=int, default=0,
                    help="processes of the job (default: the product of the parallel degrees, dp_shard -1 counting 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -39,6 +39,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count
 
+from steward.hardware import gpu_for_device_name, plannable_gpus
 from steward.memory.apply import POLICIES, apply_policy
 from steward.models.gpt import (
     Attention,
@@ -66,26 +67,23 @@ class DeviceSpec:
     """Host link bandwidth per direction, bytes/s (what offload crosses twice)."""
 
 
-# Data sheets: NVIDIA H100 Tensor Core GPU (SXM5: 80 GB HBM3, 3.35 TB/s, 989 TFLOPS dense bf16,
-# PCIe Gen5 128 GB/s both directions); NVIDIA H200 (141 GB HBM3e, 4.8 TB/s, same compute and link);
-# NVIDIA A100 80GB (SXM4: 2,039 GB/s, 312 TFLOPS bf16, PCIe Gen4 64 GB/s both directions). Memory
-# sizes are the totals nvidia-smi reports for these boards (81559, 143771 and 81920 MiB).
-GPU_SPECS: dict[str, DeviceSpec] = {
-    "h100": DeviceSpec("H100", 81559 * 2**20, 989e12, 3.35e12, 64e9),
-    "h200": DeviceSpec("H200", 143771 * 2**20, 989e12, 4.8e12, 64e9),
-    "a100": DeviceSpec("A100", 81920 * 2**20, 312e12, 2.039e12, 32e9),
-}
+def _spec(g) -> DeviceSpec:
+    return DeviceSpec(g.name, g.memory_bytes, g.peak_flops["bf16"], g.memory_bandwidth, g.host_bandwidth)
+
+
+# The GPUs the planner has every figure for, from the one GPU table (steward/gpus.toml, with sources).
+GPU_SPECS: dict[str, DeviceSpec] = {key: _spec(g) for key, g in plannable_gpus().items()}
 
 
 def spec_for_device(device: torch.device) -> DeviceSpec | None:
-    """The spec of the CUDA device in use when it is one of GPU_SPECS (by name)."""
+    """The spec of the CUDA device in use when the GPU table has its planner figures (by name), with
+    the memory this board actually has."""
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device).upper()
-    for key, spec in GPU_SPECS.items():
-        if key.upper() in name:
-            return dataclasses.replace(spec, memory_bytes=torch.cuda.get_device_properties(device).total_memory)
-    return None
+    g = gpu_for_device_name(torch.cuda.get_device_name(device))
+    if g is None or not g.plannable:
+        return None
+    return dataclasses.replace(_spec(g), memory_bytes=torch.cuda.get_device_properties(device).total_memory)
 
 
 def device_memory_bytes(device: torch.device) -> int:

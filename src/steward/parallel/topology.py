@@ -190,31 +190,51 @@ def cluster_from_dict(name: str, data: dict[str, Any], origin: str) -> Cluster:
             raise ClusterError(f"{pre}{key}: unknown key (allowed: {', '.join(sorted(known))})")
     d = _table(pre, data, "device")
     dpre = f"{origin}: device."
+    gpu = None
+    if "gpu" in d:  # the GPU's own figures from steward/gpus.toml; keys given here override them
+        from steward.hardware import gpus
+
+        key = _str(dpre, d, "gpu")
+        gpu = gpus().get(key)
+        if gpu is None:
+            raise ClusterError(f"{dpre}gpu: unknown GPU {key!r}; choose one of {', '.join(gpus())} "
+                               "(steward/gpus.toml), or give name, memory_gib, memory_bandwidth_gb_s and peak_tflops")
     peaks = d.get("peak_tflops")
-    if not isinstance(peaks, dict) or not peaks:
+    if peaks is None and gpu is not None:
+        peak = dict(gpu.peak_flops)
+    elif not isinstance(peaks, dict) or not peaks:
         raise ClusterError(f"{dpre}peak_tflops: expected a table of dtype = TFLOP/s, e.g. {{ bf16 = 312 }}")
-    peak = {str(k): _num(f"{dpre}peak_tflops.", peaks, k) * 1e12 for k in peaks}
+    else:
+        peak = {str(k): _num(f"{dpre}peak_tflops.", peaks, k) * 1e12 for k in peaks}
     eff = _num(dpre, d, "matmul_efficiency", default=1.0)
     if eff > 1:
         raise ClusterError(f"{dpre}matmul_efficiency: must be in (0, 1], got {eff}")
     kind = _str(dpre, d, "kind", default="cuda")
     if kind not in ("cuda", "cpu"):
         raise ClusterError(f"{dpre}kind: must be 'cuda' or 'cpu', got {kind!r}")
-    match = d.get("match", [])
+    match = d.get("match", list(gpu.match) if gpu is not None else [])
     if not isinstance(match, list) or not all(isinstance(m, str) for m in match):
         raise ClusterError(f"{dpre}match: expected a list of strings, got {match!r}")
     overheads = d.get("layer_overhead_us", {})
     if not isinstance(overheads, dict) or not set(overheads) <= {"plain", "tp", "fsdp"}:
         raise ClusterError(f"{dpre}layer_overhead_us: expected a table with plain, tp and fsdp in microseconds")
+
+    def from_gpu(key: str, figure: float | None, scale: float) -> float:
+        if key in d or gpu is None:
+            return _num(dpre, d, key) * scale
+        if figure is None:
+            raise ClusterError(f"{dpre}{key}: missing (steward/gpus.toml has no such figure for {gpu.key!r})")
+        return figure
+
     device = Device(
-        name=_str(dpre, d, "name"),
+        name=_str(dpre, d, "name", default=gpu.name if gpu is not None else None),
         kind=kind,
-        memory_bytes=int(_num(dpre, d, "memory_gib") * GIB),
+        memory_bytes=int(from_gpu("memory_gib", gpu.memory_bytes if gpu else None, GIB)),
         peak_flops=peak,
-        memory_bandwidth=_num(dpre, d, "memory_bandwidth_gb_s") * 1e9,
+        memory_bandwidth=from_gpu("memory_bandwidth_gb_s", gpu.memory_bandwidth if gpu else None, 1e9),
         matmul_efficiency=eff,
         match=tuple(match),
-        source=_str(dpre, d, "source", default=""),
+        source=_str(dpre, d, "source", default=gpu.source if gpu is not None else ""),
         layer_overhead={k: _num(f"{dpre}layer_overhead_us.", overheads, k, positive=False) * 1e-6 for k in overheads},
     )
     intra = _link(f"{origin}: intra.", _table(pre, data, "intra"))
@@ -404,10 +424,19 @@ def discover_cluster(world_size: int | None = None, local_world_size: int | None
     world = world_size or info["world_size"]
     table = presets()
     if info["device_type"] == "cuda":
-        base = next((c for c in table.values() if any(m in info["device_name"] for m in c.device.match)), None)
-        if base is None:  # an unknown GPU: its memory is known, its peak is not; use the A100's figures
+        from steward.hardware import gpu_for_device_name
+
+        gpu = gpu_for_device_name(info["device_name"])
+        base = next((c for c in table.values() if gpu is not None and c.device.match == gpu.match), None)
+        if base is None:
             base = table["a100-80gb-ib"]
-            base = dataclasses.replace(base, sources={**base.sources, "device": "unknown GPU: A100 figures assumed"})
+            if gpu is not None:  # in the GPU table without a preset: its own figures, the A100 preset's links
+                dev = dataclasses.replace(base.device, peak_flops=dict(gpu.peak_flops), match=gpu.match, source=gpu.source,
+                                          memory_bandwidth=gpu.memory_bandwidth or base.device.memory_bandwidth)
+                base = dataclasses.replace(base, device=dev, sources={
+                    **base.sources, "device": f"{gpu.source}; links, efficiencies and missing figures: the A100 preset's (assumed)"})
+            else:  # an unknown GPU: its memory is known, its peak is not; use the A100's figures
+                base = dataclasses.replace(base, sources={**base.sources, "device": "unknown GPU: A100 figures assumed"})
         device = dataclasses.replace(base.device, name=info["device_name"], memory_bytes=info["device_memory_bytes"])
     else:
         base = table["cpu-host"]

@@ -11,31 +11,17 @@ from typing import Any
 
 import torch
 
+from steward.hardware import gpu_for_device_name
 from steward.io import append_line, atomic_write_text
-
-# Dense bf16 tensor-core peak FLOP/s per device, from NVIDIA's data sheets (A100: "NVIDIA A100 Tensor
-# Core GPU" datasheet, 312 TFLOPS; H100/H200 SXM: "NVIDIA H100 Tensor Core GPU" / "H200" datasheets,
-# 989 TFLOPS dense (1,979 with sparsity); H100 PCIe 756; L4 121; A10G 125 (AWS); L40S 362).
-_PEAK_BF16 = {
-    "H200": 989e12,
-    "H100 PCIe": 756e12,
-    "H100": 989e12,
-    "A100": 312e12,
-    "L40S": 362e12,
-    "A10G": 125e12,
-    "L4": 121e12,
-}
 
 
 def device_peak_flops(device: torch.device) -> float | None:
-    """Peak bf16 FLOP/s of `device` if we know it (None on CPUs and unknown GPUs: no MFU then)."""
+    """Dense bf16 peak FLOP/s of `device` from the GPU table (steward/gpus.toml), if it is there
+    (None on CPUs and unknown GPUs: no MFU then)."""
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    for key, peak in _PEAK_BF16.items():  # ordered: 'H100 PCIe' before 'H100'
-        if key in name:
-            return peak
-    return None
+    g = gpu_for_device_name(torch.cuda.get_device_name(device))
+    return g.peak_flops["bf16"] if g is not None else None
 
 
 def peak_memory_bytes(device: torch.device) -> int:
