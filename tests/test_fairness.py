@@ -16,7 +16,13 @@ from steward.fairness.adversary import (
     grad_dot,
     projected_gradients,
 )
-from steward.fairness.data import from_columns, generate_madlibs, load_identities, targeted_subgroups
+from steward.fairness.data import (
+    from_columns,
+    generate_madlibs,
+    load_identities,
+    madlibs_families,
+    targeted_subgroups,
+)
 from steward.fairness.metrics import (
     FairnessError,
     classification_metrics,
@@ -413,3 +419,19 @@ def test_classify_with_adversary_resumes_on_the_same_curve(tmp_path):
     with pytest.raises(ConfigError, match="has no adversary state"):
         ClassifyTrainer(load_config(None, [*common, "--job.out", str(tmp_path / "x"), "--checkpoint.resume",
                                            str(plain / "checkpoints" / "step-2")]), callbacks=[]).run()
+
+
+def test_bench_fairness_reports_consistent_figures():
+    """The benchmark's own arithmetic: reductions from its gaps, and each family's gap the mean of its
+    subgroups' gaps (what locates a family's residual)."""
+    from steward.bench.fairness import FAMILIES, bench_fairness
+
+    r = bench_fairness(["--seeds", "1", "--steps", "5", "--madlibs-eval-size", "600", "--frozen-epochs", "1",
+                        "--bootstrap", "0", "--threads", "1"])
+    for fam in FAMILIES:
+        assert r[f"reduction_{fam}"] == pytest.approx(1 - r[f"adversary/gap_{fam}"] / r[f"baseline/gap_{fam}"])
+        for name in ("baseline", "adversary"):
+            subs = [v for k, v in r[f"{name}/subgroup_gaps"].items() if k.startswith(f"{fam}/")]
+            assert len(subs) == len(madlibs_families()[fam])
+            assert np.mean(subs) == pytest.approx(r[f"{name}/gap_{fam}"], rel=1e-9)
+    assert r["auc_cost_points"] == pytest.approx(100 * (r["baseline/overall_auc"] - r["adversary/overall_auc"]))

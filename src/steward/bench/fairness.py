@@ -15,6 +15,8 @@ noise.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -64,6 +66,17 @@ def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str) -> l
 
 def _gaps(report: dict[str, Any]) -> dict[str, float]:
     return {f: report["mean_abs_gap"].get(f, float("nan")) for f in FAMILIES}
+
+
+def _subgroup_gaps(run_dir: Path) -> dict[str, float]:
+    """Per subgroup, the mean of |subgroup, BPSN, BNSP AUC - overall| (what the family figure averages):
+    where a family's remaining gap sits."""
+    rows = json.loads((run_dir / "fairness" / "report.json").read_text())["subgroups"]
+    out = {}
+    for r in rows:
+        gaps = [abs(r[k]) for k in ("subgroup_auc_gap", "bpsn_auc_gap", "bnsp_auc_gap") if not math.isnan(r[k])]
+        out[f"{r['family']}/{r['subgroup']}"] = float(np.mean(gaps)) if gaps else math.nan
+    return out
 
 
 def _frozen(trainer, a: argparse.Namespace, seed: int) -> dict[str, dict[str, Any]]:
@@ -133,7 +146,8 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
         for seed in range(a.seeds):
             for name, adversary in (("baseline", "none"), ("adversary", a.adversary)):
                 print(f"bench fairness: seed {seed} {name}", file=sys.stderr, flush=True)
-                cfg = load_config(None, _overrides(a, seed, Path(tmp) / f"{name}-{seed}", adversary))
+                run_dir = Path(tmp) / f"{name}-{seed}"
+                cfg = load_config(None, _overrides(a, seed, run_dir, adversary))
                 trainer = ClassifyTrainer(cfg)
                 summary = trainer.run()
                 f = summary["fairness"]
@@ -143,6 +157,7 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
                     "gap_ci_halfwidth": {k: (ci[f"mean_abs_gap/{k}"][1] - ci[f"mean_abs_gap/{k}"][0]) / 2
                                          for k in FAMILIES if f"mean_abs_gap/{k}" in ci},
                     "train_time_s": summary["train_time_s"],
+                    "subgroup_gaps": _subgroup_gaps(run_dir),
                 })
                 if name == "baseline":
                     print(f"bench fairness: seed {seed} frozen-feature comparison", file=sys.stderr, flush=True)
@@ -161,6 +176,9 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
             result[f"{name}/gap_{fam}_sd"] = g_sd
             if "gap_ci_halfwidth" in rows[0] and fam in rows[0]["gap_ci_halfwidth"]:
                 result[f"{name}/gap_{fam}_ci95_halfwidth"] = _mean_sd([r["gap_ci_halfwidth"][fam] for r in rows])[0]
+    for name in ("baseline", "adversary"):
+        subs = runs[name][0]["subgroup_gaps"]
+        result[f"{name}/subgroup_gaps"] = {k: _mean_sd([r["subgroup_gaps"][k] for r in runs[name]])[0] for k in subs}
     ok = True
     for fam in FAMILIES:
         red = 1 - result[f"adversary/gap_{fam}"] / result[f"baseline/gap_{fam}"]
