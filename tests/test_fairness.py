@@ -369,22 +369,24 @@ def test_classify_on_a_local_hugging_face_model(tmp_path):
 
 def test_classify_applies_memory_policy_with_the_same_losses(tmp_path):
     """memory.policy reaches the classifier's blocks (recorded in summary['memory']) and, being exact
-    recomputation, leaves the loss curve unchanged."""
+    recomputation, leaves the loss curve unchanged, with the adversary too (whose step runs two
+    backward passes: one forward for both under keep, a second forward under recomputation)."""
     import json
 
     from steward.train.classify import ClassifyTrainer
 
-    curves = {}
-    for policy in ("keep", "full", "selective"):
-        out = tmp_path / policy
-        cfg = load_config(None, [*TINY, "--fairness.enabled", "false", "--train.val_every", "0",
-                                 "--governance.enabled", "false", "--checkpoint.enabled", "false",
-                                 "--memory.policy", policy, "--job.out", str(out)])
-        summary = ClassifyTrainer(cfg, callbacks=[]).run()
-        assert summary["memory"]["policies"] == [policy] * 2  # the debug flavor's two blocks
-        curves[policy] = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert curves["full"] == pytest.approx(curves["keep"], rel=1e-6)
-    assert curves["selective"] == pytest.approx(curves["keep"], rel=1e-6)
+    for adversary in ("none", "equalized_odds"):
+        curves = {}
+        for policy in ("keep", "full", "selective"):
+            out = tmp_path / adversary / policy
+            cfg = load_config(None, [*TINY, "--fairness.enabled", "false", "--train.val_every", "0",
+                                     "--governance.enabled", "false", "--checkpoint.enabled", "false",
+                                     "--fairness.adversary", adversary, "--memory.policy", policy, "--job.out", str(out)])
+            summary = ClassifyTrainer(cfg, callbacks=[]).run()
+            assert summary["memory"]["policies"] == [policy] * 2  # the debug flavor's two blocks
+            curves[policy] = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+        assert curves["full"] == pytest.approx(curves["keep"], rel=1e-6), adversary
+        assert curves["selective"] == pytest.approx(curves["keep"], rel=1e-6), adversary
 
 
 def test_classify_with_adversary_resumes_on_the_same_curve(tmp_path):

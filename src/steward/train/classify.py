@@ -318,6 +318,12 @@ class ClassifyTrainer(Trainer):
         micro = [dict(zip(batch, vals)) for vals in zip(*(v.chunk(accum) for v in batch.values()))]
         params = [p for p in self.model.parameters() if p.requires_grad]
         g_a = None
+        # One process, one micro-batch, nothing recomputed: the predictor's loss reuses the adversary
+        # pass's forward (its graph kept for a second backward). Under DDP/FSDP each backward must
+        # follow its own forward, a selectively checkpointed region allows one backward, and keeping
+        # every micro-batch's graph would multiply the activation memory: there it runs again.
+        reuse = self.world_size == 1 and accum == 1 and self.cfg.memory.policy == "keep"
+        logits: list[torch.Tensor] = []
         if self.adversary is not None:
             self.alpha = alpha_at(self.cfg.fairness.alpha, self.cfg.fairness.alpha_schedule, self.step + 1) * (
                 self.figures.get("alpha_boost", 1.0))
@@ -328,8 +334,10 @@ class ClassifyTrainer(Trainer):
                     a_in = adversary_inputs(self.cfg.fairness.adversary, z, logit, b["y"])
                     la = adversary_loss(self.adversary(a_in), b["identity"]) / accum
                     # 0 * logit: the head gets a (zero) gradient, so DDP sees every parameter used
-                    (la + 0.0 * logit.sum()).backward()
+                    (la + 0.0 * logit.sum()).backward(retain_graph=reuse)
                 adv_total += la.detach()
+                if reuse:
+                    logits.append(logit)
             g_a = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params]
             for p in params:
                 p.grad = None
@@ -338,7 +346,7 @@ class ClassifyTrainer(Trainer):
         total = torch.zeros((), device=self.dist.device)
         for i, b in enumerate(micro):
             with set_gradient_sync(self.model, i == accum - 1):
-                _, logit = self._forward(b)
+                logit = logits[i] if logits else self._forward(b)[1]
                 loss = F.binary_cross_entropy_with_logits(logit, b["y"]) / accum
                 loss.backward()
             total += loss.detach()
