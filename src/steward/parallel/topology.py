@@ -69,6 +69,8 @@ class Device:
     """Fraction of peak a large matrix product reaches."""
     match: tuple[str, ...] = ()
     """Substrings of torch's device name that identify this device."""
+    gpu: str = ""
+    """The steward/gpus.toml entry the figures come from ('' when the cluster file gives them)."""
     source: str = ""
     layer_overhead: dict[str, float] = field(default_factory=dict)
     """Seconds of framework work per layer per micro-batch (forward + backward) beyond the arithmetic:
@@ -234,6 +236,7 @@ def cluster_from_dict(name: str, data: dict[str, Any], origin: str) -> Cluster:
         memory_bandwidth=from_gpu("memory_bandwidth_gb_s", gpu.memory_bandwidth if gpu else None, 1e9),
         matmul_efficiency=eff,
         match=tuple(match),
+        gpu=gpu.key if gpu is not None else "",
         source=_str(dpre, d, "source", default=gpu.source if gpu is not None else ""),
         layer_overhead={k: _num(f"{dpre}layer_overhead_us.", overheads, k, positive=False) * 1e-6 for k in overheads},
     )
@@ -427,11 +430,12 @@ def discover_cluster(world_size: int | None = None, local_world_size: int | None
         from steward.hardware import gpu_for_device_name
 
         gpu = gpu_for_device_name(info["device_name"])
-        base = next((c for c in table.values() if gpu is not None and c.device.match == gpu.match), None)
+        base = next((c for c in table.values() if gpu is not None and c.device.gpu == gpu.key), None)
         if base is None:
             base = table["a100-80gb-ib"]
             if gpu is not None:  # in the GPU table without a preset: its own figures, the A100 preset's links
-                dev = dataclasses.replace(base.device, peak_flops=dict(gpu.peak_flops), match=gpu.match, source=gpu.source,
+                dev = dataclasses.replace(base.device, peak_flops=dict(gpu.peak_flops), match=gpu.match, gpu=gpu.key,
+                                          source=gpu.source,
                                           memory_bandwidth=gpu.memory_bandwidth or base.device.memory_bandwidth)
                 base = dataclasses.replace(base, device=dev, sources={
                     **base.sources, "device": f"{gpu.source}; links, efficiencies and missing figures: the A100 preset's (assumed)"})
