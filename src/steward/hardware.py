@@ -13,12 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from steward.errors import StewardError
+from steward.io import tomllib
 
 GPUS_FILE = Path(__file__).with_name("gpus.toml")
 MIB = 2**20

@@ -1,4 +1,4 @@
-"""Atomic file writes and content digests: the one place for both."""
+"""Atomic file writes, content digests and the TOML reader: the one place for each."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+try:
+    import tomllib  # noqa: F401  (re-exported: `from steward.io import tomllib`)
+except ModuleNotFoundError:  # Python 3.10: the same API from the tomli package
+    import tomli as tomllib  # noqa: F401
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> None:

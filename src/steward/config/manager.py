@@ -18,11 +18,7 @@ import tomli_w
 
 from steward.config.job import JobConfig
 from steward.errors import StewardError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from steward.io import tomllib
 
 
 class ConfigError(StewardError, ValueError):

@@ -58,10 +58,7 @@ def one_line(e: BaseException | str, limit: int = 300) -> str:
 
 def read_toml_file(path: str, key: str, what: str = "") -> dict[str, Any]:
     """A TOML file a config key names, parsed; GovernanceError naming `key` when it is missing or invalid."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
+    from steward.io import tomllib
 
     p = Path(path).expanduser()
     if not p.is_file():

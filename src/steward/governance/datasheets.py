@@ -19,12 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from steward.governance._util import GovernanceError, read_toml_file
+from steward.io import tomllib
 
 FIELDS = ("source", "license", "intended_use", "known_biases")
 OPTIONAL = ("personal_data", "description", "collection", "references", "aliases")

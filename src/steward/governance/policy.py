@@ -29,14 +29,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 import celpy
 
 from steward.governance._util import GovernanceError, jsonable
+from steward.io import tomllib
 
 COMMON_NAMES = ("vars", "actor", "roles", "actor_roles", "run")
 STAGES: dict[str, tuple[str, ...]] = {

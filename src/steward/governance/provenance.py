@@ -22,11 +22,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from steward.governance._util import GovernanceError, canonical_json, jsonable
 from steward.governance.keys import Signer, verify_signature
 from steward.governance.lineage import (
@@ -36,7 +31,7 @@ from steward.governance.lineage import (
     dataset_tokens,
     redact_config,
 )
-from steward.io import atomic_write_text, sha256_file
+from steward.io import atomic_write_text, sha256_file, tomllib
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -12,14 +12,10 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from steward.governance._util import GovernanceError
 from steward.governance.keys import Signer
 from steward.governance.store import AuditStore
+from steward.io import tomllib
 
 OBJECTIVES = (
     "fairness", "transparency and explainability", "robustness", "privacy", "security", "safety",

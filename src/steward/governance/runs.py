@@ -11,14 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from steward.governance._util import GovernanceError
 from steward.governance.store import AuditStore, Entry
 from steward.governance.workspace import Workspace
+from steward.io import tomllib
 
 RUN_FILE = "run.json"
 TRAINING_STAGES = ("train.start", "data.ingest", "checkpoint.save")

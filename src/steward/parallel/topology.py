@@ -20,12 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from steward.errors import StewardError
+from steward.io import tomllib
 
 PRESETS_FILE = Path(__file__).with_name("clusters.toml")
 GIB = 2**30
