@@ -2,6 +2,7 @@
 uses, compared against one process with the same global batch."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,39 @@ def test_cli_nproc_per_node(tmp_path, capfd):
                  "--checkpoint.resume", str(ck.parent)])
     assert code == 2
     assert "manifest.json is missing" in capfd.readouterr().err
+
+
+def _pg_worker(rank: int, port: int, out_dir: str, results) -> None:
+    import torch.distributed as dist
+
+    from steward.train.distributed import init_distributed, shutdown
+    from steward.train.launch import run_training
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
+    cfg = load_config(None, [*COMMON, "--train.steps", "1", "--checkpoint.enabled", "false",
+                             "--job.out", out_dir])
+    run_training(cfg)  # creates the group, trains, destroys it
+    after_training = dist.is_initialized()
+    dist.init_process_group("gloo")  # the caller's own group: init_distributed joins it, shutdown leaves it
+    info = init_distributed(cfg)
+    shutdown(info)
+    results.put((rank, after_training, info.owns_group, dist.is_initialized()))
+    dist.destroy_process_group()
+
+
+def test_process_group_destroyed_by_its_creator_only(tmp_path):
+    """A worker's run_training destroys the group init_distributed made (NCCL warns at exit otherwise);
+    a group the caller made before is left to the caller."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    mp.start_processes(_pg_worker, args=(port, str(tmp_path / "run"), results), nprocs=2, start_method="spawn")
+    got = sorted(results.get(timeout=60) for _ in range(2))
+    assert got == [(0, False, False, True), (1, False, False, True)]

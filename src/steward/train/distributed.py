@@ -21,6 +21,8 @@ class DistInfo:
     local_rank: int
     local_world_size: int
     device: torch.device
+    owns_group: bool = False
+    """init_distributed created the default process group (rather than joining one the caller made)."""
 
     @property
     def is_main(self) -> bool:
@@ -53,12 +55,13 @@ def init_distributed(cfg: JobConfig) -> DistInfo:
         device = torch.device("cpu")
         threads = cfg.train.threads or max(1, (os.cpu_count() or 1) // max(1, local_world))
         torch.set_num_threads(threads)
-    if world > 1 and not dist.is_initialized():
+    owns = world > 1 and not dist.is_initialized()
+    if owns:
         backend = cfg.parallel.backend
         if backend == "auto":
             backend = "nccl" if use_cuda else "gloo"
         dist.init_process_group(backend=backend, device_id=device if use_cuda else None)
-    return DistInfo(rank, world, local_rank, local_world, device)
+    return DistInfo(rank, world, local_rank, local_world, device, owns)
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
@@ -113,6 +116,8 @@ def environment(info: DistInfo) -> dict[str, Any]:
     }
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
+def shutdown(info: DistInfo) -> None:
+    """Destroy the default process group if `init_distributed` created it (a group the caller made is
+    the caller's). Without it NCCL warns at exit that destroy_process_group() was not called."""
+    if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()

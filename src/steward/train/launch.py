@@ -12,13 +12,21 @@ from steward.errors import StewardError
 
 
 def run_training(cfg: JobConfig) -> dict[str, Any]:
+    """Train in this process (one of torchrun's or launch_local's workers, or alone)."""
+    from steward.train.distributed import shutdown
     from steward.train.trainer import Trainer
 
     if cfg.train.task == "classify":
         from steward.train.classify import ClassifyTrainer
 
-        return ClassifyTrainer(cfg).run()
-    return Trainer(cfg).run()
+        trainer: Trainer = ClassifyTrainer(cfg)
+    else:
+        trainer = Trainer(cfg)
+    summary = trainer.run()
+    # after success only (as torchtitan's entry point): after a failure the error ends the process,
+    # and a destroy could wait on peers still inside a collective
+    shutdown(trainer.dist)
+    return summary
 
 
 def _worker(config_path: str | None, overrides: list[str]) -> dict[str, Any] | None:
