@@ -6,6 +6,7 @@ import dataclasses
 import math
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -242,10 +243,15 @@ class Trainer:
                 # never materialised on one rank
                 model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype, self.grad_sync)
                 model.to_empty(device=device)
-                with torch.no_grad():
-                    model.init_weights()  # also computes the non-persistent buffers on every rank
                 mode = cfg.model.init_mode
-                if mode == "rank0" or (mode == "auto" and self.num_params * 4 <= 4 * 2**30):
+                from_rank0 = mode == "rank0" or (mode == "auto" and self.num_params * 4 <= 4 * 2**30)
+                with torch.no_grad(), warnings.catch_warnings():
+                    if from_rank0:
+                        # rank 0's weights replace these below, so torch's warning that DTensor random
+                        # ops on a CPU mesh may differ from one process's does not apply
+                        warnings.filterwarnings("ignore", message="DTensor random operators may not have complete")
+                    model.init_weights()  # also computes the non-persistent buffers on every rank
+                if from_rank0:
                     # a pipeline stage holds only some of rank 0's full weights
                     broadcast_full_weights(model, lambda: _full_init(args, cfg.train.seed), self.rank,
                                            strict=self.dims.pp == 1)
