@@ -429,11 +429,21 @@ def test_bench_fairness_reports_consistent_figures():
     from steward.bench.fairness import FAMILIES, bench_fairness
 
     r = bench_fairness(["--seeds", "1", "--steps", "5", "--madlibs-eval-size", "600", "--frozen-epochs", "1",
-                        "--bootstrap", "0", "--threads", "1"])
+                        "--bootstrap", "0", "--threads", "1", "--unbiased-reference"])
     for fam in FAMILIES:
         assert r[f"reduction_{fam}"] == pytest.approx(1 - r[f"adversary/gap_{fam}"] / r[f"baseline/gap_{fam}"])
-        for name in ("baseline", "adversary"):
+        base, adv, floor = (r[f"{n}/gap_{fam}"] for n in ("baseline", "adversary", "unbiased"))
+        assert r[f"removable_reduction_{fam}"] == pytest.approx((base - adv) / (base - floor))
+        for name in ("baseline", "adversary", "unbiased"):
             subs = [v for k, v in r[f"{name}/subgroup_gaps"].items() if k.startswith(f"{fam}/")]
             assert len(subs) == len(madlibs_families()[fam])
             assert np.mean(subs) == pytest.approx(r[f"{name}/gap_{fam}"], rel=1e-9)
     assert r["auc_cost_points"] == pytest.approx(100 * (r["baseline/overall_auc"] - r["adversary/overall_auc"]))
+
+
+def test_bench_fairness_unbiased_reference_needs_madlibs(tmp_path, capsys):
+    from steward.bench.fairness import bench_fairness
+
+    with pytest.raises(SystemExit):
+        bench_fairness(["--data", str(tmp_path / "civil.csv"), "--unbiased-reference"])
+    assert "--unbiased-reference: needs --data madlibs" in capsys.readouterr().err

@@ -48,10 +48,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--madlibs-eval-size", type=int, default=12000,
                    help="evaluation sentences (fairness.madlibs_eval_size): with 12000 an identity-blind model's "
                    "gaps are 0.001-0.01 per family, against 0.006-0.023 with 3000")
-    return p.parse_args(argv)
+    p.add_argument("--unbiased-reference", action="store_true",
+                   help="madlibs only: also train each seed on a split with no injected association (bias 0, no "
+                   "adversary). Its gaps are what the model's own handling of the identity terms leaves, a floor "
+                   "no debiasing of the injected association is expected to go below; reported as unbiased/gap_* "
+                   "and removable_reduction_* = (baseline - adversary) / (baseline - unbiased)")
+    a = p.parse_args(argv)
+    if a.unbiased_reference and a.data != "madlibs":
+        p.error("--unbiased-reference: needs --data madlibs (a dataset's own association cannot be switched off)")
+    return a
 
 
-def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str) -> list[str]:
+def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias: float) -> list[str]:
     return [
         "--train.task", "classify", "--model.flavor", a.flavor, "--train.steps", str(a.steps),
         "--train.batch_size", "32", "--train.lr", str(a.lr), "--train.warmup_steps", "10", "--train.val_every", "0",
@@ -60,7 +68,7 @@ def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str) -> l
         "--job.overwrite", "true", "--fairness.enabled", "true", "--fairness.eval_every", "0",
         "--fairness.bootstrap", str(a.bootstrap), "--fairness.data", a.data,
         "--fairness.adversary", adversary, "--fairness.alpha", str(a.alpha),
-        "--fairness.madlibs_bias", str(a.madlibs_bias), "--fairness.madlibs_eval_size", str(a.madlibs_eval_size),
+        "--fairness.madlibs_bias", str(bias), "--fairness.madlibs_eval_size", str(a.madlibs_eval_size),
     ]
 
 
@@ -143,11 +151,14 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
     a = _parse(argv)
     runs: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="steward-bench-fairness-") as tmp:
+        variants = [("baseline", "none", a.madlibs_bias), ("adversary", a.adversary, a.madlibs_bias)]
+        if a.unbiased_reference:
+            variants.append(("unbiased", "none", 0.0))
         for seed in range(a.seeds):
-            for name, adversary in (("baseline", "none"), ("adversary", a.adversary)):
+            for name, adversary, bias in variants:
                 print(f"bench fairness: seed {seed} {name}", file=sys.stderr, flush=True)
                 run_dir = Path(tmp) / f"{name}-{seed}"
-                cfg = load_config(None, _overrides(a, seed, run_dir, adversary))
+                cfg = load_config(None, _overrides(a, seed, run_dir, adversary, bias))
                 trainer = ClassifyTrainer(cfg)
                 summary = trainer.run()
                 f = summary["fairness"]
@@ -176,7 +187,7 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
             result[f"{name}/gap_{fam}_sd"] = g_sd
             if "gap_ci_halfwidth" in rows[0] and fam in rows[0]["gap_ci_halfwidth"]:
                 result[f"{name}/gap_{fam}_ci95_halfwidth"] = _mean_sd([r["gap_ci_halfwidth"][fam] for r in rows])[0]
-    for name in ("baseline", "adversary"):
+    for name in [v[0] for v in variants]:
         subs = runs[name][0]["subgroup_gaps"]
         result[f"{name}/subgroup_gaps"] = {k: _mean_sd([r["subgroup_gaps"][k] for r in runs[name]])[0] for k in subs}
     ok = True
@@ -184,6 +195,10 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
         red = 1 - result[f"adversary/gap_{fam}"] / result[f"baseline/gap_{fam}"]
         result[f"reduction_{fam}"] = red
         ok &= red >= 0.6
+        if a.unbiased_reference:
+            removable = result[f"baseline/gap_{fam}"] - result[f"unbiased/gap_{fam}"]
+            result[f"removable_reduction_{fam}"] = (
+                (result[f"baseline/gap_{fam}"] - result[f"adversary/gap_{fam}"]) / removable if removable > 0 else math.nan)
         for frozen in ("frozen_fairlearn", "frozen_steward"):
             result[f"{frozen}/reduction_{fam}"] = 1 - result[f"{frozen}/gap_{fam}"] / result[f"frozen_no_adversary/gap_{fam}"]
     result["auc_cost_points"] = 100 * (base_auc - result["adversary/overall_auc"])
