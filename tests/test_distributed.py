@@ -74,37 +74,60 @@ def test_cli_nproc_per_node(tmp_path, capfd):
     assert "manifest.json is missing" in capfd.readouterr().err
 
 
-def _pg_worker(rank: int, port: int, out_dir: str, results) -> None:
+def _free_ports(n: int) -> tuple[int, ...]:
+    """n distinct free ports (the sockets are held open together, so none repeats)."""
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return tuple(s.getsockname()[1] for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _pg_worker(rank: int, ports: tuple[int, int], out_dir: str, results) -> None:
+    from datetime import timedelta
+
     import torch.distributed as dist
 
     from steward.train.distributed import init_distributed, shutdown
     from steward.train.launch import run_training
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(ports[0]), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
     cfg = load_config(None, [*COMMON, "--train.steps", "1", "--checkpoint.enabled", "false",
                              "--job.out", out_dir])
     run_training(cfg)  # creates the group, trains, destroys it
     after_training = dist.is_initialized()
-    dist.init_process_group("gloo")  # the caller's own group: init_distributed joins it, shutdown leaves it
+    # the caller's own group (on a fresh store): init_distributed joins it, shutdown leaves it
+    os.environ["MASTER_PORT"] = str(ports[1])
+    dist.init_process_group("gloo", timeout=timedelta(seconds=60))
     info = init_distributed(cfg)
     shutdown(info)
-    results.put((rank, after_training, info.owns_group, dist.is_initialized()))
+    kept = dist.is_initialized()
+    dist.barrier()  # rank 0 hosts the store: nobody tears it down while the other still needs it
+    results.put((rank, after_training, info.owns_group, kept))
     dist.destroy_process_group()
 
 
 def test_process_group_destroyed_by_its_creator_only(tmp_path):
     """A worker's run_training destroys the group init_distributed made (NCCL warns at exit otherwise);
     a group the caller made before is left to the caller."""
-    import socket
+    import time
 
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    mp.start_processes(_pg_worker, args=(port, str(tmp_path / "run"), results), nprocs=2, start_method="spawn")
-    got = sorted(results.get(timeout=60) for _ in range(2))
+    results = mp.get_context("spawn").Queue()
+    procs = mp.start_processes(_pg_worker, args=(_free_ports(2), str(tmp_path / "run"), results),
+                               nprocs=2, start_method="spawn", join=False)
+    deadline = time.monotonic() + 300
+    while not procs.join(timeout=5):  # raises if a worker failed
+        if time.monotonic() > deadline:
+            for p in procs.processes:
+                p.kill()
+            pytest.fail("the two workers did not finish within 300 s")
+    got = sorted(results.get(timeout=5) for _ in range(2))
     assert got == [(0, False, False, True), (1, False, False, True)]
