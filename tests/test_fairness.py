@@ -11,9 +11,11 @@ from sklearn.metrics import roc_auc_score
 from steward.config import ConfigError, load_config
 from steward.fairness.adversary import (
     AdversarialDebiaser,
+    adversary_inputs,
     alpha_at,
     debias_step,
     grad_dot,
+    logit_stats,
     projected_gradients,
 )
 from steward.fairness.data import (
@@ -194,7 +196,8 @@ def test_injected_bias_shows_up_as_gaps_without_an_adversary():
         assert biased[fam] > 0.05 and biased[fam] > 4 * fair[fam], (fam, biased, fair)
 
 
-def test_projection_update_equals_formula():
+@pytest.mark.parametrize("kind", ["standardized_logit", "probability"])
+def test_projection_update_equals_formula(kind):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1))
     params = list(model.parameters())
@@ -207,12 +210,16 @@ def test_projection_update_equals_formula():
         return z, model[2](z).squeeze(-1)
 
     alpha = 0.7
-    debias_step(forward, y, ident, params, adversary, "equalized_odds", alpha)
+    debias_step(forward, y, ident, params, adversary, "equalized_odds", alpha, kind)
     got = torch.cat([p.grad.flatten() for p in params])
     # the formula, with flat vectors computed independently
     z, logit = forward()
     lp = torch.nn.functional.binary_cross_entropy_with_logits(logit, y)
-    s = torch.sigmoid(logit).reshape(-1, 1)
+    if kind == "probability":
+        s = torch.sigmoid(logit).reshape(-1, 1)
+    else:  # the batch's mean and population standard deviation, as constants
+        m, sd = logit.detach().mean(), logit.detach().std(correction=0)
+        s = ((logit - m) / sd.clamp_min(0.1)).reshape(-1, 1)
     la = torch.nn.functional.binary_cross_entropy_with_logits(adversary(torch.cat([s, s * y[:, None], s * (1 - y[:, None])], 1)), ident)
     gp = torch.cat([g.flatten() for g in torch.autograd.grad(lp, params, retain_graph=True)])
     ga = torch.cat([g.flatten() for g in torch.autograd.grad(la, params)])
@@ -223,6 +230,39 @@ def test_projection_update_equals_formula():
     assert grad_dot([gp], [ga]).item() == pytest.approx(float(gp @ ga), rel=1e-6)
     assert projected_gradients([gp], [torch.zeros_like(ga)], 1.0)[0].equal(gp)
     assert alpha_at(2.0, "sqrt", 4) == 4.0
+
+
+def test_standardized_logit_is_blind_to_rescaling_and_global_over_micro_batches():
+    """The default adversary input: rescaling or shifting every logit (the predictor's escape into the
+    sigmoid's tail) leaves it unchanged, unlike the probability (above the spread floor, 0.1); the statistics of several
+    micro-batches are those of their concatenation (what makes accumulation and DDP match one
+    process); no gradient flows through them."""
+    gen = torch.Generator().manual_seed(0)
+    logit, y = torch.randn(12, generator=gen), (torch.rand(12, generator=gen) < 0.5).float()
+    for variant, cols in (("equalized_odds", 3), ("demographic_parity", 1)):
+        a = adversary_inputs(variant, None, logit, y)
+        b = adversary_inputs(variant, None, 0.5 * logit - 3.0, y)
+        assert a.shape == (12, cols)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    p, q = (adversary_inputs("equalized_odds", None, v, y, "probability") for v in (logit, 0.5 * logit - 3.0))
+    assert float((p - q).abs().max()) > 0.1
+    # over micro-batches == over the whole batch; population standard deviation
+    stats = logit_stats([logit[:5], logit[5:]])
+    torch.testing.assert_close(stats, torch.stack([logit.mean(), logit.std(correction=0)]))
+    # the statistics are constants: d input / d logit_i is 1/sd for its own row only
+    leaf = logit.clone().requires_grad_(True)
+    adversary_inputs("demographic_parity", None, leaf, y)[3, 0].backward()
+    want = torch.zeros(12)
+    want[3] = 1 / float(stats[1])
+    torch.testing.assert_close(leaf.grad, want)
+    # logits that barely differ (a fresh head) are divided by the floor, not by their tiny spread
+    tiny = 0.001 * logit
+    torch.testing.assert_close(adversary_inputs("demographic_parity", None, tiny, y)[:, 0], (tiny - tiny.mean()) / 0.1)
+    with pytest.raises(FairnessError, match="fairness.adversary_input: must be one of"):
+        adversary_inputs("equalized_odds", None, logit, y, "logit")
+    with pytest.raises(FairnessError, match="adversary_input: must be one of"):
+        AdversarialDebiaser(adversary_input="raw").fit(np.zeros((4, 2)), np.array([0, 1, 0, 1]),
+                                                       sensitive_features=np.array(["a", "b", "a", "b"]))
 
 
 def test_adversary_starts_at_the_base_rates():
@@ -275,6 +315,8 @@ def test_config_checks():
         load_config(None, ["--fairness.enabled", "true"])
     with pytest.raises(ConfigError, match="fairness.adversary: must be one of"):
         load_config(None, ["--train.task", "classify", "--fairness.adversary", "strong"])
+    with pytest.raises(ConfigError, match="fairness.adversary_input: must be one of standardized_logit, probability"):
+        load_config(None, ["--train.task", "classify", "--fairness.adversary_input", "sigmoid"])
     with pytest.raises(ConfigError, match="fairness.data: '/nope.csv' does not exist"):
         load_config(None, ["--train.task", "classify", "--fairness.data", "/nope.csv"])
     with pytest.raises(ConfigError, match="comm.compressor: gradient compression applies to train.task lm"):

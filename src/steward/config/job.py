@@ -321,6 +321,12 @@ class Fairness:
     """Adversarial debiasing (Zhang et al. 2018): 'none', 'representation' (the adversary sees the pooled
     features), 'demographic_parity' (the logit) or 'equalized_odds' (the logit and the label)."""
 
+    adversary_input: str = "standardized_logit"
+    """How the prediction reaches a demographic_parity / equalized_odds adversary: 'standardized_logit'
+    (the logit standardised over the global batch, invariant to rescaling the logits) or 'probability'
+    (sigmoid(logit), Zhang et al.'s input, which the predictor can escape by squeezing its logits into
+    the sigmoid's tail; see steward.fairness.adversary)."""
+
     alpha: float = 1.0
     """Weight of the adversary term in the predictor update."""
 

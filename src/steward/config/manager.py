@@ -284,6 +284,7 @@ def _validate_fairness(cfg: JobConfig) -> None:
     choices = {
         "fairness.pooling": (f.pooling, ("mean", "last")),
         "fairness.adversary": (f.adversary, ("none", "representation", "demographic_parity", "equalized_odds")),
+        "fairness.adversary_input": (f.adversary_input, ("standardized_logit", "probability")),
         "fairness.alpha_schedule": (f.alpha_schedule, ("constant", "sqrt")),
         "fairness.on_gap": (f.on_gap, ("alert", "raise_alpha", "stop")),
     }

@@ -24,12 +24,14 @@ import torch.nn.functional as F
 
 from steward.config import ConfigError, JobConfig
 from steward.fairness.adversary import (
+    ADAM_EPS,
     Adversary,
     adversary_input_dim,
     adversary_inputs,
     adversary_loss,
     all_reduce_grads_mean,
     alpha_at,
+    logit_stats,
     projected_gradients,
 )
 from steward.fairness.data import IdentityData, load_fairness_data
@@ -102,7 +104,8 @@ class ClassifyBatches:
         self._perm = self._permutation()
 
 
-def _fingerprint(data: IdentityData) -> str:
+def identity_data_fingerprint(data: IdentityData) -> str:
+    """SHA-256 of the texts, labels and subgroup memberships, hex: what the dataset registry records."""
     h = hashlib.sha256()
     for t, y in zip(data.texts, data.labels.tolist()):
         h.update(t.encode())
@@ -113,35 +116,43 @@ def _fingerprint(data: IdentityData) -> str:
     return h.hexdigest()
 
 
+def load_splits(cfg: JobConfig) -> tuple[IdentityData, IdentityData]:
+    """The (training, evaluation) splits of fairness.data / fairness.eval_data for this config: madlibs'
+    two generated splits, a separate eval_data, or fairness.eval_fraction held out of fairness.data."""
+    f, t = cfg.fairness, cfg.train
+    try:
+        train = load_fairness_data(f.data, split="train", n=f.madlibs_size, seed=t.seed, bias=f.madlibs_bias,
+                                   text_field=f.text_field, target_field=f.target_field)
+        if f.eval_data:
+            evald = load_fairness_data(f.eval_data, split="eval" if f.eval_data == "madlibs" else "validation",
+                                       n=f.madlibs_eval_size, seed=t.seed, bias=0.0,
+                                       text_field=f.text_field, target_field=f.target_field)
+        elif f.data == "madlibs":
+            evald = load_fairness_data("madlibs", split="eval", n=f.madlibs_eval_size, seed=t.seed, bias=0.0)
+        else:
+            perm = np.random.default_rng(t.seed).permutation(len(train))
+            n_eval = max(2, int(round(len(train) * f.eval_fraction)))
+            evald, train = train.subset(np.sort(perm[:n_eval])), train.subset(np.sort(perm[n_eval:]))
+    except FairnessError as e:
+        raise ConfigError(str(e)) from None
+    return train, evald
+
+
 class ClassifyData:
     """Training and evaluation splits for train.task = classify."""
 
     def __init__(self, cfg: JobConfig, tokenizer, rank: int, dp: int):
-        f, t = cfg.fairness, cfg.train
+        t = cfg.train
         if t.batch_size % dp:
             raise ConfigError(f"train.batch_size: {t.batch_size} is not divisible by the data-parallel degree {dp}")
-        try:
-            train = load_fairness_data(f.data, split="train", n=f.madlibs_size, seed=t.seed, bias=f.madlibs_bias,
-                                       text_field=f.text_field, target_field=f.target_field)
-            if f.eval_data:
-                evald = load_fairness_data(f.eval_data, split="eval" if f.eval_data == "madlibs" else "validation",
-                                           n=f.madlibs_eval_size, seed=t.seed, bias=0.0,
-                                           text_field=f.text_field, target_field=f.target_field)
-            elif f.data == "madlibs":
-                evald = load_fairness_data("madlibs", split="eval", n=f.madlibs_eval_size, seed=t.seed, bias=0.0)
-            else:
-                perm = np.random.default_rng(t.seed).permutation(len(train))
-                n_eval = max(2, int(round(len(train) * f.eval_fraction)))
-                evald, train = train.subset(np.sort(perm[:n_eval])), train.subset(np.sort(perm[n_eval:]))
-        except FairnessError as e:
-            raise ConfigError(str(e)) from None
+        train, evald = load_splits(cfg)
         if len(train) < t.batch_size:
             raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train)} training examples of fairness.data")
         self.train_data, self.eval_data = train, evald
         self.train_enc = Encoded(train, tokenizer, t.seq_len)
         self.eval_enc = Encoded(evald, tokenizer, t.seq_len)
         self.train = ClassifyBatches(self.train_enc, t.batch_size, rank, dp, t.seed)
-        self.source = f.data
+        self.source = cfg.fairness.data
 
     def datasets(self) -> list[dict[str, Any]]:
         rows = []
@@ -150,7 +161,7 @@ class ClassifyData:
                 "source": d.meta.get("source", self.source), "kind": "identities", "split": split,
                 "num_documents": len(d), "positives": int(d.labels.sum()),
                 "subgroups": {s: int(d.groups[s].sum()) for s in d.subgroup_names()},
-                "fingerprint": _fingerprint(d), "madlibs_bias": d.meta.get("bias"),
+                "fingerprint": identity_data_fingerprint(d), "madlibs_bias": d.meta.get("bias"),
             })
         return rows
 
@@ -281,7 +292,7 @@ class ClassifyTrainer(Trainer):
             self.adversary = Adversary(adversary_input_dim(f.adversary, dim), self.data.train_enc.identity.shape[1],
                                        f.adversary_hidden).to(device)
             self.adversary.start_at_prior(self.data.train_enc.identity)
-            self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr)
+            self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
 
     # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
 
@@ -328,10 +339,20 @@ class ClassifyTrainer(Trainer):
             self.alpha = alpha_at(self.cfg.fairness.alpha, self.cfg.fairness.alpha_schedule, self.step + 1) * (
                 self.figures.get("alpha_boost", 1.0))
             adv_total = torch.zeros((), device=self.dist.device)
+            f = self.cfg.fairness
+            standardize = f.adversary != "representation" and f.adversary_input == "standardized_logit"
+            stats = None
+            if standardize and accum > 1:
+                # the global batch's logit statistics before any micro-batch's backward: one
+                # forward without a graph (with a single micro-batch they come from its forward)
+                with torch.no_grad():
+                    stats = logit_stats([self._forward(b)[1] for b in micro])
             for i, b in enumerate(micro):
                 with set_gradient_sync(self.model, i == accum - 1):
                     z, logit = self._forward(b)
-                    a_in = adversary_inputs(self.cfg.fairness.adversary, z, logit, b["y"])
+                    if standardize and stats is None:
+                        stats = logit_stats([logit])
+                    a_in = adversary_inputs(f.adversary, z, logit, b["y"], f.adversary_input, stats)
                     la = adversary_loss(self.adversary(a_in), b["identity"]) / accum
                     # 0 * logit: the head gets a (zero) gradient, so DDP sees every parameter used
                     (la + 0.0 * logit.sum()).backward(retain_graph=reuse)
