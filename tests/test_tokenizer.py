@@ -100,3 +100,24 @@ def test_tokenizer_train_cli(tmp_path, capsys):
     assert rc == 2 and err.count("\n") == 1 and "data.source" in err
     rc = main(["tokenizer", "train", "--source", str(folder), "--vocab-size", "10", "--out", str(tmp_path / "x.json")])
     assert rc == 2 and "--vocab-size: must be at least 257" in capsys.readouterr().err
+
+
+def test_tokenizer_train_cli_on_the_fairness_training_split(tmp_path, capsys):
+    """--source fairness: the training split of fairness.data (madlibs here) for that seed, never its
+    evaluation split; a missing dataset is a one-line error naming fairness.data."""
+    from steward.config import load_config
+    from steward.train.classify import identity_data_fingerprint, load_splits
+
+    out = tmp_path / "fair.json"
+    args = ["--fairness.madlibs_size", "300", "--train.seed", "3"]
+    rc = main(["tokenizer", "train", "--source", "fairness", "--vocab-size", "4096", "--out", str(out), "--json", *args])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out)
+    train, _ = load_splits(load_config(None, args))
+    assert result["documents"] == 300 and result["data_fingerprint"] == identity_data_fingerprint(train)
+    tok = build_tokenizer(str(out))
+    assert tok.decode(tok.encode(train.texts[0])) == train.texts[0]
+    rc = main(["tokenizer", "train", "--source", "fairness", "--out", str(tmp_path / "x.json"),
+               "--fairness.data", str(tmp_path / "civil.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "fairness.data" in err

@@ -2,7 +2,8 @@
 
 Trains on the documents the trainer would train on: a finite source without its validation
 documents (the same held-out split as `steward train`), a stream after its first data.val_docs
-documents, up to data.max_docs documents (streams: `STREAM_DOCS` when data.max_docs is 0).
+documents, up to data.max_docs documents (streams: `STREAM_DOCS` when data.max_docs is 0); with
+`--source fairness`, the training split of fairness.data (what a classify run trains on).
 Any data.* key can be set with --data.key VALUE; --source and --field are shortcuts.
 """
 
@@ -26,7 +27,9 @@ def register(sub) -> None:
         "source. Any data.* key can be set with --data.key VALUE (see `steward config`).",
     )
     t.add_argument("--source", required=True, help="what to train on, as data.source: stdlib-docs, a file or "
-                   "folder, hf:<id>, or a preset (c4, c4-realnewslike, wikitext-103, bookcorpus)")
+                   "folder, hf:<id>, or a preset (c4, c4-realnewslike, wikitext-103, bookcorpus); or 'fairness': the "
+                   "training split of fairness.data for train.task classify (give the run's --fairness.* and "
+                   "--train.seed: madlibs' split depends on the seed)")
     t.add_argument("--field", help="record field holding the text (data.field; default 'text')")
     t.add_argument("--vocab-size", type=int, default=4096, metavar="N", help="vocabulary size (default 4096)")
     t.add_argument("--out", required=True, metavar="FILE.json", help="where to write the tokenizer")
@@ -53,7 +56,6 @@ def run_train(args) -> int:
         data.field = args.field
 
     start = time.perf_counter()
-    source = open_source(data)
     counts = {"documents": 0, "bytes": 0}
 
     def counted(docs):
@@ -62,7 +64,14 @@ def run_train(args) -> int:
             counts["bytes"] += len(doc.encode("utf-8"))
             yield doc
 
-    if source.finite:
+    source = None if args.source == "fairness" else open_source(data)
+    if source is None:
+        from steward.train.classify import identity_data_fingerprint, load_splits
+
+        train, _ = load_splits(cfg)  # never the evaluation split
+        data_fingerprint = identity_data_fingerprint(train)
+        path = train_bpe(counted(train.texts), args.vocab_size, args.out)
+    elif source.finite:
         docs = read_documents(source, data.max_docs)
         train_idx, _ = split_documents(docs, data.val_fraction)
         docs = [docs[i] for i in train_idx]
