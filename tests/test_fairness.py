@@ -475,7 +475,10 @@ def test_bench_fairness_reports_consistent_figures():
     for fam in FAMILIES:
         assert r[f"reduction_{fam}"] == pytest.approx(1 - r[f"adversary/gap_{fam}"] / r[f"baseline/gap_{fam}"])
         base, adv, floor = (r[f"{n}/gap_{fam}"] for n in ("baseline", "adversary", "unbiased"))
-        assert r[f"removable_reduction_{fam}"] == pytest.approx((base - adv) / (base - floor))
+        if base > floor:
+            assert r[f"removable_reduction_{fam}"] == pytest.approx((base - adv) / (base - floor))
+        else:  # nothing removable (a 5-step model can be worse unbiased): not a number, not a huge ratio
+            assert math.isnan(r[f"removable_reduction_{fam}"])
         for name in ("baseline", "adversary", "unbiased"):
             subs = [v for k, v in r[f"{name}/subgroup_gaps"].items() if k.startswith(f"{fam}/")]
             assert len(subs) == len(madlibs_families()[fam])
@@ -489,3 +492,25 @@ def test_bench_fairness_unbiased_reference_needs_madlibs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench_fairness(["--data", str(tmp_path / "civil.csv"), "--unbiased-reference"])
     assert "--unbiased-reference: needs --data madlibs" in capsys.readouterr().err
+
+
+def test_bench_fairness_tokenizer_comes_from_each_training_split(tmp_path, capsys):
+    """--tokenizer bpe: a byte-level BPE trained on the run's own training split, one per distinct split
+    (baseline and adversary share theirs), in which the identity words are whole tokens."""
+    from steward.bench.fairness import _overrides, _parse, _tokenizer
+    from steward.data import build_tokenizer
+
+    a = _parse(["--threads", "1"])
+    cache: dict[str, str] = {}
+    base = _tokenizer(a, _overrides(a, 0, tmp_path / "b", "none", 0.8), tmp_path, cache)
+    adv = _tokenizer(a, _overrides(a, 0, tmp_path / "a", "equalized_odds", 0.8), tmp_path, cache)
+    unbiased = _tokenizer(a, _overrides(a, 0, tmp_path / "u", "none", 0.0), tmp_path, cache)
+    assert base == adv != unbiased and base[0] == "--data.tokenizer"
+    assert len(list(tmp_path.glob("tokenizer-*.json"))) == 2
+    tok = build_tokenizer(base[1])
+    for word in ("christian", "muslim", "hindu", "woman", "caucasian"):
+        assert len(tok.encode(f"i met a {word} at the market today")) == 8, word
+    assert _tokenizer(_parse(["--tokenizer", "byte"]), [], tmp_path, cache) == []
+    with pytest.raises(SystemExit):
+        _parse(["--tokenizer", str(tmp_path / "missing.json")])
+    assert "--tokenizer: " in capsys.readouterr().err

@@ -2,8 +2,10 @@
 
 For each seed: train the decoder + head on fairness.data (default: madlibs with an injected
 identity/label association) without an adversary (the baseline, in this same invocation) and with
-one; evaluate both on the held-out identity set. Then, on the baseline's frozen pooled features,
-fit Fairlearn's AdversarialFairnessClassifier, our AdversarialDebiaser with the same constraint, and
+one; evaluate both on the held-out identity set. Both read the text through the same tokenizer:
+by default a byte-level BPE trained on the run's training split (`--tokenizer bpe`), as a
+language model brings its own subword vocabulary to a fine-tune. Then, on the baseline's frozen
+pooled features, fit Fairlearn's AdversarialFairnessClassifier, our AdversarialDebiaser with the same constraint, and
 the same predictor without an adversary. Reported per family (gender, ethnicity, religion): the mean
 absolute AUC gap of each, its reduction against the baseline, and the cost in overall AUC.
 
@@ -37,7 +39,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data", default="madlibs", help="'madlibs' or a dataset in the identities layout")
     p.add_argument("--adversary", default="equalized_odds",
                    choices=("representation", "demographic_parity", "equalized_odds"))
-    p.add_argument("--alpha", type=float, default=3.0)
+    p.add_argument("--adversary-input", default="standardized_logit", choices=("standardized_logit", "probability"),
+                   help="fairness.adversary_input: the batch-standardised logit, or Zhang et al.'s probability")
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--tokenizer", default="bpe",
+                   help="'bpe': a byte-level BPE trained on each run's training split (data.tokenizer); 'byte'; or "
+                   "a tokenizer JSON file")
+    p.add_argument("--vocab-size", type=int, default=4096, help="vocabulary of --tokenizer bpe (at most)")
     p.add_argument("--lr", type=float, default=1e-3, help="predictor learning rate (train.lr), same for both runs")
     p.add_argument("--frozen-constraint", default="equalized_odds", choices=("demographic_parity", "equalized_odds"))
     p.add_argument("--frozen-epochs", type=int, default=5)
@@ -56,6 +64,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.unbiased_reference and a.data != "madlibs":
         p.error("--unbiased-reference: needs --data madlibs (a dataset's own association cannot be switched off)")
+    if a.tokenizer not in ("bpe", "byte") and not Path(a.tokenizer).is_file():
+        p.error(f"--tokenizer: {a.tokenizer!r} is neither 'bpe', 'byte' nor a tokenizer JSON file")
+    if a.vocab_size < 257:
+        p.error(f"--vocab-size: must be at least 257 (256 bytes + <|endoftext|>), got {a.vocab_size}")
     return a
 
 
@@ -68,8 +80,27 @@ def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias
         "--job.overwrite", "true", "--fairness.enabled", "true", "--fairness.eval_every", "0",
         "--fairness.bootstrap", str(a.bootstrap), "--fairness.data", a.data,
         "--fairness.adversary", adversary, "--fairness.alpha", str(a.alpha),
+        "--fairness.adversary_input", a.adversary_input,
         "--fairness.madlibs_bias", str(bias), "--fairness.madlibs_eval_size", str(a.madlibs_eval_size),
     ]
+
+
+def _tokenizer(a: argparse.Namespace, overrides: list[str], tmp: Path, cache: dict[str, str]) -> list[str]:
+    """The data.tokenizer override for a run: with --tokenizer bpe, a byte-level BPE trained on the
+    run's own training split (never its evaluation split), once per distinct split."""
+    if a.tokenizer == "byte":
+        return []
+    if a.tokenizer != "bpe":
+        return ["--data.tokenizer", a.tokenizer]
+    from steward.config import load_config
+    from steward.data import train_bpe
+    from steward.train.classify import identity_data_fingerprint, load_splits
+
+    train, _ = load_splits(load_config(None, overrides))
+    key = identity_data_fingerprint(train)
+    if key not in cache:
+        cache[key] = str(train_bpe(train.texts, a.vocab_size, tmp / f"tokenizer-{key[:12]}.json"))
+    return ["--data.tokenizer", cache[key]]
 
 
 def _gaps(report: dict[str, Any]) -> dict[str, float]:
@@ -125,7 +156,7 @@ def _frozen(trainer, a: argparse.Namespace, seed: int) -> dict[str, dict[str, An
     plain = AdversarialDebiaser(constraints=a.frozen_constraint, alpha=0.0, hidden=32, learning_rate=1e-3, **common)
     out["frozen_no_adversary"] = score(plain.fit(xtr, ytr, sensitive_features=sens).predict_proba(xev)[:, 1])
     ours = AdversarialDebiaser(constraints=a.frozen_constraint, alpha=a.alpha, hidden=32, learning_rate=1e-3,
-                               adversary_learning_rate=1e-2, **common)
+                               adversary_learning_rate=1e-2, adversary_input=a.adversary_input, **common)
     out["frozen_steward"] = score(ours.fit(xtr, ytr, sensitive_features=sens).predict_proba(xev)[:, 1])
     torch.manual_seed(seed)
     afc = AdversarialFairnessClassifier(
@@ -150,6 +181,7 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
 
     a = _parse(argv)
     runs: dict[str, list[dict[str, Any]]] = {}
+    tokenizers: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="steward-bench-fairness-") as tmp:
         variants = [("baseline", "none", a.madlibs_bias), ("adversary", a.adversary, a.madlibs_bias)]
         if a.unbiased_reference:
@@ -158,7 +190,8 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
             for name, adversary, bias in variants:
                 print(f"bench fairness: seed {seed} {name}", file=sys.stderr, flush=True)
                 run_dir = Path(tmp) / f"{name}-{seed}"
-                cfg = load_config(None, _overrides(a, seed, run_dir, adversary, bias))
+                ov = _overrides(a, seed, run_dir, adversary, bias)
+                cfg = load_config(None, ov + _tokenizer(a, ov, Path(tmp), tokenizers))
                 trainer = ClassifyTrainer(cfg)
                 summary = trainer.run()
                 f = summary["fairness"]
@@ -175,7 +208,8 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
                     for k, v in _frozen(trainer, a, seed).items():
                         runs.setdefault(k, []).append(v)
     result: dict[str, Any] = {"seeds": a.seeds, "steps": a.steps, "data": a.data, "adversary": a.adversary,
-                              "alpha": a.alpha, "frozen_constraint": a.frozen_constraint, "device": a.device}
+                              "adversary_input": a.adversary_input, "tokenizer": a.tokenizer, "alpha": a.alpha,
+                              "frozen_constraint": a.frozen_constraint, "device": a.device}
     base_auc, _ = _mean_sd([r["overall_auc"] for r in runs["baseline"]])
     for name, rows in runs.items():
         auc, auc_sd = _mean_sd([r["overall_auc"] for r in rows])
