@@ -234,9 +234,9 @@ def test_projection_update_equals_formula(kind):
 
 def test_standardized_logit_is_blind_to_rescaling_and_global_over_micro_batches():
     """The default adversary input: rescaling or shifting every logit (the predictor's escape into the
-    sigmoid's tail) leaves it unchanged, unlike the probability (above the spread floor, 0.1); the statistics of several
-    micro-batches are those of their concatenation (what makes accumulation and DDP match one
-    process); no gradient flows through them."""
+    sigmoid's tail) leaves it unchanged, unlike the probability (above the spread floor, 0.1);
+    logit_stats over a list of micro-batches is over all of them (the layouts themselves are
+    compared in test_fairness_distributed.py); no gradient flows through the statistics."""
     gen = torch.Generator().manual_seed(0)
     logit, y = torch.randn(12, generator=gen), (torch.rand(12, generator=gen) < 0.5).float()
     for variant, cols in (("equalized_odds", 3), ("demographic_parity", 1)):
@@ -463,6 +463,12 @@ def test_classify_with_adversary_resumes_on_the_same_curve(tmp_path):
     with pytest.raises(ConfigError, match="has no adversary state"):
         ClassifyTrainer(load_config(None, [*common, "--job.out", str(tmp_path / "x"), "--checkpoint.resume",
                                            str(plain / "checkpoints" / "step-2")]), callbacks=[]).run()
+    # an adversary fitted to standardised logits does not resume on probabilities (nor the reverse)
+    with pytest.raises(ConfigError, match="fairness.adversary_input: .* trained on 'standardized_logit' inputs; "
+                                          "resume with --fairness.adversary_input standardized_logit"):
+        ClassifyTrainer(load_config(None, [*common, "--job.out", str(tmp_path / "y"), "--fairness.adversary_input",
+                                           "probability", "--checkpoint.resume", str(full / "checkpoints" / "step-2")]),
+                        callbacks=[]).run()
 
 
 def test_bench_fairness_reports_consistent_figures():
@@ -514,3 +520,6 @@ def test_bench_fairness_tokenizer_comes_from_each_training_split(tmp_path, capsy
     with pytest.raises(SystemExit):
         _parse(["--tokenizer", str(tmp_path / "missing.json")])
     assert "--tokenizer: " in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parse(["--tokenizer", "byte", "--vocab-size", "1000"])
+    assert "--vocab-size: only for --tokenizer bpe" in capsys.readouterr().err

@@ -47,8 +47,9 @@ DDP, FSDP, ACCUM = ["--parallel.dp_replicate", "2"], ["--parallel.dp_shard", "2"
 
 @pytest.mark.parametrize("adversary,layout,nproc", [
     ("representation", DDP, 2), ("representation", FSDP, 2),
-    ("equalized_odds", DDP, 2), ("equalized_odds", FSDP + ACCUM, 2), ("equalized_odds", ACCUM, 1),
-], ids=["repr-ddp", "repr-fsdp2", "eo-ddp", "eo-fsdp2-accum", "eo-accum"])
+    ("equalized_odds", DDP, 2), ("equalized_odds", DDP + ACCUM, 2), ("equalized_odds", FSDP + ACCUM, 2),
+    ("equalized_odds", ACCUM, 1),
+], ids=["repr-ddp", "repr-fsdp2", "eo-ddp", "eo-ddp-accum", "eo-fsdp2-accum", "eo-accum"])
 def test_adversarial_update_matches_one_process(tmp_path, tmp_path_factory, adversary, layout, nproc):
     ref = single(tmp_path_factory, adversary)
     out = tmp_path / "run"

@@ -109,11 +109,12 @@ def test_tokenizer_train_cli_on_the_fairness_training_split(tmp_path, capsys):
     from steward.train.classify import identity_data_fingerprint, load_splits
 
     out = tmp_path / "fair.json"
-    args = ["--fairness.madlibs_size", "300", "--train.seed", "3"]
+    # the run's own flags, fairness.enabled included (--source fairness implies train.task classify)
+    args = ["--fairness.madlibs_size", "300", "--train.seed", "3", "--fairness.enabled", "true"]
     rc = main(["tokenizer", "train", "--source", "fairness", "--vocab-size", "4096", "--out", str(out), "--json", *args])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
-    train, _ = load_splits(load_config(None, args))
+    train, _ = load_splits(load_config(None, ["--train.task", "classify", *args]))
     assert result["documents"] == 300 and result["data_fingerprint"] == identity_data_fingerprint(train)
     tok = build_tokenizer(str(out))
     assert tok.decode(tok.encode(train.texts[0])) == train.texts[0]
@@ -121,3 +122,5 @@ def test_tokenizer_train_cli_on_the_fairness_training_split(tmp_path, capsys):
                "--fairness.data", str(tmp_path / "civil.csv")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "fairness.data" in err
+    rc = main(["tokenizer", "train", "--source", "fairness", "--field", "body", "--out", str(tmp_path / "x.json")])
+    assert rc == 2 and "--field: not used with --source fairness" in capsys.readouterr().err

@@ -32,6 +32,8 @@ FAMILIES = ("gender", "ethnicity", "religion")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
+    from steward.data.tokenizer import MIN_BPE_VOCAB
+
     p = argparse.ArgumentParser(prog="steward bench fairness", add_help=True)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=300)
@@ -45,7 +47,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tokenizer", default="bpe",
                    help="'bpe': a byte-level BPE trained on each run's training split (data.tokenizer); 'byte'; or "
                    "a tokenizer JSON file")
-    p.add_argument("--vocab-size", type=int, default=4096, help="vocabulary of --tokenizer bpe (at most)")
+    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary of --tokenizer bpe (at most; default 4096)")
     p.add_argument("--lr", type=float, default=1e-3, help="predictor learning rate (train.lr), same for both runs")
     p.add_argument("--frozen-constraint", default="equalized_odds", choices=("demographic_parity", "equalized_odds"))
     p.add_argument("--frozen-epochs", type=int, default=5)
@@ -66,8 +68,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         p.error("--unbiased-reference: needs --data madlibs (a dataset's own association cannot be switched off)")
     if a.tokenizer not in ("bpe", "byte") and not Path(a.tokenizer).is_file():
         p.error(f"--tokenizer: {a.tokenizer!r} is neither 'bpe', 'byte' nor a tokenizer JSON file")
-    if a.vocab_size < 257:
-        p.error(f"--vocab-size: must be at least 257 (256 bytes + <|endoftext|>), got {a.vocab_size}")
+    if a.vocab_size is not None and a.tokenizer != "bpe":
+        p.error(f"--vocab-size: only for --tokenizer bpe (a {a.tokenizer!r} tokenizer has its own vocabulary)")
+    a.vocab_size = 4096 if a.vocab_size is None else a.vocab_size
+    if a.vocab_size < MIN_BPE_VOCAB:
+        p.error(f"--vocab-size: must be at least {MIN_BPE_VOCAB} (256 bytes + <|endoftext|>), got {a.vocab_size}")
     return a
 
 
@@ -93,13 +98,12 @@ def _tokenizer(a: argparse.Namespace, overrides: list[str], tmp: Path, cache: di
     if a.tokenizer != "bpe":
         return ["--data.tokenizer", a.tokenizer]
     from steward.config import load_config
-    from steward.data import train_bpe
-    from steward.train.classify import identity_data_fingerprint, load_splits
+    from steward.train.classify import identity_data_fingerprint, load_splits, train_split_tokenizer
 
-    train, _ = load_splits(load_config(None, overrides))
-    key = identity_data_fingerprint(train)
+    cfg = load_config(None, overrides)
+    key = identity_data_fingerprint(load_splits(cfg)[0])
     if key not in cache:
-        cache[key] = str(train_bpe(train.texts, a.vocab_size, tmp / f"tokenizer-{key[:12]}.json"))
+        cache[key] = str(train_split_tokenizer(cfg, a.vocab_size, tmp / f"tokenizer-{key[:12]}.json")[0])
     return ["--data.tokenizer", cache[key]]
 
 

@@ -28,12 +28,13 @@ def register(sub) -> None:
     )
     t.add_argument("--source", required=True, help="what to train on, as data.source: stdlib-docs, a file or "
                    "folder, hf:<id>, or a preset (c4, c4-realnewslike, wikitext-103, bookcorpus); or 'fairness': the "
-                   "training split of fairness.data for train.task classify (give the run's --fairness.* and "
-                   "--train.seed: madlibs' split depends on the seed)")
+                   "training split of fairness.data of a train.task classify run (give that run's --fairness.* and "
+                   "--train.seed: madlibs' split depends on the seed; a folder named fairness: ./fairness)")
     t.add_argument("--field", help="record field holding the text (data.field; default 'text')")
     t.add_argument("--vocab-size", type=int, default=4096, metavar="N", help="vocabulary size (default 4096)")
     t.add_argument("--out", required=True, metavar="FILE.json", help="where to write the tokenizer")
-    t.add_argument("--config", help="TOML config file whose [data] section to use")
+    t.add_argument("--config", help="TOML config file whose [data] section to use (with --source "
+                   "fairness also [fairness] and [train])")
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(func=run_train, accepts_overrides=True)
     p.set_defaults(func=lambda args: p.print_help() or 0)
@@ -46,10 +47,16 @@ def run_train(args) -> int:
     from steward.config import load_config
     from steward.data import build_tokenizer, open_source, read_documents, split_documents, train_bpe
     from steward.data.corpus import documents_fingerprint
+    from steward.data.tokenizer import MIN_BPE_VOCAB
 
-    if args.vocab_size < 257:
-        raise UserError(f"--vocab-size: must be at least 257 (256 bytes + <|endoftext|>), got {args.vocab_size}")
-    cfg = load_config(args.config, args.overrides)
+    if args.vocab_size < MIN_BPE_VOCAB:
+        raise UserError(f"--vocab-size: must be at least {MIN_BPE_VOCAB} (256 bytes + <|endoftext|>), got {args.vocab_size}")
+    overrides = list(args.overrides)
+    if args.source == "fairness":
+        if args.field:
+            raise UserError("--field: not used with --source fairness; name the text column with --fairness.text_field")
+        overrides[:0] = ["--train.task", "classify"]  # the fairness.* keys belong to classify runs
+    cfg = load_config(args.config, overrides)
     data = cfg.data
     data.source = args.source
     if args.field:
@@ -66,11 +73,11 @@ def run_train(args) -> int:
 
     source = None if args.source == "fairness" else open_source(data)
     if source is None:
-        from steward.train.classify import identity_data_fingerprint, load_splits
+        from steward.train.classify import identity_data_fingerprint, train_split_tokenizer
 
-        train, _ = load_splits(cfg)  # never the evaluation split
+        path, train = train_split_tokenizer(cfg, args.vocab_size, args.out)
+        counts.update(documents=len(train), bytes=sum(len(t.encode("utf-8")) for t in train.texts))
         data_fingerprint = identity_data_fingerprint(train)
-        path = train_bpe(counted(train.texts), args.vocab_size, args.out)
     elif source.finite:
         docs = read_documents(source, data.max_docs)
         train_idx, _ = split_documents(docs, data.val_fraction)

@@ -20,6 +20,9 @@ EOS_TOKENS = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "<|eot_id|>")
 
 BPE_EOS = "<|endoftext|>"
 
+MIN_BPE_VOCAB = 257
+"""Smallest vocabulary `train_bpe` accepts: the 256 byte symbols and <|endoftext|>."""
+
 
 class Tokenizer:
     """What the data pipeline needs from a tokenizer."""
@@ -125,8 +128,8 @@ def train_bpe(documents: Iterable[str], vocab_size: int, out_path: str | os.Path
     from tokenizers import decoders, models, pre_tokenizers, trainers
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    if vocab_size < len(alphabet) + 1:
-        raise DataError(f"vocab size {vocab_size} is too small: byte-level BPE needs at least {len(alphabet) + 1}")
+    if vocab_size < MIN_BPE_VOCAB:
+        raise DataError(f"vocab size {vocab_size} is too small: byte-level BPE needs at least {MIN_BPE_VOCAB}")
     tok = _Tok(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

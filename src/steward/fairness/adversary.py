@@ -20,9 +20,10 @@ without removing any bias. It squeezes its logits into the sigmoid's flat tail (
 logits -1.53 / +2.27 for non-toxic / toxic without the adversary, -2.62 / -1.91 with it), where
 the probability varies little, so the adversary's detection and its push both fade while the
 *ranking* the AUC gaps measure keeps the identity offsets. The standardised logit is invariant to
-any affine rescaling of the logits, so that escape is closed: to hurt the adversary the predictor
-has to make its ranking independent of the subgroup. It is unbounded only in the batch's units
-(values beyond a few standard deviations are rare by construction).
+rescaling of the logits by a positive factor and to shifting them (as long as their spread stays
+above STD_FLOOR, far below a trained model's), so that escape is closed: to hurt the adversary the
+predictor has to make its ranking independent of the subgroup. It is unbounded only in the
+batch's units (values beyond a few standard deviations are rare by construction).
 
 The adversary minimises its loss L_A. The predictor's weights W move along
 
@@ -60,10 +61,11 @@ STD_FLOOR = 0.1
 the logits barely differ (std ~0.02 for a fresh head) and dividing by that would magnify rounding
 noise fifty-fold; trained logits spread over several units, where the floor never acts."""
 ADAM_EPS = 1e-6
-"""Adam's eps for the adversary. The standardised input sums to zero over the batch, so the gradient
-of a subgroup absent from the batch is rounding noise (~1e-9); with Adam's default 1e-8 the first
-steps would turn that noise into steps of a sizeable fraction of the learning rate, different in
-every parallel layout. Real adversary gradients are 1e-3 and up, far above it."""
+"""Adam's eps for the adversary (every variant and input). Some of its gradient components are
+rounding noise: a subgroup absent from the batch, whose gradient on the standardised input's first
+column is its base rate times that column's batch sum, zero up to rounding (~1e-9). With Adam's
+default 1e-8 the first steps turn such noise into steps of a sizeable fraction of the learning
+rate, different in every parallel layout. Real adversary gradients are 1e-3 and up."""
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
@@ -123,8 +125,9 @@ def logit_stats(logits: Sequence[torch.Tensor], reduce: bool = True) -> torch.Te
     process group up, of every rank (population std over the global batch), as constants: what
     "standardized_logit" standardises with, the same numbers in one process and under DDP/FSDP2.
     `reduce` is a collective: every rank must call it."""
-    flat = torch.cat([t.detach().float().reshape(-1) for t in logits])
-    sums = torch.stack([flat.sum(), (flat * flat).sum(), torch.tensor(float(flat.numel()), device=flat.device)]).double()
+    flat = torch.cat([t.detach().reshape(-1) for t in logits]).double()
+    sums = torch.stack([flat.sum(), (flat * flat).sum(), torch.tensor(float(flat.numel()), dtype=torch.float64,
+                                                                         device=flat.device)])
     if reduce and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(sums)
     mean = sums[0] / sums[2]

@@ -138,6 +138,15 @@ def load_splits(cfg: JobConfig) -> tuple[IdentityData, IdentityData]:
     return train, evald
 
 
+def train_split_tokenizer(cfg: JobConfig, vocab_size: int, out: str | Path) -> tuple[Path, IdentityData]:
+    """A byte-level BPE trained on the training split of fairness.data (never its evaluation split),
+    written to `out`; returns its path and that split."""
+    from steward.data import train_bpe
+
+    train, _ = load_splits(cfg)
+    return train_bpe(train.texts, vocab_size, out), train
+
+
 class ClassifyData:
     """Training and evaluation splits for train.task = classify."""
 
@@ -299,7 +308,8 @@ class ClassifyTrainer(Trainer):
     def _rank_states(self) -> dict[str, Any]:
         states = super()._rank_states()
         if self.adversary is not None:
-            states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict()}
+            states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict(),
+                                   "input": self.cfg.fairness.adversary_input}
         return states
 
     def _load_rank_states(self, resume: Path) -> None:
@@ -310,6 +320,11 @@ class ClassifyTrainer(Trainer):
         if state is None:
             raise ConfigError(f"checkpoint.resume: {resume} has no adversary state (saved without "
                               "fairness.adversary, or by an older version); start a new run")
+        # checkpoints from before the option existed were trained on the probability
+        saved = state.get("input", "probability")
+        if self.cfg.fairness.adversary != "representation" and saved != self.cfg.fairness.adversary_input:
+            raise ConfigError(f"fairness.adversary_input: {resume}'s adversary was trained on {saved!r} inputs; resume "
+                              f"with --fairness.adversary_input {saved} or start a new run")
         self.adversary.load_state_dict(state["model"])
         self.adv_optimizer.load_state_dict(state["optim"])
 
@@ -344,7 +359,9 @@ class ClassifyTrainer(Trainer):
             stats = None
             if standardize and accum > 1:
                 # the global batch's logit statistics before any micro-batch's backward: one
-                # forward without a graph (with a single micro-batch they come from its forward)
+                # forward without a graph (with a single micro-batch they come from its forward).
+                # A model with dropout (a Hugging Face one) draws other masks in this pass, so its
+                # statistics are those of a neighbouring forward, not of the one trained on.
                 with torch.no_grad():
                     stats = logit_stats([self._forward(b)[1] for b in micro])
             for i, b in enumerate(micro):
