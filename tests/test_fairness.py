@@ -507,7 +507,7 @@ def test_bench_fairness_tokenizer_comes_from_each_training_split(tmp_path, capsy
     from steward.data import build_tokenizer
 
     a = _parse(["--threads", "1"])
-    cache: dict[str, str] = {}
+    cache: dict[tuple[str, ...], str] = {}
     base = _tokenizer(a, _overrides(a, 0, tmp_path / "b", "none", 0.8), tmp_path, cache)
     adv = _tokenizer(a, _overrides(a, 0, tmp_path / "a", "equalized_odds", 0.8), tmp_path, cache)
     unbiased = _tokenizer(a, _overrides(a, 0, tmp_path / "u", "none", 0.0), tmp_path, cache)

@@ -90,20 +90,21 @@ def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias
     ]
 
 
-def _tokenizer(a: argparse.Namespace, overrides: list[str], tmp: Path, cache: dict[str, str]) -> list[str]:
+def _tokenizer(a: argparse.Namespace, overrides: list[str], tmp: Path, cache: dict[tuple[str, ...], str]) -> list[str]:
     """The data.tokenizer override for a run: with --tokenizer bpe, a byte-level BPE trained on the
-    run's own training split (never its evaluation split), once per distinct split."""
+    run's own training split (never its evaluation split), once per distinct split: the data, seed
+    and injected bias (`overrides`' values for them) define it."""
     if a.tokenizer == "byte":
         return []
     if a.tokenizer != "bpe":
         return ["--data.tokenizer", a.tokenizer]
     from steward.config import load_config
-    from steward.train.classify import identity_data_fingerprint, load_splits, train_split_tokenizer
+    from steward.train.classify import train_split_tokenizer
 
-    cfg = load_config(None, overrides)
-    key = identity_data_fingerprint(load_splits(cfg)[0])
+    key = tuple(overrides[overrides.index(k) + 1] for k in ("--fairness.data", "--train.seed", "--fairness.madlibs_bias"))
     if key not in cache:
-        cache[key] = str(train_split_tokenizer(cfg, a.vocab_size, tmp / f"tokenizer-{key[:12]}.json")[0])
+        out = tmp / f"tokenizer-{len(cache)}.json"
+        cache[key] = str(train_split_tokenizer(load_config(None, overrides), a.vocab_size, out)[0])
     return ["--data.tokenizer", cache[key]]
 
 
@@ -185,7 +186,7 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
 
     a = _parse(argv)
     runs: dict[str, list[dict[str, Any]]] = {}
-    tokenizers: dict[str, str] = {}
+    tokenizers: dict[tuple[str, ...], str] = {}
     with tempfile.TemporaryDirectory(prefix="steward-bench-fairness-") as tmp:
         variants = [("baseline", "none", a.madlibs_bias), ("adversary", a.adversary, a.madlibs_bias)]
         if a.unbiased_reference:
