@@ -523,3 +523,28 @@ def test_bench_fairness_tokenizer_comes_from_each_training_split(tmp_path, capsy
     with pytest.raises(SystemExit):
         _parse(["--tokenizer", "byte", "--vocab-size", "1000"])
     assert "--vocab-size: only for --tokenizer bpe" in capsys.readouterr().err
+
+
+def test_bench_fairness_on_a_dataset_in_the_identities_layout(tmp_path):
+    """--data FILE: the same comparison on a CSV in the Civil Comments layout (annotator fractions,
+    some identities missing), its evaluation rows held out of the file (fairness.eval_fraction) and
+    its BPE trained on the rest."""
+    import pandas as pd
+
+    from steward.bench.fairness import FAMILIES, bench_fairness
+
+    d = generate_madlibs(1200, seed=5, bias=0.8)
+    rng = np.random.default_rng(0)
+    cols = {"comment_text": d.texts, "target": np.where(d.labels, 0.8, 0.1)}
+    for name, member in d.groups.items():
+        frac = np.where(member, 0.9, 0.0)
+        cols[name] = np.where(rng.random(len(d)) < 0.05, np.nan, frac)  # not every row annotated
+    path = tmp_path / "civil.csv"
+    pd.DataFrame(cols).to_csv(path, index=False)
+    r = bench_fairness(["--data", str(path), "--seeds", "1", "--steps", "5", "--frozen-epochs", "1",
+                        "--bootstrap", "0", "--threads", "1"])
+    assert r["data"] == str(path) and r["tokenizer"] == "bpe"
+    for fam in FAMILIES:
+        assert 0 <= r[f"baseline/gap_{fam}"] < 1 and 0 <= r[f"adversary/gap_{fam}"] < 1
+        assert r[f"reduction_{fam}"] == pytest.approx(1 - r[f"adversary/gap_{fam}"] / r[f"baseline/gap_{fam}"])
+        assert not math.isnan(r[f"frozen_fairlearn/reduction_{fam}"])
