@@ -171,7 +171,9 @@ def test_provenance_verifies_and_catches_changes(run, capsys):
     assert names[0] == "code:steward" and "dataset:stdlib-docs:train" in names
     # a checkpoint file changed after the run
     model = run / "checkpoints" / "step-4" / "model.bin"
-    model.write_bytes(b"x" + model.read_bytes()[1:])
+    data = bytearray(model.read_bytes())
+    data[0] ^= 0xFF  # always a change (overwriting with a fixed byte is none when the byte was already that)
+    model.write_bytes(bytes(data))
     code, out, err = cli(capsys, "audit", "provenance", run)
     assert code == 1 and "subject checkpoints/step-4/model.bin: SHA-256 differs" in err
     # the statement edited (signature no longer matches)
