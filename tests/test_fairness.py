@@ -507,16 +507,16 @@ def test_bench_fairness_tokenizer_comes_from_each_training_split(tmp_path, capsy
     from steward.data import build_tokenizer
 
     a = _parse(["--threads", "1"])
-    cache: dict[tuple[str, ...], str] = {}
-    base = _tokenizer(a, _overrides(a, 0, tmp_path / "b", "none", 0.8), tmp_path, cache)
-    adv = _tokenizer(a, _overrides(a, 0, tmp_path / "a", "equalized_odds", 0.8), tmp_path, cache)
-    unbiased = _tokenizer(a, _overrides(a, 0, tmp_path / "u", "none", 0.0), tmp_path, cache)
+    cache: dict[tuple[int, float], str] = {}
+    base = _tokenizer(a, _overrides(a, 0, tmp_path / "b", "none", 0.8), (0, 0.8), tmp_path, cache)
+    adv = _tokenizer(a, _overrides(a, 0, tmp_path / "a", "equalized_odds", 0.8), (0, 0.8), tmp_path, cache)
+    unbiased = _tokenizer(a, _overrides(a, 0, tmp_path / "u", "none", 0.0), (0, 0.0), tmp_path, cache)
     assert base == adv != unbiased and base[0] == "--data.tokenizer"
     assert len(list(tmp_path.glob("tokenizer-*.json"))) == 2
     tok = build_tokenizer(base[1])
     for word in ("christian", "muslim", "hindu", "woman", "caucasian"):
         assert len(tok.encode(f"i met a {word} at the market today")) == 8, word
-    assert _tokenizer(_parse(["--tokenizer", "byte"]), [], tmp_path, cache) == []
+    assert _tokenizer(_parse(["--tokenizer", "byte"]), [], (0, 0.8), tmp_path, cache) == []
     with pytest.raises(SystemExit):
         _parse(["--tokenizer", str(tmp_path / "missing.json")])
     assert "--tokenizer: " in capsys.readouterr().err

@@ -5,8 +5,8 @@ identity/label association) without an adversary (the baseline, in this same inv
 one; evaluate both on the held-out identity set. Both read the text through the same tokenizer:
 by default a byte-level BPE trained on the run's training split (`--tokenizer bpe`), as a
 language model brings its own subword vocabulary to a fine-tune. Then, on the baseline's frozen
-pooled features, fit Fairlearn's AdversarialFairnessClassifier, our AdversarialDebiaser with the same constraint, and
-the same predictor without an adversary. Reported per family (gender, ethnicity, religion): the mean
+pooled features, fit Fairlearn's AdversarialFairnessClassifier, our AdversarialDebiaser with the
+same constraint, and the same predictor without an adversary. Reported per family (gender, ethnicity, religion): the mean
 absolute AUC gap of each, its reduction against the baseline, and the cost in overall AUC.
 
 Resolution: the gaps come with the across-seed standard deviation and the bootstrap 95% interval
@@ -90,10 +90,11 @@ def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias
     ]
 
 
-def _tokenizer(a: argparse.Namespace, overrides: list[str], tmp: Path, cache: dict[tuple[str, ...], str]) -> list[str]:
+def _tokenizer(a: argparse.Namespace, overrides: list[str], split: tuple[int, float], tmp: Path,
+               cache: dict[tuple[int, float], str]) -> list[str]:
     """The data.tokenizer override for a run: with --tokenizer bpe, a byte-level BPE trained on the
-    run's own training split (never its evaluation split), once per distinct split: the data, seed
-    and injected bias (`overrides`' values for them) define it."""
+    run's own training split (never its evaluation split), once per distinct split. Within one bench
+    the data is fixed, so `split` = (seed, injected bias) names it."""
     if a.tokenizer == "byte":
         return []
     if a.tokenizer != "bpe":
@@ -101,11 +102,10 @@ def _tokenizer(a: argparse.Namespace, overrides: list[str], tmp: Path, cache: di
     from steward.config import load_config
     from steward.train.classify import train_split_tokenizer
 
-    key = tuple(overrides[overrides.index(k) + 1] for k in ("--fairness.data", "--train.seed", "--fairness.madlibs_bias"))
-    if key not in cache:
+    if split not in cache:
         out = tmp / f"tokenizer-{len(cache)}.json"
-        cache[key] = str(train_split_tokenizer(load_config(None, overrides), a.vocab_size, out)[0])
-    return ["--data.tokenizer", cache[key]]
+        cache[split] = str(train_split_tokenizer(load_config(None, overrides), a.vocab_size, out)[0])
+    return ["--data.tokenizer", cache[split]]
 
 
 def _gaps(report: dict[str, Any]) -> dict[str, float]:
@@ -186,7 +186,7 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
 
     a = _parse(argv)
     runs: dict[str, list[dict[str, Any]]] = {}
-    tokenizers: dict[tuple[str, ...], str] = {}
+    tokenizers: dict[tuple[int, float], str] = {}
     with tempfile.TemporaryDirectory(prefix="steward-bench-fairness-") as tmp:
         variants = [("baseline", "none", a.madlibs_bias), ("adversary", a.adversary, a.madlibs_bias)]
         if a.unbiased_reference:
@@ -196,7 +196,7 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
                 print(f"bench fairness: seed {seed} {name}", file=sys.stderr, flush=True)
                 run_dir = Path(tmp) / f"{name}-{seed}"
                 ov = _overrides(a, seed, run_dir, adversary, bias)
-                cfg = load_config(None, ov + _tokenizer(a, ov, Path(tmp), tokenizers))
+                cfg = load_config(None, ov + _tokenizer(a, ov, (seed, bias), Path(tmp), tokenizers))
                 trainer = ClassifyTrainer(cfg)
                 summary = trainer.run()
                 f = summary["fairness"]
