@@ -136,6 +136,12 @@ class Train:
     mixed_precision: str = "auto"
     """'auto' (bf16 autocast on GPU, fp32 on CPU), 'bf16' or 'fp32'."""
 
+    dtype: str = "float32"
+    """Dtype of the weights, gradients, optimizer states and losses: 'float32', or 'float64' for
+    exactness checks on the CPU (rounding noise about 1e-16 instead of 1e-7, so two layouts that compute
+    the same mathematics agree to 1e-9 relative). float64 excludes bf16 mixed precision and gradient
+    compression."""
+
     compile: bool = False
     """Compile each transformer block with torch.compile."""
 

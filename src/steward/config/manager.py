@@ -168,6 +168,10 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError(f"train.device: must be auto, cpu or cuda, got {t.device!r}")
     if t.mixed_precision not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"train.mixed_precision: must be auto, bf16 or fp32, got {t.mixed_precision!r}")
+    if t.dtype not in ("float32", "float64"):
+        raise ConfigError(f"train.dtype: must be float32 or float64, got {t.dtype!r}")
+    if t.dtype == "float64" and t.mixed_precision == "bf16":
+        raise ConfigError("train.dtype: float64 cannot train in bf16; set --train.mixed_precision fp32 (or auto)")
     if t.threads < 0:
         raise ConfigError(f"train.threads: must be >= 0, got {t.threads}")
     if not 0 < d.val_fraction < 1:
@@ -259,6 +263,9 @@ def _validate_comm(cfg: JobConfig) -> None:
     c = cfg.comm
     if c.compressor not in COMPRESSORS:
         raise ConfigError(f"comm.compressor: unknown {c.compressor!r}; choose one of {', '.join(COMPRESSORS)}")
+    if cfg.train.dtype == "float64" and c.compressor != "none":
+        raise ConfigError("comm.compressor: the compressors send float32 or narrower; set --comm.compressor none "
+                          "with train.dtype float64")
     if c.rank < 1:
         raise ConfigError(f"comm.rank: the PowerSGD rank must be >= 1, got {c.rank}")
     if not 0 < c.topk_fraction <= 1:
