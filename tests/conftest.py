@@ -9,6 +9,16 @@ import uuid
 import pytest
 
 
+def pytest_sessionstart(session):
+    """One line up front when the PostgreSQL tests will skip, saying how to run them."""
+    if not os.environ.get("STEWARD_TEST_PG_URL"):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        line = ("PostgreSQL tests will skip (STEWARD_TEST_PG_URL is unset); to run them: "
+                'eval "$(bash .ci/postgres.sh)" && make test')
+        if reporter is not None:
+            reporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def _steward_workspace(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("STEWARD_WORKSPACE", str(tmp_path_factory.mktemp("workspace")))

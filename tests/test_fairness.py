@@ -10,10 +10,9 @@ from sklearn.metrics import roc_auc_score
 
 from steward.config import ConfigError, load_config
 from steward.fairness.adversary import (
-    AdversarialDebiaser,
+    adversarial_step,
     adversary_inputs,
     alpha_at,
-    debias_step,
     grad_dot,
     logit_stats,
     projected_gradients,
@@ -25,6 +24,7 @@ from steward.fairness.data import (
     madlibs_families,
     targeted_subgroups,
 )
+from steward.fairness.estimator import AdversarialDebiaser
 from steward.fairness.metrics import (
     FairnessError,
     classification_metrics,
@@ -205,12 +205,13 @@ def test_projection_update_equals_formula(kind):
     ident = torch.randint(0, 2, (16, 2)).float()
     adversary = torch.nn.Linear(3, 2)
 
-    def forward():
+    def forward(b=None):
         z = model[1](model[0](x))
         return z, model[2](z).squeeze(-1)
 
     alpha = 0.7
-    debias_step(forward, y, ident, params, adversary, "equalized_odds", alpha, kind)
+    adversarial_step(forward, [{"y": y, "identity": ident}], params, adversary, "equalized_odds", alpha, kind,
+                     reuse=True, distributed=False)
     got = torch.cat([p.grad.flatten() for p in params])
     # the formula, with flat vectors computed independently
     z, logit = forward()
@@ -304,6 +305,13 @@ def test_debiaser_estimator_reduces_dependence_on_the_attribute():
 
     assert dp(fair) < 0.5 * dp(plain)
     assert fair.predict_proba(x).shape == (n, 2) and fair.n_steps_ == 5 * math.ceil(n / 64)
+    # a scikit-learn estimator: clone() copies the parameters, and the same random_state fits the same
+    from sklearn.base import clone
+
+    again = clone(fair)
+    assert again.get_params()["alpha"] == 1.0 and not hasattr(again, "predictor_")
+    assert np.array_equal(again.fit(x, y, sensitive_features=sens).predict(x), fair.predict(x))
+    assert fair.score(x, y) == pytest.approx(float(np.mean(fair.predict(x) == y)))
     with pytest.raises(FairnessError, match="sensitive_features: need at least two"):
         AdversarialDebiaser().fit(x, y, sensitive_features=np.zeros(n))
 
@@ -338,9 +346,9 @@ def test_classify_run_monitor_audit_events_and_cli(tmp_path, capsys):
     governance callback, summary['fairness'], then `steward fairness eval` with a before/after chart."""
     import json
 
+    from steward.classify.trainer import ClassifyTrainer
     from steward.cli.main import main
     from steward.governance.store import AuditStore
-    from steward.train.classify import ClassifyTrainer
     from steward.train.governance_callback import GovernanceCallback
 
     out = tmp_path / "run"
@@ -379,8 +387,8 @@ def test_classify_run_monitor_audit_events_and_cli(tmp_path, capsys):
 
 
 def test_monitor_can_stop_the_run(tmp_path):
+    from steward.classify.trainer import ClassifyTrainer
     from steward.train.callbacks import StopTraining
-    from steward.train.classify import ClassifyTrainer
 
     cfg = load_config(None, [*TINY, "--job.out", str(tmp_path / "run"), "--governance.enabled", "false",
                              "--fairness.max_gap", "0.0001", "--fairness.on_gap", "stop"])
@@ -391,8 +399,8 @@ def test_monitor_can_stop_the_run(tmp_path):
 def test_classify_on_a_local_hugging_face_model(tmp_path):
     """The head sits on HFCausalLM.hidden_states; the LM head is dropped; the checkpoint evaluates."""
     transformers = pytest.importorskip("transformers")
-    from steward.fairness.evaluate import evaluate_run
-    from steward.train.classify import ClassifyTrainer
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.jobs import evaluate_run
 
     config = transformers.LlamaConfig(vocab_size=260, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
@@ -415,7 +423,7 @@ def test_classify_applies_memory_policy_with_the_same_losses(tmp_path):
     backward passes: one forward for both under keep, a second forward under recomputation)."""
     import json
 
-    from steward.train.classify import ClassifyTrainer
+    from steward.classify.trainer import ClassifyTrainer
 
     for adversary in ("none", "equalized_odds"):
         curves = {}
@@ -437,8 +445,8 @@ def test_classify_with_adversary_resumes_on_the_same_curve(tmp_path):
     refused with the reason."""
     import json
 
+    from steward.classify.trainer import ClassifyTrainer
     from steward.config import ConfigError
-    from steward.train.classify import ClassifyTrainer
 
     common = [*TINY, "--fairness.enabled", "false", "--train.val_every", "0", "--governance.enabled", "false",
               "--fairness.adversary", "equalized_odds", "--fairness.alpha", "3"]

@@ -92,7 +92,7 @@ def test_steward_train_records_and_a_denial_exits_non_zero(tmp_path, capfd):
 
 @pytest.mark.skipif(not wired(), reason="trainer.default_callbacks does not add GovernanceCallback yet")
 def test_two_workers_record_once_from_rank_zero(tmp_path, capsys):
-    from steward.train.launch import launch_local
+    from steward.jobs import launch_local
 
     out = tmp_path / "run"
     launch_local(None, [*TINY, "--job.out", str(out), "--train.threads", "1", "--parallel.dp_replicate", "2"], nproc=2)

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from steward.config import load_config
+from steward.jobs import launch_local
 from steward.memory import predict
 from steward.memory.plan import plan_context, profile_for
 from steward.models import FLAVORS
 from steward.parallel import ParallelDims
-from steward.train.launch import launch_local
 from steward.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow

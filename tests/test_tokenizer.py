@@ -105,8 +105,8 @@ def test_tokenizer_train_cli(tmp_path, capsys):
 def test_tokenizer_train_cli_on_the_fairness_training_split(tmp_path, capsys):
     """--source fairness: the training split of fairness.data (madlibs here) for that seed, never its
     evaluation split; a missing dataset is a one-line error naming fairness.data."""
+    from steward.classify.data import identity_data_fingerprint, load_splits
     from steward.config import load_config
-    from steward.train.classify import identity_data_fingerprint, load_splits
 
     out = tmp_path / "fair.json"
     # the run's own flags, fairness.enabled included (--source fairness implies train.task classify)

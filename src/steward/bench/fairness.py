@@ -99,8 +99,8 @@ def _tokenizer(a: argparse.Namespace, overrides: list[str], split: tuple[int, fl
         return []
     if a.tokenizer != "bpe":
         return ["--data.tokenizer", a.tokenizer]
+    from steward.classify.data import train_split_tokenizer
     from steward.config import load_config
-    from steward.train.classify import train_split_tokenizer
 
     if split not in cache:
         out = tmp / f"tokenizer-{len(cache)}.json"
@@ -128,7 +128,7 @@ def _frozen(trainer, a: argparse.Namespace, seed: int) -> dict[str, dict[str, An
     import torch
     from fairlearn.adversarial import AdversarialFairnessClassifier
 
-    from steward.fairness.adversary import AdversarialDebiaser
+    from steward.fairness.estimator import AdversarialDebiaser
     from steward.fairness.metrics import fairness_report
 
     def features(enc) -> np.ndarray:
@@ -181,8 +181,8 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 @register("fairness", "adversarial debiasing vs none (3 seeds) and vs Fairlearn on frozen features")
 def bench_fairness(argv: list[str]) -> dict[str, Any]:
+    from steward.classify.trainer import ClassifyTrainer
     from steward.config import load_config
-    from steward.train.classify import ClassifyTrainer
 
     a = _parse(argv)
     runs: dict[str, list[dict[str, Any]]] = {}

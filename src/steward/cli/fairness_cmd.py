@@ -25,9 +25,10 @@ def register(sub) -> None:
 
 
 def run_eval(args) -> int:
+    from steward.classify.evaluate import family_rows, write_outputs
     from steward.cli.main import UserError
-    from steward.fairness.evaluate import evaluate_run, family_rows, write_outputs
     from steward.fairness.metrics import FairnessError
+    from steward.jobs import evaluate_run
 
     if args.size < 2 or args.bootstrap < 0:
         raise UserError("--size must be >= 2 and --bootstrap >= 0")

@@ -73,7 +73,7 @@ def run_train(args) -> int:
 
     source = None if args.source == "fairness" else open_source(data)
     if source is None:
-        from steward.train.classify import identity_data_fingerprint, train_split_tokenizer
+        from steward.classify.data import identity_data_fingerprint, train_split_tokenizer
 
         path, train = train_split_tokenizer(cfg, args.vocab_size, args.out)
         counts.update(documents=len(train), bytes=sum(len(t.encode("utf-8")) for t in train.texts))

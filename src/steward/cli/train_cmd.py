@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from steward.config import load_config
-    from steward.train.launch import WorkersFailed, launch_local, run_training
+    from steward.jobs import WorkersFailed, launch_local, run_training
 
     if args.nproc_per_node < 0:
         raise SystemExit("steward train: error: --nproc-per-node must be >= 1")

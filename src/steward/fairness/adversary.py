@@ -40,9 +40,9 @@ the mesh (`grad_dot`), so every rank applies exactly the single-process update t
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from steward.fairness.metrics import FairnessError
+from steward.models.gpt import upcast
 
 VARIANTS = ("representation", "demographic_parity", "equalized_odds")
 INPUTS = ("standardized_logit", "probability")
@@ -125,6 +126,7 @@ def logit_stats(logits: Sequence[torch.Tensor], reduce: bool = True) -> torch.Te
     process group up, of every rank (population std over the global batch), as constants: what
     "standardized_logit" standardises with, the same numbers in one process and under DDP/FSDP2.
     `reduce` is a collective: every rank must call it."""
+    dtype = upcast(logits[0]).dtype
     flat = torch.cat([t.detach().reshape(-1) for t in logits]).double()
     sums = torch.stack([flat.sum(), (flat * flat).sum(), torch.tensor(float(flat.numel()), dtype=torch.float64,
                                                                          device=flat.device)])
@@ -132,7 +134,7 @@ def logit_stats(logits: Sequence[torch.Tensor], reduce: bool = True) -> torch.Te
         dist.all_reduce(sums)
     mean = sums[0] / sums[2]
     var = (sums[1] / sums[2] - mean * mean).clamp_min(0.0)
-    return torch.stack([mean, var.sqrt()]).float()
+    return torch.stack([mean, var.sqrt()]).to(dtype)
 
 
 def adversary_inputs(variant: str, z: torch.Tensor | None, logit: torch.Tensor, y: torch.Tensor,
@@ -147,9 +149,9 @@ def adversary_inputs(variant: str, z: torch.Tensor | None, logit: torch.Tensor, 
         raise FairnessError(f"fairness.adversary: must be none or one of {', '.join(VARIANTS)}, got {variant!r}")
     if kind == "standardized_logit":
         st = logit_stats([logit], reduce=False) if stats is None else stats
-        p = ((logit.float() - st[0]) / st[1].clamp_min(STD_FLOOR)).reshape(-1, 1)
+        p = ((upcast(logit) - st[0]) / st[1].clamp_min(STD_FLOOR)).reshape(-1, 1)
     elif kind == "probability":
-        p = torch.sigmoid(logit.float()).reshape(-1, 1)
+        p = torch.sigmoid(upcast(logit)).reshape(-1, 1)
     else:
         raise FairnessError(f"fairness.adversary_input: must be one of {', '.join(INPUTS)}, got {kind!r}")
     if variant == "demographic_parity":
@@ -185,7 +187,7 @@ class Adversary(nn.Module):
         last.weight.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.float())
+        return self.net(x.to(next(self.parameters()).dtype))
 
 
 def adversary_loss(logits: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
@@ -210,173 +212,74 @@ def all_reduce_grads_mean(params: Sequence[nn.Parameter]) -> None:
         offset += g.numel()
 
 
-# ---- the standalone estimator (fairlearn's style) -------------------------------------------------
+def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor | None, torch.Tensor]],
+                     micro: Sequence[dict[str, torch.Tensor]], predictor_params: Sequence[nn.Parameter],
+                     adversary: nn.Module, variant: str, alpha: float, adversary_input: str = "standardized_logit", *,
+                     sync: Callable[[int], AbstractContextManager] | None = None, reuse: bool = False,
+                     distributed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients of one projected update (see the module docstring) over the micro-batches `micro`
+    of one batch: the projected predictor gradient is left in the predictor's .grad, the adversary's
+    gradient in its .grad. The one debiasing step of the classifier trainer (any data-parallel layout,
+    gradient accumulation) and of the standalone estimator (`steward.fairness.estimator`).
 
-class _MLP(nn.Module):
-    """The default predictor: features (one hidden layer) then a linear head; `features` is what the
-    representation adversary sees."""
+    `forward(b)` -> (pooled features or None, logits [B]) of micro-batch `b` (a dict with "y" [B] and
+    "identity" [B, K]). `sync(i)` is the context for micro-batch i's forward and backward (a wrapper's
+    gradient all-reduce on the last one only); None: no wrapper. `reuse`: the predictor's loss reuses
+    the adversary pass's forward (its graph kept for a second backward): for one process with one
+    micro-batch and nothing recomputed; elsewhere each backward must follow its own forward (DDP/FSDP),
+    a selectively checkpointed region allows one backward, and keeping every micro-batch's graph would
+    multiply the activation memory. `distributed`: the logit statistics and the adversary's gradient
+    are reduced over every rank of the process group (the trainer); False for a single process that
+    may run inside a group (the estimator).
 
-    def __init__(self, in_dim: int, hidden: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU()) if hidden else nn.Identity()
-        self.head = nn.Linear(hidden or in_dim, 1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x)).squeeze(-1)
-
-
-def _one_hot(sensitive: Any) -> tuple[np.ndarray, list[str]]:
-    """Sensitive features -> [N, K] 0/1: a 1-D array of categories is one-hot encoded; a 2-D 0/1 array
-    (several attributes, possibly overlapping) is used as it is."""
-    a = np.asarray(sensitive)
-    if a.ndim == 1:
-        cats = sorted({str(v) for v in a.tolist()})
-        if len(cats) < 2:
-            raise FairnessError("sensitive_features: need at least two distinct groups")
-        mat = np.stack([np.array([str(v) == c for v in a.tolist()]) for c in cats], 1).astype(np.float32)
-        return mat, cats
-    if a.ndim == 2:
-        if not np.isin(a, (0, 1)).all():
-            raise FairnessError("sensitive_features: a 2-D array must hold 0/1 memberships (binarise fractions at 0.5)")
-        return a.astype(np.float32), [str(i) for i in range(a.shape[1])]
-    raise FairnessError(f"sensitive_features: must be 1-D (categories) or 2-D (0/1 memberships), got {a.ndim}-D")
-
-
-class AdversarialDebiaser:
-    """Adversarial debiasing for any torch binary classifier (Zhang et al. 2018), fairlearn-style:
-    the constructor only stores its arguments; `fit(X, y, *, sensitive_features=...)`; fitted state
-    ends in `_`.
-
-    `predictor`: a module mapping a float batch [B, ...] to logits [B] (or [B, 1]); it needs a
-    `features(x)` method and a `head` module for constraints="representation". None: an MLP with
-    `hidden` units. `constraints`: "demographic_parity", "equalized_odds" or "representation".
-    `adversary_input`: how the prediction reaches the adversary, "standardized_logit" (standardised
-    over each batch) or "probability" (the paper's sigmoid); see the module docstring.
-    `alpha = 0` trains the plain predictor (no projection, no adversary term).
-    """
-
-    def __init__(self, *, predictor: nn.Module | None = None, constraints: str = "demographic_parity",
-                 alpha: float = 1.0, alpha_schedule: str = "constant", hidden: int = 32, adversary_hidden: int = 0,
-                 learning_rate: float = 1e-3, adversary_learning_rate: float | None = None, epochs: int = 10,
-                 batch_size: int = 64, random_state: int | None = None, device: str = "cpu",
-                 adversary_input: str = "standardized_logit"):
-        self.predictor = predictor
-        self.constraints = constraints
-        self.adversary_input = adversary_input
-        self.alpha = alpha
-        self.alpha_schedule = alpha_schedule
-        self.hidden = hidden
-        self.adversary_hidden = adversary_hidden
-        self.learning_rate = learning_rate
-        self.adversary_learning_rate = adversary_learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.random_state = random_state
-        self.device = device
-
-    def _predict_parts(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        p = self.predictor_
-        if self.constraints == "representation":
-            z = p.features(x)
-            return z, p.head(z).reshape(-1)
-        return None, p(x).reshape(-1)
-
-    def fit(self, X: Any, y: Any, *, sensitive_features: Any) -> AdversarialDebiaser:
-        if self.constraints not in VARIANTS:
-            raise FairnessError(f"constraints: must be one of {', '.join(VARIANTS)}, got {self.constraints!r}")
-        if self.adversary_input not in INPUTS:
-            raise FairnessError(f"adversary_input: must be one of {', '.join(INPUTS)}, got {self.adversary_input!r}")
-        alpha_at(self.alpha, self.alpha_schedule, 1)  # validates the schedule
-        x = torch.as_tensor(np.asarray(X, dtype=np.float32))
-        yy = np.asarray(y)
-        if x.ndim < 2 or x.shape[0] != yy.shape[0]:
-            raise FairnessError(f"X and y: need X [N, ...] and y [N], got {tuple(x.shape)} and {yy.shape}")
-        if not np.isin(yy, (0, 1)).all():
-            raise FairnessError("y: must be 0/1 labels")
-        s, self.groups_ = _one_hot(sensitive_features)
-        if s.shape[0] != x.shape[0]:
-            raise FairnessError(f"sensitive_features: {s.shape[0]} rows, X has {x.shape[0]}")
-        gen = torch.Generator().manual_seed(0 if self.random_state is None else int(self.random_state))
-        if self.random_state is not None:
-            torch.manual_seed(int(self.random_state))
-        dev = torch.device(self.device)
-        self.predictor_ = (self.predictor if self.predictor is not None else _MLP(x[0].numel(), self.hidden)).to(dev)
-        if self.constraints == "representation" and not (hasattr(self.predictor_, "features") and hasattr(self.predictor_, "head")):
-            raise FairnessError("predictor: constraints='representation' needs a `features(x)` method and a `head` module")
+    Returns (adversary loss, predictor loss) of this rank's micro-batches, as detached tensors."""
+    accum = len(micro)
+    sync = sync or (lambda i: nullcontext())
+    standardize = variant != "representation" and adversary_input == "standardized_logit"
+    stats = None
+    if standardize and accum > 1:
+        # the whole batch's logit statistics before any micro-batch's backward: one forward without a
+        # graph (with a single micro-batch they come from its forward). A model with dropout (a Hugging
+        # Face one) draws other masks in this pass, so its statistics are those of a neighbouring
+        # forward, not of the one trained on.
         with torch.no_grad():
-            z, _ = self._predict_parts(x[:2].to(dev))
-        in_dim = adversary_input_dim(self.constraints, z.shape[-1] if z is not None else 0)
-        self.adversary_ = Adversary(in_dim, s.shape[1], self.adversary_hidden).to(dev)
-        self.adversary_.start_at_prior(s)
-        p_params = [p for p in self.predictor_.parameters() if p.requires_grad]
-        opt_p = torch.optim.Adam(p_params, lr=self.learning_rate)
-        opt_a = torch.optim.Adam(self.adversary_.parameters(), lr=self.adversary_learning_rate or self.learning_rate,
-                                 eps=ADAM_EPS)
-        yt = torch.as_tensor(yy.astype(np.float32))
-        st = torch.as_tensor(s)
-        n = x.shape[0]
-        step = 0
-        self.history_: list[dict[str, float]] = []
-        for _ in range(self.epochs):
-            perm = torch.randperm(n, generator=gen)
-            for i in range(0, n, self.batch_size):
-                idx = perm[i: i + self.batch_size]
-                step += 1
-                xb = x[idx].to(dev)
-                la, lp = debias_step(
-                    functools.partial(self._predict_parts, xb), yt[idx].to(dev), st[idx].to(dev),
-                    p_params, self.adversary_, self.constraints, alpha_at(self.alpha, self.alpha_schedule, step),
-                    self.adversary_input,
-                )
-                opt_p.step()
-                opt_a.step()
-                opt_p.zero_grad(set_to_none=True)
-                opt_a.zero_grad(set_to_none=True)
-                self.history_.append({"predictor_loss": lp, "adversary_loss": la})
-        self.n_steps_ = step
-        return self
-
-    @torch.no_grad()
-    def decision_function(self, X: Any) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(X, dtype=np.float32)).to(self.device)
-        self.predictor_.eval()
-        out = self._predict_parts(x)[1].cpu().numpy()
-        self.predictor_.train()
-        return out
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.stack([1 - p1, p1], 1)
-
-    def predict(self, X: Any) -> np.ndarray:
-        return (self.decision_function(X) >= 0).astype(int)
-
-
-def debias_step(forward, y: torch.Tensor, identity: torch.Tensor, predictor_params: Sequence[nn.Parameter],
-                adversary: nn.Module, variant: str, alpha: float,
-                adversary_input: str = "standardized_logit") -> tuple[float, float]:
-    """One process, one batch: leave the projected predictor gradient in the predictor's .grad and the
-    adversary's gradient in its .grad; returns (adversary loss, predictor loss).
-
-    `forward()` -> (z or None, logits [B]). With alpha == 0 and no projection wanted, callers skip
-    the adversary entirely; here the adversary still learns (so its loss can be reported)."""
-    z, logit = forward()
-    lp = F.binary_cross_entropy_with_logits(logit.float(), y.float())
-    stats = logit_stats([logit], reduce=False)
-    a_logits = adversary(adversary_inputs(variant, z, logit, y, adversary_input, stats))
-    la = adversary_loss(a_logits, identity)
-    g_a = torch.autograd.grad(la, predictor_params, retain_graph=True, allow_unused=True)
-    g_a = [torch.zeros_like(p) if g is None else g for p, g in zip(predictor_params, g_a)]
+            stats = logit_stats([forward(b)[1] for b in micro], reduce=distributed)
+    adv_total, logits = None, []
+    for i, b in enumerate(micro):
+        with sync(i):
+            z, logit = forward(b)
+            if standardize and stats is None:
+                stats = logit_stats([logit], reduce=distributed)
+            a_in = adversary_inputs(variant, z, logit, b["y"], adversary_input, stats)
+            la = adversary_loss(adversary(a_in), b["identity"]) / accum
+            # 0 * logit: the head gets a (zero) gradient, so DDP sees every parameter used
+            (la + 0.0 * logit.sum()).backward(retain_graph=reuse)
+        adv_total = la.detach() if adv_total is None else adv_total + la.detach()
+        if reuse:
+            logits.append(logit)
+    g_a = [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in predictor_params]
     for p in predictor_params:
         p.grad = None
-    lp.backward(inputs=list(predictor_params), retain_graph=True)
-    g_p = [torch.zeros_like(p) if p.grad is None else p.grad for p in predictor_params]
+    if distributed:
+        all_reduce_grads_mean(list(adversary.parameters()))
+    total = predictor_backward(lambda b, i: logits[i] if reuse else forward(b)[1], micro, sync)
+    g_p = [p.grad if p.grad is not None else torch.zeros_like(p) for p in predictor_params]
     for p, g in zip(predictor_params, projected_gradients(g_p, g_a, alpha)):
         p.grad = g
-    # the adversary learns from the same forward, on inputs it cannot push back through
-    a_in = adversary_inputs(variant, None if z is None else z.detach(), logit.detach(), y, adversary_input, stats)
-    adversary_loss(adversary(a_in), identity).backward(inputs=list(adversary.parameters()))
-    return float(la.detach()), float(lp.detach())
+    return adv_total, total
+
+
+def predictor_backward(logit_of: Callable[[dict[str, torch.Tensor], int], torch.Tensor],
+                       micro: Sequence[dict[str, torch.Tensor]],
+                       sync: Callable[[int], AbstractContextManager] | None = None) -> torch.Tensor:
+    """Backward of the predictor's binary cross-entropy, the mean over the micro-batches `micro`;
+    `logit_of(b, i)` gives micro-batch i's logits. Returns the (detached) loss of this rank's batch."""
+    sync = sync or (lambda i: nullcontext())
+    total = None
+    for i, b in enumerate(micro):
+        with sync(i):
+            logit = logit_of(b, i)
+            loss = F.binary_cross_entropy_with_logits(logit, b["y"].to(logit.dtype)) / len(micro)
+            loss.backward()
+        total = loss.detach() if total is None else total + loss.detach()
+    return total

@@ -567,7 +567,7 @@ th{white-space:nowrap}
 
 def _fairness_section(fair: Any) -> list[str]:
     """The final fairness evaluation of a classify run (summary.json["fairness"], written by
-    steward.fairness.monitor): one row per identity family. Empty when the run recorded none."""
+    steward.classify.monitor): one row per identity family. Empty when the run recorded none."""
     if not isinstance(fair, dict) or not isinstance(fair.get("mean_abs_gap"), dict):
         return []
     ci = fair.get("ci", {}) if isinstance(fair.get("ci"), dict) else {}

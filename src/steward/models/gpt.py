@@ -161,13 +161,20 @@ def precompute_rope(head_dim: int, max_seq_len: int, theta: float, device=None) 
     return torch.stack([angles.cos(), angles.sin()], dim=-1)
 
 
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """`x` in at least float32: bf16/fp16 are widened, float32 and float64 are left as they are (a
+    float64 model, `train.dtype = "float64"`, keeps its precision where a bf16 one is widened)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
     """Rotate consecutive pairs of x [B, T, H, head_dim] by the angles of positions 0..T-1."""
     # (cos, sin) pairs read as complex numbers: one complex multiply is the rotation, and is
     # several times faster than the real-valued form. The buffer stays real so that
     # `model.to(dtype)` cannot drop an imaginary part.
-    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
-    cis = torch.view_as_complex(rope[: x.shape[1]].float())[:, None]  # [T, 1, head_dim/2]
+    xr = upcast(x)
+    xc = torch.view_as_complex(xr.unflatten(-1, (-1, 2)))
+    cis = torch.view_as_complex(rope[: x.shape[1]].to(xr.dtype))[:, None]  # [T, 1, head_dim/2]
     return torch.view_as_real(xc * cis).flatten(-2).type_as(x)
 
 
@@ -178,8 +185,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # normalise in float32: the mean of squares loses too much in bf16
-        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
+        # normalise in float32 (or float64): the mean of squares loses too much in bf16
+        return F.rms_norm(upcast(x), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight
 
     def reset_parameters(self) -> None:
         nn.init.ones_(self.weight)
@@ -217,7 +224,7 @@ class Attention(nn.Module):
 def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal softmax(QK^T / sqrt(d)) V written out, [B, H, T, hd] each; returns (output, probabilities)."""
     T = q.shape[-2]
-    scores = (q @ k.transpose(-2, -1)).float() / math.sqrt(q.shape[-1])
+    scores = upcast(q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
     causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
     probs = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
     return (probs.type_as(v) @ v), probs
@@ -325,7 +332,7 @@ class Transformer(nn.Module):
             nn.init.normal_(self.output.weight, mean=0.0, std=std)
 
 
-def build_model(args: ModelArgs, device: torch.device | str = "meta") -> Transformer:
+def build_model(args: ModelArgs, device: torch.device | str = "meta", dtype: torch.dtype | None = None) -> Transformer:
     """Build the Transformer on `device`; on the meta device (the default) nothing is allocated.
 
     On a real device the weights are initialised at once, exactly as the meta path would (the
@@ -334,6 +341,8 @@ def build_model(args: ModelArgs, device: torch.device | str = "meta") -> Transfo
     """
     with torch.device("meta"):
         model = Transformer(args)
+    if dtype is not None:
+        model.to(dtype)  # on meta: only the dtype changes, so a seed draws the same way on every path
     if torch.device(device).type != "meta":
         model.to_empty(device=device)
         model.init_weights()

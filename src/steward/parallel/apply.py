@@ -58,7 +58,8 @@ def apply_data_parallel(
         if grad_sync is not None:
             grad_sync.attach_ddp(ddp)
         return ddp
-    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
+    # bf16 compute reduces its gradients in float32; full precision (float32 or float64) in its own dtype
+    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32 if param_dtype is not None else None)
     dp_mesh = mesh["dp_shard"] if strategy == "fsdp" else mesh["dp_replicate", "dp_shard"]
     if grad_sync is not None and grad_sync.owns_replicate_all_reduce:
         # native HSDP cannot compress its replicate all-reduce: shard over dp_shard only, and

@@ -67,7 +67,7 @@ class Pipeline:
             fn(target=targets, losses=losses)
         else:
             fn()
-        return torch.stack([x.detach().float() for x in losses]).mean() if self.is_last else None
+        return torch.stack([x.detach() for x in losses]).mean() if self.is_last else None
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
         return self._run(self.schedule.step, inputs, targets)

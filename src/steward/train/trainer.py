@@ -6,8 +6,6 @@ import dataclasses
 import math
 import shutil
 import time
-import warnings
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from steward.comm import GradSync, build_grad_sync
+from steward.comm import build_grad_sync
 from steward.config import ConfigError, JobConfig, config_hash, to_toml
 from steward.data import build_data, build_tokenizer
 from steward.errors import StewardError
 from steward.io import atomic_write_json, atomic_write_text
-from steward.memory.plan import plan_and_apply
-from steward.models import build_model, build_model_args, flops_per_token, load_hf_causal_lm, num_params
-from steward.parallel import (
-    ParallelDims,
-    apply_data_parallel,
-    apply_model_parallel,
-    blocks_of,
-    dp_rank,
-    set_gradient_sync,
-)
+from steward.models import ModelArgs, build_model, build_model_args, flops_per_token, load_hf_causal_lm
+from steward.models.gpt import upcast
+from steward.parallel import ParallelDims, dp_rank, set_gradient_sync
 from steward.train import checkpoint as ckpt
+from steward.train.build import ModelFactory, build_parallel_model, param_dtype
 from steward.train.callbacks import Callback, CallbackList, StopTraining
 from steward.train.distributed import (
     DistInfo,
@@ -74,7 +66,7 @@ def resolve_run_dir(cfg: JobConfig) -> Path:
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+    return F.cross_entropy(upcast(logits.flatten(0, 1)), targets.flatten())
 
 
 class Trainer:
@@ -93,13 +85,20 @@ class Trainer:
 
     def __init__(self, cfg: JobConfig, callbacks: list[Callback] | None = None):
         self.cfg = cfg
-        self.callbacks = CallbackList(callbacks if callbacks is not None else default_callbacks(cfg))
+        # the trainer's own callbacks first, then the caller's (governance by default): those then see
+        # the figures the trainer's add to each step's metrics and to the summary
+        user = callbacks if callbacks is not None else default_callbacks(cfg)
+        self.callbacks = CallbackList([*self.task_callbacks(), *user])
         self.step = 0
         self.datasets = []
         self.figures: dict[str, Any] = {}  # running figures that go into summary.json and checkpoints
         self.plan = None  # the planner's choice, with parallel.auto
         self.pipeline = None  # this rank's stage and schedule, with parallel.pp > 1
         self.memory = {}  # set by _build_model's rematerialization step
+
+    def task_callbacks(self) -> list[Callback]:
+        """The callbacks this kind of training brings (a subclass adds its own)."""
+        return [CommBytes()]
 
     @property
     def rank(self) -> int:
@@ -190,90 +189,29 @@ class Trainer:
             self.progress.message(f"no checkpoint in {self.run_dir}; starting from step 0")
 
     def _build_data(self):
-        """This rank's data (a subclass, e.g. train/classify.py, reads other kinds)."""
+        """This rank's data (a subclass, e.g. steward.classify, reads other kinds)."""
         return build_data(self.cfg.data, self.cfg.train, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
+
+    def _model_factory(self) -> ModelFactory:
+        """The module this trainer trains (a subclass, e.g. classify/, builds another)."""
+        return lm_factory(self.cfg, self.tokenizer)
 
     def _build_model(self) -> None:
         cfg, device = self.cfg, self.dist.device
-        torch.manual_seed(cfg.train.seed)
-        use_bf16 = cfg.train.mixed_precision == "bf16" or (
-            cfg.train.mixed_precision == "auto" and device.type == "cuda"
-        )
-        self.amp_dtype = torch.bfloat16 if use_bf16 else None
         # the data-parallel gradient aggregation (compression, hierarchical all-reduce, byte counts)
         self.grad_sync = build_grad_sync(cfg, self.dims, self.mesh, device.type, self.dist.local_world_size)
-        if self.grad_sync is not None:
-            self.callbacks.append(CommBytes(self.grad_sync))
-        # built on meta and initialised after sharding: FSDP2/HSDP, tensor and pipeline parallel
-        sharded = self.dims.uses_fsdp or self.dims.model_parallel
-        if cfg.model.hf_path:
-            model = load_hf_causal_lm(cfg.model.hf_path).to(device)
-            if self.tokenizer.vocab_size > model.vocab_size:
-                raise ConfigError(
-                    f"data.tokenizer: vocabulary {self.tokenizer.vocab_size} exceeds the model's {model.vocab_size}; "
-                    "use the model's own tokenizer.json"
-                )
-            self.num_params = sum(p.numel() for p in model.parameters())
-            self.flops_per_token = model.flops_per_token(cfg.train.seq_len)
-        else:
-            vocab = cfg.model.vocab_size or self.tokenizer.vocab_size
-            if vocab < self.tokenizer.vocab_size:
-                raise ConfigError(
-                    f"model.vocab_size: {vocab} is smaller than the tokenizer's {self.tokenizer.vocab_size}"
-                )
-            args = dataclasses.replace(
-                build_model_args(cfg.model.flavor, vocab_size=vocab, max_seq_len=cfg.train.seq_len),
-                init_std=cfg.model.init_std,
-            )
-            self.model_args = args
-            model = build_model(args, device="meta")
-            self.num_params = num_params(args)
-            self.flops_per_token = flops_per_token(args, cfg.train.seq_len)
-            # first: this rank's pipeline stage, tensor parallel (then remat, compile, FSDP)
-            model = apply_model_parallel(model, self.dims, self.mesh)
-        # rematerialization per block (memory.policy): after tensor parallel, before compile and FSDP
-        self.memory = plan_and_apply(cfg, blocks_of(model), self.dims, device,
-                                     None if cfg.model.hf_path else args, self.dist.is_main, broadcast_object)
-        if cfg.train.compile:
-            for block in blocks_of(model):
-                block.compile()
-        if not cfg.model.hf_path:
-            if sharded:
-                # shard on meta, allocate only this rank's shards, then initialise: the full model is
-                # never materialised on one rank
-                model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype, self.grad_sync)
-                model.to_empty(device=device)
-                mode = cfg.model.init_mode
-                from_rank0 = mode == "rank0" or (mode == "auto" and self.num_params * 4 <= 4 * 2**30)
-                with torch.no_grad(), warnings.catch_warnings():
-                    if from_rank0:
-                        # rank 0's weights replace these below, so torch's warning that DTensor random
-                        # ops on a CPU mesh may differ from one process's does not apply
-                        warnings.filterwarnings("ignore", message="DTensor random operators may not have complete")
-                    model.init_weights()  # also computes the non-persistent buffers on every rank
-                if from_rank0:
-                    # a pipeline stage holds only some of rank 0's full weights
-                    broadcast_full_weights(model, lambda: _full_init(args, cfg.train.seed), self.rank,
-                                           strict=self.dims.pp == 1)
-            else:
-                model.to_empty(device=device)
-                with torch.no_grad():
-                    model.init_weights()
-                model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype, self.grad_sync)
-        else:
-            model = apply_data_parallel(model, self.dims, self.mesh, self.amp_dtype, self.grad_sync)
-        self.model = model
-        # FSDP2 already casts parameters; elsewhere bf16 comes from autocast
-        self.autocast = (
-            torch.autocast(device_type=device.type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None and not self.dims.uses_fsdp
-            else nullcontext()
-        )
+        factory = self._model_factory()
+        self.model_args = factory.args
+        built = build_parallel_model(factory, cfg, self.dims, self.mesh, device, self.rank, self.dist.is_main,
+                                     self.grad_sync)
+        self.model, self.num_params, self.flops_per_token = built.model, built.num_params, built.flops_per_token
+        self.memory, self.amp_dtype, self.autocast = built.memory, built.amp_dtype, built.autocast
+        self.dtype = param_dtype(cfg.train)
         self.pipeline = None
         if self.dims.pp > 1:
             from steward.parallel.pipeline import Pipeline
 
-            self.pipeline = Pipeline(model, self.mesh["pp"], self.dims.grad_accum, device, lm_loss)
+            self.pipeline = Pipeline(self.model, self.mesh["pp"], self.dims.grad_accum, device, lm_loss)
 
     # ---- steps --------------------------------------------------------------------------------
 
@@ -289,7 +227,7 @@ class Trainer:
             return self._pipeline_step()
         accum = self.dims.grad_accum
         batch = self.data.train.next_batch().to(self.dist.device, non_blocking=True)
-        total = torch.zeros((), device=self.dist.device)
+        total = torch.zeros((), device=self.dist.device, dtype=self.dtype)
         for i, micro in enumerate(batch.chunk(accum)):
             last = i == accum - 1
             with set_gradient_sync(self.model, last):
@@ -317,7 +255,7 @@ class Trainer:
     def _last_stage_mean(self, loss: torch.Tensor | None) -> float:
         """The mean over data-parallel ranks of a loss only the last pipeline stage holds: sum over
         the world (zeros elsewhere), divided by the ranks of the last stage (dp x tp; tp ranks agree)."""
-        value = loss if loss is not None else torch.zeros((), device=self.dist.device)
+        value = loss if loss is not None else torch.zeros((), device=self.dist.device, dtype=self.dtype)
         torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.SUM)
         return float(value) / (self.world_size // self.dims.pp)
 
@@ -510,34 +448,45 @@ def clip_grad_norm(model: nn.Module, max_norm: float, pp_group=None) -> float:
     return float(norm)
 
 
-def _full_init(args, seed: int) -> nn.Module:
-    """The model exactly as one process initialises it (same seed, same order)."""
-    torch.manual_seed(seed)
-    return build_model(args, device="cpu")
+def lm_factory(cfg: JobConfig, tokenizer) -> ModelFactory:
+    """The language model of `cfg`: a Hugging Face causal LM from model.hf_path, or the decoder flavor."""
+    if cfg.model.hf_path:
+        def load() -> nn.Module:
+            model = load_hf_causal_lm(cfg.model.hf_path)
+            if tokenizer.vocab_size > model.vocab_size:
+                raise ConfigError(f"data.tokenizer: vocabulary {tokenizer.vocab_size} exceeds the model's "
+                                  f"{model.vocab_size}; use the model's own tokenizer.json")
+            return model
+
+        return ModelFactory(make=load, init=lambda m: None, pretrained=True, model_parallel=False,
+                            flops=lambda m, n: m.flops_per_token(cfg.train.seq_len))
+    args = decoder_args(cfg, tokenizer)
+    return ModelFactory(make=lambda: build_model(args, device="meta"), init=lambda m: m.init_weights(), args=args,
+                        flops=lambda m, n: flops_per_token(args, cfg.train.seq_len))
 
 
-def broadcast_full_weights(model: nn.Module, build_full, rank: int, strict: bool = True) -> None:
-    """Give a sharded model rank 0's full weights: every rank ends with its shards of them.
-    strict=False for a pipeline stage, which takes only its own entries of the full state dict."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-    full = build_full().state_dict() if rank == 0 else {}
-    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True,
-                                                               strict=strict))
+def decoder_args(cfg: JobConfig, tokenizer) -> ModelArgs:
+    """The flavor's shapes with the vocabulary (model.vocab_size, or the tokenizer's), train.seq_len and
+    model.init_std."""
+    vocab = cfg.model.vocab_size or tokenizer.vocab_size
+    if vocab < tokenizer.vocab_size:
+        raise ConfigError(f"model.vocab_size: {vocab} is smaller than the tokenizer's {tokenizer.vocab_size}")
+    return dataclasses.replace(build_model_args(cfg.model.flavor, vocab_size=vocab, max_seq_len=cfg.train.seq_len),
+                               init_std=cfg.model.init_std)
 
 
 class CommBytes(Callback):
     """The bytes gradient aggregation sent in each step (intra-/inter-node, and what uncompressed would
-    send: steward.comm's figures) into metrics.jsonl, their totals into summary.json."""
-
-    def __init__(self, grad_sync: GradSync):
-        self.grad_sync = grad_sync
+    send: steward.comm's figures) into metrics.jsonl, their totals into summary.json. Does nothing when
+    the trainer has no `grad_sync` (no data parallelism, or a plain all-reduce)."""
 
     def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
-        metrics.update(self.grad_sync.end_step())  # a collective: every rank calls this hook
+        if getattr(trainer, "grad_sync", None) is not None:
+            metrics.update(trainer.grad_sync.end_step())  # a collective: every rank calls this hook
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
-        summary.update(self.grad_sync.summary())
+        if getattr(trainer, "grad_sync", None) is not None:
+            summary.update(trainer.grad_sync.summary())
 
 
 def default_callbacks(cfg: JobConfig) -> list[Callback]:

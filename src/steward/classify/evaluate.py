@@ -13,35 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from steward.classify.data import encode_texts
 from steward.fairness.data import IdentityData, load_fairness_data
-from steward.fairness.metrics import BIAS_AUCS, FairnessError, fairness_report
+from steward.fairness.metrics import BIAS_AUCS, fairness_report
 from steward.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-
-
-def load_classifier(run_dir: str | Path):
-    """(cfg, tokenizer, model) of a classify run's newest checkpoint, in one process on the CPU."""
-    from steward.data import build_tokenizer
-    from steward.train import checkpoint as ckpt
-    from steward.train.classify import build_classifier
-
-    run = Path(run_dir)
-    try:
-        cfg, path = ckpt.run_config_and_checkpoint(run)
-        if cfg.train.task != "classify":
-            raise FairnessError(f"RUN_DIR {run}: train.task is {cfg.train.task!r}; fairness eval needs a classify run")
-        tokenizer = build_tokenizer(cfg.data.tokenizer)
-        model = build_classifier(cfg, tokenizer, torch.device("cpu"))
-        ckpt.load_model_weights(model, run, path)
-    except ckpt.CheckpointError as e:
-        raise FairnessError(str(e)) from None
-    model.eval()
-    return cfg, tokenizer, model
 
 
 @torch.no_grad()
 def score(model, tokenizer, texts: list[str], max_len: int, batch_size: int = 256) -> np.ndarray:
-    from steward.train.classify import encode_texts
-
     out = []
     for i in range(0, len(texts), batch_size):
         tokens, mask = encode_texts(tokenizer, texts[i: i + batch_size], max_len)
@@ -56,13 +35,12 @@ def evaluation_data(spec: str, cfg, size: int) -> IdentityData:
                               target_field=cfg.fairness.target_field)
 
 
-def evaluate_run(run_dir: str | Path, data: str, *, size: int = 3000, bootstrap: int = 200) -> dict[str, Any]:
-    cfg, tokenizer, model = load_classifier(run_dir)
+def evaluate_classifier(cfg, tokenizer, model, data: str, *, size: int = 3000, bootstrap: int = 200) -> dict[str, Any]:
+    """The fairness report of a trained classifier (`steward.jobs.evaluate_run` loads one from a run) on
+    the identity set `data` (see `evaluation_data`)."""
     d = evaluation_data(data, cfg, size)
     prob = score(model, tokenizer, d.texts, cfg.train.seq_len)
     report = fairness_report(d.labels, prob, d.groups, d.families, bootstrap=bootstrap, seed=cfg.train.seed)
-    report["run_dir"] = str(run_dir)
-    report["data"] = data
     return report
 
 

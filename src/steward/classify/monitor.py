@@ -28,8 +28,8 @@ from steward.io import atomic_write_json
 from steward.train.callbacks import Callback, StopTraining
 
 if TYPE_CHECKING:
+    from steward.classify.trainer import ClassifyTrainer
     from steward.config import JobConfig
-    from steward.train.classify import ClassifyTrainer
 
 
 def _governance(trainer: ClassifyTrainer):

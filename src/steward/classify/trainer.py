@@ -1,0 +1,236 @@
+"""train.task = "classify": binary classification fine-tuning with a head on the decoder's pooled
+representation, optionally with adversarial debiasing (steward.fairness.adversary).
+
+`ClassifyTrainer` reuses the Trainer's whole set-up, loop, checkpoints and callbacks; it replaces
+only what differs from language modelling: the data (texts with labels and identities, from
+fairness.data: `steward.classify.data`), the model (a `SequenceClassifier` around the same decoder or HF
+model: `classifier_factory`, built by the trainers' one `build_parallel_model`), the step (binary
+cross-entropy; with an adversary, the one projected debiasing step `adversarial_step`) and the
+evaluation (loss, AUC, accuracy, F1 on the held-out set).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from steward.classify.data import ClassifyData, Encoded
+from steward.config import ConfigError, JobConfig
+from steward.fairness.adversary import (
+    ADAM_EPS,
+    Adversary,
+    adversarial_step,
+    adversary_input_dim,
+    alpha_at,
+    predictor_backward,
+)
+from steward.fairness.metrics import classification_metrics
+from steward.models import build_model, load_hf_causal_lm
+from steward.models.gpt import upcast
+from steward.models.heads import SequenceClassifier
+from steward.parallel import dp_rank, set_gradient_sync
+from steward.train import checkpoint as ckpt
+from steward.train.build import ModelFactory
+from steward.train.callbacks import Callback
+from steward.train.distributed import all_reduce_mean, gather_objects
+from steward.train.trainer import CommBytes, Trainer, clip_grad_norm, decoder_args
+
+
+class ClassifyMetrics(Callback):
+    """Puts the latest evaluation's AUC, accuracy and F1 next to val_loss in metrics.jsonl and summary."""
+
+    def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
+        if "val_loss" in metrics and trainer.last_eval:
+            metrics.update({f"val_{k}": v for k, v in trainer.last_eval.items()})
+        if getattr(trainer, "adv_loss", None) is not None:
+            metrics["adv_loss"] = trainer.adv_loss
+            metrics["alpha"] = trainer.alpha
+
+    def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+        summary["task"] = "classify"
+        summary.update({f"final_val_{k}": v for k, v in trainer.last_eval.items()})
+
+
+class ClassifyTrainer(Trainer):
+    """The Trainer with a classification head, for train.task = classify (see the module docstring)."""
+
+    last_eval: dict[str, float]
+    adversary: Adversary | None
+    alpha: float
+
+    def __init__(self, cfg: JobConfig, callbacks: list[Callback] | None = None, monitor: bool = True):
+        self.monitor = monitor  # before the Trainer's __init__, which asks task_callbacks()
+        super().__init__(cfg, callbacks)
+        self.last_eval = {}
+        self.adversary = None
+        self.adv_loss: float | None = None
+        self.alpha = cfg.fairness.alpha
+
+    def task_callbacks(self) -> list[Callback]:
+        own: list[Callback] = [ClassifyMetrics()]
+        if self.monitor and self.cfg.fairness.enabled:
+            from steward.classify.monitor import FairnessMonitor
+
+            own.append(FairnessMonitor(self.cfg))
+        return [*own, CommBytes()]
+
+    def _build_data(self) -> ClassifyData:
+        return ClassifyData(self.cfg, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
+
+    def _model_factory(self) -> ModelFactory:
+        if self.dims.model_parallel:
+            raise ConfigError("train.task: classify supports data parallelism (DDP, FSDP2, HSDP); set parallel.tp "
+                              "and parallel.pp to 1")
+        return classifier_factory(self.cfg, self.tokenizer, self.data.train_enc.tokens.shape[1])
+
+    def _build_model(self) -> None:
+        super()._build_model()
+        self.grad_sync = None  # gradient compression is for language modelling (config refuses it here)
+        f = self.cfg.fairness
+        if f.adversary != "none":
+            dim = self._inner().head.in_features
+            torch.manual_seed(self.cfg.train.seed + 1)
+            self.adversary = Adversary(adversary_input_dim(f.adversary, dim), self.data.train_enc.identity.shape[1],
+                                       f.adversary_hidden).to(self.dist.device, self.dtype)
+            self.adversary.start_at_prior(self.data.train_enc.identity)
+            self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
+
+    # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
+
+    def _rank_states(self) -> dict[str, Any]:
+        states = super()._rank_states()
+        if self.adversary is not None:
+            states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict(),
+                                   "input": self.cfg.fairness.adversary_input}
+        return states
+
+    def _load_rank_states(self, resume: Path) -> None:
+        super()._load_rank_states(resume)
+        if self.adversary is None:
+            return
+        state = ckpt.load_rank_state(resume, "adversary", self.rank, self.world_size, replicated=True)
+        if state is None:
+            raise ConfigError(f"checkpoint.resume: {resume} has no adversary state (saved without "
+                              "fairness.adversary, or by an older version); start a new run")
+        # checkpoints from before the option existed were trained on the probability
+        saved = state.get("input", "probability")
+        if self.cfg.fairness.adversary != "representation" and saved != self.cfg.fairness.adversary_input:
+            raise ConfigError(f"fairness.adversary_input: {resume}'s adversary was trained on {saved!r} inputs; resume "
+                              f"with --fairness.adversary_input {saved} or start a new run")
+        self.adversary.load_state_dict(state["model"])
+        self.adv_optimizer.load_state_dict(state["optim"])
+
+    def _inner(self) -> SequenceClassifier:
+        return getattr(self.model, "module", self.model)
+
+    # ---- steps --------------------------------------------------------------------------------
+
+    def _forward(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.autocast:
+            z, logits = self.model(b["tokens"], b["mask"])
+        return upcast(z), upcast(logits).squeeze(-1)
+
+    def train_step(self) -> tuple[float, float]:
+        accum = self.dims.grad_accum
+        batch = {k: v.to(self.dist.device) for k, v in self.data.train.next_batch().items()}
+        micro = [dict(zip(batch, vals)) for vals in zip(*(v.chunk(accum) for v in batch.values()))]
+
+        def sync(i: int):  # the data-parallel all-reduce on the last micro-batch only
+            return set_gradient_sync(self.model, i == accum - 1)
+
+        if self.adversary is not None:
+            f = self.cfg.fairness
+            self.alpha = alpha_at(f.alpha, f.alpha_schedule, self.step + 1) * self.figures.get("alpha_boost", 1.0)
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            # one process, one micro-batch, nothing recomputed: the predictor's loss reuses the
+            # adversary pass's forward (see adversarial_step)
+            reuse = self.world_size == 1 and accum == 1 and self.cfg.memory.policy == "keep"
+            adv, total = adversarial_step(self._forward, micro, params, self.adversary, f.adversary, self.alpha,
+                                          f.adversary_input, sync=sync, reuse=reuse)
+            self.adv_loss = float(all_reduce_mean(adv))
+        else:
+            total = predictor_backward(lambda b, i: self._forward(b)[1], micro, sync)
+        grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.adversary is not None:
+            self.adv_optimizer.step()
+            self.adv_optimizer.zero_grad(set_to_none=True)
+        return float(all_reduce_mean(total)), grad_norm
+
+    @torch.no_grad()
+    def predict(self, enc: Encoded, limit: int = 0, batch_size: int = 256) -> np.ndarray:
+        """Probabilities for the first `limit` rows of `enc` (0: all). Collective: every rank scores a
+        share, the shares are gathered (FSDP2 needs every rank in every forward)."""
+        n = len(enc) if not limit else min(limit, len(enc))
+        dp, r = self.dims.dp, dp_rank(self.mesh)
+        per_rank = math.ceil(n / dp)
+        steps = math.ceil(per_rank / batch_size)
+        idx = np.arange(r * per_rank, (r + 1) * per_rank)
+        idx = np.where(idx < n, idx, 0)  # padding rows, dropped below
+        was_training = self.model.training
+        self.model.eval()
+        out = []
+        for s in range(steps):
+            rows = idx[s * batch_size: (s + 1) * batch_size]
+            b = {k: v.to(self.dist.device) for k, v in enc.rows(rows).items()}
+            out.append(torch.sigmoid(self._forward(b)[1]).cpu().numpy())
+        if was_training:
+            self.model.train()
+        mine = np.concatenate(out) if out else np.zeros(0)
+        if self.dims.dp > 1 and self.mesh is not None:
+            # every data-parallel rank's share; tp/pp are refused for classify, so the world is dp
+            shares = gather_objects(mine)
+        else:
+            shares = [mine]
+        return np.concatenate(shares)[:n]
+
+    def evaluate(self) -> float:
+        enc = self.data.eval_enc
+        prob = self.predict(enc)
+        y = enc.labels.numpy()
+        p = np.clip(prob, 1e-7, 1 - 1e-7)
+        loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        self.last_eval = classification_metrics(y, prob)
+        self.last_prob = prob
+        return loss
+
+
+def classifier_factory(cfg: JobConfig, tokenizer, seq_len: int) -> ModelFactory:
+    """The classifier of a classify config: a `SequenceClassifier` (fairness.pooling, one logit) around the
+    Hugging Face model of model.hf_path or the decoder flavor. `seq_len`: the longest encoded text (for
+    the FLOPs per token)."""
+    f, m = cfg.fairness, cfg.model
+    if m.hf_path:
+        def load() -> SequenceClassifier:
+            backbone = load_hf_causal_lm(m.hf_path)
+            if tokenizer.vocab_size > backbone.vocab_size:
+                raise ConfigError(f"data.tokenizer: vocabulary {tokenizer.vocab_size} exceeds the model's "
+                                  f"{backbone.vocab_size}; use the model's own tokenizer.json")
+            model = SequenceClassifier(backbone, backbone.config.hidden_size, 1, f.pooling)
+            torch.nn.init.normal_(model.head.weight, std=m.init_std)  # a fresh head on the pretrained body
+            torch.nn.init.zeros_(model.head.bias)
+            return model
+
+        return ModelFactory(make=load, init=lambda model: None, pretrained=True, model_parallel=False,
+                            flops=lambda model, n: model.backbone.flops_per_token(seq_len))
+    args = decoder_args(cfg, tokenizer)
+
+    def flops(model, n: int) -> float:
+        # the LM head is gone: 6 N per token (Kaplan et al. 2020) with N the classifier's
+        # non-embedding parameters, plus attention's 12 L d T
+        return 6.0 * (n - args.vocab_size * args.dim) + 12.0 * args.n_layers * args.dim * seq_len
+
+    # the rematerialization plan's profile counts the LM head's logits, so its predicted peak is an
+    # upper bound for the classifier's smaller head
+    def make() -> SequenceClassifier:
+        with torch.device("meta"):  # the head too: nothing allocated, no random numbers drawn
+            return SequenceClassifier(build_model(args, device="meta"), args.dim, 1, f.pooling)
+
+    return ModelFactory(make=make, init=lambda model: model.init_weights(std=m.init_std), flops=flops, args=args,
+                        model_parallel=False)

@@ -1,0 +1,140 @@
+"""A job of a config, whatever its train.task: train it in this process, start N local workers through
+torch's elastic launcher, or load what a finished run trained. The one place that picks the trainer
+and the model by task (above `steward.classify` and `steward.train`, below the CLI and benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from steward.config import JobConfig, load_config, validate_world
+from steward.errors import StewardError
+
+
+def make_trainer(cfg: JobConfig, callbacks=None):
+    """The trainer of cfg's train.task (callbacks None: the default ones, governance included)."""
+    if cfg.train.task == "classify":
+        from steward.classify.trainer import ClassifyTrainer
+
+        return ClassifyTrainer(cfg, callbacks)
+    from steward.train.trainer import Trainer
+
+    return Trainer(cfg, callbacks)
+
+
+def run_training(cfg: JobConfig) -> dict[str, Any]:
+    """Train in this process (one of torchrun's or launch_local's workers, or alone)."""
+    from steward.train.distributed import shutdown
+
+    trainer = make_trainer(cfg)
+    summary = trainer.run()
+    # after success only (as torchtitan's entry point): after a failure the error ends the process,
+    # and a destroy could wait on peers still inside a collective
+    shutdown(trainer.dist)
+    return summary
+
+
+def _worker(config_path: str | None, overrides: list[str]) -> dict[str, Any] | None:
+    """Entry point of each local worker (spawned; must be importable)."""
+    try:
+        summary = run_training(load_config(config_path, overrides))
+    except StewardError as e:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"steward train: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    return summary if os.environ.get("RANK", "0") == "0" else None
+
+
+def launch_local(config_path: str | None, overrides: list[str], nproc: int) -> dict[str, Any] | None:
+    """Start `nproc` workers on this host (a c10d rendezvous on loopback); rank 0's summary or None."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    cfg = load_config(config_path, overrides)
+    validate_world(cfg, nproc)  # fail here, in one line, before any worker starts
+    lc = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"steward-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        max_restarts=0,
+        monitor_interval=0.2,
+        start_method="spawn",
+    )
+    try:
+        results = elastic_launch(lc, _worker)(config_path, overrides)
+    except ChildFailedError as e:
+        codes = {f.exitcode for f in e.failures.values()}
+        raise WorkersFailed(max(codes) if codes else 1) from None
+    return results.get(0)
+
+
+class WorkersFailed(Exception):
+    """A local worker exited non-zero; it has printed its own reason."""
+
+    def __init__(self, code: int):
+        super().__init__(f"a worker exited with code {code}")
+        self.code = code
+
+
+@dataclass
+class TrainedRun:
+    """What a finished run trained: its config, tokenizer and model (weights of `checkpoint`)."""
+
+    cfg: JobConfig
+    tokenizer: Any
+    model: Any
+    run_dir: Path
+    checkpoint: Path
+
+
+def load_trained(run_dir: str | Path) -> TrainedRun:
+    """The model of RUN_DIR at its newest checkpoint (verified against its manifest), whole, in one
+    process on the CPU, built from the run's config as its trainer built it (the language model or the
+    classifier), in eval mode. Raises `steward.train.checkpoint.CheckpointError`."""
+    from steward.data import build_tokenizer
+    from steward.train import checkpoint as ckpt
+    from steward.train.build import materialize
+
+    run_dir = Path(run_dir)
+    cfg, path = ckpt.run_config_and_checkpoint(run_dir)
+    tokenizer = build_tokenizer(cfg.data.tokenizer)
+    if cfg.train.task == "classify":
+        from steward.classify.trainer import classifier_factory
+
+        factory = classifier_factory(cfg, tokenizer, cfg.train.seq_len)
+    else:
+        from steward.train.trainer import lm_factory
+
+        factory = lm_factory(cfg, tokenizer)
+    model = materialize(factory, cfg)
+    ckpt.load_model_weights(model, run_dir, path)
+    model.eval()
+    return TrainedRun(cfg, tokenizer, model, run_dir, path)
+
+
+def evaluate_run(run_dir: str | Path, data: str, *, size: int = 3000, bootstrap: int = 200) -> dict[str, Any]:
+    """The fairness report of a classify run's newest checkpoint on the identity set `data` ('madlibs' or
+    a file in the identities layout): what `steward fairness eval` prints. Raises FairnessError."""
+    from steward.classify.evaluate import evaluate_classifier
+    from steward.fairness.metrics import FairnessError
+    from steward.train import checkpoint as ckpt
+
+    run = Path(run_dir)
+    try:
+        cfg, _ = ckpt.run_config_and_checkpoint(run)
+        if cfg.train.task != "classify":
+            raise FairnessError(f"RUN_DIR {run}: train.task is {cfg.train.task!r}; fairness eval needs a classify run")
+        trained = load_trained(run)
+    except ckpt.CheckpointError as e:
+        raise FairnessError(str(e)) from None
+    report = evaluate_classifier(trained.cfg, trained.tokenizer, trained.model, data, size=size, bootstrap=bootstrap)
+    report["run_dir"] = str(run_dir)
+    report["data"] = data
+    return report
