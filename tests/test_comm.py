@@ -17,7 +17,8 @@ from steward.comm.compressors import (
     quantize_int8,
 )
 from steward.comm.hierarchical import _layout
-from steward.config import ConfigError, load_config, validate_world
+from steward.config import ConfigError, load_config
+from steward.train.checks import check_job
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 8])
@@ -60,7 +61,7 @@ def test_ledger_keeps_sent_and_uncompressed_apart():
 
 
 def _world(*flags, world=4):
-    return validate_world(load_config(None, list(flags)), world)
+    return check_job(load_config(None, list(flags)), world)
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ from steward.fairness.metrics import (
     roc_auc,
     subgroup_metrics,
 )
+from steward.train.checks import check_job
 
 # a small case worked by hand: 8 examples, subgroup "a" = rows 0-3
 Y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
@@ -318,19 +319,20 @@ def test_debiaser_estimator_reduces_dependence_on_the_attribute():
 
 def test_config_checks():
     with pytest.raises(ConfigError, match="train.task: must be lm or classify"):
-        load_config(None, ["--train.task", "rank"])
+        check_job(load_config(None, ["--train.task", "rank"]))
     with pytest.raises(ConfigError, match="fairness.enabled: .* --train.task classify"):
-        load_config(None, ["--fairness.enabled", "true"])
+        check_job(load_config(None, ["--fairness.enabled", "true"]))
     with pytest.raises(ConfigError, match="fairness.adversary: must be one of"):
-        load_config(None, ["--train.task", "classify", "--fairness.adversary", "strong"])
+        check_job(load_config(None, ["--train.task", "classify", "--fairness.adversary", "strong"]))
     with pytest.raises(ConfigError, match="fairness.adversary_input: must be one of standardized_logit, probability"):
-        load_config(None, ["--train.task", "classify", "--fairness.adversary_input", "sigmoid"])
+        check_job(load_config(None, ["--train.task", "classify", "--fairness.adversary_input", "sigmoid"]))
     with pytest.raises(ConfigError, match="fairness.data: '/nope.csv' does not exist"):
-        load_config(None, ["--train.task", "classify", "--fairness.data", "/nope.csv"])
+        check_job(load_config(None, ["--train.task", "classify", "--fairness.data", "/nope.csv"]))
     with pytest.raises(ConfigError, match="comm.compressor: gradient compression applies to train.task lm"):
-        load_config(None, ["--train.task", "classify", "--comm.compressor", "powersgd"])
+        check_job(load_config(None, ["--train.task", "classify", "--comm.compressor", "powersgd"]))
     with pytest.raises(ConfigError, match="fairness.on_gap: raise_alpha needs an adversary"):
-        load_config(None, ["--train.task", "classify", "--fairness.max_gap", "0.1", "--fairness.on_gap", "raise_alpha"])
+        check_job(load_config(None, ["--train.task", "classify", "--fairness.max_gap", "0.1",
+                                     "--fairness.on_gap", "raise_alpha"]))
 
 
 TINY = [

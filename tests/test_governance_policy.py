@@ -5,6 +5,7 @@ import pytest
 from steward.config import ConfigError, load_config
 from steward.governance.datasheets import load_datasheets_file, normalize_licenses, resolve_datasheet
 from steward.governance.policy import STAGES, PolicyError, load_policy, parse_policy, sample_context
+from steward.train.checks import check_job
 
 
 def rule(expr, stage="data.ingest", name="r1", extra=""):
@@ -44,12 +45,12 @@ def test_a_bad_policy_file_is_a_config_error_before_anything_runs(tmp_path):
     p = tmp_path / "policy.toml"
     p.write_text(rule("dataset.license in ("))
     with pytest.raises(ConfigError, match=r"governance.policy: .*policy.toml: rule 'r1': CEL expression does not parse"):
-        load_config(None, ["--governance.policy", str(p)])
+        check_job(load_config(None, ["--governance.policy", str(p)]))
     with pytest.raises(ConfigError, match="no such policy file"):
-        load_config(None, ["--governance.policy", str(tmp_path / "missing.toml")])
+        check_job(load_config(None, ["--governance.policy", str(tmp_path / "missing.toml")]))
     (tmp_path / "sheets.toml").write_text("[x]\nlicence = 'MIT'\n")
     with pytest.raises(ConfigError, match="unknown datasheet key 'licence'"):
-        load_config(None, ["--governance.datasheets", str(tmp_path / "sheets.toml")])
+        check_job(load_config(None, ["--governance.datasheets", str(tmp_path / "sheets.toml")]))
 
 
 def test_default_policy_loads_and_covers_every_stage():

@@ -510,9 +510,10 @@ def test_model_card_prose_from_config(tmp_path, capsys):
     assert covered["Annex XI 1(a)"] == covered["Annex XI 1(b)"] == covered["Annex XI 1(f)"] == "yes"
     card.write_text('intended = "typo"\n')
     from steward.config import ConfigError, load_config
+    from steward.train.checks import check_job
 
     with pytest.raises(ConfigError, match="governance.model_card: unknown key 'intended'"):
-        load_config(None, ["--governance.model_card", str(card)])
+        check_job(load_config(None, ["--governance.model_card", str(card)]))
 
 
 def test_governance_toml_files_missing_or_invalid_name_the_key(tmp_path):

@@ -24,6 +24,7 @@ from steward.memory import (
 )
 from steward.memory.apply import MemoryPolicyError, policy_of
 from steward.models import FLAVORS, build_model
+from steward.train.checks import check_job
 
 CPU_POLICIES = ("keep", "selective", "full")
 MIXES = [("full", "selective"), ("selective", "keep"), ("keep", "full")]
@@ -227,7 +228,7 @@ def test_infeasible_budget_says_how_short(tiny_setup):
 ])
 def test_bad_settings_are_refused(flags, match):
     with pytest.raises(ConfigError, match=match) as e:
-        load_config(None, flags)
+        check_job(load_config(None, flags))
     assert "\n" not in str(e.value)
 
 

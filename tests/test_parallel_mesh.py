@@ -11,8 +11,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from steward.config import ConfigError, load_config, validate_world
-from steward.parallel.mesh import MESH_DIMS, ParallelDims, groups, placement
+from steward.config import ConfigError, load_config
+from steward.parallel.mesh import MESH_DIMS, ParallelDims, groups, placement, validate_world
+from steward.train.checks import check_job
 
 
 def cfg(*flags):
@@ -44,7 +45,7 @@ def test_resolved_degrees_and_old_api():
 ])
 def test_bad_degrees_give_one_line_errors(flags, world, local, key):
     with pytest.raises(ConfigError) as e:
-        validate_world(cfg(*flags), world, local)
+        check_job(cfg(*flags), world, local)
     assert key in str(e.value) and "\n" not in str(e.value)
 
 

@@ -3,3 +3,7 @@
 
 class StewardError(Exception):
     """Bad input (config, data, checkpoint, policy, flag): the message names the field and the fix."""
+
+
+class ConfigError(StewardError, ValueError):
+    """Bad configuration. The message is one line that names the key and what is allowed."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steward.config import JobConfig, load_config, validate_world
+from steward.config import JobConfig, load_config
 from steward.errors import StewardError
 
 
@@ -54,8 +54,9 @@ def launch_local(config_path: str | None, overrides: list[str], nproc: int) -> d
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    cfg = load_config(config_path, overrides)
-    validate_world(cfg, nproc)  # fail here, in one line, before any worker starts
+    from steward.train.checks import check_job
+
+    check_job(load_config(config_path, overrides), nproc)  # fail here, in one line, before any worker starts
     lc = LaunchConfig(
         min_nodes=1,
         max_nodes=1,

@@ -371,10 +371,12 @@ def bench_comm(argv: list[str]) -> dict[str, Any]:
         "--comm.rank", str(args.rank), "--comm.topk_fraction", str(args.topk_fraction),
         "--comm.warmup_steps", str(args.warmup_steps), *overrides,
     ]
-    from steward.config import load_config, validate_world
+    from steward.config import load_config
+    from steward.train.checks import check_job
 
     # every flag is checked here, in one line, before any process starts
     cfg0 = load_config(None, flags)
+    check_job(cfg0)
     if args.reference_seeds < 1:
         raise BenchError(f"--reference-seeds: must be >= 1, got {args.reference_seeds}")
     runs = [
@@ -383,7 +385,7 @@ def bench_comm(argv: list[str]) -> dict[str, Any]:
         for c, m in pairs
     ]
     for run in runs:
-        validate_world(load_config(None, [*flags, *run["flags"]]), args.nproc)
+        check_job(load_config(None, [*flags, *run["flags"]]), args.nproc)
     link_info: dict[str, Any] = {"requested": args.emulate_link or None, "used": False}
     bits = parse_rate(args.emulate_link) if args.emulate_link else None
     keep = Path(args.keep) if args.keep else None

@@ -17,7 +17,11 @@ def run(args) -> int:
 
     rows = describe()
     if args.config or args.overrides:
-        resolved = to_dict(load_config(args.config, args.overrides))
+        from steward.train.checks import check_job
+
+        cfg = load_config(args.config, args.overrides)
+        check_job(cfg)  # show only a config that would run
+        resolved = to_dict(cfg)
         for row in rows:
             section, name = row["key"].split(".", 1)
             row["value"] = resolved[section][name]
@@ -27,5 +31,6 @@ def run(args) -> int:
     width = max(len(r["key"]) for r in rows)
     for r in rows:
         shown = r.get("value", r["default"])
-        print(f"{r['key']:<{width}}  {r['type']:<5}  = {json.dumps(shown):<14}  {r['doc']}")
+        choices = f" Choices: {', '.join(r['choices'])}." if "choices" in r else ""
+        print(f"{r['key']:<{width}}  {r['type']:<5}  = {json.dumps(shown):<14}  {r['doc']}{choices}")
     return 0

@@ -109,8 +109,10 @@ def plan_report(cfg, gpu: str | None = None, world_size: int = 0) -> dict:
 
 def run(args) -> int:
     from steward.config import load_config
+    from steward.train.checks import check_job
 
     cfg = load_config(args.config, args.overrides)
+    check_job(cfg)
     r = plan_report(cfg, args.gpu, args.world_size)
     if args.json:
         print(json.dumps(r))

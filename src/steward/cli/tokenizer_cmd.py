@@ -48,6 +48,7 @@ def run_train(args) -> int:
     from steward.data import build_tokenizer, open_source, read_documents, split_documents, train_bpe
     from steward.data.corpus import documents_fingerprint
     from steward.data.tokenizer import MIN_BPE_VOCAB
+    from steward.train.checks import check_job
 
     if args.vocab_size < MIN_BPE_VOCAB:
         raise UserError(f"--vocab-size: must be at least {MIN_BPE_VOCAB} (256 bytes + <|endoftext|>), got {args.vocab_size}")
@@ -57,6 +58,7 @@ def run_train(args) -> int:
             raise UserError("--field: not used with --source fairness; name the text column with --fairness.text_field")
         overrides[:0] = ["--train.task", "classify"]  # the fairness.* keys belong to classify runs
     cfg = load_config(args.config, overrides)
+    check_job(cfg)
     data = cfg.data
     data.source = args.source
     if args.field:

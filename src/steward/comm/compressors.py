@@ -21,6 +21,7 @@ import torch
 from steward.comm.accounting import CommGroup, Ledger
 
 if TYPE_CHECKING:
+    from steward.config import JobConfig
     from steward.config.job import Comm
 
 Named = Sequence[tuple[str, torch.Tensor]]
@@ -33,6 +34,19 @@ def register_compressor(cls: type[Compressor]) -> type[Compressor]:
         raise ValueError(f"compressor {cls.name!r} is registered twice")
     COMPRESSORS[cls.name] = cls
     return cls
+
+
+def check_compression(cfg: JobConfig) -> None:
+    """comm.compressor against the rest of the job (the layout is checked by check_comm_layout)."""
+    from steward.config import ConfigError
+
+    compressor = cfg.comm.compressor
+    if cfg.train.task == "classify" and compressor != "none":
+        raise ConfigError("comm.compressor: gradient compression applies to train.task lm; set --comm.compressor none "
+                          "for classify")
+    if cfg.train.dtype == "float64" and compressor != "none":
+        raise ConfigError("comm.compressor: the compressors send float32 or narrower; set --comm.compressor none "
+                          "with train.dtype float64")
 
 
 def build_compressor(cfg: Comm, seed: int = 0) -> Compressor:

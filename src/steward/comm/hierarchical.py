@@ -44,7 +44,7 @@ def resolve_ranks_per_node(cfg: JobConfig, world_size: int, local_world_size: in
 
 def check_comm_layout(cfg: JobConfig, dp_replicate: int, dp_shard: int, world_size: int,
                       local_world_size: int | None = None) -> Topology:
-    """The [comm] checks that depend on the parallel layout (config.validate_world calls this);
+    """The [comm] checks that depend on the parallel layout (parallel.mesh.validate_world calls this);
     one-line ConfigErrors naming the key and the fix."""
     c, p = cfg.comm, cfg.parallel
     rpn = resolve_ranks_per_node(cfg, world_size, local_world_size)

@@ -1,9 +1,13 @@
-"""Typed configuration: `JobConfig` and how it is built from defaults, TOML and CLI flags."""
+"""Typed configuration: `JobConfig` and how it is built from defaults, TOML and CLI flags.
+
+Plain data: imports nothing of steward's but `steward.errors` and `steward.io`. Each section checks its
+own values; `steward.train.checks.check_job` runs the checks that need other sections or subsystems."""
 
 from steward.config.job import (
     Checkpoint,
     Comm,
     Data,
+    Fairness,
     Governance,
     Job,
     JobConfig,
@@ -12,22 +16,15 @@ from steward.config.job import (
     Parallel,
     Train,
 )
-from steward.config.manager import (
-    ConfigError,
-    config_hash,
-    describe,
-    load_config,
-    to_dict,
-    to_toml,
-    validate,
-    validate_world,
-)
+from steward.config.manager import config_hash, describe, load_config, to_dict, to_toml
+from steward.errors import ConfigError
 
 __all__ = [
     "Checkpoint",
     "Comm",
     "ConfigError",
     "Data",
+    "Fairness",
     "Governance",
     "Job",
     "JobConfig",
@@ -40,6 +37,4 @@ __all__ = [
     "load_config",
     "to_dict",
     "to_toml",
-    "validate",
-    "validate_world",
 ]

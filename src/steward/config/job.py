@@ -1,12 +1,33 @@
 """The typed config tree: one dataclass per section.
 
 The string literal under each field is its documentation; `steward config` reads it from this
-file's source, so keep one under every field.
+file's source, so keep one under every field. Choices are `Literal[...]` types; each section checks
+its own values in `__post_init__` (one-line ConfigErrors naming the key). Checks that need another
+section or a subsystem (files, the model's shape, the world size) belong to that subsystem:
+`steward.train.checks.check_job` runs them all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+from steward.config.choices import check_choices, literal_choices
+from steward.errors import ConfigError
+
+Flavor = Literal["debug", "tiny", "gpt2-small", "1b", "7b", "13b", "70b", "175b"]
+"""The names of steward.models.gpt.FLAVORS (a test keeps the two equal)."""
+
+CompressorName = Literal["none", "fp16", "bf16", "int8", "topk", "powersgd"]
+"""The names of steward.comm.compressors.COMPRESSORS (a test keeps the two equal)."""
+
+RematPolicy = Literal["keep", "selective", "full", "offload"]
+"""The per-block policies of steward.memory.apply.POLICIES (a test keeps the two equal)."""
+
+
+def _at_least(key: str, value: float, low: float, note: str = "") -> None:
+    if value < low:
+        raise ConfigError(f"{key}: must be >= {low}{note}, got {value}")
 
 
 @dataclass
@@ -23,8 +44,8 @@ class Job:
 
 @dataclass
 class Model:
-    flavor: str = "tiny"
-    """Named size of the decoder: debug, tiny, gpt2-small, 1b, 7b, 13b, 70b, 175b."""
+    flavor: Flavor = "tiny"
+    """Named size of the decoder, from debug (a unit test's) to 175b (GPT-3's shape)."""
 
     hf_path: str = ""
     """Local directory of a Hugging Face causal LM to train instead of a flavor (no hub download)."""
@@ -35,10 +56,15 @@ class Model:
     init_std: float = 0.02
     """Standard deviation of the normal initialisation of linear and embedding weights."""
 
-    init_mode: str = "auto"
+    init_mode: Literal["auto", "rank0", "sharded"] = "auto"
     """How sharded (FSDP2/HSDP) weights are initialised. 'rank0': the full model on rank 0's host, then
     broadcast as shards (exactly the single-process weights); 'sharded': each rank initialises only its
     shards (no full copy anywhere); 'auto': rank0 when the model's fp32 weights fit in 4 GiB."""
+
+    def __post_init__(self) -> None:
+        check_choices(self, skip=("flavor",) if self.hf_path else ())  # a Hugging Face model has no flavor
+        if self.vocab_size < 0:
+            raise ConfigError("model.vocab_size: must be >= 0 (0 takes it from the tokenizer)")
 
 
 @dataclass
@@ -51,7 +77,7 @@ class Data:
     field: str = "text"
     """Record field that holds the text, for JSONL, Parquet and Hugging Face sources."""
 
-    text_split: str = "paragraph"
+    text_split: Literal["paragraph", "file"] = "paragraph"
     """What one document is in a text (.txt/.md) source: 'paragraph' (blocks separated by blank
     lines) or 'file'."""
 
@@ -81,6 +107,13 @@ class Data:
 
     shuffle: bool = True
     """Shuffle the packed training sequences (each epoch with its own seed)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction: must be in (0, 1), got {self.val_fraction}")
+        if self.val_docs < 1 or self.max_docs < 0:
+            raise ConfigError("data.val_docs must be >= 1 and data.max_docs >= 0")
+        check_choices(self)
 
 
 @dataclass
@@ -130,13 +163,13 @@ class Train:
     log_every: int = 1
     """Write a metrics.jsonl line every this many steps."""
 
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     """'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."""
 
-    mixed_precision: str = "auto"
+    mixed_precision: Literal["auto", "bf16", "fp32"] = "auto"
     """'auto' (bf16 autocast on GPU, fp32 on CPU), 'bf16' or 'fp32'."""
 
-    dtype: str = "float32"
+    dtype: Literal["float32", "float64"] = "float32"
     """Dtype of the weights, gradients, optimizer states and losses: 'float32', or 'float64' for
     exactness checks on the CPU (rounding noise about 1e-16 instead of 1e-7, so two layouts that compute
     the same mathematics agree to 1e-9 relative). float64 excludes bf16 mixed precision and gradient
@@ -148,9 +181,28 @@ class Train:
     threads: int = 0
     """torch intra-op threads per process on the CPU (0: torch's default divided among local workers)."""
 
-    task: str = "lm"
+    task: Literal["lm", "classify"] = "lm"
     """'lm' (next-token language modelling) or 'classify' (a binary classification head on the pooled
     decoder representation, trained on fairness.data; see the [fairness] section)."""
+
+    def __post_init__(self) -> None:
+        for key, value in (("train.steps", self.steps), ("train.batch_size", self.batch_size),
+                           ("train.seq_len", self.seq_len)):
+            if value < 1:
+                raise ConfigError(f"{key}: must be a positive integer, got {value}")
+        _at_least("train.micro_batch_size", self.micro_batch_size, 0)
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr: must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"train.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
+        _at_least("train.warmup_steps", self.warmup_steps, 0)
+        _at_least("train.grad_clip", self.grad_clip, 0, " (0 disables clipping)")
+        if self.val_every < 0 or self.val_batches < 1 or self.log_every < 1:
+            raise ConfigError("train.val_every must be >= 0, train.val_batches and train.log_every >= 1")
+        check_choices(self)
+        if self.dtype == "float64" and self.mixed_precision == "bf16":
+            raise ConfigError("train.dtype: float64 cannot train in bf16; set --train.mixed_precision fp32 (or auto)")
+        _at_least("train.threads", self.threads, 0)
 
 
 @dataclass
@@ -162,7 +214,7 @@ class Parallel:
     dp_replicate: int = 1
     """Data-parallel degree that replicates the model (DDP, or HSDP together with dp_shard > 1)."""
 
-    backend: str = "auto"
+    backend: Literal["auto", "nccl", "gloo"] = "auto"
     """Process group backend: 'auto' (nccl on GPU, gloo on CPU), 'nccl' or 'gloo'."""
 
     tp: int = 1
@@ -183,6 +235,14 @@ class Parallel:
     """Cluster the planner assumes with parallel.auto: a preset name or cluster TOML file (`steward
     topology` lists presets). Empty: the running job, discovered (and calibrated if measured)."""
 
+    def __post_init__(self) -> None:
+        _at_least("parallel.dp_replicate", self.dp_replicate, 1)
+        if self.dp_shard == 0 or self.dp_shard < -1:
+            raise ConfigError(f"parallel.dp_shard: must be -1 (the rest of the world) or >= 1, got {self.dp_shard}")
+        check_choices(self)
+        _at_least("parallel.tp", self.tp, 1)
+        _at_least("parallel.pp", self.pp, 1)
+
 
 @dataclass
 class Checkpoint:
@@ -198,11 +258,15 @@ class Checkpoint:
     enabled: bool = True
     """Save checkpoints at all (the final one included)."""
 
+    def __post_init__(self) -> None:
+        if self.every < 0 or self.keep < 0:
+            raise ConfigError("checkpoint.every and checkpoint.keep must be >= 0")
+
 
 @dataclass
 class Comm:
-    compressor: str = "none"
-    """Gradient compressor on the data-parallel all-reduce: none, fp16, bf16, int8, topk, powersgd."""
+    compressor: CompressorName = "none"
+    """Gradient compressor on the data-parallel all-reduce (none: the uncompressed all-reduce)."""
 
     rank: int = 4
     """Rank of the PowerSGD approximation."""
@@ -220,10 +284,20 @@ class Comm:
     """Processes per node: consecutive global ranks share a node (for hierarchical all-reduce and the
     intra/inter-node byte split). 0: LOCAL_WORLD_SIZE from the launcher."""
 
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.rank < 1:
+            raise ConfigError(f"comm.rank: the PowerSGD rank must be >= 1, got {self.rank}")
+        if not 0 < self.topk_fraction <= 1:
+            raise ConfigError(f"comm.topk_fraction: must be in (0, 1] (the fraction of entries top-k sends), "
+                              f"got {self.topk_fraction}")
+        _at_least("comm.warmup_steps", self.warmup_steps, 0)
+        _at_least("comm.ranks_per_node", self.ranks_per_node, 0, " (0: LOCAL_WORLD_SIZE)")
+
 
 @dataclass
 class Memory:
-    policy: str = "keep"
+    policy: Literal[RematPolicy, "plan"] = "keep"
     """Activation rematerialization: keep, selective, full, offload (every block), or plan (the solver
     chooses per block under memory.budget_gb)."""
 
@@ -233,13 +307,24 @@ class Memory:
     budget_fraction: float = 0.9
     """With budget_gb = 0: this fraction of the device's memory is the budget."""
 
-    profile: str = "auto"
+    profile: Literal["auto", "measured", "analytic"] = "auto"
     """How per-block costs are found: measured (run one block on the device, timed), analytic (fake
     tensors: nothing allocated, time from a roofline of the GPU's figures), or auto (measured when one
     block takes under a quarter of the free device memory, else analytic)."""
 
     plan_policies: str = "keep,selective,full,offload"
     """Comma-separated policies memory.policy = plan may choose from (offload only on GPUs)."""
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        _at_least("memory.budget_gb", self.budget_gb, 0, " (0: memory.budget_fraction of the device)")
+        if not 0 < self.budget_fraction <= 1:
+            raise ConfigError(f"memory.budget_fraction: must be in (0, 1], got {self.budget_fraction}")
+        policies = literal_choices(RematPolicy)
+        allowed = [x.strip() for x in self.plan_policies.split(",") if x.strip()]
+        if not allowed or any(x not in policies for x in allowed):
+            raise ConfigError(f"memory.plan_policies: a comma-separated list of {', '.join(policies)}, "
+                              f"got {self.plan_policies!r}")
 
 
 @dataclass
@@ -320,14 +405,14 @@ class Fairness:
     """Injected association in the madlibs training split: the probability that a sentence's identity is
     drawn from the subgroups its label is associated with (0: none)."""
 
-    pooling: str = "mean"
+    pooling: Literal["mean", "last"] = "mean"
     """How the classification head pools the decoder's hidden states: 'mean' or 'last' (real tokens)."""
 
-    adversary: str = "none"
+    adversary: Literal["none", "representation", "demographic_parity", "equalized_odds"] = "none"
     """Adversarial debiasing (Zhang et al. 2018): 'none', 'representation' (the adversary sees the pooled
     features), 'demographic_parity' (the logit) or 'equalized_odds' (the logit and the label)."""
 
-    adversary_input: str = "standardized_logit"
+    adversary_input: Literal["standardized_logit", "probability"] = "standardized_logit"
     """How the prediction reaches a demographic_parity / equalized_odds adversary: 'standardized_logit'
     (the logit standardised over the global batch, invariant to rescaling the logits) or 'probability'
     (sigmoid(logit), Zhang et al.'s input, which the predictor can escape by squeezing its logits into
@@ -336,7 +421,7 @@ class Fairness:
     alpha: float = 1.0
     """Weight of the adversary term in the predictor update."""
 
-    alpha_schedule: str = "constant"
+    alpha_schedule: Literal["constant", "sqrt"] = "constant"
     """'constant', or 'sqrt' (alpha * sqrt(step), as Zhang et al. suggest)."""
 
     adversary_lr: float = 1e-2
@@ -357,9 +442,27 @@ class Fairness:
     max_gap: float = 0.0
     """Threshold on any family's mean absolute AUC gap during training (0: no threshold)."""
 
-    on_gap: str = "alert"
+    on_gap: Literal["alert", "raise_alpha", "stop"] = "alert"
     """What crossing fairness.max_gap does: 'alert' (audit event and a message), 'raise_alpha' (doubles
     alpha, with an adversary) or 'stop' (ends the run with an error)."""
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.on_gap == "raise_alpha" and self.adversary == "none" and self.max_gap > 0:
+            raise ConfigError("fairness.on_gap: raise_alpha needs an adversary; set --fairness.adversary or use "
+                              "alert/stop")
+        if not 0 < self.eval_fraction < 1:
+            raise ConfigError(f"fairness.eval_fraction: must be in (0, 1), got {self.eval_fraction}")
+        if self.madlibs_size < 2 or self.madlibs_eval_size < 2:
+            raise ConfigError("fairness.madlibs_size and fairness.madlibs_eval_size: must be >= 2")
+        if not 0 <= self.madlibs_bias <= 1:
+            raise ConfigError(f"fairness.madlibs_bias: must be in [0, 1], got {self.madlibs_bias}")
+        if self.alpha < 0 or self.adversary_lr <= 0 or self.adversary_hidden < 0:
+            raise ConfigError("fairness.alpha must be >= 0, fairness.adversary_lr > 0 and "
+                              "fairness.adversary_hidden >= 0")
+        if self.eval_every < 0 or self.eval_examples < 0 or self.bootstrap < 0 or self.max_gap < 0:
+            raise ConfigError("fairness.eval_every, fairness.eval_examples, fairness.bootstrap and "
+                              "fairness.max_gap must be >= 0")
 
 
 @dataclass

@@ -11,6 +11,7 @@ Aligned with ISO/IEC 27001:2022 Annex A (5.15, 5.33, 8.9, 8.15, 8.16, 8.24, 8.32
 - access.py, risk.py (+ default_risks.toml): roles and the ISO/IEC 23894 risk register
 - lineage.py, provenance.py: code/config/data digests; in-toto + SLSA provenance in a DSSE envelope
 - release.py: the approve and release gates; report.py: report.html/json; exports.py: OpenLineage, MLflow
+- checks.py: the governance.* settings checked before a run starts
 """
 
 import importlib
@@ -39,6 +40,7 @@ _EXPORTS = {
     "add_risk": "steward.governance.risk",
     "approve_run": "steward.governance.release",
     "build_report": "steward.governance.report",
+    "check_governance": "steward.governance.checks",
     "current_roles": "steward.governance.access",
     "default_actor": "steward.governance.workspace",
     "generate_report": "steward.governance.report",

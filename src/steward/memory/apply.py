@@ -26,9 +26,28 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
+from steward.config import ConfigError, JobConfig
 from steward.errors import StewardError
 
 POLICIES = ("keep", "selective", "full", "offload")
+
+
+def check_memory(cfg: JobConfig) -> None:
+    """memory.policy against the device, the parallel layout and the model."""
+    policy, t, p = cfg.memory.policy, cfg.train, cfg.parallel
+    on_cpu = t.device == "cpu" or (t.device == "auto" and not torch.cuda.is_available())
+    if policy == "offload" and on_cpu:
+        raise ConfigError("memory.policy: offload moves saved activations from a GPU to host memory, which means "
+                          "nothing when training on the CPU; use selective or full, or train on a GPU")
+    if policy == "offload" and p.tp > 1:
+        raise ConfigError("memory.policy: offload is not supported with parallel.tp > 1 (tensor-parallel activations); "
+                          "use selective or full")
+    if policy == "plan" and cfg.model.hf_path:
+        raise ConfigError("memory.policy: plan needs a model.flavor (its shapes are profiled); with model.hf_path "
+                          "choose keep, selective, full or offload")
+    if policy == "plan" and p.pp > 1:
+        raise ConfigError("memory.policy: plan does not model pipeline stages (parallel.pp > 1) yet; choose keep, "
+                          "selective, full or offload")
 
 _aten = torch.ops.aten
 

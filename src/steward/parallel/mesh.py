@@ -1,5 +1,6 @@
-"""Named device meshes. Degrees are validated once (config.validate_world); every other package asks
-for meshes by name: mesh["tp"], mesh["dp_shard"], mesh["dp_replicate", "dp_shard"], mesh["pp"].
+"""Named device meshes. Degrees are validated once (`check_parallel` against the model, `validate_world`
+against the world size); every other package asks for meshes by name: mesh["tp"], mesh["dp_shard"],
+mesh["dp_replicate", "dp_shard"], mesh["pp"].
 
 The mesh always has the four dims ("pp", "dp_replicate", "dp_shard", "tp"), size 1 where unused.
 Placement: ranks are ordered node by node, then laid out row-major over those dims, so the
@@ -17,9 +18,82 @@ import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh
 
-from steward.config import ConfigError, JobConfig, validate_world
+from steward.comm.hierarchical import check_comm_layout
+from steward.config import ConfigError, JobConfig
+from steward.models.gpt import FLAVORS
 
 MESH_DIMS = ("pp", "dp_replicate", "dp_shard", "tp")
+
+
+def check_parallel(cfg: JobConfig) -> None:
+    """parallel.tp and parallel.pp against the model's heads and layers and train.seq_len (what can
+    be checked before the world size is known)."""
+    p, m, t = cfg.parallel, cfg.model, cfg.train
+    if (p.tp > 1 or p.pp > 1) and m.hf_path:
+        raise ConfigError("parallel.tp / parallel.pp: tensor and pipeline parallel need a model.flavor, not model.hf_path")
+    if not m.hf_path:
+        args = FLAVORS[m.flavor]
+        if args.n_heads % p.tp or args.kv_heads % p.tp:
+            raise ConfigError(
+                f"parallel.tp: {p.tp} must divide the {args.n_heads} heads and {args.kv_heads} kv heads of "
+                f"model.flavor {m.flavor!r}"
+            )
+        if p.pp > args.n_layers:
+            raise ConfigError(f"parallel.pp: {p.pp} stages exceed the {args.n_layers} layers of model.flavor {m.flavor!r}")
+    if t.seq_len % p.tp:
+        raise ConfigError(
+            f"train.seq_len: {t.seq_len} must be divisible by parallel.tp {p.tp} (sequence parallel splits the sequence)"
+        )
+
+
+def validate_world(cfg: JobConfig, world_size: int, local_world_size: int | None = None) -> tuple[int, int, int, int]:
+    """Resolve the parallel degrees for `world_size` processes (`local_world_size` per node, when
+    known); returns (dp_replicate, dp_shard, dp, grad_accum). pp x dp_replicate x dp_shard x tp must
+    be the world size; with pp > 1, grad_accum is the number of pipeline micro-batches. The [comm]
+    checks that depend on the layout run here too."""
+    p, t = cfg.parallel, cfg.train
+    rep, tp, pp = p.dp_replicate, p.tp, p.pp
+    fixed = rep * tp * pp
+    if world_size % fixed:
+        raise ConfigError(
+            f"parallel.dp_replicate x parallel.tp x parallel.pp = {rep} x {tp} x {pp} = {fixed} does not divide "
+            f"the world size {world_size}"
+        )
+    shard = world_size // fixed if p.dp_shard == -1 else p.dp_shard
+    if fixed * shard != world_size:
+        # name only the degrees in play
+        keys, values = ["dp_replicate", "dp_shard"], [rep, shard]
+        if tp > 1 or pp > 1:
+            keys, values = ["pp", "dp_replicate", "dp_shard", "tp"], [pp, rep, shard, tp]
+        raise ConfigError(
+            f"{' x '.join(f'parallel.{k}' for k in keys)} = {' x '.join(map(str, values))} = {fixed * shard}, "
+            f"but the world size is {world_size}; make the product equal the number of processes"
+        )
+    if local_world_size and tp > 1 and local_world_size % tp and not p.tp_across_nodes:
+        raise ConfigError(
+            f"parallel.tp: {tp} does not fit the {local_world_size} processes of a node (tensor parallel talks on every "
+            "layer and must stay inside a node); lower it, or set parallel.tp_across_nodes true"
+        )
+    dp = rep * shard
+    if t.batch_size % dp:
+        raise ConfigError(f"train.batch_size: {t.batch_size} is not divisible by the data-parallel degree {dp}")
+    local = t.batch_size // dp
+    if pp > 1 and not t.micro_batch_size and local % pp == 0:
+        micro = local // pp  # the fewest micro-batches 1F1B accepts
+    else:
+        micro = t.micro_batch_size or local
+    if local % micro:
+        raise ConfigError(
+            f"train.micro_batch_size: {micro} does not divide the per-rank batch {local} "
+            f"(train.batch_size {t.batch_size} / {dp} ranks)"
+        )
+    if local // micro < pp:
+        raise ConfigError(
+            f"train.micro_batch_size: {local // micro} micro-batches per rank are fewer than the parallel.pp {pp} "
+            f"pipeline stages (1F1B needs at least one per stage); lower train.micro_batch_size or raise train.batch_size"
+        )
+    check_comm_layout(cfg, rep, shard, world_size, local_world_size)
+    return rep, shard, dp, local // micro
 
 
 @dataclass

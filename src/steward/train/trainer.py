@@ -24,6 +24,7 @@ from steward.parallel import ParallelDims, dp_rank, set_gradient_sync
 from steward.train import checkpoint as ckpt
 from steward.train.build import ModelFactory, build_parallel_model, param_dtype
 from steward.train.callbacks import Callback, CallbackList, StopTraining
+from steward.train.checks import check_job
 from steward.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -131,6 +132,7 @@ class Trainer:
 
     def setup(self) -> None:
         cfg = self.cfg
+        check_job(cfg)
         self.dist = init_distributed(cfg)
         if cfg.parallel.auto:
             from steward.parallel.plan import apply_auto_plan

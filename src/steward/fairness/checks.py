@@ -1,0 +1,19 @@
+"""The fairness settings checked against the rest of the job before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from steward.config import ConfigError, JobConfig
+
+
+def check_fairness(cfg: JobConfig) -> None:
+    """The [fairness] section needs train.task classify, and its data files must exist."""
+    t, f = cfg.train, cfg.fairness
+    if f.enabled and t.task != "classify":
+        raise ConfigError("fairness.enabled: the fairness evaluation needs a classifier; set --train.task classify")
+    if f.adversary != "none" and t.task != "classify":
+        raise ConfigError("fairness.adversary: adversarial debiasing trains a classifier; set --train.task classify")
+    for key, value in (("fairness.data", f.data), ("fairness.eval_data", f.eval_data)):
+        if value and value != "madlibs" and not Path(value).expanduser().exists():
+            raise ConfigError(f"{key}: {value!r} does not exist; give 'madlibs' or a .csv, .parquet or dataset folder")
