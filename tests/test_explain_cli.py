@@ -90,24 +90,24 @@ def test_bad_input_is_one_line(run_dir, tmp_path, capsys):
 def test_load_run_weights_cache_matches_the_checkpoint_and_is_rebuilt_when_stale(run_dir):
     """The consolidated weights cache gives the checkpoint's exact weights; a cache of another
     checkpoint (different manifest digest) or a damaged one is replaced, not trusted."""
-    from steward.explain.capture import load_run
+    from steward.jobs import load_trained
     from steward.train import checkpoint as ckpt
 
     path = ckpt.list_checkpoints(run_dir)[-1][1]
     cache = ckpt.weights_cache(run_dir, path)
     cache.unlink(missing_ok=True)
-    first = load_run(run_dir).explainable.model.state_dict()  # through DCP; writes the cache
+    first = load_trained(run_dir).model.state_dict()  # through DCP; writes the cache
     assert cache.is_file()
-    again = load_run(run_dir).explainable.model.state_dict()  # from the cache
+    again = load_trained(run_dir).model.state_dict()  # from the cache
     assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
 
     saved = torch.load(cache, weights_only=True)
     saved["manifest_sha256"] = "0" * 64
     saved["model"] = {k: torch.zeros_like(v) for k, v in saved["model"].items()}
     torch.save(saved, cache)
-    stale = load_run(run_dir).explainable.model.state_dict()
+    stale = load_trained(run_dir).model.state_dict()
     assert all(torch.equal(first[k], stale[k]) for k in first)
     cache.write_bytes(b"not a torch file")
-    damaged = load_run(run_dir).explainable.model.state_dict()
+    damaged = load_trained(run_dir).model.state_dict()
     assert all(torch.equal(first[k], damaged[k]) for k in first)
     assert torch.load(cache, weights_only=True)["manifest_sha256"] == sha256_file(path / ckpt.MANIFEST)

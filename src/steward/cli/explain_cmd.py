@@ -99,10 +99,15 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from steward.explain import ExplainError, RuleList, explain_instance, load_run, make_instance
+    from steward.explain import ExplainError, RuleList, explain_instance, loaded_run, make_instance
+    from steward.jobs import load_trained
+    from steward.train.checkpoint import CheckpointError
 
     t0 = time.perf_counter()
-    run_ = load_run(args.run_dir)
+    try:
+        run_ = loaded_run(load_trained(args.run_dir))
+    except CheckpointError as e:
+        raise ExplainError(str(e)) from None
     load_s = time.perf_counter() - t0
     if args.global_:
         return _global(args, run_)

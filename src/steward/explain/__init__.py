@@ -8,7 +8,7 @@ a symbolic rule engine, and faithfulness against the standard baselines.
     faithfulness_table(expl, held_out, analyse(expl, held_out, METHODS), rules)
 """
 
-from steward.explain.capture import Explainable, ExplainError, Forward, eager_attention, load_run, pad_batch
+from steward.explain.capture import Explainable, ExplainError, Forward, eager_attention, loaded_run, pad_batch
 from steward.explain.faithfulness import (
     BINS,
     choose_engine_base,
@@ -64,7 +64,7 @@ __all__ = [
     "identity_terms",
     "integrated_gradients",
     "learn_rules",
-    "load_run",
+    "loaded_run",
     "make_instance",
     "pad_batch",
     "raw_attention",

@@ -1,7 +1,8 @@
 """Attention capture: the probabilities of every layer and head, with their gradients when asked.
 
-Fused attention (SDPA, flash) returns no probabilities, so while explaining our decoder's Attention
-modules are switched to their eager path (`capture_probs`), and a Hugging Face model to
+Fused attention (SDPA, flash) returns no probabilities, so while explaining, our decoder's Attention
+modules get an eager `attend` that records them (installed on the instances and removed on exit: the
+model code knows nothing of explanations), and a Hugging Face model is switched to
 attn_implementation='eager' with output_attentions; both are switched back on exit, so the normal
 path is untouched. `Explainable` reads one prediction per sequence: the next token after the last
 real token of a right-padded batch, or a classification head's label.
@@ -10,6 +11,8 @@ real token of a right-padded batch, or a classification head's label.
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ import torch
 from torch import nn
 
 from steward.errors import StewardError
-from steward.models.gpt import Attention, Transformer
+from steward.models.gpt import Attention, Transformer, upcast
 
 
 class ExplainError(StewardError):
@@ -37,28 +40,56 @@ def attention_modules(model: nn.Module) -> list[Attention]:
     return [m for m in model.modules() if isinstance(m, Attention)]
 
 
+def attention_with_probs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal softmax(QK^T / sqrt(d)) V written out, [B, H, T, hd] each; returns (output, probabilities)."""
+    T = q.shape[-2]
+    scores = upcast(q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    probs = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
+    return (probs.type_as(v) @ v), probs
+
+
+class Capture:
+    """The attention probabilities [B, H, T, T] recorded by `eager_attention`, per Attention module."""
+
+    def __init__(self, modules: Sequence[Attention]):
+        self.modules = list(modules)
+        self.by_module: dict[Attention, torch.Tensor] = {}
+
+    def record(self, module: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        out, self.by_module[module] = attention_with_probs(q, k, v)
+        return out
+
+    @property
+    def probs(self) -> list[torch.Tensor]:
+        """The last forward's probabilities, in layer order."""
+        return [self.by_module[m] for m in self.modules if m in self.by_module]
+
+
 @contextlib.contextmanager
-def eager_attention(model: nn.Module) -> Iterator[None]:
-    """While inside, attention is computed eagerly and keeps its probabilities; restored on exit."""
+def eager_attention(model: nn.Module) -> Iterator[Capture]:
+    """While inside, attention is computed eagerly and its probabilities are kept in the Capture
+    yielded (a Hugging Face model returns them itself: its Capture stays empty); restored on exit."""
     hf = _hf_model(model)
     if hf is not None:
         before = hf.config._attn_implementation
         hf.set_attn_implementation("eager")
         try:
-            yield
+            yield Capture([])
         finally:
             hf.set_attn_implementation(before)
         return
     mods = attention_modules(model)
     if not mods:
         raise ExplainError(f"{type(model).__name__} has no steward Attention modules and is no Hugging Face model")
+    capture = Capture(mods)
     for m in mods:
-        m.capture_probs = True
+        m.attend = functools.partial(capture.record, m)
     try:
-        yield
+        yield capture
     finally:
         for m in mods:
-            m.capture_probs, m.probs = False, None
+            del m.attend  # back to the class's fused attention
 
 
 @dataclass
@@ -110,34 +141,35 @@ class Explainable:
                 return m
         raise ExplainError(f"{type(self.model).__name__} has no token embedding to attribute to")
 
-    def _logits(self, tokens: torch.Tensor, lengths: torch.Tensor, attentions: bool) -> tuple[torch.Tensor, list]:
+    def _logits(self, tokens: torch.Tensor, lengths: torch.Tensor, capture: Capture | None) -> tuple[torch.Tensor, list]:
+        attentions = capture is not None
         if self.kind == "classify":
             mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None].to(tokens.device)
             out = self.model(tokens, mask)
             logits = out[1] if isinstance(out, tuple) else out
             if logits.shape[-1] == 1:  # a binary logit z: p(1) = sigmoid(z) = softmax([0, z])[1]
                 logits = torch.cat([torch.zeros_like(logits), logits], -1)
-            return logits, self._our_probs(attentions)
+            return logits, self._our_probs(capture)
         hf = _hf_model(self.model)
         if hf is not None:
             out = hf(input_ids=tokens, use_cache=False, output_attentions=attentions)
             return out.logits, list(out.attentions) if attentions else []
-        return self.model(tokens), self._our_probs(attentions)
+        return self.model(tokens), self._our_probs(capture)
 
-    def _our_probs(self, attentions: bool) -> list[torch.Tensor]:
-        if not attentions:
+    def _our_probs(self, capture: Capture | None) -> list[torch.Tensor]:
+        if capture is None:
             return []
         hf = _hf_model(self.model)
         if hf is not None:
             raise ExplainError("kind 'classify' explains steward decoders; wrap Hugging Face models as kind 'lm'")
-        return [m.probs for m in attention_modules(self.model)]
+        return capture.probs
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, attentions: bool = False) -> Forward:
         """Scores at each row's prediction; with `attentions`, inside `eager_attention`."""
         positions = lengths.long() - 1
         ctx = eager_attention(self.model) if attentions else contextlib.nullcontext()
-        with ctx:
-            logits, probs = self._logits(tokens, lengths, attentions)
+        with ctx as capture:
+            logits, probs = self._logits(tokens, lengths, capture)
         if logits.dim() == 3:
             logits = logits[torch.arange(len(tokens)), positions]
         if self.classes is not None:
@@ -178,30 +210,11 @@ class LoadedRun:
     config: Any
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """The model of RUN_DIR at its newest checkpoint (verified against its manifest), on the CPU,
-    as an 'lm' Explainable with the run's tokenizer."""
-    from steward.data import build_tokenizer
-    from steward.models import build_model_args, load_hf_causal_lm
-    from steward.train import checkpoint as ckpt
-
-    run_dir = Path(run_dir)
-    try:
-        cfg, path = ckpt.run_config_and_checkpoint(run_dir)
-    except ckpt.CheckpointError as e:
-        raise ExplainError(str(e)) from None
-    tokenizer = build_tokenizer(cfg.data.tokenizer)
-    if cfg.model.hf_path:
-        model = load_hf_causal_lm(cfg.model.hf_path)
-    else:
-        vocab = cfg.model.vocab_size or tokenizer.vocab_size
-        args = build_model_args(cfg.model.flavor, vocab_size=vocab, max_seq_len=cfg.train.seq_len)
-        # built on the CPU directly: initialising on meta imports torch._dynamo (about a second),
-        # and the checkpoint's weights replace the default initialisation anyway
-        model = Transformer(args)
-    try:
-        ckpt.load_model_weights(model, run_dir, path)
-    except ckpt.CheckpointError as e:
-        raise ExplainError(str(e)) from None
-    pad = getattr(tokenizer, "eos_id", 0)
-    return LoadedRun(Explainable(model, "lm", pad_id=pad), tokenizer, run_dir, path, cfg)
+def loaded_run(trained: Any) -> LoadedRun:
+    """What `steward explain` works on, from a finished run loaded by `steward.jobs.load_trained` (its
+    cfg, tokenizer, model, run_dir, checkpoint): a language model is explained at its next token, a
+    classifier at its label."""
+    kind = "classify" if trained.cfg.train.task == "classify" else "lm"
+    pad = getattr(trained.tokenizer, "eos_id", 0) if kind == "lm" else 0
+    return LoadedRun(Explainable(trained.model, kind, pad_id=pad), trained.tokenizer, Path(trained.run_dir),
+                     Path(trained.checkpoint), trained.cfg)

@@ -201,11 +201,6 @@ class Attention(nn.Module):
         self.wk = nn.Linear(args.dim, args.kv_heads * args.head_dim, bias=False)
         self.wv = nn.Linear(args.dim, args.kv_heads * args.head_dim, bias=False)
         self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
-        # Set by steward.explain.capture only: fused SDPA returns no probabilities, so while
-        # explaining attention is computed eagerly and its probabilities [B, H, T, T] kept in `probs`.
-        self.capture_probs = False
-        self.probs: torch.Tensor | None = None
-
     def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         # -1, not n_heads: under tensor parallelism each rank holds a slice of the heads
@@ -213,21 +208,14 @@ class Attention(nn.Module):
         k = apply_rope(self.wk(x).view(B, T, -1, self.head_dim), rope)
         v = self.wv(x).view(B, T, -1, self.head_dim)
         k, v = repeat_kv(k, self.n_rep), repeat_kv(v, self.n_rep)
-        if self.capture_probs:
-            out, self.probs = eager_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        else:
-            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                                 is_causal=True)
+        out = self.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.wo(out.transpose(1, 2).reshape(B, T, -1))
 
-
-def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal softmax(QK^T / sqrt(d)) V written out, [B, H, T, hd] each; returns (output, probabilities)."""
-    T = q.shape[-2]
-    scores = upcast(q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-    causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    probs = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
-    return (probs.type_as(v) @ v), probs
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Causal attention of q, k, v [B, H, T, head_dim] (fused SDPA). The one replaceable step: a
+        caller may set an instance attribute `attend` (an eager version that keeps its probabilities,
+        say) and delete it to restore this."""
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
