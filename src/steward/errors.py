@@ -3,3 +3,7 @@
 
 class StewardError(Exception):
     """Bad input (config, data, checkpoint, policy, flag): the message names the field and the fix."""
+
+
+class UserError(StewardError):
+    """Bad input given on the command line (a flag or argument of a command or benchmark)."""

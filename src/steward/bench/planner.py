@@ -219,7 +219,7 @@ def bench_planner(argv: list[str]) -> dict[str, Any]:
     names = [n for n in args.layouts.split(",") if n]
     unknown = [n for n in names if n not in LAYOUTS]
     if unknown:
-        from steward.cli.main import UserError
+        from steward.errors import UserError
 
         raise UserError(f"--layouts: unknown {', '.join(unknown)}; choose from {', '.join(LAYOUTS)}")
     from steward.parallel.calibrate import calibrate

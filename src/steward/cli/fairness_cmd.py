@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def run_eval(args) -> int:
-    from steward.cli.main import UserError
+    from steward.errors import UserError
     from steward.fairness.evaluate import evaluate_run, family_rows, write_outputs
     from steward.fairness.metrics import FairnessError
 

@@ -157,7 +157,7 @@ class _Target:
     """A run directory, a SQLite file or a store URL, opened read-write on an existing store."""
 
     def __init__(self, spec: str, workspace: str):
-        from steward.cli.main import UserError
+        from steward.errors import UserError
         from steward.governance.runs import load_run_ref
         from steward.governance.store import AuditStore
         from steward.governance.workspace import Workspace
@@ -233,7 +233,7 @@ def run_log(args) -> int:
 
 
 def _check_range(n: int, lo: int, hi: int, name: str) -> None:
-    from steward.cli.main import UserError
+    from steward.errors import UserError
 
     if not lo <= n <= hi:
         raise UserError(f"{name}: must be in {lo}..{hi}, got {n}")
@@ -302,7 +302,7 @@ def run_provenance(args) -> int:
     t = _Target(args.run_dir, args.workspace)
     try:
         if t.run_dir is None:
-            from steward.cli.main import UserError
+            from steward.errors import UserError
 
             raise UserError(f"{args.run_dir!r} is not a run directory")
         trusted = t.workspace.trusted_keys(args.public_key)

@@ -12,7 +12,7 @@ import os
 import sys
 
 import steward
-from steward.errors import StewardError
+from steward.errors import StewardError, UserError  # noqa: F401  (UserError: importable from here too)
 
 # Modules that register commands, in the order `--help` lists them.
 COMMAND_MODULES = [
@@ -26,10 +26,6 @@ COMMAND_MODULES = [
     "steward.cli.parallel_cmd",
     "steward.cli.fairness_cmd",
 ]
-
-
-class UserError(StewardError):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,8 +36,8 @@ def plan_report(cfg, gpu: str | None = None, world_size: int = 0) -> dict:
 
     import torch
 
-    from steward.cli.main import UserError
     from steward.data import build_tokenizer
+    from steward.errors import UserError
     from steward.memory.plan import plan_context, predict, profile_for, solve
     from steward.memory.profile import GPU_SPECS
     from steward.models import build_model_args

@@ -47,7 +47,7 @@ def _request_args(p) -> None:
 
 
 def _cluster(args):
-    from steward.cli.main import UserError
+    from steward.errors import UserError
     from steward.parallel.topology import ClusterError, discover_cluster, load_cluster
 
     try:
@@ -60,7 +60,7 @@ def _cluster(args):
 
 
 def _request(args):
-    from steward.cli.main import UserError
+    from steward.errors import UserError
     from steward.models.gpt import FLAVORS, build_model_args
     from steward.parallel.plan import Request
 
@@ -109,7 +109,7 @@ def run_topology(args) -> int:
 
 
 def run_plan(args) -> int:
-    from steward.cli.main import UserError
+    from steward.errors import UserError
     from steward.parallel.plan import PlanError, format_plan, plan
 
     if args.calibrate:
