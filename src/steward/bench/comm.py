@@ -37,7 +37,7 @@ from typing import Any
 
 from steward.bench import register
 from steward.errors import StewardError
-from steward.io import atomic_write_json
+from steward.io import atomic_write_json, read_jsonl
 
 
 class BenchError(StewardError):
@@ -171,7 +171,7 @@ def _trainer_run(spec: dict, run: dict) -> dict[str, Any]:
             sent = sum(a[spec["steps"]] - a[warm] for a in ends)
     if dist.get_rank() != 0:
         return {}
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [rec for _, rec in read_jsonl(run_dir / "metrics.jsonl")]
     steps = [r for r in rows if "loss" in r and r["step"] > warm]
     # the first compressed steps allocate state (error buffers, Q); time the steady state
     timed = [r["step_time_s"] for r in steps[2:]] or [r["step_time_s"] for r in steps]

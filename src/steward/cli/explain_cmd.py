@@ -56,23 +56,25 @@ def _html(result: dict) -> str:
 
 def _read_texts(path: str, limit: int) -> list[str]:
     from steward.explain import ExplainError
+    from steward.io import JsonlError, read_jsonl
 
     p = Path(path)
     if not p.is_file():
         raise ExplainError(f"--data: no such file {path!r} (give a .txt with one text per line or a .jsonl)")
+    jsonl = p.suffix == ".jsonl"
+    bad = f"--data {path}: line {{}} is not a JSON object with a 'text' field"
+    rows = read_jsonl(p) if jsonl else (
+        (n, line) for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if line.strip())
     texts = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if p.suffix == ".jsonl":
-            try:
-                texts.append(str(json.loads(line)["text"]))
-            except (ValueError, KeyError, TypeError):
-                raise ExplainError(f"--data {path}: line {n} is not a JSON object with a 'text' field") from None
-        else:
-            texts.append(line)
-        if len(texts) >= limit:
-            break
+    try:
+        for n, row in rows:
+            if jsonl and not (isinstance(row, dict) and "text" in row):
+                raise ExplainError(bad.format(n))
+            texts.append(str(row["text"]) if jsonl else row)
+            if len(texts) >= limit:
+                break
+    except JsonlError as e:
+        raise ExplainError(bad.format(e.lineno)) from None
     if len(texts) < 10:
         raise ExplainError(f"--data {path}: {len(texts)} texts; give at least 10 (one per line)")
     return texts

@@ -25,7 +25,7 @@ from steward.governance.runs import load_run_ref, read_config, recorded_for_prov
 from steward.governance.store import AuditStore
 from steward.governance.verify import verify_store
 from steward.governance.workspace import Workspace, read_heads
-from steward.io import atomic_write_text
+from steward.io import atomic_write_text, read_jsonl
 
 MODEL_CARD_KEYS = ("description", "intended_use", "out_of_scope_use", "ethical_considerations", "caveats",
                    "license", "owner")
@@ -35,17 +35,9 @@ MODEL_CARD_KEYS = ("description", "intended_use", "out_of_scope_use", "ethical_c
 
 
 def load_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    p = run_dir / "metrics.jsonl"
-    rows = []
-    if p.is_file():
-        for line in p.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
-            if isinstance(rec, dict):
-                rows.append(rec)
-    return rows
+    """The objects of RUN_DIR/metrics.jsonl (none when it is missing); a line cut short by a crash is left out."""
+    rows = read_jsonl(run_dir / "metrics.jsonl", skip_bad=True, missing_ok=True)
+    return [rec for _, rec in rows if isinstance(rec, dict)]
 
 
 def load_model_card(path: str) -> dict[str, str]:
