@@ -4,7 +4,6 @@ faithfulness on a held-out share, and write RUN_DIR/explain/{rules.json,rules.tx
 
 from __future__ import annotations
 
-import html
 import json
 import sys
 import time
@@ -44,14 +43,18 @@ def _heat(words: list[dict], color: bool) -> str:
 
 
 def _html(result: dict) -> str:
+    from steward.htmlpage import esc, page
+
     spans = " ".join(
         f'<span title="{w["relevance"]:.4g}" style="background: rgba(220,40,40,{min(1.0, 2 * w["share"]):.3f})">'
-        f'{html.escape(w["word"])}</span>' for w in result["words"])
+        f'{esc(w["word"])}</span>' for w in result["words"])
     rule = result.get("rule", {}).get("sentence", "")
-    return (f"<!doctype html><meta charset='utf-8'><title>steward explain</title><body style='font-family:sans-serif'>"
-            f"<p>prediction: <b>{html.escape(repr(result['prediction']))}</b> (p = {result['probability']:.3f}), "
-            f"relevance: {html.escape(result['method'])}</p><p style='font-size:1.3em;line-height:1.8'>{spans}</p>"
-            f"<p>{html.escape(rule)}</p></body>\n")
+    return page("steward explain", [
+        f"<p>prediction: <b>{esc(repr(result['prediction']))}</b> (p = {result['probability']:.3f}), "
+        f"relevance: {esc(result['method'])}</p>",
+        f"<p style='font-size:1.3em;line-height:1.8'>{spans}</p>",
+        f"<p>{esc(rule)}</p>",
+    ], css="body{font-family:sans-serif}") + "\n"
 
 
 def _read_texts(path: str, limit: int) -> list[str]:
