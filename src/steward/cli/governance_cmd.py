@@ -26,6 +26,13 @@ def _add_common(p, json_flag: bool = True, keys: bool = False, workspace: bool =
 
 
 def register(sub) -> None:
+    _register_audit(sub)
+    _register_stages(sub)
+    _register_risk(sub)
+    _register_roles(sub)
+
+
+def _register_audit(sub) -> None:
     audit = sub.add_parser("audit", help="verify, read and prove the audit log of a run or store")
     asub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
 
@@ -72,6 +79,9 @@ def register(sub) -> None:
     _add_common(p, keys=True)
     p.set_defaults(func=run_provenance)
 
+
+def _register_stages(sub) -> None:
+    """report, approve and release: a run directory's report and its policy-gated stages."""
     p = sub.add_parser("report", help="write RUN_DIR/report.html and report.json (model card, evidence tables)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--against", action="append", default=[], metavar="HEADS_FILE",
@@ -92,6 +102,8 @@ def register(sub) -> None:
     _add_common(p, keys=True)
     p.set_defaults(func=run_release)
 
+
+def _register_risk(sub) -> None:
     risk = sub.add_parser("risk", help="the workspace's risk register (ISO/IEC 23894)")
     rsub = risk.add_subparsers(dest="risk_command", metavar="ACTION", required=True)
     p = rsub.add_parser("list", help="list the risks")
@@ -117,6 +129,8 @@ def register(sub) -> None:
         _add_store_args(p)
         p.set_defaults(func=run_risk_add if name == "add" else run_risk_update)
 
+
+def _register_roles(sub) -> None:
     roles = sub.add_parser("roles", help="roles in the workspace: trainer, data-steward, approver, auditor, admin")
     osub = roles.add_subparsers(dest="roles_command", metavar="ACTION", required=True)
     p = osub.add_parser("list", help="who holds which roles")
