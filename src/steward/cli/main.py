@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def one_line(e: BaseException) -> str:
+def _joined_lines(e: BaseException) -> str:
     """The error's message on one line (the lines of a message that has several, joined)."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return str(e) if len(lines) <= 1 else " ".join(lines)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except StewardError as e:
-        print(f"{command.prog}: error: {one_line(e)}", file=sys.stderr)
+        print(f"{command.prog}: error: {_joined_lines(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `steward ... | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
