@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from _multiproc import free_ports, spawn
 from steward.config import load_config
 from steward.jobs import launch_local
 from steward.train.trainer import Trainer
@@ -77,20 +78,6 @@ def test_cli_nproc_per_node(tmp_path, capfd):
     assert "manifest.json is missing" in capfd.readouterr().err
 
 
-def _free_ports(n: int) -> tuple[int, ...]:
-    """n distinct free ports (the sockets are held open together, so none repeats)."""
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return tuple(s.getsockname()[1] for s in socks)
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _pg_worker(rank: int, ports: tuple[int, int], out_dir: str, results) -> None:
     from datetime import timedelta
 
@@ -119,18 +106,5 @@ def _pg_worker(rank: int, ports: tuple[int, int], out_dir: str, results) -> None
 def test_process_group_destroyed_by_its_creator_only(tmp_path):
     """A worker's run_training destroys the group init_distributed made (NCCL warns at exit otherwise);
     a group the caller made before is left to the caller."""
-    import time
-
-    import torch.multiprocessing as mp
-
-    results = mp.get_context("spawn").Queue()
-    procs = mp.start_processes(_pg_worker, args=(_free_ports(2), str(tmp_path / "run"), results),
-                               nprocs=2, start_method="spawn", join=False)
-    deadline = time.monotonic() + 300
-    while not procs.join(timeout=5):  # raises if a worker failed
-        if time.monotonic() > deadline:
-            for p in procs.processes:
-                p.kill()
-            pytest.fail("the two workers did not finish within 300 s")
-    got = sorted(results.get(timeout=5) for _ in range(2))
+    got = sorted(spawn(_pg_worker, (free_ports(2), str(tmp_path / "run")), nprocs=2, timeout=300))
     assert got == [(0, False, False, True), (1, False, False, True)]

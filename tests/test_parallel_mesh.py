@@ -4,13 +4,12 @@ and the mesh built for real in 4 gloo processes on an emulated 2-node topology."
 import itertools
 import os
 import random
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from _multiproc import free_ports, spawn
 from steward.config import ConfigError, load_config
 from steward.parallel.mesh import MESH_DIMS, ParallelDims, groups, placement, validate_world
 from steward.train.checks import check_job
@@ -110,13 +109,8 @@ def _mesh_worker(rank, world, port, queue):
 
 @pytest.mark.slow
 def test_mesh_in_four_processes_on_emulated_two_nodes():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    mp.start_processes(_mesh_worker, args=(4, port, queue), nprocs=4, start_method="spawn", join=True)
-    got = sorted(queue.get() for _ in range(4))
+    (port,) = free_ports(1)
+    got = sorted(spawn(_mesh_worker, (4, port), nprocs=4))
     for rank, names, tp_group, total in got:
         assert names == MESH_DIMS
         assert tp_group == ([0, 2] if rank % 2 == 0 else [1, 3])  # same emulated node

@@ -7,3 +7,7 @@ class StewardError(Exception):
 
 class ConfigError(StewardError, ValueError):
     """Bad configuration. The message is one line that names the key and what is allowed."""
+
+
+class UserError(StewardError):
+    """Bad input given on the command line (a flag or argument of a command or benchmark)."""

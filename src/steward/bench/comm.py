@@ -37,7 +37,7 @@ from typing import Any
 
 from steward.bench import register
 from steward.errors import StewardError
-from steward.io import atomic_write_json
+from steward.io import atomic_write_json, read_jsonl
 
 
 class BenchError(StewardError):
@@ -171,7 +171,7 @@ def _trainer_run(spec: dict, run: dict) -> dict[str, Any]:
             sent = sum(a[spec["steps"]] - a[warm] for a in ends)
     if dist.get_rank() != 0:
         return {}
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [rec for _, rec in read_jsonl(run_dir / "metrics.jsonl")]
     steps = [r for r in rows if "loss" in r and r["step"] > warm]
     # the first compressed steps allocate state (error buffers, Q); time the steady state
     timed = [r["step_time_s"] for r in steps[2:]] or [r["step_time_s"] for r in steps]
@@ -326,6 +326,50 @@ def _table(res: dict[str, Any]) -> str:
 
 @register("comm", "gradient compression / hierarchical all-reduce vs uncompressed: bytes, step time, loss")
 def bench_comm(argv: list[str]) -> dict[str, Any]:
+    args, overrides, compressors, modes = _parse(argv)
+    # the baseline of every ratio, uncompressed flat DDP, always runs first
+    pairs = [("none", "flat")] + [(c, m) for c in compressors for m in modes if (c, m) != ("none", "flat")]
+    flags = [
+        "--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size", str(args.batch_size),
+        "--train.seq_len", str(args.seq_len), "--train.val_every", "0", "--train.device", "cpu",
+        "--checkpoint.enabled", "false", "--governance.enabled", "false", "--train.threads", "1",
+        "--parallel.dp_replicate", str(args.nproc), "--comm.ranks_per_node", str(args.ranks_per_node),
+        "--comm.rank", str(args.rank), "--comm.topk_fraction", str(args.topk_fraction),
+        "--comm.warmup_steps", str(args.warmup_steps), *overrides,
+    ]
+    from steward.config import load_config
+    from steward.train.checks import check_job
+
+    # every flag is checked here, in one line, before any process starts
+    cfg0 = load_config(None, flags)
+    check_job(cfg0)
+    if args.reference_seeds < 1:
+        raise BenchError(f"--reference-seeds: must be >= 1, got {args.reference_seeds}")
+    runs = [
+        {"name": f"{c}-{m}", "compressor": c, "hierarchical": m == "hier",
+         "flags": ["--comm.compressor", c, "--comm.hierarchical", str(m == "hier").lower()]}
+        for c, m in pairs
+    ]
+    for run in runs:
+        check_job(load_config(None, [*flags, *run["flags"]]), args.nproc)
+    spec = {"flags": flags, "runs": runs, "steps": args.steps, "warmup_steps": args.warmup_steps,
+            "reference_seeds": [] if args.no_reference else [cfg0.train.seed + i for i in range(args.reference_seeds)],
+            "ranks_per_node": args.ranks_per_node}
+    res, link_info, wall = _run_workers(args, spec)
+    _add_ratios(res["runs"], keep_dirs=bool(args.keep))
+    reference_start = "" if args.no_reference else (
+        f"; in the reference pair, Steward's powersgd and PyTorch's powerSGD_hook both compress from step "
+        f"{max(2, args.warmup_steps)} (start_powerSGD_iter)")
+    print(f"{args.flavor}, {args.nproc} processes as 2 nodes, {args.steps} steps of {args.batch_size} x "
+          f"{args.seq_len} tokens; every run sends its first {args.warmup_steps} steps uncompressed "
+          f"(--warmup-steps = comm.warmup_steps){reference_start}; bytes/step are over the compressed steps",
+          file=sys.stderr)
+    print(_table(res), file=sys.stderr)
+    return _result(args, res, link_info, wall)
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str], list[str], list[str]]:
+    """The benchmark's flags, checked; the rest (config flags for the trainer); compressors; modes."""
     p = argparse.ArgumentParser(prog="steward bench comm")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--flavor", default="tiny")
@@ -361,41 +405,19 @@ def bench_comm(argv: list[str]) -> dict[str, Any]:
         raise BenchError(f"--topk-fraction: must be in (0, 1], got {args.topk_fraction}")
     if args.warmup_steps < 0:
         raise BenchError(f"--warmup-steps: must be >= 0, got {args.warmup_steps}")
-    # the baseline of every ratio, uncompressed flat DDP, always runs first
-    pairs = [("none", "flat")] + [(c, m) for c in compressors for m in modes if (c, m) != ("none", "flat")]
-    flags = [
-        "--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size", str(args.batch_size),
-        "--train.seq_len", str(args.seq_len), "--train.val_every", "0", "--train.device", "cpu",
-        "--checkpoint.enabled", "false", "--governance.enabled", "false", "--train.threads", "1",
-        "--parallel.dp_replicate", str(args.nproc), "--comm.ranks_per_node", str(args.ranks_per_node),
-        "--comm.rank", str(args.rank), "--comm.topk_fraction", str(args.topk_fraction),
-        "--comm.warmup_steps", str(args.warmup_steps), *overrides,
-    ]
-    from steward.config import load_config
-    from steward.train.checks import check_job
+    return args, overrides, compressors, modes
 
-    # every flag is checked here, in one line, before any process starts
-    cfg0 = load_config(None, flags)
-    check_job(cfg0)
-    if args.reference_seeds < 1:
-        raise BenchError(f"--reference-seeds: must be >= 1, got {args.reference_seeds}")
-    runs = [
-        {"name": f"{c}-{m}", "compressor": c, "hierarchical": m == "hier",
-         "flags": ["--comm.compressor", c, "--comm.hierarchical", str(m == "hier").lower()]}
-        for c, m in pairs
-    ]
-    for run in runs:
-        check_job(load_config(None, [*flags, *run["flags"]]), args.nproc)
+
+def _run_workers(args: argparse.Namespace, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Start the workers (on an emulated link when asked and possible) and wait: their results, what
+    was used for the link, and the wall time."""
     link_info: dict[str, Any] = {"requested": args.emulate_link or None, "used": False}
     bits = parse_rate(args.emulate_link) if args.emulate_link else None
     keep = Path(args.keep) if args.keep else None
     with contextlib.ExitStack() as stack:
         out = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="steward-bench-comm-")))
         out.mkdir(parents=True, exist_ok=True)
-        spec = {"out": str(out.resolve()), "flags": flags, "runs": runs, "steps": args.steps,
-                "warmup_steps": args.warmup_steps,
-                "reference_seeds": [] if args.no_reference else [cfg0.train.seed + i for i in range(args.reference_seeds)],
-                "ranks_per_node": args.ranks_per_node}
+        spec = {"out": str(out.resolve()), **spec}
         spec_path = out / "spec.json"
         atomic_write_json(spec_path, spec)
         link = None
@@ -410,8 +432,13 @@ def bench_comm(argv: list[str]) -> dict[str, Any]:
         _launch(spec, spec_path, link, args.nproc, args.ranks_per_node)
         wall = time.perf_counter() - t0
         res = json.loads((out / "results.json").read_text())
-    base = res["runs"]["none-flat"]
-    for r in res["runs"].values():
+    return res, link_info, wall
+
+
+def _add_ratios(runs: dict[str, dict[str, Any]], keep_dirs: bool) -> None:
+    """Each run's figures against uncompressed flat DDP (none-flat), in place."""
+    base = runs["none-flat"]
+    for r in runs.values():
         # per compressed step, and over the whole run (the uncompressed warm-up steps included)
         r["inter_bytes_reduction"] = base["inter_bytes_per_step"] / r["inter_bytes_per_step"] if r[
             "inter_bytes_per_step"] else None
@@ -419,16 +446,11 @@ def bench_comm(argv: list[str]) -> dict[str, Any]:
             "inter_bytes_total"] else None
         r["step_time_speedup"] = base["step_time_s"] / r["step_time_s"]
         r["val_loss_ratio"] = r["val_loss"] / base["val_loss"]
-        if keep is None:
+        if not keep_dirs:
             r.pop("run_dir", None)
-    reference_start = "" if args.no_reference else (
-        f"; in the reference pair, Steward's powersgd and PyTorch's powerSGD_hook both compress from step "
-        f"{max(2, args.warmup_steps)} (start_powerSGD_iter)")
-    print(f"{args.flavor}, {args.nproc} processes as 2 nodes, {args.steps} steps of {args.batch_size} x "
-          f"{args.seq_len} tokens; every run sends its first {args.warmup_steps} steps uncompressed "
-          f"(--warmup-steps = comm.warmup_steps){reference_start}; bytes/step are over the compressed steps",
-          file=sys.stderr)
-    print(_table(res), file=sys.stderr)
+
+
+def _result(args: argparse.Namespace, res: dict[str, Any], link_info: dict[str, Any], wall: float) -> dict[str, Any]:
     compressed = {k: r for k, r in res["runs"].items() if r["compressor"] != "none"}
     best = max(compressed, key=lambda k: compressed[k]["step_time_speedup"]) if compressed else None
     result: dict[str, Any] = {
@@ -453,23 +475,29 @@ def bench_comm(argv: list[str]) -> dict[str, Any]:
         result["powersgd_val_loss_ratio"] = r["val_loss_ratio"]
     ref = res.get("reference") or {}
     if ref:
-        pairs = list(ref.values())
-        result["reference"] = {
-            "rank": args.rank,
-            "seeds": {seed: {"steward_powersgd": p["steward"], "torch_powerSGD_hook": p["torch"],
-                             "val_loss_steward_minus_torch": p["steward"]["val_loss"] - p["torch"]["val_loss"]}
-                      for seed, p in ref.items()},
-            "payload_ratio_steward_over_torch": max(
-                p["steward"]["payload_bytes_per_step"] / p["torch"]["payload_bytes_per_step"] for p in pairs),
-            "mean_val_loss_steward_minus_torch": statistics.mean(
-                p["steward"]["val_loss"] - p["torch"]["val_loss"] for p in pairs),
-            "seeds_steward_loss_not_higher": sum(p["steward"]["val_loss"] <= p["torch"]["val_loss"] for p in pairs),
-        }
-        for seed, p in ref.items():
-            print(f"reference seed {seed}: powersgd rank {args.rank} payload/step steward "
-                  f"{p['steward']['payload_bytes_per_step']:.0f} B, torch {p['torch']['payload_bytes_per_step']:.0f} B; "
-                  f"val loss steward {p['steward']['val_loss']:.4f}, torch {p['torch']['val_loss']:.4f}", file=sys.stderr)
+        result["reference"] = _reference_summary(ref, args.rank)
     return result
+
+
+def _reference_summary(ref: dict[str, Any], rank: int) -> dict[str, Any]:
+    """Steward's powersgd against PyTorch's powerSGD_hook, per seed and over the seeds (printed per seed)."""
+    pairs = list(ref.values())
+    summary = {
+        "rank": rank,
+        "seeds": {seed: {"steward_powersgd": p["steward"], "torch_powerSGD_hook": p["torch"],
+                         "val_loss_steward_minus_torch": p["steward"]["val_loss"] - p["torch"]["val_loss"]}
+                  for seed, p in ref.items()},
+        "payload_ratio_steward_over_torch": max(
+            p["steward"]["payload_bytes_per_step"] / p["torch"]["payload_bytes_per_step"] for p in pairs),
+        "mean_val_loss_steward_minus_torch": statistics.mean(
+            p["steward"]["val_loss"] - p["torch"]["val_loss"] for p in pairs),
+        "seeds_steward_loss_not_higher": sum(p["steward"]["val_loss"] <= p["torch"]["val_loss"] for p in pairs),
+    }
+    for seed, p in ref.items():
+        print(f"reference seed {seed}: powersgd rank {rank} payload/step steward "
+              f"{p['steward']['payload_bytes_per_step']:.0f} B, torch {p['torch']['payload_bytes_per_step']:.0f} B; "
+              f"val loss steward {p['steward']['val_loss']:.4f}, torch {p['torch']['val_loss']:.4f}", file=sys.stderr)
+    return summary
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import io
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -97,28 +98,7 @@ def bench_memory(argv: list[str]) -> dict[str, Any]:
     from steward.memory.profile import measure_activations, profile_model
     from steward.models import FLAVORS, build_model, build_model_args
 
-    p = argparse.ArgumentParser(prog="steward bench memory")
-    p.add_argument("--flavor", default="tiny", choices=list(FLAVORS))
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--batch", type=int, default=0, help="sequences per step (default: 8 on cpu, 8 on cuda)")
-    p.add_argument("--seq-len", type=int, default=0, help="tokens per sequence (default: 256 on cpu, 1024 on cuda)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: fp32 on cpu, bf16 autocast on cuda (as the trainer runs one process)")
-    p.add_argument("--budgets", default="0.75,0.5,0.35", help="plan budgets, as fractions of keep's activation memory")
-    p.add_argument("--steps", type=int, default=4, help="timed steps per configuration and round")
-    p.add_argument("--rounds", type=int, default=3, help="rounds (a configuration is timed steps x rounds times)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads on the cpu (0: torch's default)")
-    p.add_argument("--png", default="memory-bench.png", help="where to write the chart ('' for none)")
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    if a.device == "cuda" and not torch.cuda.is_available():
-        raise StewardError("--device: cuda requested but torch sees no CUDA device; use --device cpu")
-    try:
-        fractions = [float(x) for x in a.budgets.split(",") if x.strip()]
-    except ValueError:
-        raise StewardError(f"--budgets: a comma-separated list of fractions, got {a.budgets!r}") from None
-    if not fractions or not all(0 < f <= 1 for f in fractions):
-        raise StewardError(f"--budgets: fractions must be in (0, 1], got {a.budgets!r}")
+    a, fractions = _parse(argv, list(FLAVORS))
     if a.threads:
         torch.set_num_threads(a.threads)
     cuda = a.device == "cuda"
@@ -167,71 +147,16 @@ def bench_memory(argv: list[str]) -> dict[str, Any]:
         configs[name], budgets[name] = pols, budget
         measured[name] = measure(pols)
 
-    # Timing: one step of each configuration per cycle, in rotating order, so that a drift of the
-    # machine's load touches every configuration alike; ratios are medians of the ratios within
-    # a cycle (steps taken seconds apart), times are medians over cycles.
-    names = list(configs)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    cycles = a.rounds * a.steps
-    for c in range(cycles + 1):  # cycle 0 warms every configuration up
-        if c % a.steps == 1 or a.steps == 1:
-            print(f"timing cycle {c}/{cycles}", file=sys.stderr, flush=True)
-        order = names[c % len(names):] + names[: c % len(names)]
-        for name in order:
-            apply_policies(model.blocks(), configs[name], device)
-            sync()
-            t0 = time.perf_counter()
-            _step(model, optimizer, tokens, autocast)
-            sync()
-            if c:
-                samples[name].append(time.perf_counter() - t0)
-
-    def ratio(name: str, base: str) -> float:
-        return statistics.median(x / y for x, y in zip(samples[name], samples[base]))
-
-    def ratio_quartiles(name: str, base: str) -> list[float]:
-        ratios = [x / y for x, y in zip(samples[name], samples[base])]
-        return [ratios[0], ratios[0]] if len(ratios) < 2 else statistics.quantiles(ratios, n=4)[::2]
-
-    rows = []
-    full_act = measured["full"]["activation_bytes"]
-    for name in names:
-        pred = predict(profile, configs[name])
-        best = statistics.median(samples[name])
-        q1, _, q3 = statistics.quantiles(samples[name], n=4) if len(samples[name]) > 1 else (best, best, best)
-        row = {
-            "name": name,
-            "policies": pred.to_dict()["blocks"],
-            "activation_bytes": measured[name]["activation_bytes"],
-            "predicted_activation_bytes": pred.activation_peak_bytes,
-            "prediction_error": measured[name]["activation_bytes"] / pred.activation_peak_bytes - 1,
-            "budget_bytes": budgets.get(name),
-            "fits_budget": measured[name]["activation_bytes"] <= budgets[name] if name in budgets else None,
-            "mem_vs_keep": measured[name]["activation_bytes"] / keep_act,
-            "mem_vs_full": measured[name]["activation_bytes"] / full_act,
-            "step_time_s": best,
-            "step_times_s": samples[name],
-            "time_spread": (q3 - q1) / best,
-            "time_vs_keep": ratio(name, "keep"),
-            "time_vs_full": ratio(name, "full"),
-            # the resolution of the ratio: its quartiles over cycles, and how often this was faster
-            "time_vs_full_quartiles": ratio_quartiles(name, "full"),
-            "faster_than_full": sum(x < y for x, y in zip(samples[name], samples["full"])) / len(samples[name]),
-            "predicted_added_time_s": pred.added_time_s,
-        }
-        if cuda:
-            row.update({k: measured[name][k] for k in ("max_memory_allocated", "allocated_before", "step_excess")})
-        rows.append(row)
-
+    samples = _time_steps(lambda pols: apply_policies(model.blocks(), pols, device),
+                          lambda: _step(model, optimizer, tokens, autocast), configs,
+                          a.rounds * a.steps, a.steps, cuda)
+    rows = [_row(name, predict(profile, configs[name]), measured, samples, budgets, cuda) for name in configs]
     title = (f"{a.flavor}, {batch} x {seq} tokens, {precision}, {device.type}"
              + (f" ({torch.cuda.get_device_name(device)})" if cuda else ""))
     png = None
     if a.png:
         atomic_write_bytes(a.png, _chart(rows, title))
         png = a.png
-    half = next((r for r in rows if r["name"] == "plan@0.5"), None)
-    block_keep = analytic.blocks[0]["keep"]
     return {
         "benchmark": "memory",
         "model": a.flavor,
@@ -240,6 +165,107 @@ def bench_memory(argv: list[str]) -> dict[str, Any]:
         "batch": batch,
         "seq_len": seq,
         "threads": torch.get_num_threads() if not cuda else None,
+        **_summary(rows, cuda, skipped),
+        "analytic_vs_measured_block_keep_bytes":
+            analytic.blocks[0]["keep"].saved_bytes / profile.blocks[0]["keep"].saved_bytes,
+        "profile": profile.to_dict(),
+        "png": png,
+    }
+
+
+def _parse(argv: list[str], flavors: list[str]) -> tuple[argparse.Namespace, list[float]]:
+    """The benchmark's flags, checked; and the plan budgets as fractions of keep's activation memory."""
+    p = argparse.ArgumentParser(prog="steward bench memory")
+    p.add_argument("--flavor", default="tiny", choices=flavors)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--batch", type=int, default=0, help="sequences per step (default: 8 on cpu, 8 on cuda)")
+    p.add_argument("--seq-len", type=int, default=0, help="tokens per sequence (default: 256 on cpu, 1024 on cuda)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: fp32 on cpu, bf16 autocast on cuda (as the trainer runs one process)")
+    p.add_argument("--budgets", default="0.75,0.5,0.35", help="plan budgets, as fractions of keep's activation memory")
+    p.add_argument("--steps", type=int, default=4, help="timed steps per configuration and round")
+    p.add_argument("--rounds", type=int, default=3, help="rounds (a configuration is timed steps x rounds times)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads on the cpu (0: torch's default)")
+    p.add_argument("--png", default="memory-bench.png", help="where to write the chart ('' for none)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise StewardError("--device: cuda requested but torch sees no CUDA device; use --device cpu")
+    try:
+        fractions = [float(x) for x in a.budgets.split(",") if x.strip()]
+    except ValueError:
+        raise StewardError(f"--budgets: a comma-separated list of fractions, got {a.budgets!r}") from None
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise StewardError(f"--budgets: fractions must be in (0, 1], got {a.budgets!r}")
+    return a, fractions
+
+
+def _time_steps(apply: Callable[[list[str]], None], step: Callable[[], None], configs: dict[str, list[str]],
+                cycles: int, steps: int, cuda: bool) -> dict[str, list[float]]:
+    """Step times per configuration. One step of each configuration per cycle, in rotating order, so
+    that a drift of the machine's load touches every configuration alike; ratios are medians of the
+    ratios within a cycle (steps taken seconds apart), times are medians over cycles."""
+    names = list(configs)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for c in range(cycles + 1):  # cycle 0 warms every configuration up
+        if c % steps == 1 or steps == 1:
+            print(f"timing cycle {c}/{cycles}", file=sys.stderr, flush=True)
+        order = names[c % len(names):] + names[: c % len(names)]
+        for name in order:
+            apply(configs[name])
+            sync()
+            t0 = time.perf_counter()
+            step()
+            sync()
+            if c:
+                samples[name].append(time.perf_counter() - t0)
+    return samples
+
+
+def _row(name: str, pred, measured: dict[str, dict[str, Any]], samples: dict[str, list[float]],
+         budgets: dict[str, int], cuda: bool) -> dict[str, Any]:
+    """One configuration: measured and predicted activation memory, step time, ratios to keep and full."""
+
+    def ratio(base: str) -> float:
+        return statistics.median(x / y for x, y in zip(samples[name], samples[base]))
+
+    def ratio_quartiles(base: str) -> list[float]:
+        ratios = [x / y for x, y in zip(samples[name], samples[base])]
+        return [ratios[0], ratios[0]] if len(ratios) < 2 else statistics.quantiles(ratios, n=4)[::2]
+
+    act = measured[name]["activation_bytes"]
+    best = statistics.median(samples[name])
+    q1, _, q3 = statistics.quantiles(samples[name], n=4) if len(samples[name]) > 1 else (best, best, best)
+    row = {
+        "name": name,
+        "policies": pred.to_dict()["blocks"],
+        "activation_bytes": act,
+        "predicted_activation_bytes": pred.activation_peak_bytes,
+        "prediction_error": act / pred.activation_peak_bytes - 1,
+        "budget_bytes": budgets.get(name),
+        "fits_budget": act <= budgets[name] if name in budgets else None,
+        "mem_vs_keep": act / measured["keep"]["activation_bytes"],
+        "mem_vs_full": act / measured["full"]["activation_bytes"],
+        "step_time_s": best,
+        "step_times_s": samples[name],
+        "time_spread": (q3 - q1) / best,
+        "time_vs_keep": ratio("keep"),
+        "time_vs_full": ratio("full"),
+        # the resolution of the ratio: its quartiles over cycles, and how often this was faster
+        "time_vs_full_quartiles": ratio_quartiles("full"),
+        "faster_than_full": sum(x < y for x, y in zip(samples[name], samples["full"])) / len(samples[name]),
+        "predicted_added_time_s": pred.added_time_s,
+    }
+    if cuda:
+        row.update({k: measured[name][k] for k in ("max_memory_allocated", "allocated_before", "step_excess")})
+    return row
+
+
+def _summary(rows: list[dict[str, Any]], cuda: bool, skipped: list[str]) -> dict[str, Any]:
+    """The rows, their table, and the headline figures (the plan at half of keep's memory against full)."""
+    half = next((r for r in rows if r["name"] == "plan@0.5"), None)
+    return {
         "rows": rows,
         "table": _table(rows, cuda),
         "skipped": skipped,
@@ -251,7 +277,4 @@ def bench_memory(argv: list[str]) -> dict[str, Any]:
         "max_prediction_error": max(abs(r["prediction_error"]) for r in rows),
         "timer_resolution_s": time.get_clock_info("perf_counter").resolution,
         "median_time_spread": statistics.median(r["time_spread"] for r in rows),
-        "analytic_vs_measured_block_keep_bytes": block_keep.saved_bytes / profile.blocks[0]["keep"].saved_bytes,
-        "profile": profile.to_dict(),
-        "png": png,
     }

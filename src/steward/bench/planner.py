@@ -219,7 +219,7 @@ def bench_planner(argv: list[str]) -> dict[str, Any]:
     names = [n for n in args.layouts.split(",") if n]
     unknown = [n for n in names if n not in LAYOUTS]
     if unknown:
-        from steward.cli.main import UserError
+        from steward.errors import UserError
 
         raise UserError(f"--layouts: unknown {', '.join(unknown)}; choose from {', '.join(LAYOUTS)}")
     from steward.parallel.calibrate import calibrate
@@ -232,43 +232,65 @@ def bench_planner(argv: list[str]) -> dict[str, Any]:
         os.environ["STEWARD_CALIBRATION"] = str(cal_path)  # workers inherit it
         try:
             cal = calibrate(nproc=2, path=cal_path, quick=True)
-            configs = {}
-            for name in names:
-                nproc, flags = LAYOUTS[name]
-                configs[name] = (nproc, [
-                    "--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size",
-                    str(args.batch), "--train.seq_len", str(args.seq_len), "--train.val_every", "0",
-                    "--train.val_batches", "1", "--train.device", "cpu", "--train.threads", "1",
-                    "--checkpoint.enabled", "false", "--governance.enabled", "false", "--data.max_docs", "400",
-                    "--job.out", str(Path(tmp) / name), *flags, *extra,
-                ])
-            measured = {}
-            for nproc in sorted({n for n, _ in configs.values()}):  # one launch per process count
-                batch = [name for name, (n, _) in configs.items() if n == nproc]
-                for name, got in zip(batch, measure_many([configs[name][1] for name in batch], nproc)):
-                    measured[name] = got
+            configs = _configs(names, args, extra, Path(tmp))
+            measured = _measure_by_process_count(configs)
             for name in names:
                 nproc, overrides = configs[name]
                 layout, pred = predicted(overrides, nproc)
-                got = measured[name]
-                step = statistics.median(got["step_times"])
-                mem = max(got["peak_bytes"])
-                rows.append({
-                    "layout": name,
-                    "processes": nproc,
-                    "plan": str(layout),
-                    "predicted_step_time_s": pred.step_time_s,
-                    "measured_step_time_s": step,
-                    "step_time_error": pred.step_time_s / step - 1,
-                    "predicted_memory_bytes": pred.memory_per_device_bytes,
-                    "measured_memory_bytes": mem,
-                    "memory_error": pred.memory_per_device_bytes / mem - 1,
-                })
+                rows.append(_row(name, nproc, layout, pred, measured[name]))
         finally:
             if old is None:
                 os.environ.pop("STEWARD_CALIBRATION", None)
             else:
                 os.environ["STEWARD_CALIBRATION"] = old
+    return _result(args, rows, cal, load_before)
+
+
+def _configs(names: list[str], args: argparse.Namespace, extra: list[str],
+             tmp: Path) -> dict[str, tuple[int, list[str]]]:
+    """Layout name -> (processes, the trainer's flags) for each layout of the benchmark."""
+    configs = {}
+    for name in names:
+        nproc, flags = LAYOUTS[name]
+        configs[name] = (nproc, [
+            "--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size",
+            str(args.batch), "--train.seq_len", str(args.seq_len), "--train.val_every", "0",
+            "--train.val_batches", "1", "--train.device", "cpu", "--train.threads", "1",
+            "--checkpoint.enabled", "false", "--governance.enabled", "false", "--data.max_docs", "400",
+            "--job.out", str(tmp / name), *flags, *extra,
+        ])
+    return configs
+
+
+def _measure_by_process_count(configs: dict[str, tuple[int, list[str]]]) -> dict[str, dict[str, Any]]:
+    """Every layout trained and measured: one launch per process count."""
+    measured = {}
+    for nproc in sorted({n for n, _ in configs.values()}):
+        batch = [name for name, (n, _) in configs.items() if n == nproc]
+        for name, got in zip(batch, measure_many([configs[name][1] for name in batch], nproc)):
+            measured[name] = got
+    return measured
+
+
+def _row(name: str, nproc: int, layout, pred, got: dict[str, Any]) -> dict[str, Any]:
+    """One layout: predicted against measured step time (median) and memory (the largest rank's peak)."""
+    step = statistics.median(got["step_times"])
+    mem = max(got["peak_bytes"])
+    return {
+        "layout": name,
+        "processes": nproc,
+        "plan": str(layout),
+        "predicted_step_time_s": pred.step_time_s,
+        "measured_step_time_s": step,
+        "step_time_error": pred.step_time_s / step - 1,
+        "predicted_memory_bytes": pred.memory_per_device_bytes,
+        "measured_memory_bytes": mem,
+        "memory_error": pred.memory_per_device_bytes / mem - 1,
+    }
+
+
+def _result(args: argparse.Namespace, rows: list[dict[str, Any]], cal: dict[str, Any],
+            load_before: float) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "planner",
         "model": args.flavor,

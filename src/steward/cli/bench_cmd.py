@@ -14,7 +14,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from steward.bench import benchmarks
-    from steward.cli.main import UserError
+    from steward.errors import UserError
 
     table = benchmarks()
     if not args.name:

@@ -4,7 +4,6 @@ faithfulness on a held-out share, and write RUN_DIR/explain/{rules.json,rules.tx
 
 from __future__ import annotations
 
-import html
 import json
 import sys
 import time
@@ -44,35 +43,41 @@ def _heat(words: list[dict], color: bool) -> str:
 
 
 def _html(result: dict) -> str:
+    from steward.htmlpage import esc, page
+
     spans = " ".join(
         f'<span title="{w["relevance"]:.4g}" style="background: rgba(220,40,40,{min(1.0, 2 * w["share"]):.3f})">'
-        f'{html.escape(w["word"])}</span>' for w in result["words"])
+        f'{esc(w["word"])}</span>' for w in result["words"])
     rule = result.get("rule", {}).get("sentence", "")
-    return (f"<!doctype html><meta charset='utf-8'><title>steward explain</title><body style='font-family:sans-serif'>"
-            f"<p>prediction: <b>{html.escape(repr(result['prediction']))}</b> (p = {result['probability']:.3f}), "
-            f"relevance: {html.escape(result['method'])}</p><p style='font-size:1.3em;line-height:1.8'>{spans}</p>"
-            f"<p>{html.escape(rule)}</p></body>\n")
+    return page("steward explain", [
+        f"<p>prediction: <b>{esc(repr(result['prediction']))}</b> (p = {result['probability']:.3f}), "
+        f"relevance: {esc(result['method'])}</p>",
+        f"<p style='font-size:1.3em;line-height:1.8'>{spans}</p>",
+        f"<p>{esc(rule)}</p>",
+    ], css="body{font-family:sans-serif}") + "\n"
 
 
 def _read_texts(path: str, limit: int) -> list[str]:
     from steward.explain import ExplainError
+    from steward.io import JsonlError, read_jsonl
 
     p = Path(path)
     if not p.is_file():
         raise ExplainError(f"--data: no such file {path!r} (give a .txt with one text per line or a .jsonl)")
+    jsonl = p.suffix == ".jsonl"
+    bad = f"--data {path}: line {{}} is not a JSON object with a 'text' field"
+    rows = read_jsonl(p) if jsonl else (
+        (n, line) for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if line.strip())
     texts = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if p.suffix == ".jsonl":
-            try:
-                texts.append(str(json.loads(line)["text"]))
-            except (ValueError, KeyError, TypeError):
-                raise ExplainError(f"--data {path}: line {n} is not a JSON object with a 'text' field") from None
-        else:
-            texts.append(line)
-        if len(texts) >= limit:
-            break
+    try:
+        for n, row in rows:
+            if jsonl and not (isinstance(row, dict) and "text" in row):
+                raise ExplainError(bad.format(n))
+            texts.append(str(row["text"]) if jsonl else row)
+            if len(texts) >= limit:
+                break
+    except JsonlError as e:
+        raise ExplainError(bad.format(e.lineno)) from None
     if len(texts) < 10:
         raise ExplainError(f"--data {path}: {len(texts)} texts; give at least 10 (one per line)")
     return texts

@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 def run_eval(args) -> int:
     from steward.classify.evaluate import family_rows, write_outputs
-    from steward.cli.main import UserError
+    from steward.errors import UserError
     from steward.fairness.metrics import FairnessError
     from steward.jobs import evaluate_run
 

@@ -26,6 +26,13 @@ def _add_common(p, json_flag: bool = True, keys: bool = False, workspace: bool =
 
 
 def register(sub) -> None:
+    _register_audit(sub)
+    _register_stages(sub)
+    _register_risk(sub)
+    _register_roles(sub)
+
+
+def _register_audit(sub) -> None:
     audit = sub.add_parser("audit", help="verify, read and prove the audit log of a run or store")
     asub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
 
@@ -72,6 +79,9 @@ def register(sub) -> None:
     _add_common(p, keys=True)
     p.set_defaults(func=run_provenance)
 
+
+def _register_stages(sub) -> None:
+    """report, approve and release: a run directory's report and its policy-gated stages."""
     p = sub.add_parser("report", help="write RUN_DIR/report.html and report.json (model card, evidence tables)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--against", action="append", default=[], metavar="HEADS_FILE",
@@ -92,6 +102,8 @@ def register(sub) -> None:
     _add_common(p, keys=True)
     p.set_defaults(func=run_release)
 
+
+def _register_risk(sub) -> None:
     risk = sub.add_parser("risk", help="the workspace's risk register (ISO/IEC 23894)")
     rsub = risk.add_subparsers(dest="risk_command", metavar="ACTION", required=True)
     p = rsub.add_parser("list", help="list the risks")
@@ -117,6 +129,8 @@ def register(sub) -> None:
         _add_store_args(p)
         p.set_defaults(func=run_risk_add if name == "add" else run_risk_update)
 
+
+def _register_roles(sub) -> None:
     roles = sub.add_parser("roles", help="roles in the workspace: trainer, data-steward, approver, auditor, admin")
     osub = roles.add_subparsers(dest="roles_command", metavar="ACTION", required=True)
     p = osub.add_parser("list", help="who holds which roles")
@@ -157,7 +171,7 @@ class _Target:
     """A run directory, a SQLite file or a store URL, opened read-write on an existing store."""
 
     def __init__(self, spec: str, workspace: str):
-        from steward.cli.main import UserError
+        from steward.errors import UserError
         from steward.governance.runs import load_run_ref
         from steward.governance.store import AuditStore
         from steward.governance.workspace import Workspace
@@ -233,7 +247,7 @@ def run_log(args) -> int:
 
 
 def _check_range(n: int, lo: int, hi: int, name: str) -> None:
-    from steward.cli.main import UserError
+    from steward.errors import UserError
 
     if not lo <= n <= hi:
         raise UserError(f"{name}: must be in {lo}..{hi}, got {n}")
@@ -302,7 +316,7 @@ def run_provenance(args) -> int:
     t = _Target(args.run_dir, args.workspace)
     try:
         if t.run_dir is None:
-            from steward.cli.main import UserError
+            from steward.errors import UserError
 
             raise UserError(f"{args.run_dir!r} is not a run directory")
         trusted = t.workspace.trusted_keys(args.public_key)

@@ -12,7 +12,7 @@ import os
 import sys
 
 import steward
-from steward.errors import StewardError
+from steward.errors import StewardError, UserError  # noqa: F401  (UserError: importable from here too)
 
 # Modules that register commands, in the order `--help` lists them.
 COMMAND_MODULES = [
@@ -28,12 +28,30 @@ COMMAND_MODULES = [
 ]
 
 
-class UserError(StewardError):
-    """Bad input from the user: printed as one line, exit code 2."""
+class _Commands(argparse._SubParsersAction):
+    """Subcommands: each one's --help shows a description (its one-line help, when it gives none),
+    and each records its parser in the namespace (`cli_parser`), so that errors name the whole
+    command (`steward audit verify: error: ...`)."""
+
+    def add_parser(self, name, **kwargs):
+        help_ = kwargs.get("help")
+        if help_ and not kwargs.get("description"):
+            kwargs["description"] = help_[0].upper() + help_[1:] + ("" if help_.endswith(".") else ".")
+        parser = super().add_parser(name, **kwargs)
+        parser.set_defaults(cli_parser=parser)
+        return parser
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose subcommands (at every depth) are _Commands."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="steward",
         description="Train decoder language models efficiently, fairly, explainably and auditably.",
     )
@@ -44,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _joined_lines(e: BaseException) -> str:
+    """The error's message on one line (the lines of a message that has several, joined)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return str(e) if len(lines) <= 1 else " ".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -51,19 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    command = getattr(args, "cli_parser", parser)  # the innermost subcommand's parser
     if rest and not getattr(args, "accepts_overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        command.error(f"unrecognized arguments: {' '.join(rest)}")
     args.overrides = rest
     try:
         return int(args.func(args) or 0)
     except StewardError as e:
-        print(f"steward {args.command}: error: {e}", file=sys.stderr)
+        print(f"{command.prog}: error: {_joined_lines(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `steward ... | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
-        print(f"steward {args.command}: interrupted", file=sys.stderr)
+        print(f"{command.prog}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -20,8 +20,9 @@ def register(sub) -> None:
     p.add_argument("--gpu", type=str.lower, metavar="NAME",
                    help=f"{', '.join(sorted(plannable_gpus()))}: plan for this GPU (its memory, FLOP/s and bandwidths from "
                    "steward/gpus.toml; analytic profile) instead of this machine's device")
-    p.add_argument("--world-size", type=int, default=0,
-                   help="processes of the job (default: the product of the parallel degrees, dp_shard -1 counting 1)")
+    p.add_argument("--world-size", type=int, default=0, metavar="N",
+                   help="processes of the whole job, all nodes together (not train's --nproc-per-node, one node's "
+                   "processes; default: the product of the parallel degrees, dp_shard -1 counting 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run, accepts_overrides=True)
 
@@ -36,8 +37,8 @@ def plan_report(cfg, gpu: str | None = None, world_size: int = 0) -> dict:
 
     import torch
 
-    from steward.cli.main import UserError
     from steward.data import build_tokenizer
+    from steward.errors import UserError
     from steward.memory.plan import plan_context, predict, profile_for, solve
     from steward.memory.profile import GPU_SPECS
     from steward.models import build_model_args

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from steward.cli._flags import add_aliased
+
 
 def register(sub) -> None:
     t = sub.add_parser("topology", help="describe a cluster preset or file, or the machine this runs on")
@@ -20,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("--top", type=int, default=5, help="how many layouts to show (the best and the next ones)")
     p.add_argument("--calibrate", action="store_true",
                    help="measure matmul, memory and collective speed here and store them for the planner")
-    p.add_argument("--nproc", type=int, default=2, help="processes for the collective measurement (--calibrate)")
+    add_aliased(p, "--nproc-per-node", "--nproc", type=int, default=2, metavar="N",
+                help="local processes for the collective measurement (--calibrate; default 2)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_plan)
 
@@ -33,21 +36,32 @@ def register(sub) -> None:
     s.set_defaults(func=run_simulate)
 
 
+def _precision(text: str) -> str:
+    return text or "auto"  # --dtype "" (the old default) is auto
+
+
 def _request_args(p) -> None:
-    p.add_argument("--model", default="tiny", help="model flavor (debug, tiny, gpt2-small, 1b, 7b, 13b, 70b, 175b)")
-    p.add_argument("--cluster", default="", help="preset name or cluster TOML file (omit: this machine, discovered)")
+    """The request's flags. Where one means a config key it is spelled as that key (--train.seq_len);
+    the older spellings (--seq-len, --batch, --memory-limit-gb, --dtype) still work, unlisted."""
+    p.add_argument("--model", "--model.flavor", dest="model", default="tiny", metavar="NAME",
+                   help="model flavor (debug, tiny, gpt2-small, 1b, 7b, 13b, 70b, 175b)")
+    p.add_argument("--cluster", "--parallel.cluster", dest="cluster", default="", metavar="NAME|FILE",
+                   help="preset name or cluster TOML file (omit: this machine, discovered)")
     p.add_argument("--nodes", type=int, help="number of nodes (replaces the preset's)")
-    p.add_argument("--batch", type=int, default=0, help="global batch in sequences (default: 4 per device)")
-    p.add_argument("--seq-len", type=int, default=0, help="tokens per sequence (default: the model's max_seq_len)")
-    p.add_argument("--memory-limit-gb", type=float, default=0.0,
-                   help="memory per device in GB (1e9 bytes; default: 90%% of the device's)")
-    p.add_argument("--dtype", default="", choices=["", "bf16", "fp32"],
-                   help="training precision (default: bf16 on GPUs, fp32 on CPUs)")
-    p.add_argument("--tp-across-nodes", action="store_true", help="allow tensor-parallel groups to span nodes")
+    add_aliased(p, "--train.batch_size", "--batch", dest="batch", type=int, default=0, metavar="N",
+                help="global batch in sequences (default: 4 per device)")
+    add_aliased(p, "--train.seq_len", "--seq-len", dest="seq_len", type=int, default=0, metavar="N",
+                help="tokens per sequence (default: the model's max_seq_len)")
+    add_aliased(p, "--memory.budget_gb", "--memory-limit-gb", dest="memory_limit_gb", type=float, default=0.0,
+                metavar="GB", help="memory per device in GB (1e9 bytes; default: 90%% of the device's)")
+    add_aliased(p, "--train.mixed_precision", "--dtype", dest="dtype", type=_precision, default="auto",
+                choices=["auto", "bf16", "fp32"], help="training precision (auto: bf16 on GPUs, fp32 on CPUs)")
+    p.add_argument("--tp-across-nodes", action="store_true",
+                   help="allow tensor-parallel groups to span nodes (as parallel.tp_across_nodes true)")
 
 
 def _cluster(args):
-    from steward.cli.main import UserError
+    from steward.errors import UserError
     from steward.parallel.topology import ClusterError, discover_cluster, load_cluster
 
     try:
@@ -60,18 +74,18 @@ def _cluster(args):
 
 
 def _request(args):
-    from steward.cli.main import UserError
+    from steward.errors import UserError
     from steward.models.gpt import FLAVORS, build_model_args
     from steward.parallel.plan import Request
 
     if args.model not in FLAVORS:
         raise UserError(f"--model: unknown flavor {args.model!r}; choose one of {', '.join(FLAVORS)}")
     if args.batch < 0 or args.seq_len < 0 or args.memory_limit_gb < 0:
-        raise UserError("--batch, --seq-len and --memory-limit-gb must be positive")
+        raise UserError("--train.batch_size, --train.seq_len and --memory.budget_gb must be positive")
     cluster = _cluster(args)
     model = build_model_args(args.model)
     seq = args.seq_len or model.max_seq_len
-    dtype = args.dtype or ("bf16" if cluster.device.kind == "cuda" else "fp32")
+    dtype = args.dtype if args.dtype != "auto" else ("bf16" if cluster.device.kind == "cuda" else "fp32")
     limit = args.memory_limit_gb * 1e9 if args.memory_limit_gb else 0.9 * cluster.device.memory_bytes
     return Request(args=model, global_batch=args.batch or 4 * cluster.world_size, seq_len=seq, cluster=cluster,
                    memory_limit=limit, dtype=dtype, allow_tp_across_nodes=args.tp_across_nodes, name=args.model)
@@ -109,13 +123,13 @@ def run_topology(args) -> int:
 
 
 def run_plan(args) -> int:
-    from steward.cli.main import UserError
+    from steward.errors import UserError
     from steward.parallel.plan import PlanError, format_plan, plan
 
     if args.calibrate:
         from steward.parallel.calibrate import calibrate
 
-        result = calibrate(nproc=args.nproc)
+        result = calibrate(nproc=args.nproc_per_node)
         if args.json:
             print(json.dumps(result))
         else:

@@ -43,11 +43,11 @@ def register(sub) -> None:
 def run_train(args) -> int:
     import itertools
 
-    from steward.cli.main import UserError
     from steward.config import load_config
     from steward.data import build_tokenizer, open_source, read_documents, split_documents, train_bpe
     from steward.data.corpus import documents_fingerprint
     from steward.data.tokenizer import MIN_BPE_VOCAB
+    from steward.errors import UserError
     from steward.train.checks import check_job
 
     if args.vocab_size < MIN_BPE_VOCAB:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 
 def register(sub) -> None:
@@ -24,13 +23,13 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from steward.config import load_config
+    from steward.errors import UserError
     from steward.jobs import WorkersFailed, launch_local, run_training
 
     if args.nproc_per_node < 0:
-        raise SystemExit("steward train: error: --nproc-per-node must be >= 1")
+        raise UserError("--nproc-per-node must be >= 1")
     if args.nproc_per_node > 1 and "WORLD_SIZE" in os.environ:
-        print("steward train: error: --nproc-per-node inside a torchrun job; drop the flag", file=sys.stderr)
-        return 2
+        raise UserError("--nproc-per-node inside a torchrun job; drop the flag")
     if args.nproc_per_node > 1:
         try:
             summary = launch_local(args.config, args.overrides, args.nproc_per_node)

@@ -28,10 +28,8 @@ stream, of exactly the records read so far and their count. `fingerprint_state()
 from __future__ import annotations
 
 import glob
-import gzip
 import hashlib
 import itertools
-import json
 import os
 import re
 import sys
@@ -41,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.errors import StewardError
+from steward.io import JsonlError, read_jsonl
 
 
 class DataError(StewardError, ValueError):
@@ -256,18 +255,13 @@ class JsonlSource(_FileSource):
 
     def _iter(self) -> Iterator[str]:
         for f in self.files:
-            opener = gzip.open if f.name.lower().endswith(".gz") else open
-            with opener(f, "rt", encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"data.source: {f}:{lineno} is not valid JSON ({e.msg})") from None
+            try:
+                for lineno, record in read_jsonl(f):
                     text = _field_text(record, self.field, f"line {lineno} of {f}")
                     if text:
                         yield text
+            except JsonlError as e:
+                raise DataError(f"data.source: {f}:{e.lineno} is not valid JSON ({e.msg})") from None
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "field": self.field}

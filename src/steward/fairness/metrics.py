@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from steward.errors import StewardError
+from steward.io import flatten_dict
 
 BIAS_AUCS = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
 POWER = -5.0
@@ -242,18 +243,8 @@ def _point(y: np.ndarray, score: np.ndarray, groups: dict[str, np.ndarray],
     return out
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    flat: dict[str, float] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            flat.update(_flatten(v, key + "/"))
-        else:
-            flat[key] = float(v)
-    return flat
-
-
 def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"mean_abs_gap/gender": x} -> {"mean_abs_gap": {"gender": x}}: undoes flatten_dict(sep="/")."""
     out: dict[str, Any] = {}
     for key, v in flat.items():
         parts = key.split("/")
@@ -295,14 +286,15 @@ def fairness_report(
     }
     if bootstrap > 0:
         rng = np.random.default_rng(seed)
-        flat_point = _flatten(point)
+        flat_point = flatten_dict(point, sep="/", leaf=float)
         samples: dict[str, list[float]] = {k: [] for k in flat_point}
         for _ in range(bootstrap):
             idx = rng.integers(0, y.size, y.size)
             yb = y[idx]
             if yb.all() or not yb.any():
                 continue
-            fb = _flatten(_point(yb, score[idx], {k: v[idx] for k, v in groups.items()}, families, threshold))
+            fb = flatten_dict(_point(yb, score[idx], {k: v[idx] for k, v in groups.items()}, families, threshold),
+                              sep="/", leaf=float)
             for k in samples:
                 samples[k].append(fb.get(k, math.nan))
         lo_q, hi_q = (1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100

@@ -41,6 +41,11 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def finite_or_none(v: Any) -> float | None:
+    """A finite number as a float; anything else (None, a bool, a string, NaN, infinity) as None."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
 def canonical_json(obj: Any) -> bytes:
     """One byte string per value: sorted keys, no whitespace, UTF-8 (what gets hashed and signed)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.governance._util import jsonable, one_line, utc_now
-from steward.io import append_line
+from steward.io import append_line, flatten_dict, read_jsonl
 
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 FACET_SCHEMA = "https://openlineage.io/spec/facets/1-0-0/{}.json#/$defs/{}"
@@ -93,17 +93,6 @@ def write_openlineage(run_dir: Path, event: dict[str, Any]) -> Path:
     return path
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = str(v)[:500]
-    return out
-
-
 def export_mlflow(uri: str, run_dir: Path, config: dict[str, Any], summary: dict[str, Any], job_name: str,
                   run_id: str, head) -> str | None:
     """Log the run to MLflow; None when mlflow is not installed (the caller records nothing then)."""
@@ -114,22 +103,16 @@ def export_mlflow(uri: str, run_dir: Path, config: dict[str, Any], summary: dict
         return None
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_name=job_name) as run:
-        params = _flatten(config)
+        params = flatten_dict(config, sep=".", leaf=lambda v: str(v)[:500])  # MLflow: param values <= 500 chars
         items = sorted(params.items())
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             mlflow.log_params(dict(items[i:i + 100]))
-        metrics_file = Path(run_dir) / "metrics.jsonl"
-        if metrics_file.is_file():
-            for line in metrics_file.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                step = int(rec.get("step", 0))
-                values = {k: float(v) for k, v in rec.items()
-                          if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
-                if values:
-                    mlflow.log_metrics(values, step=step)
+        for _, rec in read_jsonl(Path(run_dir) / "metrics.jsonl", skip_bad=True, missing_ok=True):
+            step = int(rec.get("step", 0))
+            values = {k: float(v) for k, v in rec.items()
+                      if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if values:
+                mlflow.log_metrics(values, step=step)
         final = {f"summary.{k}": float(v) for k, v in summary.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if final:

@@ -151,6 +151,10 @@ def write_provenance(run_dir: Path, envelope: dict[str, Any]) -> Path:
     return path
 
 
+class _Failed(Exception):
+    """The first check of provenance.json that failed (its message is the result's error)."""
+
+
 def verify_provenance(
     run_dir: str | Path,
     trusted_keys: dict[str, Any],
@@ -164,23 +168,48 @@ def verify_provenance(
     path = run_dir / FILE_NAME
     out: dict[str, Any] = {"ok": False, "path": str(path), "error": "", "subjects_checked": 0,
                            "key_trust": key_trust, "warnings": []}
-
-    def fail(msg: str) -> dict[str, Any]:
-        out["error"] = msg
+    try:
+        if not path.is_file():
+            raise _Failed(f"{path} does not exist (it is written at the end of a run that saved a checkpoint)")
+        ptype, body, sigs = _read_envelope(path)
+        out["key_id"] = _signed_by(path, trusted_keys, ptype, body, sigs)
+        try:
+            st = json.loads(body)
+        except ValueError:
+            raise _Failed(f"{path}: the signed payload is not JSON") from None
+        if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != PREDICATE_TYPE:
+            raise _Failed(f"{path}: not an in-toto v1 statement with a SLSA v1 provenance predicate")
+        _check_subjects(run_dir, path, st, out)
+        bd = st.get("predicate", {}).get("buildDefinition", {})
+        _check_config(run_dir, bd.get("externalParameters", {}), out)
+        if recorded:
+            _check_recorded(recorded, bd, st)
+            out["log_checked"] = True
+    except _Failed as e:
+        out["error"] = str(e)
         return out
+    out["statement"] = {"subjects": len(st.get("subject", [])),
+                        "invocation": st.get("predicate", {}).get("runDetails", {}).get("metadata", {})}
+    out["ok"] = True
+    return out
 
-    if not path.is_file():
-        return fail(f"{path} does not exist (it is written at the end of a run that saved a checkpoint)")
+
+def _read_envelope(path: Path) -> tuple[Any, bytes, Any]:
+    """The DSSE envelope's payload type, payload and signatures."""
     try:
         env = json.loads(path.read_text())
         body = base64.b64decode(env["payload"], validate=True)
         sigs = env["signatures"]
         ptype = env["payloadType"]
     except (ValueError, KeyError, TypeError) as e:
-        return fail(f"{path}: not a DSSE envelope ({type(e).__name__}: {e})")
+        raise _Failed(f"{path}: not a DSSE envelope ({type(e).__name__}: {e})") from None
     if ptype != PAYLOAD_TYPE:
-        return fail(f"{path}: payloadType is {ptype!r}, expected {PAYLOAD_TYPE!r}")
-    good = None
+        raise _Failed(f"{path}: payloadType is {ptype!r}, expected {PAYLOAD_TYPE!r}")
+    return ptype, body, sigs
+
+
+def _signed_by(path: Path, trusted_keys: dict[str, Any], ptype: str, body: bytes, sigs: Any) -> str:
+    """The key id of the first signature that verifies with a trusted key."""
     for s in sigs if isinstance(sigs, list) else []:
         key = trusted_keys.get(str(s.get("keyid", "")))
         try:
@@ -188,60 +217,55 @@ def verify_provenance(
         except ValueError:
             continue
         if key is not None and verify_signature(key, pae(ptype, body), raw):
-            good = s["keyid"]
-            break
-    if good is None:
-        ids = ", ".join(str(s.get("keyid", ""))[:16] for s in sigs if isinstance(s, dict)) or "none"
-        return fail(f"{path}: no signature verifies with a trusted key (signed by {ids}); the file was edited or "
-                    "signed by another key")
-    out["key_id"] = good
-    try:
-        st = json.loads(body)
-    except ValueError:
-        return fail(f"{path}: the signed payload is not JSON")
-    if st.get("_type") != STATEMENT_TYPE or st.get("predicateType") != PREDICATE_TYPE:
-        return fail(f"{path}: not an in-toto v1 statement with a SLSA v1 provenance predicate")
+            return s["keyid"]
+    ids = ", ".join(str(s.get("keyid", ""))[:16] for s in sigs if isinstance(s, dict)) or "none"
+    raise _Failed(f"{path}: no signature verifies with a trusted key (signed by {ids}); the file was edited or "
+                  "signed by another key")
+
+
+def _check_subjects(run_dir: Path, path: Path, st: dict[str, Any], out: dict[str, Any]) -> None:
+    """Every attested file is inside the run directory and has its attested SHA-256 (counted in `out`)."""
     for subj in st.get("subject", []):
         name, want = subj.get("name", ""), subj.get("digest", {}).get("sha256", "")
         f = (run_dir / name).resolve()
         if run_dir.resolve() not in f.parents:
-            return fail(f"{path}: subject {name!r} points outside the run directory")
+            raise _Failed(f"{path}: subject {name!r} points outside the run directory")
         if not f.is_file():
-            return fail(f"subject {name}: file is missing")
+            raise _Failed(f"subject {name}: file is missing")
         if sha256_file(f) != want:
-            return fail(f"subject {name}: SHA-256 differs from the attested digest (the file changed)")
+            raise _Failed(f"subject {name}: SHA-256 differs from the attested digest (the file changed)")
         out["subjects_checked"] += 1
     if not out["subjects_checked"]:
-        return fail(f"{path}: the statement attests no files")
-    bd = st.get("predicate", {}).get("buildDefinition", {})
-    params = bd.get("externalParameters", {})
+        raise _Failed(f"{path}: the statement attests no files")
+
+
+def _check_config(run_dir: Path, params: dict[str, Any], out: dict[str, Any]) -> None:
+    """config.toml on disk is the attested config (a warning in `out` when it is missing)."""
     cfg_file = run_dir / "config.toml"
-    if cfg_file.is_file():
-        try:
-            on_disk = tomllib.loads(cfg_file.read_text())
-        except tomllib.TOMLDecodeError as e:
-            return fail(f"{cfg_file}: not valid TOML ({e})")
-        if config_sha256(on_disk) != params.get("config_sha256") or redact_config(on_disk) != params.get("config"):
-            return fail(f"{cfg_file} differs from the config attested in provenance.json")
-        out["config_checked"] = True
-    else:
+    if not cfg_file.is_file():
         out["warnings"].append("config.toml is missing; the attested config was not compared")
-    if recorded:
-        fps = recorded.get("datasets", {})
-        for dep in bd.get("resolvedDependencies", []):
-            name = dep.get("name", "")
-            if name.startswith("dataset:") and name in fps:
-                got = next(iter(dep.get("digest", {}).values()), None)
-                if got != fps[name]:
-                    return fail(f"dependency {name}: digest differs from the fingerprint in the audit log")
-        for bp in st.get("predicate", {}).get("runDetails", {}).get("byproducts", []):
-            if bp.get("name") == "audit-log":
-                size = bp.get("annotations", {}).get("tree_size")
-                roots = recorded.get("roots", {})
-                if size in roots and roots[size] != bp.get("digest", {}).get("sha256"):
-                    return fail(f"byproduct audit-log: root at size {size} differs from the audit store's")
-        out["log_checked"] = True
-    out["statement"] = {"subjects": len(st.get("subject", [])),
-                        "invocation": st.get("predicate", {}).get("runDetails", {}).get("metadata", {})}
-    out["ok"] = True
-    return out
+        return
+    try:
+        on_disk = tomllib.loads(cfg_file.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise _Failed(f"{cfg_file}: not valid TOML ({e})") from None
+    if config_sha256(on_disk) != params.get("config_sha256") or redact_config(on_disk) != params.get("config"):
+        raise _Failed(f"{cfg_file} differs from the config attested in provenance.json")
+    out["config_checked"] = True
+
+
+def _check_recorded(recorded: dict[str, Any], bd: dict[str, Any], st: dict[str, Any]) -> None:
+    """The attested dataset digests and audit-log root agree with what the audit log recorded."""
+    fps = recorded.get("datasets", {})
+    for dep in bd.get("resolvedDependencies", []):
+        name = dep.get("name", "")
+        if name.startswith("dataset:") and name in fps:
+            got = next(iter(dep.get("digest", {}).values()), None)
+            if got != fps[name]:
+                raise _Failed(f"dependency {name}: digest differs from the fingerprint in the audit log")
+    for bp in st.get("predicate", {}).get("runDetails", {}).get("byproducts", []):
+        if bp.get("name") == "audit-log":
+            size = bp.get("annotations", {}).get("tree_size")
+            roots = recorded.get("roots", {})
+            if size in roots and roots[size] != bp.get("digest", {}).get("sha256"):
+                raise _Failed(f"byproduct audit-log: root at size {size} differs from the audit store's")

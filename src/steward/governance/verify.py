@@ -55,6 +55,14 @@ class VerifyResult:
         )
 
 
+class _Failed(Exception):
+    """The first check that failed: its message, and the entry or head it names."""
+
+    def __init__(self, msg: str, entry: int | None = None, head: str | None = None):
+        super().__init__(msg)
+        self.msg, self.entry, self.head = msg, entry, head
+
+
 def verify_store(
     store: AuditStore,
     trusted_keys: dict[str, Any] | None = None,
@@ -76,94 +84,16 @@ def verify_store(
             return res
         res.warnings.append(msg)
 
-    def fail(msg: str, entry: int | None = None, head: str | None = None) -> VerifyResult:
-        res.error, res.failed_entry, res.failed_head = msg, entry, head
-        return res
-
     rows, state_size, stored = store.snapshot()
-    frontier = merkle.Frontier()
-    leaves: list[bytes] = []
-    roots: list[bytes] = [merkle.EMPTY_ROOT]  # roots[s] = root of the first s entries
-    signers: set[str] = set()
-    for i, r in enumerate(rows):
-        seq = int(r.seq)
-        label = f"entry {i} ({r.type}, {r.time})"
-        if seq != i:
-            return fail(f"entry {i} is missing: the log jumps from entry {i - 1} to entry {seq} (deleted)", i)
-        try:
-            payload = json.loads(r.payload)
-        except (TypeError, ValueError):
-            return fail(f"{label}: payload is not JSON (edited)", i)
-        try:
-            canon = canonical_json(payload).decode()
-        except ValueError:
-            return fail(f"{label}: payload holds values canonical JSON cannot (edited)", i)
-        if canon != r.payload:
-            return fail(f"{label}: payload text is not what was recorded (edited)", i)
-        leaf = merkle.leaf_hash(entry_bytes(store.log_id, seq, r.time, r.actor, r.run_id, r.type, payload))
-        if leaf.hex() != r.leaf_hash:
-            return fail(f"{label}: fields do not match the recorded leaf hash (changed, inserted or reordered)", i)
-        frontier.append(leaf)
-        root = frontier.root()
-        if root.hex() != r.root:
-            return fail(f"{label}: recorded tree root differs from the root recomputed from entries 0..{i}", i)
-        key = keys.get(r.key_id)
-        if key is None:
-            return fail(f"{label}: signed by key {r.key_id[:16]}, which is not trusted (pass its public key "
-                        "with --public-key)", i)
-        try:
-            sig = bytes.fromhex(r.signature)
-        except ValueError:
-            sig = b""
-        if not verify_signature(key, head_message(store.log_id, i + 1, r.root, r.time), sig):
-            return fail(f"{label}: signature does not verify with key {r.key_id[:16]} (the entry or its hashes "
-                        "were rewritten)", i)
-        signers.add(r.key_id)
-        leaves.append(leaf)
-        roots.append(root)
-    n = len(rows)
-    res.entries, res.root, res.signers = n, roots[-1].hex(), sorted(signers)
-
-    if state_size is None:
-        return fail("the log state row is missing: the store was edited", n)
-    state_size = int(state_size)
-    if state_size != n:
-        if state_size > n:
-            return fail(f"the log state records {state_size} entries but only {n} are present: entries "
-                        f"{n}..{state_size - 1} were deleted", n)
-        return fail(f"the log state records {state_size} entries but {n} are present: entries were added "
-                    "behind the log's back", state_size)
-
-    tree = merkle.Tree(leaves)
-    checked: list[TreeHead] = []
-    for h in sorted([*stored, *published], key=lambda h: (h.tree_size, h.origin != "store")):
-        if h.log_id != store.log_id:
-            continue
-        key = keys.get(h.key_id)
-        if key is None:
-            return fail(f"{h.label()} is signed by key {h.key_id[:16]}, which is not trusted", head=h.label())
-        if not h.verify(key):
-            return fail(f"{h.label()}: signature does not verify with key {h.key_id[:16]} (the head was edited)",
-                        head=h.label())
-        if h.tree_size > n:
-            return fail(f"{h.label()} covers {h.tree_size} entries but the store holds {n}: the log was truncated "
-                        "or rolled back", n, h.label())
-        if roots[h.tree_size].hex() != h.root_hash:
-            good = max((c.tree_size for c in checked), default=0)
-            return fail(f"{h.label()}: signed root differs from the root of entries 0..{h.tree_size - 1}: the log "
-                        f"was rewritten before entry {h.tree_size} (at or after entry {good})", None, h.label())
-        if checked and checked[-1].tree_size < h.tree_size:
-            a = checked[-1]
-            proof = tree.consistency_proof(a.tree_size, h.tree_size)
-            if not merkle.verify_consistency(a.tree_size, h.tree_size, bytes.fromhex(a.root_hash),
-                                             bytes.fromhex(h.root_hash), proof):
-                return fail(f"{a.label()} and {h.label()} are not consistent", None, h.label())
-            res.consistency_checks += 1
-        checked.append(h)
-        if h.origin == "store":
-            res.heads_checked += 1
-        else:
-            res.published_heads_checked += 1
+    try:
+        leaves, roots, signers = _check_entries(store, rows, keys)
+        n = len(rows)
+        res.entries, res.root, res.signers = n, roots[-1].hex(), sorted(signers)
+        _check_state(state_size, n)
+        checked = _check_heads(store, [*stored, *published], keys, leaves, roots, res)
+    except _Failed as f:
+        res.error, res.failed_entry, res.failed_head = f.msg, f.entry, f.head
+        return res
     res.last_head_size = max((h.tree_size for h in checked), default=0)
     if res.last_head_size < n:
         res.warnings.append(
@@ -172,6 +102,109 @@ def verify_store(
         )
     res.ok = True
     return res
+
+
+def _check_entries(store: AuditStore, rows: list, keys: dict[str, Any]) -> tuple[list[bytes], list[bytes], set[str]]:
+    """Checks 1-4 over every row: the leaves, the roots after each entry (roots[s] = root of the first
+    s entries) and the signing key ids; _Failed at the first entry that does not verify."""
+    frontier = merkle.Frontier()
+    leaves: list[bytes] = []
+    roots: list[bytes] = [merkle.EMPTY_ROOT]
+    signers: set[str] = set()
+    for i, r in enumerate(rows):
+        seq = int(r.seq)
+        label = f"entry {i} ({r.type}, {r.time})"
+        if seq != i:
+            raise _Failed(f"entry {i} is missing: the log jumps from entry {i - 1} to entry {seq} (deleted)", i)
+        leaf = merkle.leaf_hash(entry_bytes(store.log_id, seq, r.time, r.actor, r.run_id, r.type,
+                                            _payload(r, label, i)))
+        if leaf.hex() != r.leaf_hash:
+            raise _Failed(f"{label}: fields do not match the recorded leaf hash (changed, inserted or reordered)", i)
+        frontier.append(leaf)
+        root = frontier.root()
+        if root.hex() != r.root:
+            raise _Failed(f"{label}: recorded tree root differs from the root recomputed from entries 0..{i}", i)
+        key = keys.get(r.key_id)
+        if key is None:
+            raise _Failed(f"{label}: signed by key {r.key_id[:16]}, which is not trusted (pass its public key "
+                          "with --public-key)", i)
+        try:
+            sig = bytes.fromhex(r.signature)
+        except ValueError:
+            sig = b""
+        if not verify_signature(key, head_message(store.log_id, i + 1, r.root, r.time), sig):
+            raise _Failed(f"{label}: signature does not verify with key {r.key_id[:16]} (the entry or its hashes "
+                          "were rewritten)", i)
+        signers.add(r.key_id)
+        leaves.append(leaf)
+        roots.append(root)
+    return leaves, roots, signers
+
+
+def _payload(r, label: str, i: int) -> Any:
+    """The row's payload, parsed; _Failed unless its text is the canonical JSON that was recorded."""
+    try:
+        payload = json.loads(r.payload)
+    except (TypeError, ValueError):
+        raise _Failed(f"{label}: payload is not JSON (edited)", i) from None
+    try:
+        canon = canonical_json(payload).decode()
+    except ValueError:
+        raise _Failed(f"{label}: payload holds values canonical JSON cannot (edited)", i) from None
+    if canon != r.payload:
+        raise _Failed(f"{label}: payload text is not what was recorded (edited)", i)
+    return payload
+
+
+def _check_state(state_size: int | None, n: int) -> None:
+    """Check 5: the log state row records exactly the `n` entries present."""
+    if state_size is None:
+        raise _Failed("the log state row is missing: the store was edited", n)
+    state_size = int(state_size)
+    if state_size > n:
+        raise _Failed(f"the log state records {state_size} entries but only {n} are present: entries "
+                      f"{n}..{state_size - 1} were deleted", n)
+    if state_size < n:
+        raise _Failed(f"the log state records {state_size} entries but {n} are present: entries were added "
+                      "behind the log's back", state_size)
+
+
+def _check_heads(store: AuditStore, heads: list[TreeHead], keys: dict[str, Any], leaves: list[bytes],
+                 roots: list[bytes], res: VerifyResult) -> list[TreeHead]:
+    """Check 6 over the stored and published heads of this log, smallest first (counted in `res`
+    as they pass); returns the heads checked."""
+    n = len(leaves)
+    tree = merkle.Tree(leaves)
+    checked: list[TreeHead] = []
+    for h in sorted(heads, key=lambda h: (h.tree_size, h.origin != "store")):
+        if h.log_id != store.log_id:
+            continue
+        key = keys.get(h.key_id)
+        if key is None:
+            raise _Failed(f"{h.label()} is signed by key {h.key_id[:16]}, which is not trusted", head=h.label())
+        if not h.verify(key):
+            raise _Failed(f"{h.label()}: signature does not verify with key {h.key_id[:16]} (the head was edited)",
+                          head=h.label())
+        if h.tree_size > n:
+            raise _Failed(f"{h.label()} covers {h.tree_size} entries but the store holds {n}: the log was truncated "
+                          "or rolled back", n, h.label())
+        if roots[h.tree_size].hex() != h.root_hash:
+            good = max((c.tree_size for c in checked), default=0)
+            raise _Failed(f"{h.label()}: signed root differs from the root of entries 0..{h.tree_size - 1}: the log "
+                          f"was rewritten before entry {h.tree_size} (at or after entry {good})", None, h.label())
+        if checked and checked[-1].tree_size < h.tree_size:
+            a = checked[-1]
+            proof = tree.consistency_proof(a.tree_size, h.tree_size)
+            if not merkle.verify_consistency(a.tree_size, h.tree_size, bytes.fromhex(a.root_hash),
+                                             bytes.fromhex(h.root_hash), proof):
+                raise _Failed(f"{a.label()} and {h.label()} are not consistent", None, h.label())
+            res.consistency_checks += 1
+        checked.append(h)
+        if h.origin == "store":
+            res.heads_checked += 1
+        else:
+            res.published_heads_checked += 1
+    return checked
 
 
 def inclusion_proof(store: AuditStore, index: int, size: int | None = None) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import getpass
-import json
 import os
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from steward.governance.keys import (
     load_signer,
 )
 from steward.governance.store import AuditStore, TreeHead, normalize_url
+from steward.io import JsonlError, read_jsonl
 
 WORKSPACE_ENV = "STEWARD_WORKSPACE"
 ACTOR_ENV = "STEWARD_ACTOR"
@@ -174,16 +174,13 @@ def read_heads(path: str | Path, log_id: str | None = None) -> list[TreeHead]:
     if not p.is_file():
         raise GovernanceError(f"--against: no such heads file {str(p)!r}")
     heads = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GovernanceError(f"{p}:{n}: not a JSON tree head ({e.msg})") from None
-        if not isinstance(d, dict):
-            raise GovernanceError(f"{p}:{n}: not a JSON object")
-        h = TreeHead.from_dict(d, f"{p}:{n}")
-        if log_id is None or h.log_id == log_id:
-            heads.append(h)
+    try:
+        for n, d in read_jsonl(p):
+            if not isinstance(d, dict):
+                raise GovernanceError(f"{p}:{n}: not a JSON object")
+            h = TreeHead.from_dict(d, f"{p}:{n}")
+            if log_id is None or h.log_id == log_id:
+                heads.append(h)
+    except JsonlError as e:
+        raise GovernanceError(f"{p}:{e.lineno}: not a JSON tree head ({e.msg})") from None
     return heads
