@@ -10,17 +10,11 @@ import torch
 from steward.cli.main import main
 from steward.config import load_config
 from steward.models.gpt import build_model, build_model_args
-from steward.parallel.plan import (
-    GIB,
-    Layout,
-    PlanError,
-    Request,
-    layer_activation_bytes,
-    layouts,
-    plan,
-    predict,
-)
-from steward.parallel.topology import load_cluster
+from steward.planning.cost import Layout, Request, predict
+from steward.planning.footprint import layer_activation_bytes
+from steward.planning.layout import PlanError, layouts, plan
+from steward.planning.topology import load_cluster
+from steward.planning.units import GIB
 
 
 def saved_bytes(flavor: str, batch: int, seq: int, dtype: torch.dtype, autocast: bool) -> int:

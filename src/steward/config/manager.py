@@ -203,7 +203,7 @@ def validate(cfg: JobConfig) -> None:
             f"train.seq_len: {t.seq_len} must be divisible by parallel.tp {p.tp} (sequence parallel splits the sequence)"
         )
     if p.cluster:
-        from steward.parallel.topology import ClusterError, load_cluster
+        from steward.planning.topology import ClusterError, load_cluster
 
         try:
             load_cluster(p.cluster)

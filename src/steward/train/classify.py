@@ -36,13 +36,13 @@ from steward.fairness.adversary import (
 )
 from steward.fairness.data import IdentityData, load_fairness_data
 from steward.fairness.metrics import FairnessError, classification_metrics
-from steward.memory.plan import plan_and_apply
 from steward.models import build_model, build_model_args, load_hf_causal_lm
 from steward.models.heads import SequenceClassifier
 from steward.parallel import apply_data_parallel, blocks_of, dp_rank, set_gradient_sync
 from steward.train import checkpoint as ckpt
 from steward.train.callbacks import Callback
 from steward.train.distributed import all_reduce_mean, broadcast_object, gather_objects
+from steward.train.remat import plan_and_apply
 from steward.train.trainer import Trainer, broadcast_full_weights, clip_grad_norm
 
 

@@ -20,7 +20,6 @@ from steward.config import ConfigError, JobConfig, config_hash, to_toml
 from steward.data import build_data, build_tokenizer
 from steward.errors import StewardError
 from steward.io import atomic_write_json, atomic_write_text
-from steward.memory.plan import plan_and_apply
 from steward.models import build_model, build_model_args, flops_per_token, load_hf_causal_lm, num_params
 from steward.parallel import (
     ParallelDims,
@@ -42,6 +41,7 @@ from steward.train.distributed import (
 )
 from steward.train.metrics import MetricsWriter, Progress, device_peak_flops, peak_memory_bytes
 from steward.train.optim import build_optimizer, build_scheduler
+from steward.train.remat import plan_and_apply
 
 
 def resolve_run_dir(cfg: JobConfig) -> Path:
@@ -134,7 +134,7 @@ class Trainer:
         cfg = self.cfg
         self.dist = init_distributed(cfg)
         if cfg.parallel.auto:
-            from steward.parallel.plan import apply_auto_plan
+            from steward.planning.layout import apply_auto_plan
 
             # the planner's layout replaces the parallel degrees, micro-batch and recompute (rank 0
             # plans, so that every rank runs the same layout)
