@@ -1,12 +1,18 @@
-"""The one GPU table (steward/gpus.toml): its entries, name matching, and the three readers that
-used to keep their own figures (memory planner, MFU, cluster presets)."""
+"""The one GPU table (steward/planning/gpus.toml) and the one device type: its entries, name matching,
+and the three readers that used to keep their own figures (memory planner, MFU, cluster presets)."""
 
 import pytest
 import torch
 
-from steward.hardware import GPU, HardwareError, gpu_for_device_name, gpu_from_dict, gpus, plannable_gpus
-from steward.memory.profile import GPU_SPECS
-from steward.parallel.topology import ClusterError, cluster_from_dict, discover_cluster, presets
+from steward.planning.hardware import (
+    Device,
+    HardwareError,
+    gpu_for_device_name,
+    gpu_from_dict,
+    gpus,
+    plannable_gpus,
+)
+from steward.planning.topology import ClusterError, cluster_from_dict, discover_cluster, presets
 from steward.train import metrics
 
 
@@ -14,7 +20,7 @@ def test_every_entry_has_a_bf16_peak_and_a_source():
     table = gpus()
     assert {"a100", "h100", "h200", "h100-pcie", "l40s", "a10g", "l4"} <= set(table)
     for key, g in table.items():
-        assert isinstance(g, GPU) and g.key == key and g.match and g.source, key
+        assert isinstance(g, Device) and g.key == key and g.match and g.source, key
         assert g.peak_flops["bf16"] > 0
     assert set(plannable_gpus()) == {"a100", "h100", "h200"}
     assert gpus()["h100"].memory_bytes == 81559 * 2**20 and gpus()["h200"].memory_bandwidth == 4.8e12
@@ -31,16 +37,23 @@ def test_the_longest_matching_name_wins(torch_name, key):
 
 
 def test_planner_mfu_and_presets_read_the_same_figures(monkeypatch):
+    from steward.planning.remat import spec_for_device
+
     table = gpus()
-    for key, spec in GPU_SPECS.items():
-        g = table[key]
-        assert (spec.memory_bytes, spec.peak_flops, spec.memory_bw, spec.host_bw) == (
-            g.memory_bytes, g.peak_flops["bf16"], g.memory_bandwidth, g.host_bandwidth)
+    for key, spec in plannable_gpus().items():
+        assert spec is table[key]  # the memory planner's devices are the table's entries
     for preset, key in (("a100-80gb-ib", "a100"), ("h100-80gb-ib", "h100"), ("h200-141gb-ib", "h200")):
         dev = presets()[preset].device
         g = table[key]
         assert (dev.name, dev.memory_bytes, dev.peak_flops, dev.memory_bandwidth, dev.match, dev.source) == (
             g.name, g.memory_bytes, g.peak_flops, g.memory_bandwidth, g.match, g.source)
+        assert (dev.key, dev.host_bandwidth) == (key, g.host_bandwidth)
+    # on a GPU the memory planner takes the table's figures for the board in use, with its own memory
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: type("P", (), {"total_memory": 7})())
+    here = spec_for_device(torch.device("cuda"))
+    assert (here.key, here.memory_bytes, here.peak_flops, here.host_bandwidth) == (
+        "h100", 7, table["h100"].peak_flops, table["h100"].host_bandwidth)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 PCIe")
     assert metrics.device_peak_flops(torch.device("cuda")) == 756e12
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")

@@ -9,21 +9,11 @@ import pytest
 import torch
 
 from steward.config import ConfigError, load_config
-from steward.memory import (
-    InfeasibleBudget,
-    ModelProfile,
-    PolicyCost,
-    apply_policies,
-    apply_policy,
-    measure_activations,
-    min_activation_peak,
-    predict,
-    profile_model,
-    solve,
-    solve_activations,
-)
-from steward.memory.apply import MemoryPolicyError, policy_of
+from steward.memory import MemoryPolicyError, apply_policies, apply_policy, policy_of
 from steward.models import FLAVORS, build_model
+from steward.planning.profile import ModelProfile, PolicyCost, profile_model
+from steward.planning.remat import InfeasibleBudget, min_activation_peak, predict, solve, solve_activations
+from steward.planning.tracker import measure_activations
 from steward.train.checks import check_job
 
 CPU_POLICIES = ("keep", "selective", "full")
@@ -251,8 +241,8 @@ def test_trainer_applies_plan_and_records_it(tmp_path):
     assert keep["memory"]["policy"] == "keep"
     # a budget that forces recomputation: static plus half of keep's activations
     cfg = load_config(None, [*DEBUG_RUN, "--job.out", str(tmp_path / "plan"), "--memory.policy", "plan"])
-    from steward.memory.plan import plan_context, profile_for
     from steward.parallel import ParallelDims
+    from steward.planning.remat import plan_context, profile_for
 
     trainer = Trainer(cfg, callbacks=[])
     args = FLAVORS["debug"]
@@ -327,9 +317,10 @@ def test_offload_on_gpu_keeps_gradients_and_frees_device_memory():
 
 
 def test_budget_and_static_memory_from_config(debug_model):
-    from steward.memory.plan import plan_context
-    from steward.memory.profile import block_params, device_memory_bytes, static_memory
+    from steward.models.gpt import block_params
     from steward.parallel import ParallelDims
+    from steward.planning.footprint import static_memory
+    from steward.planning.remat import device_memory_bytes, plan_context
 
     model, _ = debug_model
     args = FLAVORS["debug"]

@@ -8,10 +8,9 @@ import torch
 
 from steward.config import load_config
 from steward.jobs import launch_local
-from steward.memory import predict
-from steward.memory.plan import plan_context, profile_for
 from steward.models import FLAVORS
 from steward.parallel import ParallelDims
+from steward.planning.remat import plan_context, predict, profile_for
 from steward.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow

@@ -10,17 +10,11 @@ import torch
 from steward.cli.main import main
 from steward.config import load_config
 from steward.models.gpt import build_model, build_model_args
-from steward.parallel.plan import (
-    GIB,
-    Layout,
-    PlanError,
-    Request,
-    layer_activation_bytes,
-    layouts,
-    plan,
-    predict,
-)
-from steward.parallel.topology import load_cluster
+from steward.planning.cost import Layout, Request, predict
+from steward.planning.footprint import layer_activation_bytes
+from steward.planning.layout import PlanError, layouts, plan
+from steward.planning.topology import load_cluster
+from steward.planning.units import GIB
 
 
 def saved_bytes(flavor: str, batch: int, seq: int, dtype: torch.dtype, autocast: bool) -> int:
@@ -167,6 +161,44 @@ def test_simulate_command(tmp_path, capsys):
                  "--chart", str(tmp_path / "b.png")]) == 0
     text = capsys.readouterr().out
     assert "steward plan" in text and "tokens/s" in text and "chart:" in text
+
+
+@pytest.mark.parametrize("flavor", ["debug", "7b", "70b", "175b"])
+@pytest.mark.parametrize("tp, rep, shard, dtype", [(1, 1, 1, "fp32"), (1, 4, 1, "fp32"), (2, 1, 4, "bf16"),
+                                                   (8, 2, 8, "bf16"), (4, 1, 64, "fp32")])
+def test_layout_and_remat_planners_count_model_states_alike(flavor, tp, rep, shard, dtype):
+    """One memory model: the layout planner (cost.device_memory, pp 1, one micro-batch) and the
+    rematerialization planner (footprint.static_memory) count parameters, AdamW states and the
+    wrapper's copies with the same functions; the one difference left is FSDP2's root, of which the
+    layout planner counts one vocabulary matrix, not both and the final norm."""
+    from steward.models.gpt import num_params
+    from steward.parallel import ParallelDims
+    from steward.planning.cost import device_memory
+    from steward.planning.footprint import static_memory
+
+    args = build_model_args(flavor)
+    if args.n_heads % tp:
+        pytest.skip("tp does not divide the heads")
+    lay = Layout(tp=tp, pp=1, dp_replicate=rep, dp_shard=shard, micro_batch_size=1, recompute="none")
+    req = Request(args=args, global_batch=lay.dp, seq_len=256, cluster=load_cluster("a100-80gb-ib", nodes=64),
+                  memory_limit=80 * GIB, dtype=dtype)
+    got = device_memory(req, lay)
+    dims = ParallelDims(dp_replicate=rep, dp_shard=shard, world_size=lay.world, grad_accum=1, tp=tp)
+    strategy = "fsdp" if dims.strategy == "ddp" and dims.uses_fsdp else dims.strategy  # as plan_context
+    precision = "fp32" if dtype == "fp32" else ("bf16" if lay.fsdp else "autocast-bf16")
+    static = static_memory(args, strategy, shard, tp, precision)
+    n = num_params(args)
+    per_device = n / (tp * (shard if lay.fsdp else 1))
+    assert got["params"] == pytest.approx(static["params"], abs=4) and got["params"] == 4 * per_device
+    assert got["optimizer"] == pytest.approx(static["optimizer"], abs=8)
+    copies = got["weight_copies"]
+    if lay.fsdp:
+        root_left_out = req.act_bytes * (args.vocab_size * args.dim + args.dim) / tp
+        assert copies + root_left_out == pytest.approx(static["wrapper"], abs=1)
+    elif lay.ddp:
+        assert copies == pytest.approx(static["wrapper"], abs=4)
+    else:
+        assert static["wrapper"] == 0 and copies == (0 if dtype == "fp32" else 2 * per_device)
 
 
 def test_memory_prediction_for_a_run_here(tmp_path):

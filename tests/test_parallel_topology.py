@@ -5,8 +5,7 @@ import json
 import pytest
 
 from steward.cli.main import main
-from steward.parallel.topology import (
-    GIB,
+from steward.planning.topology import (
     ClusterError,
     apply_calibration,
     discover,
@@ -15,6 +14,7 @@ from steward.parallel.topology import (
     parse_nvidia_smi_topo,
     presets,
 )
+from steward.planning.units import GIB
 
 GOOD = """
 name = "lab"

@@ -94,9 +94,10 @@ def _table(rows: list[dict[str, Any]], cuda: bool) -> str:
 @register("memory", "activation memory and step time: keep, full, selective, and per-block plans at several budgets")
 def bench_memory(argv: list[str]) -> dict[str, Any]:
     from steward.memory.apply import apply_policies
-    from steward.memory.plan import predict, solve_activations
-    from steward.memory.profile import measure_activations, profile_model
     from steward.models import FLAVORS, build_model, build_model_args
+    from steward.planning.profile import profile_model
+    from steward.planning.remat import predict, solve_activations
+    from steward.planning.tracker import measure_activations
 
     a, fractions = _parse(argv, list(FLAVORS))
     if a.threads:

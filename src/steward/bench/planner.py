@@ -185,7 +185,8 @@ def predicted(overrides: list[str], nproc: int):
     """The planner's prediction for the layout `overrides` resolve to on `nproc` local processes."""
     from steward.config import load_config
     from steward.parallel.mesh import ParallelDims
-    from steward.parallel.plan import Layout, calibration_for, predict, request_from_config
+    from steward.planning.cost import Layout, calibration_for, predict
+    from steward.planning.layout import request_from_config
 
     cfg = load_config(None, overrides)
     dims = ParallelDims.from_config(cfg, nproc, nproc)
@@ -222,7 +223,7 @@ def bench_planner(argv: list[str]) -> dict[str, Any]:
         from steward.errors import UserError
 
         raise UserError(f"--layouts: unknown {', '.join(unknown)}; choose from {', '.join(LAYOUTS)}")
-    from steward.parallel.calibrate import calibrate
+    from steward.planning.calibrate import calibrate
 
     rows = []
     load_before = os.getloadavg()[0]

@@ -14,8 +14,8 @@ def register(sub) -> None:
         "peak fits memory.budget_gb. Takes the same --section.key flags as `steward train`.",
     )
     p.add_argument("--config", help="TOML config file (as for steward train)")
-    # names checked in run(); steward.hardware reads the GPU table without importing torch
-    from steward.hardware import plannable_gpus
+    # names checked in run(); steward.planning.hardware reads the GPU table without importing torch
+    from steward.planning.hardware import plannable_gpus
 
     p.add_argument("--gpu", type=str.lower, metavar="NAME",
                    help=f"{', '.join(sorted(plannable_gpus()))}: plan for this GPU (its memory, FLOP/s and bandwidths from "
@@ -39,10 +39,10 @@ def plan_report(cfg, gpu: str | None = None, world_size: int = 0) -> dict:
 
     from steward.data import build_tokenizer
     from steward.errors import UserError
-    from steward.memory.plan import plan_context, predict, profile_for, solve
-    from steward.memory.profile import GPU_SPECS
     from steward.models import build_model_args
     from steward.parallel import ParallelDims
+    from steward.planning.hardware import plannable_gpus
+    from steward.planning.remat import plan_context, predict, profile_for, solve
 
     if cfg.model.hf_path:
         raise UserError("model.hf_path: memplan profiles a model.flavor's shapes; give --model.flavor")
@@ -57,9 +57,10 @@ def plan_report(cfg, gpu: str | None = None, world_size: int = 0) -> dict:
     args = dataclasses.replace(
         build_model_args(cfg.model.flavor, vocab_size=vocab, max_seq_len=cfg.train.seq_len), init_std=cfg.model.init_std
     )
-    if gpu and gpu not in GPU_SPECS:
-        raise UserError(f"--gpu: unknown GPU {gpu!r}; choose one of {', '.join(sorted(GPU_SPECS))}")
-    spec = GPU_SPECS[gpu] if gpu else None
+    gpus = plannable_gpus()
+    if gpu and gpu not in gpus:
+        raise UserError(f"--gpu: unknown GPU {gpu!r}; choose one of {', '.join(sorted(gpus))}")
+    spec = gpus[gpu] if gpu else None
     if spec is not None:
         device = torch.device("cuda")
     elif cfg.train.device == "cuda" and not torch.cuda.is_available():

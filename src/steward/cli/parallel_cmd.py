@@ -1,5 +1,5 @@
 """`steward topology`, `steward plan` and `steward simulate`: the cluster, the planner's layout and a
-cluster-scale what-if. Thin: the work is in steward.parallel."""
+cluster-scale what-if. Thin: the work is in steward.planning."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _request_args(p) -> None:
 
 def _cluster(args):
     from steward.errors import UserError
-    from steward.parallel.topology import ClusterError, discover_cluster, load_cluster
+    from steward.planning.topology import ClusterError, discover_cluster, load_cluster
 
     try:
         if args.cluster:
@@ -76,7 +76,7 @@ def _cluster(args):
 def _request(args):
     from steward.errors import UserError
     from steward.models.gpt import FLAVORS, build_model_args
-    from steward.parallel.plan import Request
+    from steward.planning.cost import Request
 
     if args.model not in FLAVORS:
         raise UserError(f"--model: unknown flavor {args.model!r}; choose one of {', '.join(FLAVORS)}")
@@ -92,7 +92,7 @@ def _request(args):
 
 
 def run_topology(args) -> int:
-    from steward.parallel.topology import describe, discover, presets
+    from steward.planning.topology import describe, discover, presets
 
     if args.list:
         table = presets()
@@ -124,10 +124,10 @@ def run_topology(args) -> int:
 
 def run_plan(args) -> int:
     from steward.errors import UserError
-    from steward.parallel.plan import PlanError, format_plan, plan
+    from steward.planning.layout import PlanError, format_plan, plan
 
     if args.calibrate:
-        from steward.parallel.calibrate import calibrate
+        from steward.planning.calibrate import calibrate
 
         result = calibrate(nproc=args.nproc_per_node)
         if args.json:
@@ -158,7 +158,7 @@ def run_plan(args) -> int:
 
 def run_simulate(args) -> int:
     from steward.io import atomic_write_bytes
-    from steward.parallel.simulate import chart_png, check_published, format_simulation, simulate
+    from steward.planning.simulate import chart_png, check_published, format_simulation, simulate
 
     req = _request(args)
     result = simulate(req)

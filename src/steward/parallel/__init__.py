@@ -1,5 +1,6 @@
-"""Parallelism: the cluster (topology), named meshes (mesh), how a model is put onto them (apply, tp,
-pipeline), and the planner and simulator that choose the layout (plan, simulate)."""
+"""Parallelism at run time: named meshes (mesh) and how a built model is put onto them (apply, tp,
+pipeline). Which layout to run is decided by `steward.planning` (topology, cost model, layout planner,
+simulator)."""
 
 from steward.parallel.apply import apply_data_parallel, apply_model_parallel, blocks_of, set_gradient_sync
 from steward.parallel.mesh import MESH_DIMS, ParallelDims, dp_rank

@@ -11,8 +11,11 @@ intra-node links; data parallelism talks once per step and can cross nodes.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -143,17 +146,25 @@ class ParallelDims:
 
     def build_mesh(self, device_type: str, node_of_rank: Sequence[int] | None = None) -> DeviceMesh | None:
         """The 4-D mesh over MESH_DIMS; None in one process. `node_of_rank` (rank -> node index)
-        defaults to what the job's processes report (topology.node_of_rank)."""
+        defaults to what the job's processes report (`discover_nodes`)."""
         if self.world_size == 1:
             return None
         if not dist.is_initialized():
             raise ConfigError("parallel: a world size above 1 needs torch.distributed initialised (use torchrun)")
         if node_of_rank is None:
-            from steward.parallel.topology import node_of_rank as discover_nodes
-
             node_of_rank = discover_nodes()
         ranks = placement(self.shape, node_of_rank)
         return DeviceMesh(device_type, torch.tensor(ranks).reshape(self.shape), mesh_dim_names=MESH_DIMS)
+
+
+def discover_nodes() -> list[int]:
+    """Node index of every rank of the initialised default group (a collective). Nodes are told
+    apart by torchrun's GROUP_RANK when set, else by host name."""
+    key = os.environ.get("GROUP_RANK") or socket.gethostname()
+    keys: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(keys, key)
+    ids: dict[Any, int] = {}
+    return [ids.setdefault(k, len(ids)) for k in keys]
 
 
 def placement(shape: Sequence[int], node_of_rank: Sequence[int]) -> list[int]:

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from steward.config import JobConfig, Train
-from steward.memory.plan import plan_and_apply
 from steward.models import ModelArgs
 from steward.parallel import ParallelDims, apply_data_parallel, apply_model_parallel, blocks_of
 from steward.train.distributed import broadcast_object
+from steward.train.remat import plan_and_apply
 
 RANK0_INIT_LIMIT_BYTES = 4 * 2**30
 """model.init_mode = auto initialises on rank 0 and broadcasts when the fp32 weights fit in this."""

@@ -48,7 +48,7 @@ def _check_cluster(cfg: JobConfig) -> None:
     """parallel.cluster names a preset or a readable cluster file (the planner's topology)."""
     if not cfg.parallel.cluster:
         return
-    from steward.parallel.topology import ClusterError, load_cluster
+    from steward.planning.topology import ClusterError, load_cluster
 
     try:
         load_cluster(cfg.parallel.cluster)

@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from steward.hardware import gpu_for_device_name
 from steward.io import append_line, atomic_write_text
+from steward.planning.hardware import gpu_for_device_name
 
 
 def device_peak_flops(device: torch.device) -> float | None:
-    """Dense bf16 peak FLOP/s of `device` from the GPU table (steward/gpus.toml), if it is there
+    """Dense bf16 peak FLOP/s of `device` from the GPU table (steward/planning/gpus.toml), if it is there
     (None on CPUs and unknown GPUs: no MFU then)."""
     if device.type != "cuda":
         return None

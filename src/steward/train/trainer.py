@@ -135,7 +135,7 @@ class Trainer:
         check_job(cfg)
         self.dist = init_distributed(cfg)
         if cfg.parallel.auto:
-            from steward.parallel.plan import apply_auto_plan
+            from steward.planning.layout import apply_auto_plan
 
             # the planner's layout replaces the parallel degrees, micro-batch and recompute (rank 0
             # plans, so that every rank runs the same layout)

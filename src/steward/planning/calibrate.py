@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from steward.io import atomic_write_json
-from steward.parallel.topology import calibration_path
+from steward.planning.topology import calibration_path
+from steward.planning.units import GIB, MIB
 
 
 def _sync(device: torch.device) -> None:
@@ -181,7 +182,7 @@ def calibrate(nproc: int = 2, path: Path | None = None, quick: bool = False) -> 
             flops["tf32"] = flops["fp32"]
         else:
             flops["bf16"] = matmul_flops(device, torch.bfloat16, 256)
-        bw = memory_bandwidth(device, (2 << 30) if cuda else ((32 if quick else 128) << 20))
+        bw = memory_bandwidth(device, 2 * GIB if cuda else (32 if quick else 128) * MIB)
         overheads = layer_overheads(device)
     finally:
         torch.set_num_threads(threads)

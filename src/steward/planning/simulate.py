@@ -14,19 +14,10 @@ import io
 from typing import Any
 
 from steward.models.gpt import ModelArgs
-from steward.parallel.plan import (
-    GIB,
-    Calibration,
-    Layout,
-    Plan,
-    PlanError,
-    Request,
-    calibration_for,
-    divisors,
-    plan,
-    predict,
-)
-from steward.parallel.topology import load_cluster
+from steward.planning.cost import Calibration, Layout, Request, calibration_for, predict
+from steward.planning.layout import Plan, PlanError, divisors, plan
+from steward.planning.topology import load_cluster
+from steward.planning.units import GB, GIB
 
 # Published runs the cost model is checked against. All on NVIDIA DGX A100 80GB nodes (8 GPUs on
 # NVSwitch, 8x 200 Gb/s HDR InfiniBand: the a100-80gb-ib preset), GPT-3-style models with vocabulary
@@ -192,8 +183,8 @@ def format_simulation(result: dict[str, Any], published: list[dict[str, Any]] | 
         ("tokens/s", lambda r: f"{r['tokens_per_s']:.4g}"),
         ("memory/device (GiB)", lambda r: f"{r['memory_per_device_bytes'] / GIB:.2f}"),
         ("MFU", lambda r: f"{r['mfu']:.1%}"),
-        ("intra-node GB/step/dev", lambda r: f"{r['comm_bytes_per_step']['intra'] / 1e9:.3g}"),
-        ("inter-node GB/step/dev", lambda r: f"{r['comm_bytes_per_step']['inter'] / 1e9:.3g}"),
+        ("intra-node GB/step/dev", lambda r: f"{r['comm_bytes_per_step']['intra'] / GB:.3g}"),
+        ("inter-node GB/step/dev", lambda r: f"{r['comm_bytes_per_step']['inter'] / GB:.3g}"),
     ]
     width = [max(len(name), 30) for name, _ in cols]
     lines.append(f"{'':<24}" + "".join(f"{name:>{w + 2}}" for (name, _), w in zip(cols, width)))

@@ -1,4 +1,5 @@
-"""Choose a policy per block: least added time with the predicted peak within the budget.
+"""The rematerialization planner: a policy per block (keep, selective, full, offload) with the least
+added time whose predicted peak fits the memory budget. It decides; `steward.memory.apply` applies.
 
 The model runs as a chain of segments: the embedding, the blocks in order, the head. With P(k)
 the bytes that segments before k hold for backward, segment k's forward and backward reach
@@ -11,17 +12,26 @@ optimizer states and the parallel wrapper's buffers). So
 and the cost is the sum of the blocks' added times. `solve` is a dynamic programme over the blocks
 whose state is P: a partial plan that holds more bytes and costs no less time than another is
 dropped (every later constraint only gets harder with more bytes held), which keeps the answer
-exact; `brute_force` in the tests checks it.
+exact; `brute_force` in the tests checks it. The static memory is the one memory model's
+(`footprint.static_memory`); the activations are the profile's (`profile`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from steward.errors import StewardError
-from steward.memory.profile import GB, ModelProfile
+from steward.models.gpt import block_params
+from steward.planning.footprint import static_memory
+from steward.planning.hardware import Device, gpu_for_device_name
+from steward.planning.profile import ModelProfile, precision_of, profile_model
+from steward.planning.units import GB, MB
 
 
 class InfeasibleBudget(StewardError):
@@ -180,7 +190,7 @@ def min_activation_peak(profile: ModelProfile, allowed: tuple[str, ...] | None =
 
 
 def _gb(n: float) -> str:
-    return f"{n / GB:.2f} GB" if abs(n) >= 0.1 * GB else f"{n / 1e6:.1f} MB"
+    return f"{n / GB:.2f} GB" if abs(n) >= 0.1 * GB else f"{n / MB:.1f} MB"
 
 
 def solve(
@@ -212,6 +222,33 @@ def solve(
 # ---- from a job config -------------------------------------------------------------------------
 
 
+def spec_for_device(device: torch.device) -> Device | None:
+    """The GPU table's device for the CUDA device in use when the table has its planner figures (by
+    name), with the memory this board actually has."""
+    if device.type != "cuda":
+        return None
+    g = gpu_for_device_name(torch.cuda.get_device_name(device))
+    if g is None or not g.plannable:
+        return None
+    return dataclasses.replace(g, memory_bytes=torch.cuda.get_device_properties(device).total_memory)
+
+
+def device_memory_bytes(device: torch.device) -> int:
+    """Total memory of the device: the GPU's, or the host's physical memory for the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError):
+        return device_memory_bytes(device) // 2
+
+
 @dataclass
 class PlanContext:
     """Everything besides the profile that a plan for one job depends on."""
@@ -226,8 +263,8 @@ class PlanContext:
     dp_shard: int
     device: Any
     """torch.device the job trains on (a 'cuda' device may be only a target: see spec)."""
-    spec: Any
-    """DeviceSpec of the target GPU (roofline figures and memory) or None."""
+    spec: Device | None
+    """The target GPU (roofline figures and memory) or None."""
     budget_bytes: int
     static: dict[str, int]
     allowed: tuple[str, ...]
@@ -236,10 +273,6 @@ class PlanContext:
 def plan_context(cfg, dims, device, args, spec=None) -> PlanContext:
     """Resolve a job's micro-batch, precision, sharding and budget for `device` (or the GPU `spec`
     describes, when planning for a device this machine does not have)."""
-    import torch
-
-    from steward.memory.profile import device_memory_bytes, precision_of, spec_for_device, static_memory
-
     device = torch.device(device)
     m, t = cfg.memory, cfg.train
     # FSDP2 also wraps replication composed with tp/pp (steward.parallel.apply)
@@ -266,8 +299,6 @@ def _one_block_footprint(ctx: PlanContext) -> int:
     """A generous bound on what profiling one block for real allocates: fp32 weights and gradients
     and about 20 residual-width and 6 hidden-width activations per token (the measured keep
     profiles of the flavors stay below it)."""
-    from steward.models.gpt import block_params
-
     a = ctx.args
     return 4 * (2 * block_params(a) // ctx.tp + ctx.micro_batch * ctx.seq_len * (20 * a.dim + 6 * a.ffn_dim // ctx.tp))
 
@@ -275,10 +306,6 @@ def _one_block_footprint(ctx: PlanContext) -> int:
 def profile_for(ctx: PlanContext, method: str = "auto") -> ModelProfile:
     """Profile the job's model: `measured` on the device, `analytic` with fake tensors; `auto`
     measures when the device is here and one block takes under a quarter of its free memory."""
-    import torch
-
-    from steward.memory.profile import available_memory_bytes, profile_model
-
     here = ctx.device.type == "cpu" or (ctx.device.type == "cuda" and torch.cuda.is_available())
     if method == "auto":
         fits = here and _one_block_footprint(ctx) <= available_memory_bytes(ctx.device) // 4
@@ -315,25 +342,19 @@ def plan_record(cfg, ctx: PlanContext, profile: ModelProfile) -> tuple[MemoryPla
     return plan, record
 
 
-def plan_and_apply(cfg, blocks, dims, device, args, is_main: bool, broadcast) -> dict[str, Any]:
-    """The trainer's hook: plan on rank 0 (a measured profile differs from rank to rank), hand the
-    same plan to every rank through `broadcast`, and apply it to the model's `blocks`."""
-    from steward.memory.apply import apply_policies
+def needs_profile(cfg, args, dims) -> bool:
+    """Whether memory.policy asks for a profile and prediction: not for keep, a model without a
+    flavor's shapes (`args` None), or pipeline stages (not modelled); those run one fixed policy."""
+    return cfg.memory.policy != "keep" and args is not None and dims.pp == 1
 
-    policy = cfg.memory.policy
-    if policy == "keep" or args is None or dims.pp > 1:
-        # nothing to predict: keep, a model without a flavor's shapes, or pipeline stages (not modelled)
-        record = {"policy": policy, "policies": [policy] * len(blocks)}
-    else:
-        record, error, message = None, None, None
-        if is_main:
-            try:
-                ctx = plan_context(cfg, dims, device, args)
-                record = plan_record(cfg, ctx, profile_for(ctx, cfg.memory.profile))[1]
-            except StewardError as e:
-                error, message = e, str(e)
-        record, message = broadcast((record, message))
-        if message is not None:
-            raise error if error is not None else StewardError(message)
-    apply_policies(blocks, record["policies"], device)
-    return record
+
+def fixed_record(policy: str, n_blocks: int) -> dict[str, Any]:
+    """The record of one policy for every block, with nothing predicted."""
+    return {"policy": policy, "policies": [policy] * n_blocks}
+
+
+def decide(cfg, dims, device, args) -> dict[str, Any]:
+    """The rematerialization plan of a job (`needs_profile` true): profile its model, solve or fix the
+    policies as memory.policy asks, and return the record the trainer applies and keeps."""
+    ctx = plan_context(cfg, dims, device, args)
+    return plan_record(cfg, ctx, profile_for(ctx, cfg.memory.profile))[1]

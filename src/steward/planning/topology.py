@@ -1,10 +1,12 @@
 """What the cluster is: nodes, devices per node, each device's memory and peak FLOP/s, and the two
 link classes a collective can cross (inside a node, between nodes).
 
-Presets live in clusters.toml next to this file, every figure with its source. A user cluster file
-is TOML with the keys of one preset at the top level. `discover()` describes the running job
-(world size, processes per node, device properties, `nvidia-smi topo -m`) and `discover_cluster()`
-turns that into a `Cluster`, with figures from `steward plan --calibrate` where they exist.
+Presets live in clusters.toml next to this file, every figure with its source; a GPU's own figures
+come from the GPU table (`hardware`). A user cluster file is TOML with the keys of one preset at the
+top level. `discover()` describes the running job (world size, processes per node, device
+properties, `nvidia-smi topo -m`) and `discover_cluster()` turns that into a `Cluster`, with figures
+from `steward plan --calibrate` where they exist. Which rank runs on which node is the runtime's
+question (`parallel.mesh.node_of_rank`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 
 from steward.errors import StewardError
 from steward.io import tomllib
+from steward.planning.hardware import Device, gpu_for_device_name, gpus
+from steward.planning.units import GB, GIB, KIB, TFLOPS, US
 
 PRESETS_FILE = Path(__file__).with_name("clusters.toml")
-GIB = 2**30
 
 
 class ClusterError(StewardError):
@@ -49,36 +52,6 @@ class Link:
     @property
     def effective_bandwidth(self) -> float:
         return self.bandwidth * self.efficiency
-
-
-@dataclass(frozen=True)
-class Device:
-    name: str
-    kind: str
-    """'cuda' or 'cpu'."""
-    memory_bytes: int
-    peak_flops: dict[str, float]
-    """Dense peak FLOP/s per dtype name (bf16, fp16, tf32, fp32)."""
-    memory_bandwidth: float
-    """Bytes/s of device memory."""
-    matmul_efficiency: float = 1.0
-    """Fraction of peak a large matrix product reaches."""
-    match: tuple[str, ...] = ()
-    """Substrings of torch's device name that identify this device."""
-    gpu: str = ""
-    """The steward/gpus.toml entry the figures come from ('' when the cluster file gives them)."""
-    source: str = ""
-    layer_overhead: dict[str, float] = field(default_factory=dict)
-    """Seconds of framework work per layer per micro-batch (forward + backward) beyond the arithmetic:
-    'plain', 'tp' (under tensor parallel), 'fsdp' (under FSDP2). Calibration replaces them."""
-
-    def flops(self, dtype: str) -> float:
-        """Achievable matmul FLOP/s in `dtype` (peak times matmul efficiency)."""
-        if dtype not in self.peak_flops:
-            raise ClusterError(
-                f"device.peak_tflops: no figure for {dtype!r} on {self.name} (has {', '.join(self.peak_flops)})"
-            )
-        return self.peak_flops[dtype] * self.matmul_efficiency
 
 
 @dataclass(frozen=True)
@@ -118,7 +91,12 @@ class Cluster:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["world_size"] = self.world_size
-        d["device"]["match"] = list(self.device.match)
+        dev = self.device
+        d["device"] = {
+            "name": dev.name, "kind": dev.kind, "memory_bytes": dev.memory_bytes, "peak_flops": dict(dev.peak_flops),
+            "memory_bandwidth": dev.memory_bandwidth, "matmul_efficiency": dev.matmul_efficiency,
+            "match": list(dev.match), "gpu": dev.key, "source": dev.source, "layer_overhead": dict(dev.layer_overhead),
+        }
         return d
 
 
@@ -171,27 +149,19 @@ def _link(where: str, t: dict[str, Any]) -> Link:
         raise ClusterError(f"{where}efficiency: must be in (0, 1], got {eff}")
     return Link(
         name=_str(where, t, "name"),
-        bandwidth=_num(where, t, "bandwidth_gb_s") * 1e9,
-        latency=_num(where, t, "latency_us", positive=False) * 1e-6,
-        base_latency=_num(where, t, "base_latency_us", positive=False, default=0) * 1e-6,
+        bandwidth=_num(where, t, "bandwidth_gb_s") * GB,
+        latency=_num(where, t, "latency_us", positive=False) * US,
+        base_latency=_num(where, t, "base_latency_us", positive=False, default=0) * US,
         efficiency=eff,
         source=_str(where, t, "source", default=""),
     )
 
 
-def cluster_from_dict(name: str, data: dict[str, Any], origin: str) -> Cluster:
-    """Build a Cluster from one preset's table; errors name `origin` and the field."""
-    pre = f"{origin}: "
-    known = {"name", "description", "nodes", "devices_per_node", "source", "device", "intra", "inter"}
-    for key in data:
-        if key not in known:
-            raise ClusterError(f"{pre}{key}: unknown key (allowed: {', '.join(sorted(known))})")
-    d = _table(pre, data, "device")
-    dpre = f"{origin}: device."
+def _device(dpre: str, d: dict[str, Any]) -> Device:
+    """The [device] table of a cluster: a GPU of the table (`gpu = "h100"`, keys given here override its
+    figures) or every figure given here; errors start with `dpre`."""
     gpu = None
     if "gpu" in d:  # the GPU's own figures from steward/gpus.toml; keys given here override them
-        from steward.hardware import gpus
-
         key = _str(dpre, d, "gpu")
         gpu = gpus().get(key)
         if gpu is None:
@@ -203,7 +173,7 @@ def cluster_from_dict(name: str, data: dict[str, Any], origin: str) -> Cluster:
     elif not isinstance(peaks, dict) or not peaks:
         raise ClusterError(f"{dpre}peak_tflops: expected a table of dtype = TFLOP/s, e.g. {{ bf16 = 312 }}")
     else:
-        peak = {str(k): _num(f"{dpre}peak_tflops.", peaks, k) * 1e12 for k in peaks}
+        peak = {str(k): _num(f"{dpre}peak_tflops.", peaks, k) * TFLOPS for k in peaks}
     eff = _num(dpre, d, "matmul_efficiency", default=1.0)
     if eff > 1:
         raise ClusterError(f"{dpre}matmul_efficiency: must be in (0, 1], got {eff}")
@@ -224,18 +194,30 @@ def cluster_from_dict(name: str, data: dict[str, Any], origin: str) -> Cluster:
             raise ClusterError(f"{dpre}{key}: missing (steward/gpus.toml has no such figure for {gpu.key!r})")
         return figure
 
-    device = Device(
+    return Device(
         name=_str(dpre, d, "name", default=gpu.name if gpu is not None else None),
         kind=kind,
         memory_bytes=int(from_gpu("memory_gib", gpu.memory_bytes if gpu else None, GIB)),
         peak_flops=peak,
-        memory_bandwidth=from_gpu("memory_bandwidth_gb_s", gpu.memory_bandwidth if gpu else None, 1e9),
+        memory_bandwidth=from_gpu("memory_bandwidth_gb_s", gpu.memory_bandwidth if gpu else None, GB),
+        host_bandwidth=gpu.host_bandwidth if gpu is not None else None,
         matmul_efficiency=eff,
         match=tuple(match),
-        gpu=gpu.key if gpu is not None else "",
+        key=gpu.key if gpu is not None else "",
         source=_str(dpre, d, "source", default=gpu.source if gpu is not None else ""),
-        layer_overhead={k: _num(f"{dpre}layer_overhead_us.", overheads, k, positive=False) * 1e-6 for k in overheads},
+        layer_overhead={k: _num(f"{dpre}layer_overhead_us.", overheads, k, positive=False) * US for k in overheads},
     )
+
+
+def cluster_from_dict(name: str, data: dict[str, Any], origin: str) -> Cluster:
+    """Build a Cluster from one preset's table; errors name `origin` and the field."""
+    pre = f"{origin}: "
+    known = {"name", "description", "nodes", "devices_per_node", "source", "device", "intra", "inter"}
+    for key in data:
+        if key not in known:
+            raise ClusterError(f"{pre}{key}: unknown key (allowed: {', '.join(sorted(known))})")
+    d = _table(pre, data, "device")
+    device = _device(f"{origin}: device.", d)
     intra = _link(f"{origin}: intra.", _table(pre, data, "intra"))
     inter = _link(f"{origin}: inter.", _table(pre, data, "inter"))
     sources = {
@@ -296,7 +278,7 @@ def _host_memory_bytes() -> int:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
+                return int(line.split()[1]) * KIB  # kB in /proc/meminfo are KiB
     except OSError:
         pass
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -423,16 +405,15 @@ def discover_cluster(world_size: int | None = None, local_world_size: int | None
     world = world_size or info["world_size"]
     table = presets()
     if info["device_type"] == "cuda":
-        from steward.hardware import gpu_for_device_name
-
         gpu = gpu_for_device_name(info["device_name"])
-        base = next((c for c in table.values() if gpu is not None and c.device.gpu == gpu.key), None)
+        base = next((c for c in table.values() if gpu is not None and c.device.key == gpu.key), None)
         if base is None:
             base = table["a100-80gb-ib"]
             if gpu is not None:  # in the GPU table without a preset: its own figures, the A100 preset's links
-                dev = dataclasses.replace(base.device, peak_flops=dict(gpu.peak_flops), match=gpu.match, gpu=gpu.key,
+                dev = dataclasses.replace(base.device, peak_flops=dict(gpu.peak_flops), match=gpu.match, key=gpu.key,
                                           source=gpu.source,
-                                          memory_bandwidth=gpu.memory_bandwidth or base.device.memory_bandwidth)
+                                          memory_bandwidth=gpu.memory_bandwidth or base.device.memory_bandwidth,
+                                          host_bandwidth=gpu.host_bandwidth or base.device.host_bandwidth)
                 base = dataclasses.replace(base, device=dev, sources={
                     **base.sources, "device": f"{gpu.source}; links, efficiencies and missing figures: the A100 preset's (assumed)"})
             else:  # an unknown GPU: its memory is known, its peak is not; use the A100's figures
@@ -453,26 +434,14 @@ def discover_cluster(world_size: int | None = None, local_world_size: int | None
     return cluster
 
 
-def node_of_rank() -> list[int]:
-    """Node index of every rank of the initialised default group (a collective). Nodes are told
-    apart by torchrun's GROUP_RANK when set, else by host name."""
-    import torch.distributed as dist
-
-    key = os.environ.get("GROUP_RANK") or socket.gethostname()
-    keys: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(keys, key)
-    ids: dict[Any, int] = {}
-    return [ids.setdefault(k, len(ids)) for k in keys]
-
-
 def describe(cluster: Cluster) -> list[str]:
     """Human-readable lines for `steward topology`."""
     d = cluster.device
-    peaks = ", ".join(f"{k} {v / 1e12:g}" for k, v in d.peak_flops.items())
+    peaks = ", ".join(f"{k} {v / TFLOPS:g}" for k, v in d.peak_flops.items())
     lines = [
         f"cluster   {cluster.name}: {cluster.description}",
         f"size      {cluster.nodes} node(s) x {cluster.devices_per_node} device(s) = {cluster.world_size}",
-        f"device    {d.name} ({d.kind}): {d.memory_bytes / GIB:.1f} GiB, {d.memory_bandwidth / 1e9:g} GB/s memory, "
+        f"device    {d.name} ({d.kind}): {d.memory_bytes / GIB:.1f} GiB, {d.memory_bandwidth / GB:g} GB/s memory, "
         f"peak TFLOP/s {peaks}, matmul efficiency {d.matmul_efficiency:g}",
     ]
     if d.layer_overhead:
@@ -480,7 +449,7 @@ def describe(cluster: Cluster) -> list[str]:
             f"{k} {v * 1e3:.3g} ms" for k, v in d.layer_overhead.items()))
     for label, link in (("intra", cluster.intra), ("inter", cluster.inter)):
         lines.append(
-            f"{label:<9} {link.name}: {link.bandwidth / 1e9:g} GB/s per device each way "
+            f"{label:<9} {link.name}: {link.bandwidth / GB:g} GB/s per device each way "
             f"(x{link.efficiency:g} achieved), {link.latency * 1e6:g} us per step + {link.base_latency * 1e6:g} us"
         )
     for key, src in cluster.sources.items():

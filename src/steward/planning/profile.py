@@ -1,14 +1,15 @@
-"""Per-block activation memory and recomputation cost, under each policy.
+"""Per-block activation memory and recomputation cost, under each policy: the rematerialization
+planner's cost model (`remat` solves with it).
 
 One transformer block (and the output head) is run forward and backward under an
-`ActivationTracker`, a dispatch mode that sees every tensor the ops create and when the last
+`ActivationTracker` (`tracker`), which sees every tensor the ops create and when the last
 reference to its storage goes: the live bytes, op by op, of what autograd holds. From it:
 
 - saved_bytes: what the block still holds for backward once its forward is done (its input
   included when the policy keeps it);
 - forward_peak_bytes / backward_peak_bytes: the highest live bytes while the block runs
   forward / backward (the incoming gradient and the recomputed tensors included, the parameter
-  gradients not: those are in the static memory);
+  gradients not: those are in the static memory, `footprint.static_memory`);
 - recompute FLOPs and added time against `keep`.
 
 Two ways, same code:
@@ -19,7 +20,8 @@ Two ways, same code:
   check the analytic bytes against the measured ones.
 
 Offload is profiled from `keep`: the block keeps nothing on the device, its saved bytes cross the
-host link twice. On a GPU the measured profile runs it for real.
+host link twice. On a GPU the measured profile runs it for real. The policies themselves are the
+runtime's (`steward.memory.apply`): what is profiled is what is trained.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +36,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
-from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count
 
-from steward.hardware import gpu_for_device_name, plannable_gpus
 from steward.memory.apply import POLICIES, apply_policy
 from steward.models.gpt import (
     Attention,
@@ -47,181 +44,11 @@ from steward.models.gpt import (
     ModelArgs,
     RMSNorm,
     TransformerBlock,
-    block_params,
-    num_params,
     precompute_rope,
 )
-
-GB = 1e9
-
-
-@dataclass(frozen=True)
-class DeviceSpec:
-    name: str
-    memory_bytes: int
-    peak_flops: float
-    """Dense bf16 tensor-core FLOP/s."""
-    memory_bw: float
-    """Device memory bandwidth, bytes/s."""
-    host_bw: float
-    """Host link bandwidth per direction, bytes/s (what offload crosses twice)."""
-
-
-def _spec(g) -> DeviceSpec:
-    return DeviceSpec(g.name, g.memory_bytes, g.peak_flops["bf16"], g.memory_bandwidth, g.host_bandwidth)
-
-
-# The GPUs the planner has every figure for, from the one GPU table (steward/gpus.toml, with sources).
-GPU_SPECS: dict[str, DeviceSpec] = {key: _spec(g) for key, g in plannable_gpus().items()}
-
-
-def spec_for_device(device: torch.device) -> DeviceSpec | None:
-    """The spec of the CUDA device in use when the GPU table has its planner figures (by name), with
-    the memory this board actually has."""
-    if device.type != "cuda":
-        return None
-    g = gpu_for_device_name(torch.cuda.get_device_name(device))
-    if g is None or not g.plannable:
-        return None
-    return dataclasses.replace(_spec(g), memory_bytes=torch.cuda.get_device_properties(device).total_memory)
-
-
-def device_memory_bytes(device: torch.device) -> int:
-    """Total memory of the device: the GPU's, or the host's physical memory for the CPU."""
-    if device.type == "cuda":
-        return int(torch.cuda.get_device_properties(device).total_memory)
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def available_memory_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError):
-        return device_memory_bytes(device) // 2
-
-
-# ---- the tracker -------------------------------------------------------------------------------
-
-_aten = torch.ops.aten
-_CPU_FLASH = _aten._scaled_dot_product_flash_attention_for_cpu.default
-_CPU_FLASH_BWD = _aten._scaled_dot_product_flash_attention_for_cpu_backward.default
-
-
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
-
-
-def _op_flops(func, args, kwargs, out) -> float:
-    if func is _CPU_FLASH:  # torch's flop counter knows the CUDA kernels only
-        q, k, v = args[:3]
-        return float(sdpa_flop_count(q.shape, k.shape, v.shape))
-    if func is _CPU_FLASH_BWD:
-        grad_out, q, k, v = args[:4]
-        return float(sdpa_backward_flop_count(grad_out.shape, q.shape, k.shape, v.shape))
-    formula = flop_registry.get(func._overloadpacket)
-    return float(formula(*args, **kwargs, out_val=out)) if formula is not None else 0.0
-
-
-class ActivationTracker(TorchDispatchMode):
-    """Live bytes of the storages created by ops on `device_type` while it is active.
-
-    A storage is born when an op first returns it and dies when nothing but the tracker holds it
-    (checked after every op). Storages named in `exclude` (parameters, inputs) are not counted.
-    Also sums FLOPs, bytes moved and a per-op roofline time by phase ('forward', 'backward').
-    """
-
-    def __init__(self, device_type: str, exclude: set[int] | None = None, spec: DeviceSpec | None = None):
-        super().__init__()
-        self.device_type = device_type
-        self.exclude = set(exclude or ())
-        self.spec = spec
-        self.live: dict[int, tuple[torch.UntypedStorage, int, int]] = {}  # key -> (storage, bytes, uid)
-        self.events: list[tuple[int, int, int]] = []  # (op index, +/- bytes, uid)
-        self.seq = 0
-        self._uid = 0
-        self.phase = "forward"
-        self.flops: dict[str, float] = {"forward": 0.0, "backward": 0.0}
-        self.roofline_s: dict[str, float] = {"forward": 0.0, "backward": 0.0}
-        self.bytes_moved: dict[str, int] = {"forward": 0, "backward": 0}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        self.seq += 1
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        self._cost(func, args, kwargs, out, outs)
-        for t in outs:
-            if t.device.type != self.device_type:
-                continue
-            storage = t.untyped_storage()
-            key = storage._cdata
-            if key in self.exclude or key in self.live:
-                continue
-            self._uid += 1
-            n = storage.nbytes()
-            self.live[key] = (storage, n, self._uid)
-            self.events.append((self.seq, n, self._uid))
-        self.sweep()
-        return out
-
-    def _cost(self, func, args, kwargs, out, outs) -> None:
-        flops = _op_flops(func, args, kwargs, out)
-        self.flops[self.phase] = self.flops.get(self.phase, 0.0) + flops
-        if getattr(func, "is_view", False):
-            moved = 0
-        else:
-            ins = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-            moved = sum(_nbytes(t) for t in ins) + sum(_nbytes(t) for t in outs)
-        self.bytes_moved[self.phase] = self.bytes_moved.get(self.phase, 0) + moved
-        if self.spec is None:
-            return
-        seconds = max(flops / self.spec.peak_flops, moved / self.spec.memory_bw)
-        self.roofline_s[self.phase] = self.roofline_s.get(self.phase, 0.0) + seconds
-
-    def sweep(self) -> None:
-        dead = [k for k in self.live if torch._C._storage_Use_Count(k) <= 1]
-        for key in dead:
-            _, n, uid = self.live.pop(key)
-            self.events.append((self.seq, -n, uid))
-
-    def mark(self) -> int:
-        """A point in the timeline (after dropping what died since the last op)."""
-        self.sweep()
-        return len(self.events)
-
-    def uids(self, tensors) -> set[int]:
-        """Tracker ids of the live storages of `tensors` (to leave them out of a peak)."""
-        out = set()
-        for t in tensors:
-            if isinstance(t, torch.Tensor):
-                entry = self.live.get(t.untyped_storage()._cdata)
-                if entry is not None:
-                    out.add(entry[2])
-        return out
-
-    def live_bytes(self, ignore: set[int] = frozenset()) -> int:
-        return sum(n for _, n, uid in self.live.values() if uid not in ignore)
-
-    def peak(self, start: int = 0, end: int | None = None, ignore: set[int] = frozenset()) -> int:
-        """Highest live bytes between two marks, leaving out the storages `ignore` names."""
-        end = len(self.events) if end is None else end
-        live = sum(d for _, d, uid in self.events[:start] if uid not in ignore)
-        best = live
-        for _, delta, uid in self.events[start:end]:
-            if uid in ignore:
-                continue
-            live += delta
-            best = max(best, live)  # births of an op come before the deaths found after it
-        return best
-
-
-def storage_keys(tensors) -> set[int]:
-    return {t.untyped_storage()._cdata for t in tensors if isinstance(t, torch.Tensor)}
-
-
-# ---- per-segment profiles ----------------------------------------------------------------------
+from steward.planning.footprint import BF16_BYTES, FP32_BYTES
+from steward.planning.hardware import Device, plannable_gpus
+from steward.planning.tracker import ActivationTracker, nbytes, storage_keys
 
 
 @dataclass
@@ -371,7 +198,7 @@ def _is_fake(module: nn.Module) -> bool:
     return any(isinstance(p, FakeTensor) for p in module.parameters())
 
 
-def _track(setup: _Setup, kind: str, policy: str, spec: DeviceSpec | None) -> dict[str, Any]:
+def _track(setup: _Setup, kind: str, policy: str, spec: Device | None) -> dict[str, Any]:
     """Run one segment forward and backward under the tracker; bytes, FLOPs and roofline time."""
     module = setup.build(kind)
     if kind == "block":
@@ -398,7 +225,7 @@ def _track(setup: _Setup, kind: str, policy: str, spec: DeviceSpec | None) -> di
     # head's output, the loss, stays alive through backward
     backward_peak = tracker.peak(t_bwd, t_end, ignore=(out_ids if kind == "block" else set()) | param_grads)
     return {
-        "out_bytes": _nbytes(out),
+        "out_bytes": nbytes(out),
         "saved_bytes": saved,
         "forward_peak_bytes": forward_peak,
         "backward_peak_bytes": backward_peak,
@@ -408,7 +235,7 @@ def _track(setup: _Setup, kind: str, policy: str, spec: DeviceSpec | None) -> di
     }
 
 
-def _run(setup: _Setup, kind: str, policy: str, spec: DeviceSpec | None, fake: bool) -> dict[str, Any]:
+def _run(setup: _Setup, kind: str, policy: str, spec: Device | None, fake: bool) -> dict[str, Any]:
     if not fake:
         return _track(setup, kind, policy, spec)
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -487,7 +314,7 @@ def profile_model(
     precision: str = "fp32",
     tp: int = 1,
     method: str = "analytic",
-    spec: DeviceSpec | None = None,
+    spec: Device | None = None,
     policies: tuple[str, ...] | None = None,
     rounds: int = 3,
 ) -> ModelProfile:
@@ -517,7 +344,7 @@ def _profile_model(args, micro_batch, seq_len, device, precision, tp, method, sp
     # log-sum-exp), and the ops before and after are the same ATen ops
     setup = _Setup(args, micro_batch, seq_len, torch.device("cpu") if fake else device, precision, tp)
     if fake:
-        spec = spec or GPU_SPECS["h100"]
+        spec = spec or plannable_gpus()["h100"]
     tracked = {p: _run(setup, "block", p, spec if fake else None, fake) for p in policies if p != "offload"}
     head = _run(setup, "head", "keep", None, fake)
     keep = tracked["keep"]
@@ -546,7 +373,7 @@ def _profile_model(args, micro_batch, seq_len, device, precision, tp, method, sp
         if p == "offload" and p not in tracked and fake:
             # everything keep saves goes to the host and back: two crossings of the host link
             costs[p] = PolicyCost(0, keep["forward_peak_bytes"], keep["backward_peak_bytes"], 0.0,
-                                  2 * keep["saved_bytes"] / spec.host_bw, keep["saved_bytes"])
+                                  2 * keep["saved_bytes"] / spec.host_bandwidth, keep["saved_bytes"])
             continue
         r = tracked.get(p) or _run(setup, "block", p, None, False)
         costs[p] = PolicyCost(
@@ -559,7 +386,7 @@ def _profile_model(args, micro_batch, seq_len, device, precision, tp, method, sp
             offload_bytes=keep["saved_bytes"] - r["saved_bytes"] if p == "offload" else 0,
         )
     head_cost = PolicyCost(head["saved_bytes"], head["forward_peak_bytes"], head["backward_peak_bytes"])
-    act_bytes = 2 if precision == "bf16" else 4
+    act_bytes = BF16_BYTES if precision == "bf16" else FP32_BYTES
     return ModelProfile(
         method=method,
         device=f"{spec.name} (fake tensors)" if fake else device.type,
@@ -575,60 +402,3 @@ def _profile_model(args, micro_batch, seq_len, device, precision, tp, method, sp
         policies=tuple(policies),
         loss_bytes=2 * head["out_bytes"],
     )
-
-
-# ---- static memory -----------------------------------------------------------------------------
-
-
-def static_memory(args: ModelArgs, strategy: str, dp_shard: int, tp: int, precision: str) -> dict[str, int]:
-    """Bytes per device that do not depend on the batch: fp32 parameters, fp32 gradients, AdamW's
-    two fp32 moments, and the buffers of the data-parallel wrapper.
-
-    FSDP2 shards the first three over dp_shard and holds, unsharded in the compute dtype, the root's
-    parameters (embedding, norm, head: not resharded after forward) and two blocks (the one running
-    and the one prefetched), plus one block's unsharded fp32 gradients before its reduce-scatter.
-    DDP adds its fp32 gradient buckets. Tensor parallelism divides all of it by tp (the head
-    included, as torchtitan shards it).
-    """
-    n = num_params(args)
-    block = block_params(args)
-    shard = dp_shard if strategy in ("fsdp", "hsdp") else 1
-    per_rank = math.ceil(n / (shard * tp))
-    out = {"params": 4 * per_rank, "grads": 4 * per_rank, "optimizer": 8 * per_rank, "wrapper": 0}
-    if strategy in ("fsdp", "hsdp"):
-        compute = 2 if precision == "bf16" else 4
-        root = n - block * args.n_layers
-        out["wrapper"] = (compute * (root + 2 * block) + 4 * block) // tp
-    elif strategy == "ddp":
-        out["wrapper"] = 4 * per_rank
-    out["total"] = sum(out.values())
-    return out
-
-
-# ---- whole-model measurement -------------------------------------------------------------------
-
-
-def measure_activations(model: nn.Module, tokens: torch.Tensor, autocast=None) -> dict[str, Any]:
-    """Track one forward and backward of `model` on `tokens` [B, T+1] (inputs and shifted
-    targets), as the trainer's step runs it: the highest live activation bytes (parameter
-    gradients left out: they are static memory) and the bytes held when backward starts."""
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
-    model.zero_grad(set_to_none=True)
-    exclude = storage_keys([*model.parameters(), *model.buffers(), tokens])
-    tracker = ActivationTracker(tokens.device.type, exclude)
-    with tracker:
-        with autocast or contextlib.nullcontext():
-            logits = model(inputs)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
-        del logits
-        saved = tracker.live_bytes()
-        tracker.phase = "backward"
-        loss.backward()
-        del loss
-        end = tracker.mark()
-    grads = tracker.uids([p.grad for p in model.parameters()])
-    return {
-        "activation_peak_bytes": tracker.peak(0, end, ignore=grads),
-        "saved_bytes": saved,
-        "flops": dict(tracker.flops),
-    }

@@ -1,0 +1,397 @@
+"""The cost model: memory per device and step time of one layout (tp, pp, dp_replicate, dp_shard,
+micro-batch, recompute) for a model, batch and cluster. The layout planner (`layout`) and the
+simulator (`simulate`) ask it.
+
+Memory per device (the fullest pipeline stage), counted with the one memory model (`footprint`):
+  * parameters, gradients and AdamW states under the sharding (FSDP2 over dp_shard, tensor parallel
+    over tp, the stage's blocks under pp), in the precision the trainer uses (fp32 master weights;
+    bf16 gathered copies under FSDP2 mixed precision);
+  * activations by the per-layer counting of Korthikanti et al. 2022 (`footprint.layer_activation_bytes`);
+  * pipeline 1F1B: the first stage holds pp micro-batches in flight;
+  * the loss: logits and their fp32 softmax and gradient on the last stage.
+Step time: compute FLOPs over the device's matmul rate (peak x efficiency), element-wise traffic over
+memory bandwidth, a per-layer framework overhead (measured by calibration), every collective with the
+alpha-beta model on the link class it crosses (tensor parallel inside a node on the critical path;
+FSDP/DDP overlapped with compute except one block; pipeline sends per micro-batch), the 1F1B bubble
+((pp - 1) extra micro-batch slots) and the optimizer's memory traffic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from steward.models.gpt import ModelArgs, block_params, flops_per_token
+from steward.planning.footprint import (
+    BF16_BYTES,
+    FP32_BYTES,
+    autocast_copy_bytes,
+    ddp_bucket_bytes,
+    fsdp_unsharded_bytes,
+    layer_activation_bytes,
+    loss_activation_bytes,
+    model_state_bytes,
+    stage_activation_bytes,
+    stage_blocks,
+    stage_params,
+)
+from steward.planning.topology import Cluster, Link
+
+ADAM_BYTES_PER_PARAM = 92
+"""Bytes of memory traffic per parameter for one clipped AdamW step (foreach, fp32): m lerp 12, v
+update 20, denominator 24, parameter update 16, weight decay 8, norm and clip 12."""
+
+ELEMENTWISE_TRAFFIC = 4.0
+"""Element-wise memory traffic per training step of a layer, in multiples of the bytes it keeps for
+backward (forward writes and reads each kept tensor once, backward reads it and writes its gradient).
+An assumption, not a measurement."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    tp: int = 1
+    pp: int = 1
+    dp_replicate: int = 1
+    dp_shard: int = 1
+    micro_batch_size: int = 1
+    recompute: str = "none"
+
+    @property
+    def dp(self) -> int:
+        return self.dp_replicate * self.dp_shard
+
+    @property
+    def world(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def fsdp(self) -> bool:
+        """FSDP2 wraps the model (ParallelDims.uses_fsdp): sharding, or replication composed with tp/pp."""
+        return self.dp_shard > 1 or (self.dp_replicate > 1 and (self.tp > 1 or self.pp > 1))
+
+    @property
+    def ddp(self) -> bool:
+        return self.dp_replicate > 1 and not self.fsdp
+
+    def __str__(self) -> str:
+        return (f"tp={self.tp} pp={self.pp} dp_replicate={self.dp_replicate} dp_shard={self.dp_shard} "
+                f"micro_batch={self.micro_batch_size} recompute={self.recompute}")
+
+
+@dataclass
+class Request:
+    """What to plan for. `dtype`: 'bf16' (GPU mixed precision: bf16 compute and activations, fp32
+    master weights) or 'fp32' (the CPU trainer)."""
+
+    args: ModelArgs
+    global_batch: int
+    seq_len: int
+    cluster: Cluster
+    memory_limit: float
+    dtype: str = "bf16"
+    allow_tp_across_nodes: bool = False
+    name: str = ""
+    placement_aware: bool = True
+    """False: ranks placed without regard to nodes, so every group of two or more spans nodes (the
+    simulator's baseline)."""
+
+    @property
+    def act_bytes(self) -> int:
+        return BF16_BYTES if self.dtype in ("bf16", "fp16") else FP32_BYTES
+
+    def micro_batches(self, lay: Layout) -> int:
+        """Micro-batches per step on each rank."""
+        local_batch = self.global_batch // lay.dp
+        return local_batch // lay.micro_batch_size
+
+    def autocast(self, lay: Layout) -> bool:
+        """bf16 autocast over fp32 weights: FSDP2 casts the parameters; elsewhere the trainer autocasts."""
+        return self.act_bytes == BF16_BYTES and not lay.fsdp
+
+
+@dataclass
+class Prediction:
+    step_time_s: float
+    memory_per_device_bytes: float
+    tokens_per_s: float
+    mfu: float
+    comm_bytes_per_step: dict[str, float]
+    """Bytes each device sends per step, by link class ('intra', 'inter') and 'total'."""
+    time: dict[str, float] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Calibration:
+    """Figures the prediction needs beyond the cluster: per-layer framework overhead (seconds per
+    layer per micro-batch for forward + backward) and whether the host waits for the device."""
+
+    layer_overhead_s: float = 0.0
+    layer_overhead_tp_s: float = 0.0
+    """The same block under tensor parallel (DTensor dispatch) and under FSDP2 (its hooks)."""
+    layer_overhead_fsdp_s: float = 0.0
+    synchronous: bool = False
+    """CPU: every op's dispatch cost adds to its run time; GPU: launches overlap with device work."""
+
+    def overhead(self, tp: bool, fsdp: bool) -> float:
+        extra_tp = max(0.0, self.layer_overhead_tp_s - self.layer_overhead_s) if tp else 0.0
+        extra_fsdp = max(0.0, self.layer_overhead_fsdp_s - self.layer_overhead_s) if fsdp else 0.0
+        return self.layer_overhead_s + extra_tp + extra_fsdp
+
+
+def calibration_for(cluster: Cluster) -> Calibration:
+    """The cluster device's per-layer overheads (its preset's, or this host's calibration where the
+    cluster was discovered here)."""
+    o = cluster.device.layer_overhead
+    plain = o.get("plain", 0.0)
+    return Calibration(layer_overhead_s=plain, layer_overhead_tp_s=o.get("tp", plain),
+                       layer_overhead_fsdp_s=o.get("fsdp", plain), synchronous=cluster.device.kind == "cpu")
+
+
+# ---- collectives (alpha-beta, ring algorithms) ---------------------------------------------------
+
+
+def all_reduce_time(nbytes: float, n: int, link: Link) -> float:
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    return link.base_latency + 2 * (n - 1) * link.latency + 2 * (n - 1) / n * nbytes / link.effective_bandwidth
+
+
+def gather_time(nbytes: float, n: int, link: Link) -> float:
+    """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size)."""
+    if n <= 1 or nbytes <= 0:
+        return 0.0
+    return link.base_latency + (n - 1) * link.latency + (n - 1) / n * nbytes / link.effective_bandwidth
+
+
+def p2p_time(nbytes: float, link: Link) -> float:
+    return link.base_latency + link.latency + nbytes / link.effective_bandwidth
+
+
+def _link_class(cluster: Cluster, link: Link) -> str:
+    return "intra" if link is cluster.intra else "inter"
+
+
+def _links(req: Request, lay: Layout) -> dict[str, Link]:
+    """The link each mesh dim's collectives cross: ranks fill a node before the next; mesh order
+    (pp, dp_replicate, dp_shard, tp)."""
+    cl = req.cluster
+
+    def link(n: int, stride: int) -> Link:
+        if req.placement_aware or cl.nodes == 1:
+            return cl.link(n, stride)
+        return cl.inter if n > 1 else cl.intra
+
+    return {"tp": link(lay.tp, 1), "dp_shard": link(lay.dp_shard, lay.tp),
+            "dp_replicate": link(lay.dp_replicate, lay.tp * lay.dp_shard),
+            "pp": link(lay.pp, lay.tp * lay.dp_shard * lay.dp_replicate)}
+
+
+# ---- memory ----------------------------------------------------------------------------------------
+
+
+def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
+    """Bytes on a device of pipeline stage `st` at the step's peak, by part, and their 'total'."""
+    args, e, tp, pp = req.args, req.act_bytes, lay.tp, lay.pp
+    n_micro = req.micro_batches(lay)
+    blocks = stage_blocks(args.n_layers, pp)
+    p_local = stage_params(args, pp, st) / tp  # norms are replicated under tp: a small overcount
+    p_sharded = p_local / lay.dp_shard if lay.fsdp else p_local
+    states = model_state_bytes(p_sharded)
+    grads = states["grads"]
+    copies = 0.0
+    if lay.fsdp:
+        # two blocks in flight (prefetch), or under pp the whole stage (kept gathered between
+        # micro-batches); the root's vocabulary matrix on an end stage
+        in_flight = blocks[st] if pp > 1 else min(2, blocks[st])
+        root = args.vocab_size * args.dim if st == 0 or st == pp - 1 else 0
+        copies = fsdp_unsharded_bytes(block_params(args), root, in_flight, e, tp)
+        if n_micro > 1 and pp == 1:
+            grads = FP32_BYTES * p_local  # gradient sync off between micro-batches keeps them unsharded
+    elif lay.ddp:
+        copies += ddp_bucket_bytes(p_local)
+    if req.autocast(lay):
+        copies += autocast_copy_bytes(p_local)
+    in_flight_mb = min(pp - st, n_micro) if pp > 1 else 1
+    acts = stage_activation_bytes(args, lay.micro_batch_size * req.seq_len, tp, lay.recompute, e,
+                                  req.autocast(lay), blocks[st], in_flight_mb, st == pp - 1)
+    # gradients exist alongside activations once accumulation carries them between micro-batches;
+    # otherwise the peak is the larger of activations at the start of backward and gradients at
+    # its end (with the optimizer's temporaries: one gradient-sized buffer for foreach AdamW)
+    # (the breakdown describes that peak, so its parts sum to the total)
+    temporaries = FP32_BYTES * p_sharded
+    if n_micro > 1:
+        at_peak = {"gradients": grads, "activations": acts}
+    elif acts >= grads + temporaries:
+        at_peak = {"gradients": 0.0, "activations": acts}
+    else:
+        at_peak = {"gradients": grads + temporaries, "activations": 0.0}
+    params, optim = states["params"], states["optimizer"]
+    total = params + optim + copies + at_peak["gradients"] + at_peak["activations"]
+    return {"params": params, "optimizer": optim, "weight_copies": copies, **at_peak, "total": total}
+
+
+def device_memory(req: Request, lay: Layout) -> dict[str, float]:
+    """Bytes per device of the fullest pipeline stage, by part, and their 'total'."""
+    return max((_stage_memory(req, lay, st) for st in range(lay.pp)), key=lambda x: x["total"])
+
+
+# ---- time --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Rates:
+    """What one device of the cluster reaches: matmul FLOP/s and memory bytes/s, CPU core sharing included."""
+
+    dtype: str
+    flops: float
+    memory_bandwidth: float
+    share: float
+
+    @classmethod
+    def of(cls, req: Request) -> _Rates:
+        cl, dev = req.cluster, req.cluster.device
+        dtype = req.dtype if req.dtype in dev.peak_flops else next(iter(dev.peak_flops))
+        # CPU worker processes beyond the cores share them: each gets its fraction of a core
+        share = min(1.0, cl.cores_per_node / cl.devices_per_node) if cl.cores_per_node else 1.0
+        return cls(dtype, dev.flops(dtype) * share, dev.memory_bandwidth * share, share)
+
+
+def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
+                 tp_link: Link) -> tuple[list[float], list[float], list[float]]:
+    """Per pipeline stage and micro-batch: compute seconds, tensor-parallel seconds, tensor-parallel bytes."""
+    args, e, tp, pp = req.args, req.act_bytes, lay.tp, lay.pp
+    tokens_mb = lay.micro_batch_size * req.seq_len
+    autocast = req.autocast(lay)
+    blocks = stage_blocks(args.n_layers, pp)
+    h, v = args.dim, args.vocab_size
+    # matmul FLOPs per token: 6 x parameters of the block's linears; attention scores with the causal
+    # mask's saving (fused kernels skip the masked half): 6 h s
+    layer_flops = (6 * (block_params(args) - 2 * h) + 6 * h * req.seq_len) * tokens_mb / tp
+    recompute_flops = layer_flops / 3 if lay.recompute == "full" else 0.0
+    head_flops = 6 * h * v * tokens_mb / tp
+    layer_traffic = ELEMENTWISE_TRAFFIC * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
+    if lay.recompute in ("selective", "full"):
+        layer_traffic *= 1.25  # the forward's element-wise work runs again (a quarter of the traffic)
+    loss_traffic = loss_activation_bytes(args, tokens_mb, tp, e, autocast)
+    overhead = cal.overhead(tp > 1, lay.fsdp) / rates.share
+    busy = (layer_flops + recompute_flops) / rates.flops + layer_traffic / rates.memory_bandwidth
+    layer_time = busy + overhead if cal.synchronous else max(busy, overhead)
+
+    # tensor parallel: per block and micro-batch, forward all-gathers twice and reduce-scatters
+    # twice a [mb, s, h] activation, backward the same; full recompute repeats the forward's four,
+    # selective the two all-gathers (their outputs are recomputed, not kept)
+    act_full = tokens_mb * h * e
+    n_coll = 8 + {"full": 4, "selective": 2}.get(lay.recompute, 0)
+    tp_per_layer = n_coll * gather_time(act_full, tp, tp_link)
+    tp_bytes_layer = n_coll * (tp - 1) / tp * act_full if tp > 1 else 0
+    stage_compute, stage_tp, tp_bytes_stage = [], [], []
+    for st in range(pp):
+        c = blocks[st] * layer_time
+        t = blocks[st] * tp_per_layer
+        b = blocks[st] * tp_bytes_layer
+        if st == pp - 1:
+            c += head_flops / rates.flops + loss_traffic / rates.memory_bandwidth
+            # head: all-gather the sequence in, the logits out (forward), reduce-scatter back
+            t += 2 * gather_time(act_full, tp, tp_link) + gather_time(tokens_mb * v * e, tp, tp_link)
+            b += (2 * act_full + tokens_mb * v * e) * (tp - 1) / tp if tp > 1 else 0
+        if st == 0:
+            t += 2 * gather_time(act_full, tp, tp_link)  # embedding's reduce-scatter and its backward
+            b += 2 * act_full * (tp - 1) / tp if tp > 1 else 0
+        stage_compute.append(c)
+        stage_tp.append(t)
+        tp_bytes_stage.append(b)
+    return stage_compute, stage_tp, tp_bytes_stage
+
+
+@dataclass
+class _DataParallel:
+    time: float = 0.0
+    """Seconds of the step's data-parallel collectives, overlapped or not."""
+    exposed_once: float = 0.0
+    """What no overlap hides: the first gather and the last reduce."""
+    bytes_shard: float = 0.0
+    bytes_replicate: float = 0.0
+
+
+def _data_parallel(req: Request, lay: Layout, links: dict[str, Link], p_local: float) -> _DataParallel:
+    """Per step, on the fullest stage (`p_local` parameters per tensor-parallel rank)."""
+    args, shard, rep = req.args, lay.dp_shard, lay.dp_replicate
+    if lay.fsdp:
+        compute_bytes = req.act_bytes
+        gathers = 1 if lay.pp > 1 else 2 * req.micro_batches(lay)  # forward and backward per micro-batch
+        # one collective per block and one for the root's parameters, each paying the latency
+        groups = max(stage_blocks(args.n_layers, lay.pp)) + 1
+        ag = groups * gather_time(compute_bytes * p_local / groups, shard, links["dp_shard"])
+        rs = groups * gather_time(FP32_BYTES * p_local / groups, shard, links["dp_shard"])
+        ar = groups * all_reduce_time(FP32_BYTES * p_local / shard / groups, rep, links["dp_replicate"])
+        out = _DataParallel(time=gathers * ag + rs + ar, exposed_once=(ag + rs) / groups)
+        if shard > 1:
+            out.bytes_shard = (gathers * compute_bytes + FP32_BYTES) * p_local * (shard - 1) / shard
+        if rep > 1:
+            out.bytes_replicate = 2 * (rep - 1) / rep * FP32_BYTES * p_local / shard
+        return out
+    if lay.ddp:
+        t = all_reduce_time(FP32_BYTES * p_local, rep, links["dp_replicate"])
+        return _DataParallel(time=t, exposed_once=t / max(1, args.n_layers // lay.pp),
+                             bytes_replicate=2 * (rep - 1) / rep * FP32_BYTES * p_local)
+    return _DataParallel()
+
+
+def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Prediction:
+    """Memory per device and step time of `lay` for `req` (see the module docstring)."""
+    cal = cal or Calibration(synchronous=req.cluster.device.kind == "cpu")
+    args, cl, tp, pp = req.args, req.cluster, lay.tp, lay.pp
+    n_micro = req.micro_batches(lay)
+    links = _links(req, lay)
+    worst = device_memory(req, lay)
+    rates = _Rates.of(req)
+
+    stage_compute, stage_tp, tp_bytes_stage = _stage_times(req, lay, cal, rates, links["tp"])
+    stage_time = [c + t for c, t in zip(stage_compute, stage_tp)]
+    slowest = max(range(pp), key=lambda i: stage_time[i])
+    act_full = lay.micro_batch_size * req.seq_len * args.dim * req.act_bytes
+    p2p = p2p_time(act_full / tp, links["pp"]) if pp > 1 else 0.0
+    slot = max(stage_time) + 2 * p2p
+    pipeline_time = (n_micro + pp - 1) * slot
+    bubble = (pp - 1) * max(stage_time)  # the sends of those slots are in pipeline_p2p
+    compute_only = n_micro * max(stage_time)
+
+    p_local = max(stage_params(args, pp, st) for st in range(pp)) / tp
+    dp = _data_parallel(req, lay, links, p_local)
+    window = compute_only if pp == 1 else max(stage_time)  # under pp only the last micro-batch overlaps
+    if cal.synchronous:
+        dp_exposed = dp.time  # no device streams: the CPU waits for each collective
+    else:
+        dp_exposed = max(0.0, dp.time - window) + dp.exposed_once if dp.time else 0.0
+
+    optimizer_time = ADAM_BYTES_PER_PARAM * (p_local / (lay.dp_shard if lay.fsdp else 1)) / rates.memory_bandwidth
+    step = pipeline_time + dp_exposed + optimizer_time
+
+    tokens = req.global_batch * req.seq_len
+    model_flops = flops_per_token(args, req.seq_len) * tokens
+    peak = cl.device.peak_flops.get(rates.dtype, rates.flops)
+    mfu = model_flops / (step * lay.world * peak)
+
+    comm = {"intra": 0.0, "inter": 0.0}
+    comm[_link_class(cl, links["tp"])] += max(tp_bytes_stage) * n_micro
+    if pp > 1:
+        comm[_link_class(cl, links["pp"])] += 2 * n_micro * act_full / tp
+    comm[_link_class(cl, links["dp_shard"])] += dp.bytes_shard
+    comm[_link_class(cl, links["dp_replicate"])] += dp.bytes_replicate
+    comm["total"] = comm["intra"] + comm["inter"]
+    return Prediction(
+        step_time_s=step,
+        memory_per_device_bytes=worst["total"],
+        tokens_per_s=tokens / step,
+        mfu=mfu,
+        comm_bytes_per_step=comm,
+        time={"compute": n_micro * stage_compute[slowest], "tensor_parallel": n_micro * stage_tp[slowest],
+              "pipeline_bubble": bubble, "pipeline_p2p": 2 * p2p * (n_micro + pp - 1),
+              "data_parallel_exposed": dp_exposed, "data_parallel_total": dp.time, "optimizer": optimizer_time},
+        memory={k: worst[k] for k in ("params", "gradients", "optimizer", "weight_copies", "activations")},
+    )

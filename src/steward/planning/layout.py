@@ -1,0 +1,190 @@
+"""The layout planner: enumerate layouts (tp, pp, dp_replicate, dp_shard, micro-batch, recompute) for a
+model, batch and cluster, ask the cost model (`cost.predict`) for each, and pick the fastest that fits.
+`steward plan` prints the choice; `steward train --parallel.auto true` runs it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from steward.errors import StewardError
+from steward.planning.cost import Calibration, Layout, Prediction, Request, calibration_for, predict
+from steward.planning.units import GB, GIB
+
+RECOMPUTE = ("none", "selective", "full")
+# memory.policy values that carry out each recompute choice
+MEMORY_POLICY = {"none": "keep", "selective": "selective", "full": "full"}
+
+
+class PlanError(StewardError):
+    """No layout fits, or the request is malformed; the message names what is short and by how much."""
+
+
+@dataclass
+class Plan:
+    layout: Layout
+    predicted: Prediction
+    fits: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan": dataclasses.asdict(self.layout), "predicted": self.predicted.to_dict(), "fits": self.fits}
+
+    def apply_to(self, cfg):
+        """A copy of JobConfig `cfg` with this layout: parallel degrees, micro-batch, recompute."""
+        lay = self.layout
+        return dataclasses.replace(
+            cfg,
+            parallel=dataclasses.replace(cfg.parallel, tp=lay.tp, pp=lay.pp, dp_replicate=lay.dp_replicate,
+                                         dp_shard=lay.dp_shard),
+            train=dataclasses.replace(cfg.train, micro_batch_size=lay.micro_batch_size),
+            memory=dataclasses.replace(cfg.memory, policy=MEMORY_POLICY[lay.recompute]),
+        )
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def layouts(req: Request) -> Iterator[Layout]:
+    """Every valid layout for the request's cluster, model and batch."""
+    args, cl = req.args, req.cluster
+    world = cl.world_size
+    tps = [t for t in divisors(world)
+           if args.n_heads % t == 0 and args.kv_heads % t == 0 and req.seq_len % t == 0
+           and (req.allow_tp_across_nodes or (t <= cl.devices_per_node and cl.devices_per_node % t == 0))]
+    for tp in tps:
+        for pp in divisors(world // tp):
+            if pp > args.n_layers:
+                continue
+            dp = world // (tp * pp)
+            if req.global_batch % dp:
+                continue
+            local = req.global_batch // dp
+            for shard in divisors(dp):
+                for mb in divisors(local):
+                    if local // mb < pp:
+                        continue
+                    for rc in RECOMPUTE:
+                        yield Layout(tp, pp, dp // shard, shard, mb, rc)
+
+
+@dataclass
+class PlanResult:
+    best: Plan
+    alternatives: list[Plan]
+    considered: int
+    fitting: int
+    request: Request
+
+    def to_dict(self) -> dict[str, Any]:
+        req = self.request
+        return {
+            **self.best.to_dict(),
+            "alternatives": [p.to_dict() for p in self.alternatives],
+            "considered": self.considered,
+            "fitting": self.fitting,
+            "request": {"model": req.name, "global_batch": req.global_batch, "seq_len": req.seq_len,
+                        "cluster": req.cluster.name, "nodes": req.cluster.nodes,
+                        "devices_per_node": req.cluster.devices_per_node, "memory_limit_bytes": req.memory_limit,
+                        "dtype": req.dtype},
+        }
+
+
+def plan(req: Request, top: int = 5, cal: Calibration | None = None) -> PlanResult:
+    """The fastest layout within the memory limit, and the next `top - 1`; PlanError when none fits."""
+    if req.global_batch < 1 or req.seq_len < 1:
+        raise PlanError("--batch and --seq-len must be positive")
+    if req.seq_len > req.args.max_seq_len:
+        raise PlanError(f"--seq-len: {req.seq_len} exceeds the model's max_seq_len {req.args.max_seq_len}")
+    cal = cal or calibration_for(req.cluster)
+    fitting: list[Plan] = []
+    smallest: Plan | None = None
+    considered = 0
+    for lay in layouts(req):
+        considered += 1
+        pred = predict(req, lay, cal)
+        p = Plan(lay, pred, fits=pred.memory_per_device_bytes <= req.memory_limit)
+        if p.fits:
+            fitting.append(p)
+        elif smallest is None or pred.memory_per_device_bytes < smallest.predicted.memory_per_device_bytes:
+            smallest = p
+    if not considered:
+        raise PlanError(
+            f"--batch: a global batch of {req.global_batch} cannot be split over any layout of "
+            f"{req.cluster.world_size} devices (it must be a multiple of the data-parallel degree, with at least "
+            "one micro-batch per pipeline stage); raise it or use fewer devices"
+        )
+    if not fitting:
+        need = smallest.predicted.memory_per_device_bytes
+        raise PlanError(
+            f"memory: no layout fits {req.memory_limit / GIB:.1f} GiB per device; the smallest ({smallest.layout}) "
+            f"needs {need / GIB:.1f} GiB, short by {(need - req.memory_limit) / GIB:.1f} GiB per device; add nodes, "
+            "lower the batch or sequence length, or raise the limit"
+        )
+    fitting.sort(key=lambda p: (p.predicted.step_time_s, p.predicted.memory_per_device_bytes))
+    return PlanResult(fitting[0], fitting[1:top], considered, len(fitting), req)
+
+
+# ---- the trainer's parallel.auto --------------------------------------------------------------------
+
+
+def request_from_config(cfg, world_size: int, local_world_size: int) -> Request:
+    """The planning request a training config makes on the running job's cluster."""
+    import torch
+
+    from steward.models.gpt import build_model_args
+    from steward.planning.topology import discover_cluster, load_cluster
+
+    nodes = max(1, world_size // max(1, local_world_size))
+    if cfg.parallel.cluster:
+        cluster = load_cluster(cfg.parallel.cluster, nodes=nodes)
+        cluster = dataclasses.replace(cluster, devices_per_node=local_world_size)
+    else:
+        cluster = discover_cluster(world_size, local_world_size)
+    args = build_model_args(cfg.model.flavor, vocab_size=cfg.model.vocab_size, max_seq_len=cfg.train.seq_len)
+    cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    bf16 = cfg.train.mixed_precision == "bf16" or (cfg.train.mixed_precision == "auto" and cuda)
+    if cfg.memory.budget_gb > 0:
+        limit = cfg.memory.budget_gb * GB
+    else:
+        limit = cluster.device.memory_bytes * cfg.memory.budget_fraction
+    return Request(args=args, global_batch=cfg.train.batch_size, seq_len=cfg.train.seq_len, cluster=cluster,
+                   memory_limit=limit, dtype="bf16" if bf16 else "fp32",
+                   allow_tp_across_nodes=cfg.parallel.tp_across_nodes, name=cfg.model.flavor)
+
+
+def apply_auto_plan(cfg, world_size: int, local_world_size: int) -> Plan:
+    """The plan `steward train --parallel.auto true` runs (raises ConfigError when none fits)."""
+    from steward.config import ConfigError
+
+    if cfg.model.hf_path:
+        raise ConfigError("parallel.auto: the planner needs a model.flavor, not model.hf_path")
+    try:
+        return plan(request_from_config(cfg, world_size, local_world_size)).best
+    except PlanError as e:
+        raise ConfigError(f"parallel.auto: {e}") from None
+
+
+def format_plan(result: PlanResult) -> list[str]:
+    """Lines for `steward plan`: the best layout with breakdowns, then the alternatives."""
+    req = result.request
+    out = [
+        f"model {req.name}: {req.args.n_layers} layers, dim {req.args.dim}; global batch {req.global_batch} x "
+        f"{req.seq_len} tokens; {req.cluster.name}: {req.cluster.nodes} x {req.cluster.devices_per_node} "
+        f"{req.cluster.device.name}; limit {req.memory_limit / GIB:.1f} GiB per device ({req.dtype})",
+        f"{result.considered} layouts considered, {result.fitting} fit",
+        "",
+    ]
+    for i, p in enumerate([result.best, *result.alternatives]):
+        pr = p.predicted
+        out.append(f"{'best' if i == 0 else f'#{i + 1}':<5} {p.layout}")
+        out.append(f"      step {pr.step_time_s:.4g} s, {pr.tokens_per_s:.4g} tokens/s, MFU {pr.mfu:.1%}, "
+                   f"memory {pr.memory_per_device_bytes / GIB:.2f} GiB/device, "
+                   f"comm {pr.comm_bytes_per_step['intra'] / GB:.3g} GB intra + "
+                   f"{pr.comm_bytes_per_step['inter'] / GB:.3g} GB inter per device")
+        if i == 0:
+            out.append("      time:   " + ", ".join(f"{k} {v:.3g} s" for k, v in pr.time.items()))
+            out.append("      memory: " + ", ".join(f"{k} {v / GIB:.3g} GiB" for k, v in pr.memory.items()))
+    return out
