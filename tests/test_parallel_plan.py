@@ -106,7 +106,7 @@ def test_plans_never_exceed_the_memory_limit(flavor, cluster, nodes, limit_gib):
 def test_impossible_requests_say_what_is_short():
     with pytest.raises(PlanError, match=r"memory: no layout fits 1\.0 GiB .* short by [0-9.]+ GiB"):
         plan(_request(limit_gib=1.0))
-    with pytest.raises(PlanError, match="--batch: a global batch of 3 cannot be split"):
+    with pytest.raises(PlanError, match="train.batch_size: a global batch of 3 cannot be split"):
         plan(_request(batch=3))
     with pytest.raises(PlanError, match="--seq-len"):
         plan(dataclasses.replace(_request(), seq_len=4096))

@@ -95,9 +95,9 @@ class PlanResult:
 def plan(req: Request, top: int = 5, cal: Calibration | None = None) -> PlanResult:
     """The fastest layout within the memory limit, and the next `top - 1`; PlanError when none fits."""
     if req.global_batch < 1 or req.seq_len < 1:
-        raise PlanError("--batch and --seq-len must be positive")
+        raise PlanError("train.batch_size and train.seq_len must be positive")
     if req.seq_len > req.args.max_seq_len:
-        raise PlanError(f"--seq-len: {req.seq_len} exceeds the model's max_seq_len {req.args.max_seq_len}")
+        raise PlanError(f"train.seq_len: {req.seq_len} exceeds the model's max_seq_len {req.args.max_seq_len}")
     cal = cal or calibration_for(req.cluster)
     fitting: list[Plan] = []
     smallest: Plan | None = None
@@ -112,7 +112,7 @@ def plan(req: Request, top: int = 5, cal: Calibration | None = None) -> PlanResu
             smallest = p
     if not considered:
         raise PlanError(
-            f"--batch: a global batch of {req.global_batch} cannot be split over any layout of "
+            f"train.batch_size: a global batch of {req.global_batch} cannot be split over any layout of "
             f"{req.cluster.world_size} devices (it must be a multiple of the data-parallel degree, with at least "
             "one micro-batch per pipeline stage); raise it or use fewer devices"
         )

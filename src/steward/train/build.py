@@ -68,7 +68,7 @@ class BuiltModel:
     num_params: int
     flops_per_token: float
     memory: dict[str, Any]
-    """The rematerialization plan (steward.memory): policies per block, predicted peak, budget."""
+    """The rematerialization plan (decided by steward.planning.remat, applied by steward.memory)."""
     amp_dtype: torch.dtype | None
     autocast: AbstractContextManager
 

@@ -82,7 +82,8 @@ class Trainer:
     step: int
     datasets: list[dict[str, Any]]
     memory: dict[str, Any]
-    """The rematerialization plan (steward.memory): policies per block, predicted peak, budget."""
+    """The rematerialization plan (decided by steward.planning.remat, applied by steward.memory): policies
+    per block, predicted peak, budget."""
 
     def __init__(self, cfg: JobConfig, callbacks: list[Callback] | None = None):
         self.cfg = cfg
