@@ -108,7 +108,7 @@ def test_impossible_requests_say_what_is_short():
         plan(_request(limit_gib=1.0))
     with pytest.raises(PlanError, match="train.batch_size: a global batch of 3 cannot be split"):
         plan(_request(batch=3))
-    with pytest.raises(PlanError, match="--seq-len"):
+    with pytest.raises(PlanError, match="train.seq_len"):
         plan(dataclasses.replace(_request(), seq_len=4096))
 
 
