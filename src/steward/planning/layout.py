@@ -173,6 +173,9 @@ def check_layout(req: Request, lay: Layout) -> None:
     if lay.world != cl.world_size:
         raise PlanError(f"--layout: tp x pp x dp_replicate x dp_shard = {lay.world}, but the cluster has "
                         f"{cl.world_size} devices ({cl.nodes} x {cl.devices_per_node}); change the degrees or --nodes")
+    if not req.allow_tp_across_nodes and (lay.tp > cl.devices_per_node or cl.devices_per_node % lay.tp):
+        raise PlanError(f"--layout: tp={lay.tp} does not fit the {cl.devices_per_node} devices of a node; "
+                        "lower it, or pass --tp-across-nodes")
     for what, n in (("n_heads", args.n_heads), ("n_kv_heads", args.kv_heads), ("train.seq_len", req.seq_len)):
         if n % lay.tp:
             raise PlanError(f"--layout: tp={lay.tp} does not divide {what} {n}")

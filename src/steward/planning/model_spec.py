@@ -11,9 +11,10 @@ SwiGLU's (4 e f kept per token instead of GELU's 2 e ffn_dim, with f = 2 ffn_dim
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from steward.errors import StewardError
 from steward.models.gpt import FLAVORS, ModelArgs
@@ -64,7 +65,8 @@ def _check(dims: dict[str, Any], where: str) -> None:
 
 def model_args(flavor: str, dims: dict[str, Any], where: str = "--model.") -> ModelArgs:
     """The flavor's ModelArgs with `dims` (INT_KEYS and `mlp`) replacing its dimensions. Without
-    ffn_dim a GELU MLP is GPT's 4 dim wide; a SwiGLU keeps the flavor's rule (Llama's)."""
+    ffn_dim a GELU MLP is GPT's 4 dim wide, a SwiGLU the flavor's (Llama's rule where dim changes);
+    n_heads without n_kv_heads is plain multi-head attention."""
     if flavor not in FLAVORS:
         raise ModelSpecError(f"--model: unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
     _check(dims, where)
@@ -78,6 +80,8 @@ def model_args(flavor: str, dims: dict[str, Any], where: str = "--model.") -> Mo
         changes["ffn_hidden"] = swiglu_hidden(4 * dims.get("dim", base.dim), mlp)
     elif "dim" in dims:
         changes["ffn_hidden"] = 0  # the flavor's ffn_hidden belonged to its own dim: Llama's rule instead
+    if "n_heads" in dims and "n_kv_heads" not in dims:
+        changes["n_kv_heads"] = 0  # the flavor's kv heads belonged to its own heads: plain multi-head instead
     d, heads = changes.get("dim", base.dim), changes.get("n_heads", base.n_heads)
     kv = changes.get("n_kv_heads", base.n_kv_heads) or heads
     if d % heads:
