@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from steward.cli._flags import add_aliased
+from steward.planning.model_spec import INT_KEYS, MLP_KINDS
 
 
 def register(sub) -> None:
@@ -24,6 +25,8 @@ def register(sub) -> None:
                    help="measure matmul, memory and collective speed here and store them for the planner")
     add_aliased(p, "--nproc-per-node", "--nproc", type=int, default=2, metavar="N",
                 help="local processes for the collective measurement (--calibrate; default 2)")
+    p.add_argument("--layout", default="", metavar="tp=N,pp=N,dp_replicate=N,dp_shard=N,micro_batch=N,recompute=R",
+                   help="predict exactly this layout instead of searching (recompute none, selective or full)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_plan)
 
@@ -45,6 +48,13 @@ def _request_args(p) -> None:
     the older spellings (--seq-len, --batch, --memory-limit-gb, --dtype) still work, unlisted."""
     p.add_argument("--model", "--model.flavor", dest="model", default="tiny", metavar="NAME",
                    help="model flavor (debug, tiny, gpt2-small, 1b, 7b, 13b, 70b, 175b)")
+    p.add_argument("--model-file", default="", metavar="FILE.toml",
+                   help="model dimensions (the --model.KEY keys, and mlp; top level or [model]) over the flavor")
+    for key in INT_KEYS:
+        p.add_argument(f"--model.{key}", dest=f"model_{key}", type=int, default=None, metavar="N",
+                       help=f"model {key} (replaces the flavor's and the model file's)")
+    p.add_argument("--model.mlp", dest="model_mlp", choices=MLP_KINDS, default=None,
+                   help="feed-forward kind: swiglu (3 matrices) or gelu (GPT's 2 matrices; ffn_dim default 4 dim)")
     p.add_argument("--cluster", "--parallel.cluster", dest="cluster", default="", metavar="NAME|FILE",
                    help="preset name or cluster TOML file (omit: this machine, discovered)")
     p.add_argument("--nodes", type=int, help="number of nodes (replaces the preset's)")
@@ -75,20 +85,22 @@ def _cluster(args):
 
 def _request(args):
     from steward.errors import UserError
-    from steward.models.gpt import FLAVORS, build_model_args
     from steward.planning.cost import Request
+    from steward.planning.model_spec import ModelSpecError, resolve
 
-    if args.model not in FLAVORS:
-        raise UserError(f"--model: unknown flavor {args.model!r}; choose one of {', '.join(FLAVORS)}")
+    overrides = {key: getattr(args, f"model_{key}") for key in (*INT_KEYS, "mlp")}
+    try:
+        model, name = resolve(args.model, args.model_file, overrides)
+    except ModelSpecError as e:
+        raise UserError(str(e)) from None
     if args.batch < 0 or args.seq_len < 0 or args.memory_limit_gb < 0:
         raise UserError("--train.batch_size, --train.seq_len and --memory.budget_gb must be positive")
     cluster = _cluster(args)
-    model = build_model_args(args.model)
     seq = args.seq_len or model.max_seq_len
     dtype = args.dtype if args.dtype != "auto" else ("bf16" if cluster.device.kind == "cuda" else "fp32")
     limit = args.memory_limit_gb * 1e9 if args.memory_limit_gb else 0.9 * cluster.device.memory_bytes
     return Request(args=model, global_batch=args.batch or 4 * cluster.world_size, seq_len=seq, cluster=cluster,
-                   memory_limit=limit, dtype=dtype, allow_tp_across_nodes=args.tp_across_nodes, name=args.model)
+                   memory_limit=limit, dtype=dtype, allow_tp_across_nodes=args.tp_across_nodes, name=name)
 
 
 def run_topology(args) -> int:
@@ -145,6 +157,8 @@ def run_plan(args) -> int:
     if args.top < 1:
         raise UserError("--top must be >= 1")
     req = _request(args)
+    if args.layout:
+        return _print_layout(req, args.layout, args.json)
     try:
         result = plan(req, top=args.top)
     except PlanError as e:
@@ -153,6 +167,19 @@ def run_plan(args) -> int:
         print(json.dumps(result.to_dict()))
     else:
         print("\n".join(format_plan(result)))
+    return 0
+
+
+def _print_layout(req, text: str, as_json: bool) -> int:
+    """`steward plan --layout`: the prediction for exactly that layout."""
+    from steward.errors import UserError
+    from steward.planning.layout import PlanError, evaluate, evaluation_dict, format_evaluation, parse_layout
+
+    try:
+        p = evaluate(req, parse_layout(text))
+    except PlanError as e:
+        raise UserError(str(e)) from None
+    print(json.dumps(evaluation_dict(req, p)) if as_json else "\n".join(format_evaluation(req, p)))
     return 0
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from steward.errors import StewardError
+from steward.models.gpt import flops_per_token
 from steward.planning.cost import Calibration, Layout, Prediction, Request, calibration_for, predict
 from steward.planning.units import GB, GIB
 
@@ -85,11 +86,15 @@ class PlanResult:
             "alternatives": [p.to_dict() for p in self.alternatives],
             "considered": self.considered,
             "fitting": self.fitting,
-            "request": {"model": req.name, "global_batch": req.global_batch, "seq_len": req.seq_len,
-                        "cluster": req.cluster.name, "nodes": req.cluster.nodes,
-                        "devices_per_node": req.cluster.devices_per_node, "memory_limit_bytes": req.memory_limit,
-                        "dtype": req.dtype},
+            "request": request_dict(req),
         }
+
+
+def request_dict(req: Request) -> dict[str, Any]:
+    return {"model": req.name, "global_batch": req.global_batch, "seq_len": req.seq_len,
+            "cluster": req.cluster.name, "nodes": req.cluster.nodes,
+            "devices_per_node": req.cluster.devices_per_node, "memory_limit_bytes": req.memory_limit,
+            "dtype": req.dtype}
 
 
 def plan(req: Request, top: int = 5, cal: Calibration | None = None) -> PlanResult:
@@ -125,6 +130,104 @@ def plan(req: Request, top: int = 5, cal: Calibration | None = None) -> PlanResu
         )
     fitting.sort(key=lambda p: (p.predicted.step_time_s, p.predicted.memory_per_device_bytes))
     return PlanResult(fitting[0], fitting[1:top], considered, len(fitting), req)
+
+
+# ---- one given layout (`steward plan --layout`, `steward bench costmodel`) ---------------------------
+
+LAYOUT_KEYS = ("tp", "pp", "dp_replicate", "dp_shard", "micro_batch", "recompute")
+
+
+def parse_layout(text: str) -> Layout:
+    """'tp=8,pp=4,dp_replicate=1,dp_shard=16,micro_batch=1,recompute=full' (every key once; recompute
+    none, selective or full). Whether it fits the request is `check_layout`'s."""
+    values: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in LAYOUT_KEYS:
+            raise PlanError(f"--layout: {part!r} is not KEY=VALUE with KEY one of {', '.join(LAYOUT_KEYS)}")
+        if key in values:
+            raise PlanError(f"--layout: {key} is given twice")
+        values[key] = value.strip()
+    missing = [k for k in LAYOUT_KEYS if k not in values]
+    if missing:
+        raise PlanError(f"--layout: missing {', '.join(missing)} (give all of {', '.join(LAYOUT_KEYS)})")
+    if values["recompute"] not in RECOMPUTE:
+        raise PlanError(f"--layout: recompute={values['recompute']!r}; choose one of {', '.join(RECOMPUTE)}")
+    sizes = {}
+    for key in LAYOUT_KEYS[:-1]:
+        try:
+            sizes[key] = int(values[key])
+        except ValueError:
+            sizes[key] = 0
+        if sizes[key] < 1:
+            raise PlanError(f"--layout: {key}={values[key]!r} must be an integer >= 1")
+    return Layout(sizes["tp"], sizes["pp"], sizes["dp_replicate"], sizes["dp_shard"], sizes["micro_batch"],
+                  values["recompute"])
+
+
+def check_layout(req: Request, lay: Layout) -> None:
+    """PlanError naming what does not hold: the degrees cover the cluster, tensor parallel divides the
+    heads and the sequence, pipeline stages have blocks, the batch splits into whole micro-batches."""
+    args, cl = req.args, req.cluster
+    if lay.world != cl.world_size:
+        raise PlanError(f"--layout: tp x pp x dp_replicate x dp_shard = {lay.world}, but the cluster has "
+                        f"{cl.world_size} devices ({cl.nodes} x {cl.devices_per_node}); change the degrees or --nodes")
+    if not req.allow_tp_across_nodes and (lay.tp > cl.devices_per_node or cl.devices_per_node % lay.tp):
+        raise PlanError(f"--layout: tp={lay.tp} does not fit the {cl.devices_per_node} devices of a node; "
+                        "lower it, or pass --tp-across-nodes")
+    for what, n in (("n_heads", args.n_heads), ("n_kv_heads", args.kv_heads), ("train.seq_len", req.seq_len)):
+        if n % lay.tp:
+            raise PlanError(f"--layout: tp={lay.tp} does not divide {what} {n}")
+    if lay.pp > args.n_layers:
+        raise PlanError(f"--layout: pp={lay.pp} exceeds the model's {args.n_layers} layers")
+    if req.global_batch % lay.dp or (req.global_batch // lay.dp) % lay.micro_batch_size:
+        raise PlanError(f"--layout: train.batch_size {req.global_batch} does not split into data-parallel degree "
+                        f"{lay.dp} x whole micro-batches of {lay.micro_batch_size}")
+    if req.micro_batches(lay) < lay.pp:
+        raise PlanError(f"--layout: {req.micro_batches(lay)} micro-batch(es) per step feed fewer than pp={lay.pp} "
+                        "stages; raise train.batch_size or lower micro_batch")
+
+
+def evaluate(req: Request, lay: Layout, cal: Calibration | None = None) -> Plan:
+    """The cost model's prediction for exactly `lay` (checked first), and whether it fits the limit."""
+    if req.seq_len > req.args.max_seq_len:
+        raise PlanError(f"train.seq_len: {req.seq_len} exceeds the model's max_seq_len {req.args.max_seq_len}")
+    check_layout(req, lay)
+    pred = predict(req, lay, cal or calibration_for(req.cluster))
+    return Plan(lay, pred, fits=pred.memory_per_device_bytes <= req.memory_limit)
+
+
+def model_tflops_per_device(req: Request, pred: Prediction, world: int) -> float:
+    """Model FLOP/s per device in TFLOP/s: MODEL_FLOPS over the predicted step time."""
+    return flops_per_token(req.args, req.seq_len) * req.global_batch * req.seq_len / pred.step_time_s / world / 1e12
+
+
+MODEL_FLOPS = "model FLOPs = 6 N + 12 L h s per token (N non-embedding parameters; PaLM appendix B; no recompute)"
+
+
+def format_evaluation(req: Request, p: Plan) -> list[str]:
+    """Lines for `steward plan --layout`."""
+    pr = p.predicted
+    return [
+        _request_line(req),
+        "",
+        f"layout {p.layout}",
+        f"      step {pr.step_time_s:.4g} s, {pr.tokens_per_s:.4g} tokens/s "
+        f"({pr.tokens_per_s / p.layout.world:.4g} per device), "
+        f"{model_tflops_per_device(req, pr, p.layout.world):.4g} TFLOP/s per device, MFU {pr.mfu:.1%}",
+        f"      ({MODEL_FLOPS})",
+        f"      memory {pr.memory_per_device_bytes / GIB:.2f} GiB/device: "
+        + ("fits" if p.fits else "DOES NOT FIT") + f" the limit of {req.memory_limit / GIB:.1f} GiB",
+        "      time:   " + ", ".join(f"{k} {v:.3g} s" for k, v in pr.time.items()),
+        "      memory: " + ", ".join(f"{k} {v / GIB:.3g} GiB" for k, v in pr.memory.items()),
+    ]
+
+
+def evaluation_dict(req: Request, p: Plan) -> dict[str, Any]:
+    """`steward plan --layout --json`: the plan, its prediction, fits, and the TFLOP/s with its formula."""
+    return {**p.to_dict(), "tflops_per_device": model_tflops_per_device(req, p.predicted, p.layout.world),
+            "flop_formula": MODEL_FLOPS, "request": request_dict(req)}
 
 
 # ---- the trainer's parallel.auto --------------------------------------------------------------------
@@ -169,11 +272,8 @@ def apply_auto_plan(cfg, world_size: int, local_world_size: int) -> Plan:
 
 def format_plan(result: PlanResult) -> list[str]:
     """Lines for `steward plan`: the best layout with breakdowns, then the alternatives."""
-    req = result.request
     out = [
-        f"model {req.name}: {req.args.n_layers} layers, dim {req.args.dim}; global batch {req.global_batch} x "
-        f"{req.seq_len} tokens; {req.cluster.name}: {req.cluster.nodes} x {req.cluster.devices_per_node} "
-        f"{req.cluster.device.name}; limit {req.memory_limit / GIB:.1f} GiB per device ({req.dtype})",
+        _request_line(result.request),
         f"{result.considered} layouts considered, {result.fitting} fit",
         "",
     ]
@@ -188,3 +288,9 @@ def format_plan(result: PlanResult) -> list[str]:
             out.append("      time:   " + ", ".join(f"{k} {v:.3g} s" for k, v in pr.time.items()))
             out.append("      memory: " + ", ".join(f"{k} {v / GIB:.3g} GiB" for k, v in pr.memory.items()))
     return out
+
+
+def _request_line(req: Request) -> str:
+    return (f"model {req.name}: {req.args.n_layers} layers, dim {req.args.dim}; global batch {req.global_batch} x "
+            f"{req.seq_len} tokens; {req.cluster.name}: {req.cluster.nodes} x {req.cluster.devices_per_node} "
+            f"{req.cluster.device.name}; limit {req.memory_limit / GIB:.1f} GiB per device ({req.dtype})")

@@ -1,0 +1,69 @@
+"""The corpus of published training runs (`published_runs.toml`, facts with their sources) and the
+cost model's prediction for each at its published layout, through the same path as
+`steward plan --layout` (`layout.evaluate`). `steward bench costmodel` reports the errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from steward.planning.cost import Request
+from steward.planning.layout import Layout, evaluate, parse_layout
+from steward.planning.model_spec import model_args
+from steward.planning.topology import load_cluster
+from steward.planning.units import GIB
+
+CORPUS = Path(__file__).with_name("published_runs.toml")
+PRESET = {"a100": "a100-80gb-ib", "h100": "h100-80gb-ib"}
+"""The cluster preset a run's GPU is evaluated on (its links; the run's own interconnect is in the corpus)."""
+
+
+def load_runs(path: Path | str = CORPUS) -> list[dict[str, Any]]:
+    with open(path, "rb") as f:
+        return tomllib.load(f)["run"]
+
+
+def megatron_flops(run: dict[str, Any]) -> float:
+    """FLOPs of one step by Narayanan et al. 2021 (SC21) eq. 3, which counts full recompute:
+    96 B s l h^2 (1 + s / 6h + V / 16 l h)."""
+    m, b, s = run["model"], run["global_batch"], run["seq_len"]
+    h, n_layers, v = m["dim"], m["n_layers"], m["vocab_size"]
+    return 96 * b * s * n_layers * h**2 * (1 + s / (6 * h) + v / (16 * n_layers * h))
+
+
+FLOP_FORMULAS = {"megatron": megatron_flops}
+
+
+def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
+    """The planning request and layout a corpus run describes (the memory limit: the whole device)."""
+    m = run["model"]
+    dims = {k: m[k] for k in ("n_layers", "dim", "n_heads", "n_kv_heads", "ffn_dim", "vocab_size", "mlp")}
+    args = model_args("tiny", {**dims, "max_seq_len": run["seq_len"]}, where=f"{run['id']}: model.")
+    cluster = load_cluster(PRESET[run["gpu"]], nodes=max(1, run["gpus"] // 8))
+    if "gpu_memory_gib" in run:
+        cluster = dataclasses.replace(cluster, device=dataclasses.replace(
+            cluster.device, memory_bytes=int(run["gpu_memory_gib"] * GIB)))
+    lay = run["layout"]
+    layout = parse_layout(",".join(f"{k}={lay[k]}" for k in ("tp", "pp", "dp_replicate", "dp_shard",
+                                                                 "micro_batch", "recompute")))
+    req = Request(args=args, global_batch=run["global_batch"], seq_len=run["seq_len"], cluster=cluster,
+                  memory_limit=cluster.device.memory_bytes, dtype="bf16", name=run["id"])
+    return req, layout
+
+
+def predict_run(run: dict[str, Any]) -> dict[str, Any]:
+    """Published vs predicted in the run's metric; error = predicted / published - 1."""
+    req, layout = request_for(run)
+    p = evaluate(req, layout)
+    pred = p.predicted
+    if run["metric"] == "tokens_per_s_per_gpu":
+        value = pred.tokens_per_s / layout.world
+    else:  # tflops_per_gpu, with the run's own FLOP count over the predicted step time
+        value = FLOP_FORMULAS[run["flop_formula"]](run) / pred.step_time_s / layout.world / 1e12
+    return {"id": run["id"], "source": run["source"], "metric": run["metric"], "published": run["published"],
+            "predicted": value, "error": value / run["published"] - 1, "fits": p.fits,
+            "predicted_memory_gib": pred.memory_per_device_bytes / GIB, "step_time_s": pred.step_time_s}

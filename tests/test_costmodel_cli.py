@@ -1,0 +1,141 @@
+"""Any model and layout from the CLI (`--model.KEY`, `--model-file`, `steward plan --layout`), the corpus
+of published runs, and `steward bench costmodel`'s arithmetic."""
+
+import json
+
+import pytest
+
+from steward.cli.main import main
+from steward.models.gpt import block_params, build_model_args
+from steward.planning.cost import predict
+from steward.planning.layout import PlanError, evaluate, parse_layout
+from steward.planning.model_spec import ModelSpecError, model_args, resolve
+from steward.planning.published import load_runs, megatron_flops, predict_run, request_for
+from steward.planning.topology import load_cluster
+from steward.planning.units import GIB
+
+LAYOUT = "tp=8,pp=4,dp_replicate=1,dp_shard=16,micro_batch=1,recompute=full"
+BASE = ["plan", "--model", "175b", "--cluster", "a100-80gb-ib", "--nodes", "64"]
+
+
+def test_parse_layout():
+    lay = parse_layout(LAYOUT)
+    assert (lay.tp, lay.pp, lay.dp_replicate, lay.dp_shard, lay.micro_batch_size, lay.recompute) == (
+        8, 4, 1, 16, 1, "full")
+    for bad, said in (("tp=8,pp=4", "missing dp_replicate"), (LAYOUT + ",tp=2", "tp is given twice"),
+                      (LAYOUT.replace("full", "most"), "recompute='most'"), (LAYOUT.replace("tp=8", "tp=0"), "tp='0'"),
+                      (LAYOUT.replace("tp=8", "tp=x"), "tp='x'"), (LAYOUT + ",zz=1", "'zz=1' is not KEY=VALUE")):
+        with pytest.raises(PlanError, match="--layout") as e:
+            parse_layout(bad)
+        assert said in str(e.value)
+
+
+def test_plan_layout_equals_predict(capsys):
+    from steward.planning.cost import Request, calibration_for
+
+    assert main([*BASE, "--layout", LAYOUT, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    cluster = load_cluster("a100-80gb-ib", 64)
+    req = Request(args=build_model_args("175b"), global_batch=4 * 512, seq_len=2048, cluster=cluster,
+                  memory_limit=0.9 * cluster.device.memory_bytes, dtype="bf16", name="175b")
+    expected = predict(req, parse_layout(LAYOUT), calibration_for(cluster))
+    assert d["predicted"] == json.loads(json.dumps(expected.to_dict()))
+    assert d["plan"]["tp"] == 8 and d["fits"] is (expected.memory_per_device_bytes <= req.memory_limit)
+    assert "6 N + 12 L h s" in d["flop_formula"] and d["tflops_per_device"] > 0
+    assert main([*BASE, "--layout", LAYOUT]) == 0
+    out = capsys.readouterr().out
+    assert "layout tp=8 pp=4" in out and "TFLOP/s per device" in out and "fits the limit" in out
+
+
+@pytest.mark.parametrize("layout, said", [
+    (LAYOUT.replace("dp_shard=16", "dp_shard=8"), "but the cluster has 512 devices"),
+    (LAYOUT.replace("tp=8", "tp=16").replace("dp_shard=16", "dp_shard=8"), "tp=16 does not fit the 8 devices"),
+    (LAYOUT.replace("tp=8", "tp=64").replace("dp_shard=16", "dp_shard=2") + "", "tp=64"),
+    (LAYOUT.replace("pp=4", "pp=128").replace("dp_shard=16", "dp_shard=1").replace("tp=8", "tp=4"), "exceeds the model's 96 layers"),
+    (LAYOUT.replace("micro_batch=1", "micro_batch=3"), "does not split"),
+])
+def test_plan_layout_errors_are_one_line(capsys, layout, said):
+    assert main([*BASE, "--layout", layout]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("steward plan: error: --layout:") and said in err and "\n" not in err
+
+
+def test_model_dimensions_by_flag_and_file(tmp_path, capsys):
+    args, name = resolve("175b", overrides={"n_layers": 64, "vocab_size": 51200, "mlp": None})
+    assert (args.n_layers, args.dim, args.vocab_size, name) == (64, 12288, 51200, "175b+n_layers=64,vocab_size=51200")
+    # GELU 4h is described as the SwiGLU of the same parameters and FLOPs (8 h^2 in the MLP)
+    gelu = model_args("tiny", {"dim": 1536, "n_heads": 12, "mlp": "gelu"})
+    assert block_params(gelu) == 12 * 1536**2 + 2 * 1536
+    f = tmp_path / "m.toml"
+    f.write_text('[model]\nname = "gpt-1.7b"\nn_layers = 24\ndim = 2304\nn_heads = 24\nmlp = "gelu"\n'
+                 "vocab_size = 51200\n")
+    args, name = resolve("tiny", str(f), {"n_layers": 12})
+    assert (args.n_layers, args.dim, args.ffn_dim, name) == (12, 2304, 6144, "gpt-1.7b+n_layers=12")
+    assert main(["plan", "--model-file", str(f), "--model.n_layers", "12", "--cluster", "a100-80gb-ib",
+                 "--train.seq_len", "256", "--layout", "tp=1,pp=1,dp_replicate=1,dp_shard=8,micro_batch=4,recompute=none"]) == 0
+    assert "model gpt-1.7b+n_layers=12: 12 layers, dim 2304" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--model.dim", "100", "--model.n_heads", "3"], "--model.dim: 100 is not divisible by n_heads 3"),
+    (["--model.n_layers", "0"], "--model.n_layers: 0 must be an integer >= 1"),
+    (["--model.n_kv_heads", "3"], "--model.n_kv_heads: 3 does not divide n_heads 4"),
+    (["--model", "huge"], "--model: unknown flavor"),
+])
+def test_model_flag_errors_name_the_flag(capsys, argv, said):
+    assert main(["plan", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and "\n" not in err
+
+
+def test_model_file_errors(tmp_path):
+    f = tmp_path / "m.toml"
+    f.write_text("dim = 64\ncolour = 1\n")
+    with pytest.raises(ModelSpecError, match="unknown key.*colour"):
+        resolve("tiny", str(f))
+    f.write_text("dim = -4\n")
+    with pytest.raises(ModelSpecError, match=r"--model-file .*: dim: -4 must be an integer >= 1"):
+        resolve("tiny", str(f))
+    f.write_text("dim = [\n")
+    with pytest.raises(ModelSpecError, match="not valid TOML"):
+        resolve("tiny", str(f))
+
+
+def test_cluster_file_gives_device_memory(tmp_path):
+    """96 GB H100s: a cluster file naming the GPU overrides its memory."""
+    f = tmp_path / "h100-96.toml"
+    f.write_text('nodes = 1\ndevices_per_node = 8\n[device]\ngpu = "h100"\nmemory_gib = 96\n'
+                 '[intra]\nname = "NVLink 4"\nbandwidth_gb_s = 450\nlatency_us = 3\n'
+                 '[inter]\nname = "400G"\nbandwidth_gb_s = 50\nlatency_us = 5\n')
+    c = load_cluster(str(f))
+    assert c.device.memory_bytes == 96 * GIB and c.device.flops("bf16") > 0
+
+
+def test_corpus_rows_are_sourced_and_evaluable():
+    runs = load_runs()
+    assert len(runs) >= 20 and len({r["id"] for r in runs}) == len(runs)
+    for run in runs:
+        assert run["where"] and run["source"] and run["published"] > 0
+        assert run["metric"] in ("tokens_per_s_per_gpu", "tflops_per_gpu")
+        req, lay = request_for(run)
+        assert lay.world == run["gpus"] == req.cluster.world_size
+
+
+def test_bench_arithmetic_on_a_synthetic_corpus():
+    from steward.bench.costmodel import evaluate_corpus, summarize
+
+    s = summarize([{"error": 0.1}, {"error": -0.3}, {"error": 0.2}])
+    assert s["mean_abs_error"] == pytest.approx(0.2) and s["max_abs_error"] == pytest.approx(0.3)
+    assert s["mean_signed_error"] == pytest.approx(0.0)
+    run = dict(load_runs()[0])
+    req, lay = request_for(run)
+    tokens = evaluate(req, lay).predicted.tokens_per_s / lay.world
+    a, b = dict(run, id="a", source="x", published=tokens / 1.5), dict(run, id="b", source="y", published=tokens * 2)
+    result = evaluate_corpus([a, b])
+    assert [r["error"] for r in result["rows"]] == [pytest.approx(0.5), pytest.approx(-0.5)]
+    assert result["mean_abs_error"] == pytest.approx(0.5) and result["mean_signed_error"] == pytest.approx(0.0)
+    assert result["sources"] == 2 and result["by_source"]["x"]["max_abs_error"] == pytest.approx(0.5)
+    # a TFLOP/s row: the run's own FLOP count over the predicted step time
+    m = dict(run, metric="tflops_per_gpu", flop_formula="megatron", published=1.0)
+    r = predict_run(m)
+    assert r["predicted"] == pytest.approx(megatron_flops(m) / r["step_time_s"] / lay.world / 1e12)
