@@ -160,7 +160,7 @@ def test_training_reduces_loss():
         opt.zero_grad()
         losses.append(loss.item())
     assert losses[0] > math.log(257) - 0.5  # starts near uniform
-    assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < 0.5 * losses[0]  # measured: 0.15-0.16 over seeds 0-4, 1 and 2 threads alike
 
 
 # ---- Hugging Face adapter -----------------------------------------------------------------------
