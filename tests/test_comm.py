@@ -112,12 +112,16 @@ def test_registry_has_the_six_and_rejects_duplicates():
 
 
 def test_int8_blockwise_error_is_at_most_half_a_step_per_block():
-    x = torch.randn(4 * INT8_BLOCK) * torch.linspace(0.01, 100, 4 * INT8_BLOCK)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4 * INT8_BLOCK, generator=g) * torch.linspace(0.01, 100, 4 * INT8_BLOCK)
     x[:INT8_BLOCK] = 0  # an all-zero block must survive (no division by a zero scale)
     q, scale = quantize_int8(x)
     assert q.dtype == torch.int8 and scale.numel() == 4
     err = (dequantize_int8(q, scale) - x).view(-1, INT8_BLOCK).abs().amax(1)
-    assert torch.all(err <= scale / 2 + 1e-6)
+    # half a step, plus float32 rounding: x / scale (up to 127) and q * scale - x each round by at most
+    # 2^-24 of the block's absmax = 127 scale. A fixed 1e-6 was below that rounding: measured, 1 draw in
+    # 3000 exceeded it (by 1.7e-6, with scales near 2); this bound has 4x slack over the rounding
+    assert torch.all(err <= scale * (0.5 + 4 * 127 * 2**-23))
     assert torch.all(dequantize_int8(q, scale)[:INT8_BLOCK] == 0)
 
 
@@ -125,6 +129,8 @@ def test_orthogonalize_gives_orthonormal_columns_even_for_degenerate_input():
     mats = [torch.randn(50, 4), torch.zeros(50, 4), torch.randn(30, 1).expand(30, 3).contiguous(), torch.randn(50, 4)]
     for q in orthogonalize(mats):
         assert torch.isfinite(q).all()
+        # LAPACK's Householder QR, whose kernels differ by CPU: measured (AMD EPYC, 2000 draws) at most
+        # 7.2e-7 from the identity; 1e-5 is 14x that
         assert torch.allclose(q.T @ q, torch.eye(q.shape[1]), atol=1e-5)
 
 

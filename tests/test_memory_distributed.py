@@ -20,6 +20,10 @@ COMMON = [
     "--train.warmup_steps", "2", "--train.steps", "4", "--train.val_every", "0", "--train.val_batches", "1",
     "--data.max_docs", "400", "--train.device", "cpu", "--train.threads", "1", "--governance.enabled", "false",
     "--checkpoint.enabled", "false",
+    # float64: the plan (predicted from fp32 shapes, so the same in either dtype) is what the assertions
+    # below check; the loss curve then equals one process's to 1e-9 on any CPU (same global batch, FSDP2's
+    # other reduction order: measured 1.9e-16 relative in float64, AMD EPYC)
+    "--train.dtype", "float64",
 ]
 
 
@@ -45,4 +49,4 @@ def test_fsdp_plan_matches_single_keep(tmp_path):
     assert summary["strategy"] == "fsdp" and mem["policy"] == "plan"
     assert "keep" in mem["policies"] and set(mem["policies"]) != {"keep"}
     assert mem["predicted_peak_bytes"] <= budget_gb * 1e9
-    assert curve(out) == pytest.approx(curve(single), rel=1e-4)
+    assert curve(out) == pytest.approx(curve(single), rel=1e-9)

@@ -23,9 +23,9 @@ from steward.models import (
 from steward.models.gpt import apply_rope
 
 
-def debug_model(seed: int = 0, **overrides) -> torch.nn.Module:
+def debug_model(seed: int = 0, dtype: torch.dtype | None = None, **overrides) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_model(replace(FLAVORS["debug"], **overrides), device="cpu")
+    return build_model(replace(FLAVORS["debug"], **overrides), device="cpu", dtype=dtype)
 
 
 # ---- formulas -----------------------------------------------------------------------------------
@@ -97,10 +97,12 @@ def test_causal():
 
 
 def test_gqa_matches_reference_attention():
-    model = debug_model()  # 4 query heads, 2 kv heads
+    # in float64: the fused kernel and the reference sum in other orders, which float64 leaves equal to
+    # about 1e-16 relative on any CPU (measured: 7e-18 absolute on outputs up to 0.03; float32: 4e-9)
+    model = debug_model(dtype=torch.float64)  # 4 query heads, 2 kv heads
     attn, rope = model.layers["0"].attention, model.rope
     B, T, H, KV, D = 2, 7, 4, 2, 16
-    x = torch.randn(B, T, 64)
+    x = torch.randn(B, T, 64, dtype=torch.float64)
     q = apply_rope((x @ attn.wq.weight.T).view(B, T, H, D), rope).transpose(1, 2)
     k = apply_rope((x @ attn.wk.weight.T).view(B, T, KV, D), rope).transpose(1, 2)
     v = (x @ attn.wv.weight.T).view(B, T, KV, D).transpose(1, 2)
@@ -109,7 +111,7 @@ def test_gqa_matches_reference_attention():
     scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
     ref = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H * D) @ attn.wo.weight.T
     with torch.no_grad():
-        torch.testing.assert_close(attn(x, rope), ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(attn(x, rope), ref, rtol=1e-9, atol=1e-12)
 
 
 def test_rope_is_a_rotation_by_position():
@@ -158,7 +160,7 @@ def test_training_reduces_loss():
         opt.zero_grad()
         losses.append(loss.item())
     assert losses[0] > math.log(257) - 0.5  # starts near uniform
-    assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < 0.5 * losses[0]  # measured: 0.15-0.16 over seeds 0-4, 1 and 2 threads alike
 
 
 # ---- Hugging Face adapter -----------------------------------------------------------------------

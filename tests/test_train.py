@@ -48,6 +48,7 @@ def test_run_directory_contract(tmp_path):
 
 def test_loss_goes_down(tmp_path):
     summary = run(tmp_path / "run", "--train.steps", "30", "--checkpoint.enabled", "false")
+    # measured (AMD EPYC): 0.60 with 1 and 2 threads alike, 0.60-0.62 over seeds 0-2; rounding cannot reach 0.8
     assert summary["final_val_loss"] < 0.8 * summary["first_val_loss"]
 
 

@@ -17,6 +17,7 @@ from steward.classify.data import encode_texts
 from steward.fairness.data import IdentityData, load_fairness_data
 from steward.fairness.metrics import BIAS_AUCS, fairness_report
 from steward.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from steward.models.gpt import upcast
 
 
 @torch.no_grad()
@@ -24,7 +25,7 @@ def score(model, tokenizer, texts: list[str], max_len: int, batch_size: int = 25
     out = []
     for i in range(0, len(texts), batch_size):
         tokens, mask = encode_texts(tokenizer, texts[i: i + batch_size], max_len)
-        out.append(torch.sigmoid(model(tokens, mask)[1].float().squeeze(-1)).numpy())
+        out.append(torch.sigmoid(upcast(model(tokens, mask)[1]).squeeze(-1)).numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 

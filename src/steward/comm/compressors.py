@@ -118,7 +118,8 @@ class Compressor:
 
 @register_compressor
 class NoCompression(Compressor):
-    """fp32 all-reduce of the concatenated tensors: the reference every other compressor saves against."""
+    """Plain all-reduce of the concatenated tensors, in their own dtype: the reference every other
+    compressor saves against."""
 
     name = "none"
     lossy = False

@@ -174,7 +174,7 @@ class Explainable:
             logits = logits[torch.arange(len(tokens)), positions]
         if self.classes is not None:
             logits = logits[:, self.classes.to(logits.device)]
-        return Forward(logits.float(), positions, probs, self.pooling)
+        return Forward(upcast(logits), positions, probs, self.pooling)
 
     def scores(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, C] scores on the fused path (no capture)."""

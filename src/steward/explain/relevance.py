@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from steward.explain.capture import Explainable, Forward
+from steward.models.gpt import upcast
 
 METHODS = ("attention", "rollout", "grad_attention", "integrated_gradients", "random")
 
@@ -35,7 +36,7 @@ def _pad_mask(T: int, positions: torch.Tensor) -> torch.Tensor:
 
 
 def raw_attention(probs: list[torch.Tensor], positions: torch.Tensor, pooling: str = "last") -> torch.Tensor:
-    return prediction_rows(probs[-1].detach().float().mean(1), positions, pooling)
+    return prediction_rows(upcast(probs[-1].detach()).mean(1), positions, pooling)
 
 
 def rollout(probs: list[torch.Tensor], positions: torch.Tensor, residual: float = 0.5,
@@ -44,7 +45,7 @@ def rollout(probs: list[torch.Tensor], positions: torch.Tensor, residual: float 
     eye = torch.eye(T, device=probs[0].device)
     R = eye.expand(B, T, T)
     for A in probs:
-        A = residual * eye + (1 - residual) * A.detach().float().mean(1)
+        A = residual * eye + (1 - residual) * upcast(A.detach()).mean(1)
         A = A / A.sum(-1, keepdim=True)
         R = A @ R
     return prediction_rows(R, positions, pooling)
@@ -55,7 +56,7 @@ def grad_attention(probs: list[torch.Tensor], grads: list[torch.Tensor], positio
     B, _, T, _ = probs[0].shape
     R = torch.eye(T, device=probs[0].device).expand(B, T, T)
     for A, G in zip(probs, grads):
-        cam = (G.detach().float() * A.detach().float()).clamp(min=0).mean(1)
+        cam = (upcast(G.detach()) * upcast(A.detach())).clamp(min=0).mean(1)
         R = R + cam @ R
     return prediction_rows(R, positions, pooling)
 
@@ -71,7 +72,7 @@ def integrated_gradients(expl: Explainable, tokens: torch.Tensor, lengths: torch
     baseline = torch.full_like(tokens, expl.pad_id)
     attr = lig.attribute(tokens, baselines=baseline, target=target, additional_forward_args=(lengths,),
                          n_steps=n_steps, internal_batch_size=max(len(tokens), 1) * n_steps)
-    return attr.sum(-1).detach().float()
+    return upcast(attr.sum(-1).detach())
 
 
 def captured_forward(expl: Explainable, tokens: torch.Tensor, lengths: torch.Tensor,
