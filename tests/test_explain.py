@@ -20,6 +20,7 @@ from steward.explain import (
     faithfulness_table,
     fit_rules,
     grad_attention,
+    grad_cam,
     learn_rules,
     make_instance,
     pad_batch,
@@ -70,6 +71,20 @@ def test_grad_attention_equals_hand_computation():
     # row 2: [.4,.3,1] + (.2*[.5,1,0] + .8*[.4,.3,1]) = [.82, .74, 1.8]; row 1: [.5,1,0] + [.7,.6,0] = [1.2, 1.6, 0]
     r = grad_attention(_layers(A1, A2), _layers(G1, G2), torch.tensor([2, 1]))
     assert torch.allclose(r, torch.tensor([[0.82, 0.74, 1.8], [1.2, 1.6, 0.0]]))
+
+
+def test_grad_cam_equals_hand_computation():
+    """Last layer only: each head's row at the prediction times the mean of its gradient over the row's
+    causal positions, averaged over heads, negatives clipped."""
+    probs = [torch.stack([A1, A2])[None], torch.stack([A2, A1])[None]]  # [1, 2 heads, 3, 3]
+    grads = [torch.stack([G1, G2])[None], torch.stack([G2, G1])[None]]
+    # head 0: A2 row 2 [.1 .1 .8] x mean(-1, 2, 1) = 2/3; head 1: A1 row 2 [.2 .3 .5] x mean(2, 1, -1) = 2/3
+    r = grad_cam(probs, grads, torch.tensor([2]))
+    assert torch.allclose(r, torch.tensor([[0.1, 0.4 / 3, 1.3 / 3]]))
+    # position 1: head 0 A2 row [.4 .6 0] x mean(1, 1) = 1; head 1 A1 row [.5 .5 0] x mean(1, -1) = 0
+    assert torch.allclose(grad_cam(probs, grads, torch.tensor([1])), torch.tensor([[0.2, 0.3, 0.0]]))
+    negative = grad_cam(probs, [-g for g in grads], torch.tensor([2]))
+    assert torch.equal(negative, torch.zeros(1, 3))
 
 
 def test_raw_attention_is_last_layer_head_mean():
@@ -332,7 +347,7 @@ def test_decision_list_puts_exceptions_first_and_flags_identity_terms():
 
 
 def test_methods_are_listed():
-    assert set(METHODS) == {"attention", "rollout", "grad_attention", "integrated_gradients", "random"}
+    assert set(METHODS) == {"attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients", "random"}
 
 
 def test_lexicon_rule_stands_for_a_word_class():

@@ -45,7 +45,8 @@ def test_text_global_and_html(run_dir, tmp_path, capsys):
                               for i in range(30)))
     g = _json(capsys, ["explain", str(run_dir), "--global", "--data", str(data), "--json", "--max-rules", "5"])
     assert g["held_out"] == 6 and g["fitted_on"] == 24
-    assert set(g["table"]) == {"rules", "attention", "rollout", "grad_attention", "integrated_gradients", "random"}
+    assert set(g["table"]) == {"rules", "attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients",
+                               "random"}
     assert g["table"]["rules"]["n_rules"] <= 5
     for path, digest in g["artifacts"].items():
         assert sha256_file(path) == digest

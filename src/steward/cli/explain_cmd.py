@@ -19,7 +19,7 @@ def register(sub) -> None:
                    help="fit the global rule list on --data and write the faithfulness table")
     p.add_argument("--data", help="with --global: a .txt file (one text per line) or .jsonl (field 'text')")
     p.add_argument("--method", default="grad_attention",
-                   help="relevance method: attention, rollout, grad_attention, integrated_gradients")
+                   help="relevance method: attention, rollout, grad_attention, grad_cam, integrated_gradients")
     p.add_argument("--rules", help="rules JSON to apply with --text (default: RUN_DIR/explain/rules.json if present)")
     p.add_argument("--html", help="with --text: also write the highlighted words to this HTML file")
     p.add_argument("--samples", type=int, default=32,
@@ -96,7 +96,7 @@ def run(args) -> int:
         raise ExplainError("give either --text \"...\" or --global --data FILE")
     if args.method not in METHODS or args.method == "random":
         raise ExplainError(f"--method: {args.method!r} is not one of attention, rollout, grad_attention, "
-                           "integrated_gradients")
+                           "grad_cam, integrated_gradients")
     if args.threads < 1:
         raise ExplainError(f"--threads: must be >= 1, got {args.threads}")
     import torch
@@ -201,7 +201,7 @@ def _global(args, run_) -> int:
     an_train = analyse(expl, train, bases, batch_size=32)
     _, rules = fit_rules(train, an_train, names, method=args.method, max_rules=args.max_rules)
     base = choose_engine_base(expl, train, an_train, rules, bases)  # on the fitting data, not the held-out
-    methods = ("attention", "rollout", "grad_attention", "integrated_gradients", "random")
+    methods = ("attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients", "random")
     table = faithfulness_table(expl, test, analyse(expl, test, methods, batch_size=32), rules, engine_base=base)
     rules.fidelity, rules.fidelity_texts = table["rules"]["fidelity"], len(test)  # what --text reports
     out = run_.run_dir / "explain"
