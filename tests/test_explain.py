@@ -11,6 +11,7 @@ from steward.explain import (
     METHODS,
     Condition,
     Explainable,
+    Rule,
     RuleList,
     analyse,
     eager_attention,
@@ -19,6 +20,7 @@ from steward.explain import (
     faithfulness_table,
     fit_rules,
     grad_attention,
+    grad_cam,
     learn_rules,
     make_instance,
     pad_batch,
@@ -69,6 +71,20 @@ def test_grad_attention_equals_hand_computation():
     # row 2: [.4,.3,1] + (.2*[.5,1,0] + .8*[.4,.3,1]) = [.82, .74, 1.8]; row 1: [.5,1,0] + [.7,.6,0] = [1.2, 1.6, 0]
     r = grad_attention(_layers(A1, A2), _layers(G1, G2), torch.tensor([2, 1]))
     assert torch.allclose(r, torch.tensor([[0.82, 0.74, 1.8], [1.2, 1.6, 0.0]]))
+
+
+def test_grad_cam_equals_hand_computation():
+    """Last layer only: each head's row at the prediction times the mean of its gradient over the row's
+    causal positions, averaged over heads, negatives clipped."""
+    probs = [torch.stack([A1, A2])[None], torch.stack([A2, A1])[None]]  # [1, 2 heads, 3, 3]
+    grads = [torch.stack([G1, G2])[None], torch.stack([G2, G1])[None]]
+    # head 0: A2 row 2 [.1 .1 .8] x mean(-1, 2, 1) = 2/3; head 1: A1 row 2 [.2 .3 .5] x mean(2, 1, -1) = 2/3
+    r = grad_cam(probs, grads, torch.tensor([2]))
+    assert torch.allclose(r, torch.tensor([[0.1, 0.4 / 3, 1.3 / 3]]))
+    # position 1: head 0 A2 row [.4 .6 0] x mean(1, 1) = 1; head 1 A1 row [.5 .5 0] x mean(1, -1) = 0
+    assert torch.allclose(grad_cam(probs, grads, torch.tensor([1])), torch.tensor([[0.2, 0.3, 0.0]]))
+    negative = grad_cam(probs, [-g for g in grads], torch.tensor([2]))
+    assert torch.equal(negative, torch.zeros(1, 3))
 
 
 def test_raw_attention_is_last_layer_head_mean():
@@ -138,6 +154,30 @@ def test_hf_model_capture_switches_to_eager_and_back():
     assert len(fwd.probs) == 2 and fwd.probs[0].shape == (2, 4, 5, 5)
     assert torch.allclose(rel["rollout"].sum(1), torch.ones(2), atol=1e-5)
     assert model.model.config._attn_implementation == before
+
+
+def test_hf_classifier_capture_records_attentions_and_removes_its_hooks():
+    """A SequenceClassifier on a Hugging Face backbone: attentions come from the base model's hooks, carry
+    gradients (grad_attention differs from the identity), and nothing is left installed on exit."""
+    transformers = pytest.importorskip("transformers")
+    from steward.models.heads import SequenceClassifier
+    from steward.models.hf import HFCausalLM
+
+    cfg = transformers.LlamaConfig(vocab_size=30, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
+    torch.manual_seed(0)
+    model = SequenceClassifier(HFCausalLM(transformers.LlamaForCausalLM(cfg)), 32, 1, "last")
+    base = model.backbone.model.base_model
+    before = base.config._attn_implementation
+    expl = Explainable(model, "classify", class_names=["0", "1"])
+    tokens, lengths = pad_batch([[1, 2, 3, 4, 5], [6, 7, 8]], 0)
+    rel, fwd, _ = relevance(expl, tokens, lengths, ("rollout", "grad_attention"))
+    assert len(fwd.probs) == 2 and fwd.probs[0].shape == (2, 4, 5, 5)
+    assert torch.allclose(rel["rollout"].sum(1), torch.ones(2), atol=1e-5)
+    assert not torch.equal(rel["grad_attention"][0], torch.eye(5)[4])  # the gradients reached the attention
+    assert base.config._attn_implementation == before
+    assert not base._forward_hooks and not base._forward_pre_hooks
+    assert expl.all_class_names() == ["0", "1"]
 
 
 # ---- a model in which one token decides the label ---------------------------------------------------
@@ -221,6 +261,36 @@ def test_deciding_token_explains_with_fidelity_one(key_model):
     assert again.text() == rules.text()
 
 
+def test_a_rule_that_contradicts_the_model_is_never_shown(key_model):
+    """The first rule that holds concludes NO where the model says YES: the next agreeing rule is shown,
+    the contradicting one is only counted; with no agreeing rule, none is shown and the reason says so."""
+    inst = make_instance("w1 w2 key w3 w4", TOK, " =>")
+    contra = Rule((Condition("word", "w1"),), 0, 1.0, 10, 0.5)  # holds, concludes NO
+    agree = Rule((Condition("word", "key"),), 1, 1.0, 10, 0.5)
+    rules = RuleList([contra, agree], 0, ["NO", "YES"], fidelity=0.9, fidelity_texts=50)
+    assert rules.fire(inst, None) == 0  # the list's own first firing rule is the contradicting one
+    out = explain_instance(key_model, inst, rules, n_samples=16, mask_id=0)
+    assert out["prediction"] == "YES"
+    assert out["rule"]["index"] == 2 and out["rule"]["sentence"] == rules.sentence(1)
+    assert out["rule"]["anchor_precision"] is not None and out["contradicting"] == 1
+    assert all("'NO'" not in r["sentence"] for r in [out["rule"], *out["also_hold"]])
+
+    only_contra = RuleList([contra], 0, ["NO", "YES"], fidelity=0.9, fidelity_texts=50)
+    out = explain_instance(key_model, inst, only_contra, n_samples=16, mask_id=0)
+    assert out["rule"] is None and out["also_hold"] == [] and out["contradicting"] == 1
+    assert "no rule explains this prediction" in out["no_rule"] and "none predicts 'YES'" in out["no_rule"]
+    assert "0.900 of 50 held-out texts" in out["no_rule"]
+    assert out["words"] and max(out["words"], key=lambda w: w["relevance"])["word"] == "key"  # relevance stays
+
+    nothing_holds = RuleList([Rule((Condition("word", "w9"),), 1, 1.0, 10, 0.5)], 0, ["NO", "YES"])
+    out = explain_instance(key_model, inst, nothing_holds, n_samples=16, mask_id=0)  # default NO contradicts
+    assert out["rule"] is None and "default line predicts 'NO'" in out["no_rule"]
+    assert "refit with --global" in out["no_rule"]  # a rules file without a measured fidelity
+    out = explain_instance(key_model, make_instance("w1 w2 w3", TOK, " =>"), nothing_holds, n_samples=16,
+                           mask_id=0)
+    assert out["prediction"] == "NO" and out["rule"]["index"] is None  # the default line agrees: shown
+
+
 # ---- ERASER on a toy model -------------------------------------------------------------------------
 
 
@@ -288,7 +358,7 @@ def test_decision_list_puts_exceptions_first_and_flags_identity_terms():
 
 
 def test_methods_are_listed():
-    assert set(METHODS) == {"attention", "rollout", "grad_attention", "integrated_gradients", "random"}
+    assert set(METHODS) == {"attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients", "random"}
 
 
 def test_lexicon_rule_stands_for_a_word_class():

@@ -144,8 +144,14 @@ def test_identity_columns_errors_and_binarisation(tmp_path):
         from_columns({**cols, "female": [2.0, 0, 0, 0]})
     with pytest.raises(FairnessError, match="identity column 'female': values must be numbers"):
         from_columns({**cols, "female": ["yes", 0, 0, 0]})
-    with pytest.raises(FairnessError, match="no identity columns"):
+    with pytest.raises(FairnessError, match="no identity columns .* --fairness.identity_columns"):
         from_columns({"text": ["a"], "target": [1.0]})
+    plain = from_columns({"text": ["a", "b"], "label": [1, 0]}, require_identities=False)  # text classification
+    assert plain.labels.tolist() == [True, False] and plain.families == {} and plain.groups == {}
+    assert plain.identity_matrix().shape == (2, 0) and plain.subset(np.array([1])).texts == ["b"]
+    named = from_columns({"text": ["a", "b"], "target": [1, 0], "grp_a": [1.0, 0.0], "grp_b": [0.0, 0.6]},
+                         identity_columns=["grp_a", "grp_b"])
+    assert named.families == {"other": ["grp_a", "grp_b"]} and named.groups["grp_b"].tolist() == [False, True]
     with pytest.raises(FairnessError, match="fairness.text_field"):
         from_columns({"body": ["a"], "target": [1.0], "male": [1.0]})
     import pandas as pd
@@ -335,6 +341,10 @@ def test_config_checks():
         check_job(load_config(None, ["--train.task", "classify", "--fairness.data", "/nope.csv"]))
     with pytest.raises(ConfigError, match="comm.compressor: gradient compression applies to train.task lm"):
         check_job(load_config(None, ["--train.task", "classify", "--comm.compressor", "powersgd"]))
+    with pytest.raises(ConfigError, match="fairness.identity_columns: 'a,,b' has an empty name"):
+        load_config(None, ["--train.task", "classify", "--fairness.identity_columns", "a,,b"])
+    with pytest.raises(ConfigError, match="fairness.identity_columns: names columns of a data file; madlibs"):
+        check_job(load_config(None, ["--train.task", "classify", "--fairness.identity_columns", "a,b"]))
     with pytest.raises(ConfigError, match="fairness.on_gap: raise_alpha needs an adversary"):
         check_job(load_config(None, ["--train.task", "classify", "--fairness.max_gap", "0.1",
                                      "--fairness.on_gap", "raise_alpha"]))
@@ -427,6 +437,55 @@ def test_classify_on_a_local_hugging_face_model(tmp_path):
     assert 0 <= summary["final_val_auc"] <= 1 and "fairness" in summary
     report = evaluate_run(out, "madlibs", size=60, bootstrap=0)
     assert report["overall_auc"] == pytest.approx(summary["fairness"]["overall_auc"], abs=1e-6)
+
+
+def _plain_csv(path, identities: bool = False):
+    """A text classification set: label 1 iff the text says 'bad'; with `identities`, two identity columns
+    under names the Jigsaw layout does not know."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    words = ["good", "bad", "day", "food", "work", "trip"]
+    texts = [" ".join(rng.choice(words, size=4)) for _ in range(80)]
+    cols = {"text": texts, "label": [int("bad" in t) for t in texts]}
+    if identities:
+        cols |= {"grp_a": (rng.random(80) < 0.3).astype(float), "grp_b": (rng.random(80) < 0.3).astype(float)}
+    pd.DataFrame(cols).to_csv(path, index=False)
+    return path
+
+
+PLAIN = [a for a in TINY if a not in ("--fairness.madlibs_size", "64", "--fairness.madlibs_eval_size", "60")]
+
+
+def test_classify_without_identity_columns_trains_without_fairness_evaluation(tmp_path, capsys):
+    """Text and label only: the run trains, says once that there is no fairness evaluation, and records no
+    fairness figures; an adversary is refused in one line; identity columns under other names are read
+    when fairness.identity_columns names them, and the evaluation runs on them."""
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.cli.main import main
+
+    data = _plain_csv(tmp_path / "plain.csv")
+    cfg = load_config(None, [*PLAIN, "--fairness.data", str(data), "--fairness.eval_fraction", "0.25",
+                             "--job.out", str(tmp_path / "run"), "--governance.enabled", "false"])
+    summary = ClassifyTrainer(cfg, callbacks=[]).run()
+    err = capsys.readouterr().err
+    assert err.count("has no identity columns, so no fairness evaluation") == 1
+    assert "fairness" not in summary and 0 <= summary["final_val_auc"] <= 1
+    assert not (tmp_path / "run" / "fairness" / "report.json").exists()
+
+    argv = ["train", *PLAIN, "--fairness.data", str(data), "--fairness.adversary", "equalized_odds",
+            "--job.out", str(tmp_path / "adv"), "--governance.enabled", "false"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fairness.adversary:" in err[0] and "--fairness.identity_columns" in err[0]
+
+    named = _plain_csv(tmp_path / "named.csv", identities=True)
+    cfg = load_config(None, [*PLAIN, "--fairness.data", str(named), "--fairness.eval_fraction", "0.25",
+                             "--fairness.identity_columns", "grp_a, grp_b", "--fairness.adversary", "representation",
+                             "--job.out", str(tmp_path / "named"), "--governance.enabled", "false"])
+    summary = ClassifyTrainer(cfg, callbacks=[]).run()
+    assert set(summary["fairness"]["mean_abs_gap"]) == {"other"}
+    assert "no identity columns" not in capsys.readouterr().err
 
 
 def test_classify_applies_memory_policy_with_the_same_losses(tmp_path):

@@ -85,17 +85,25 @@ def identity_data_fingerprint(data: IdentityData) -> str:
     return h.hexdigest()
 
 
+def identity_columns(cfg: JobConfig) -> list[str] | None:
+    """fairness.identity_columns as a list (None: find the Jigsaw names in the data)."""
+    names = [c.strip() for c in cfg.fairness.identity_columns.split(",") if c.strip()]
+    return names or None
+
+
 def load_splits(cfg: JobConfig) -> tuple[IdentityData, IdentityData]:
     """The (training, evaluation) splits of fairness.data / fairness.eval_data for this config: madlibs'
-    two generated splits, a separate eval_data, or fairness.eval_fraction held out of fairness.data."""
+    two generated splits, a separate eval_data, or fairness.eval_fraction held out of fairness.data. A
+    data set without identity columns gives splits with no subgroups (plain text classification)."""
     f, t = cfg.fairness, cfg.train
+    columns = {"text_field": f.text_field, "target_field": f.target_field,
+               "identity_columns": identity_columns(cfg), "require_identities": False}
     try:
         train = load_fairness_data(f.data, split="train", n=f.madlibs_size, seed=t.seed, bias=f.madlibs_bias,
-                                   text_field=f.text_field, target_field=f.target_field)
+                                   **columns)
         if f.eval_data:
             evald = load_fairness_data(f.eval_data, split="eval" if f.eval_data == "madlibs" else "validation",
-                                       n=f.madlibs_eval_size, seed=t.seed, bias=0.0,
-                                       text_field=f.text_field, target_field=f.target_field)
+                                       n=f.madlibs_eval_size, seed=t.seed, bias=0.0, **columns)
         elif f.data == "madlibs":
             evald = load_fairness_data("madlibs", split="eval", n=f.madlibs_eval_size, seed=t.seed, bias=0.0)
         else:
@@ -124,6 +132,9 @@ class ClassifyData:
         if t.batch_size % dp:
             raise ConfigError(f"train.batch_size: {t.batch_size} is not divisible by the data-parallel degree {dp}")
         train, evald = load_splits(cfg)
+        if cfg.fairness.adversary != "none" and not train.subgroup_names():
+            raise ConfigError(f"fairness.adversary: {cfg.fairness.data} has no identity columns for the adversary "
+                              "to predict; name them with --fairness.identity_columns or set --fairness.adversary none")
         if len(train) < t.batch_size:
             raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train)} training examples of fairness.data")
         self.train_data, self.eval_data = train, evald
@@ -131,6 +142,11 @@ class ClassifyData:
         self.eval_enc = Encoded(evald, tokenizer, t.seq_len)
         self.train = ClassifyBatches(self.train_enc, t.batch_size, rank, dp, t.seed)
         self.source = cfg.fairness.data
+
+    @property
+    def has_identities(self) -> bool:
+        """Whether the evaluation split has identity subgroups (the fairness evaluation needs them)."""
+        return bool(self.eval_data.subgroup_names())
 
     def datasets(self) -> list[dict[str, Any]]:
         rows = []

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from steward.classify.data import encode_texts
+from steward.classify.data import encode_texts, identity_columns
 from steward.fairness.data import IdentityData, load_fairness_data
 from steward.fairness.metrics import BIAS_AUCS, fairness_report
 from steward.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -33,7 +33,7 @@ def evaluation_data(spec: str, cfg, size: int) -> IdentityData:
     """'madlibs' (the balanced evaluation split for the run's seed) or a path in the identities layout."""
     return load_fairness_data(spec, split="eval" if spec == "madlibs" else "validation", n=size,
                               seed=cfg.train.seed, bias=0.0, text_field=cfg.fairness.text_field,
-                              target_field=cfg.fairness.target_field)
+                              target_field=cfg.fairness.target_field, identity_columns=identity_columns(cfg))
 
 
 def evaluate_classifier(cfg, tokenizer, model, data: str, *, size: int = 3000, bootstrap: int = 200) -> dict[str, Any]:

@@ -74,7 +74,7 @@ class FairnessMonitor(Callback):
 
     def on_step_end(self, trainer: ClassifyTrainer, step: int, metrics: dict[str, Any]) -> None:
         f = self.cfg.fairness
-        if not f.eval_every or step % f.eval_every or step >= self.cfg.train.steps:
+        if not f.eval_every or step % f.eval_every or step >= self.cfg.train.steps or not trainer.data.has_identities:
             return
         report = self.evaluate(trainer, f.eval_examples, 0)
         figures = summary_figures(report)
@@ -107,6 +107,8 @@ class FairnessMonitor(Callback):
             raise StopTraining(reason)
 
     def on_summary(self, trainer: ClassifyTrainer, summary: dict[str, Any]) -> None:
+        if not trainer.data.has_identities:  # the trainer said so when it loaded the data
+            return
         report = self.evaluate(trainer, 0, self.cfg.fairness.bootstrap)
         report["history"] = self.history
         report["alerts"] = self.alerts

@@ -79,7 +79,12 @@ class ClassifyTrainer(Trainer):
         return [*own, CommBytes()]
 
     def _build_data(self) -> ClassifyData:
-        return ClassifyData(self.cfg, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
+        data = ClassifyData(self.cfg, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
+        f = self.cfg.fairness
+        if f.enabled and not data.has_identities:
+            self.progress.message(f"fairness: {f.eval_data or f.data} has no identity columns, so no fairness "
+                                  "evaluation (name them with --fairness.identity_columns)")
+        return data
 
     def _model_factory(self) -> ModelFactory:
         if self.dims.model_parallel:

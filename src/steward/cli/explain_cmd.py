@@ -1,5 +1,5 @@
-"""`steward explain RUN_DIR --text "..."`: the prediction, the rule that fires and a token heat line (and
-HTML with --html). `steward explain RUN_DIR --global --data FILE`: fit the rule list on the data, measure
+"""`steward explain RUN_DIR --text "..."`: the prediction, the first rule that holds and agrees with it (a
+rule that contradicts the model is never shown) and a token heat line (and HTML with --html). `steward explain RUN_DIR --global --data FILE`: fit the rule list on the data, measure
 faithfulness on a held-out share, and write RUN_DIR/explain/{rules.json,rules.txt,faithfulness.json}."""
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("explain", help="explain a trained run's predictions: relevance, rules, faithfulness")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a `steward train` run directory (newest checkpoint is used)")
-    p.add_argument("--text", help="explain the next-token prediction after this text")
+    p.add_argument("--text", help="explain the prediction on this text (a language model's next token, a "
+                                  "classifier's label)")
     p.add_argument("--global", dest="global_", action="store_true",
                    help="fit the global rule list on --data and write the faithfulness table")
     p.add_argument("--data", help="with --global: a .txt file (one text per line) or .jsonl (field 'text')")
     p.add_argument("--method", default="grad_attention",
-                   help="relevance method: attention, rollout, grad_attention, integrated_gradients")
+                   help="relevance method: attention, rollout, grad_attention, grad_cam, integrated_gradients")
     p.add_argument("--rules", help="rules JSON to apply with --text (default: RUN_DIR/explain/rules.json if present)")
     p.add_argument("--html", help="with --text: also write the highlighted words to this HTML file")
     p.add_argument("--samples", type=int, default=32,
@@ -42,13 +43,18 @@ def _heat(words: list[dict], color: bool) -> str:
                     for w in words)
 
 
+def _anchor(rule: dict) -> str:
+    prec = "n/a" if rule["anchor_precision"] is None else f"{rule['anchor_precision']:.2f}"
+    return f"anchor precision {prec} over {rule['anchor_samples']} masked samples"
+
+
 def _html(result: dict) -> str:
     from steward.htmlpage import esc, page
 
     spans = " ".join(
         f'<span title="{w["relevance"]:.4g}" style="background: rgba(220,40,40,{min(1.0, 2 * w["share"]):.3f})">'
         f'{esc(w["word"])}</span>' for w in result["words"])
-    rule = result.get("rule", {}).get("sentence", "")
+    rule = (result["rule"] or {}).get("sentence", result.get("no_rule", "")) if "rule" in result else ""
     return page("steward explain", [
         f"<p>prediction: <b>{esc(repr(result['prediction']))}</b> (p = {result['probability']:.3f}), "
         f"relevance: {esc(result['method'])}</p>",
@@ -90,7 +96,7 @@ def run(args) -> int:
         raise ExplainError("give either --text \"...\" or --global --data FILE")
     if args.method not in METHODS or args.method == "random":
         raise ExplainError(f"--method: {args.method!r} is not one of attention, rollout, grad_attention, "
-                           "integrated_gradients")
+                           "grad_cam, integrated_gradients")
     if args.threads < 1:
         raise ExplainError(f"--threads: must be >= 1, got {args.threads}")
     import torch
@@ -139,16 +145,18 @@ def _run(args) -> int:
         print(json.dumps(result))
         return 0
     print(f"prediction: {result['prediction']!r} (p = {result['probability']:.3f})")
-    if "rule" in result:
-        r = result["rule"]
-        prec = "n/a" if r["anchor_precision"] is None else f"{r['anchor_precision']:.2f}"
-        cov = "n/a" if r["coverage"] is None else f"{r['coverage']:.2f}"
-        print(f"rule {r['index'] or 'default'}: {r['sentence']}  (anchor precision {prec} over "
-              f"{r['anchor_samples']} masked samples, coverage {cov})")
-        for s in result["also_hold"]:
-            print(f"  also holds: {s}")
-    else:
+    if rules is None:
         print(f"rules: none ({rules_path} absent; `steward explain RUN_DIR --global --data FILE` fits them)")
+    elif result["rule"] is None:
+        print(f"rule: {result['no_rule']}")
+    else:
+        r = result["rule"]
+        cov = "n/a" if r["coverage"] is None else f"{r['coverage']:.2f}"
+        print(f"rule {r['index'] or 'default'}: {r['sentence']}  ({_anchor(r)}, coverage {cov})")
+        for also in result["also_hold"]:
+            print(f"  also holds: rule {also['index']}: {also['sentence']}  ({_anchor(also)})")
+        if result["contradicting"]:
+            print(f"  ({result['contradicting']} other rule(s) hold here but predict another class: not shown)")
     print(f"relevance ({args.method}):")
     print(_heat(result["words"], sys.stdout.isatty()))
     print(f"{result['tokens']} tokens; model loaded in {load_s:.2f} s, explained in {result['explain_s']:.3f} s")
@@ -188,13 +196,14 @@ def _global(args, run_) -> int:
     n_test = max(1, int(round(args.held_out * len(instances))))
     test = [instances[i] for i in order[:n_test]]
     train = [instances[i] for i in order[n_test:]]
-    names = [tok.decode([i]) for i in range(expl.model.vocab_size if hasattr(expl.model, "vocab_size") else 0)]
+    names = expl.all_class_names(tok)
     bases = tuple(dict.fromkeys((args.method, *ENGINE_BASES)))
     an_train = analyse(expl, train, bases, batch_size=32)
     _, rules = fit_rules(train, an_train, names, method=args.method, max_rules=args.max_rules)
     base = choose_engine_base(expl, train, an_train, rules, bases)  # on the fitting data, not the held-out
-    methods = ("attention", "rollout", "grad_attention", "integrated_gradients", "random")
+    methods = ("attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients", "random")
     table = faithfulness_table(expl, test, analyse(expl, test, methods, batch_size=32), rules, engine_base=base)
+    rules.fidelity, rules.fidelity_texts = table["rules"]["fidelity"], len(test)  # what --text reports
     out = run_.run_dir / "explain"
     atomic_write_json(out / "rules.json", rules.to_json())
     atomic_write_text(out / "rules.txt", rules.text() + "\n")

@@ -391,7 +391,13 @@ class Fairness:
     """Text column. Empty: comment_text or text."""
 
     target_field: str = ""
-    """Target column (toxicity fraction in [0, 1], binarised at 0.5). Empty: target or toxicity."""
+    """Target column (toxicity fraction in [0, 1], or a 0/1 label; binarised at 0.5). Empty: target,
+    toxicity or label."""
+
+    identity_columns: str = ""
+    """Identity columns of fairness.data, comma-separated ("col_a,col_b"; annotator fractions in [0, 1]),
+    when their names differ from the Jigsaw ones. Empty: the Jigsaw names the data has; a data set with
+    none (text and label only) trains without fairness evaluation."""
 
     madlibs_size: int = 20000
     """Training sentences generated for fairness.data = madlibs. With a few thousand, a model also learns
@@ -463,6 +469,9 @@ class Fairness:
         if self.eval_every < 0 or self.eval_examples < 0 or self.bootstrap < 0 or self.max_gap < 0:
             raise ConfigError("fairness.eval_every, fairness.eval_examples, fairness.bootstrap and "
                               "fairness.max_gap must be >= 0")
+        if self.identity_columns and not all(c.strip() for c in self.identity_columns.split(",")):
+            raise ConfigError(f"fairness.identity_columns: {self.identity_columns!r} has an empty name; give "
+                              "column names separated by commas, e.g. 'col_a,col_b'")
 
 
 @dataclass

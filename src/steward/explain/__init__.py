@@ -20,6 +20,7 @@ from steward.explain.faithfulness import (
 from steward.explain.relevance import (
     METHODS,
     grad_attention,
+    grad_cam,
     integrated_gradients,
     raw_attention,
     relevance,
@@ -61,6 +62,7 @@ __all__ = [
     "faithfulness_table",
     "format_table",
     "grad_attention",
+    "grad_cam",
     "identity_terms",
     "integrated_gradients",
     "learn_rules",

@@ -4,8 +4,10 @@ Fused attention (SDPA, flash) returns no probabilities, so while explaining, our
 modules get an eager `attend` that records them (installed on the instances and removed on exit: the
 model code knows nothing of explanations), and a Hugging Face model is switched to
 attn_implementation='eager' with output_attentions; both are switched back on exit, so the normal
-path is untouched. `Explainable` reads one prediction per sequence: the next token after the last
-real token of a right-padded batch, or a classification head's label.
+path is untouched; its attentions are read at its base model (forward hooks), so a classifier on a
+Hugging Face backbone is explained like one on our decoder. `Explainable` reads one prediction per
+sequence: the next token after the last real token of a right-padded batch, or a classification
+head's label.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ class ExplainError(StewardError):
 
 
 def _hf_model(model: nn.Module) -> nn.Module | None:
-    """The transformers PreTrainedModel inside `model` (itself or an HFCausalLM adapter), else None."""
-    inner = getattr(model, "model", model)
-    return inner if hasattr(inner, "set_attn_implementation") else None
+    """The outermost transformers PreTrainedModel in `model` (itself, an HFCausalLM adapter's, or a
+    classifier's backbone's), else None."""
+    return next((m for m in model.modules() if hasattr(m, "set_attn_implementation")), None)
 
 
 def attention_modules(model: nn.Module) -> list[Attention]:
@@ -55,28 +57,45 @@ class Capture:
     def __init__(self, modules: Sequence[Attention]):
         self.modules = list(modules)
         self.by_module: dict[Attention, torch.Tensor] = {}
+        self.hf: list[torch.Tensor] = []
+        """A Hugging Face base model's attentions, per layer (its forward hook records them)."""
 
     def record(self, module: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         out, self.by_module[module] = attention_with_probs(q, k, v)
         return out
 
+    def record_hf(self, module: nn.Module, args: Any, kwargs: dict[str, Any], out: Any) -> None:
+        self.hf = list(out.attentions)
+
     @property
     def probs(self) -> list[torch.Tensor]:
         """The last forward's probabilities, in layer order."""
+        if self.hf:
+            return self.hf
         return [self.by_module[m] for m in self.modules if m in self.by_module]
+
+
+def _ask_attentions(module: nn.Module, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    return args, {**kwargs, "output_attentions": True}
 
 
 @contextlib.contextmanager
 def eager_attention(model: nn.Module) -> Iterator[Capture]:
     """While inside, attention is computed eagerly and its probabilities are kept in the Capture
-    yielded (a Hugging Face model returns them itself: its Capture stays empty); restored on exit."""
+    yielded (a Hugging Face model's base model is asked for them and hooked); restored on exit."""
     hf = _hf_model(model)
     if hf is not None:
         before = hf.config._attn_implementation
         hf.set_attn_implementation("eager")
+        capture = Capture([])
+        base = hf.base_model
+        hooks = [base.register_forward_pre_hook(_ask_attentions, with_kwargs=True),
+                 base.register_forward_hook(capture.record_hf, with_kwargs=True)]
         try:
-            yield Capture([])
+            yield capture
         finally:
+            for h in hooks:
+                h.remove()
             hf.set_attn_implementation(before)
         return
     mods = attention_modules(model)
@@ -142,27 +161,23 @@ class Explainable:
         raise ExplainError(f"{type(self.model).__name__} has no token embedding to attribute to")
 
     def _logits(self, tokens: torch.Tensor, lengths: torch.Tensor, capture: Capture | None) -> tuple[torch.Tensor, list]:
-        attentions = capture is not None
+        """The model's logits ([B, C] for a classifier, [B, T, V] for a language model) and the attention
+        probabilities `capture` recorded during that forward (none without a capture)."""
+        logits = self._call(tokens, lengths)
+        return logits, (capture.probs if capture is not None else [])
+
+    def _call(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.kind == "classify":
             mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None].to(tokens.device)
             out = self.model(tokens, mask)
             logits = out[1] if isinstance(out, tuple) else out
             if logits.shape[-1] == 1:  # a binary logit z: p(1) = sigmoid(z) = softmax([0, z])[1]
                 logits = torch.cat([torch.zeros_like(logits), logits], -1)
-            return logits, self._our_probs(capture)
+            return logits
         hf = _hf_model(self.model)
         if hf is not None:
-            out = hf(input_ids=tokens, use_cache=False, output_attentions=attentions)
-            return out.logits, list(out.attentions) if attentions else []
-        return self.model(tokens), self._our_probs(capture)
-
-    def _our_probs(self, capture: Capture | None) -> list[torch.Tensor]:
-        if capture is None:
-            return []
-        hf = _hf_model(self.model)
-        if hf is not None:
-            raise ExplainError("kind 'classify' explains steward decoders; wrap Hugging Face models as kind 'lm'")
-        return capture.probs
+            return hf(input_ids=tokens, use_cache=False).logits
+        return self.model(tokens)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, attentions: bool = False) -> Forward:
         """Scores at each row's prediction; with `attentions`, inside `eager_attention`."""
@@ -183,8 +198,27 @@ class Explainable:
     def class_name(self, c: int, tokenizer: Any = None) -> str:
         if self.class_names is not None:
             return self.class_names[c]
-        tid = int(self.classes[c]) if self.classes is not None else c
-        return tokenizer.decode([tid]) if tokenizer is not None else str(tid)
+        return _token_name(int(self.classes[c]) if self.classes is not None else c, tokenizer)
+
+    def all_class_names(self, tokenizer: Any = None) -> list[str]:
+        """Every class's name, in class order: the given names, or each class's token decoded (a language
+        model's whole vocabulary when `classes` is None)."""
+        if self.class_names is not None:
+            return list(self.class_names)
+        if self.classes is not None:
+            return [_token_name(int(t), tokenizer) for t in self.classes]
+        hf = _hf_model(self.model)
+        vocab = hf.config.vocab_size if hf is not None else self.model.vocab_size
+        return [_token_name(t, tokenizer) for t in range(vocab)]
+
+
+def _token_name(tid: int, tokenizer: Any) -> str:
+    """A token id as text; ids beyond the tokenizer's vocabulary (a model's padded vocabulary) read '<id N>'."""
+    if tokenizer is None:
+        return str(tid)
+    if tid >= tokenizer.vocab_size:
+        return f"<id {tid}>"
+    return tokenizer.decode([tid])
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,11 +244,16 @@ class LoadedRun:
     config: Any
 
 
+CLASSIFY_LABELS = ("0", "1")
+"""A classify run's classes, named by their label (fairness.data's target binarised at 0.5)."""
+
+
 def loaded_run(trained: Any) -> LoadedRun:
     """What `steward explain` works on, from a finished run loaded by `steward.jobs.load_trained` (its
-    cfg, tokenizer, model, run_dir, checkpoint): a language model is explained at its next token, a
-    classifier at its label."""
-    kind = "classify" if trained.cfg.train.task == "classify" else "lm"
-    pad = getattr(trained.tokenizer, "eos_id", 0) if kind == "lm" else 0
-    return LoadedRun(Explainable(trained.model, kind, pad_id=pad), trained.tokenizer, Path(trained.run_dir),
-                     Path(trained.checkpoint), trained.cfg)
+    cfg, tokenizer, model, run_dir, checkpoint), whatever its train.task and model (our decoder or a
+    Hugging Face model): a language model is explained at its next token, a classifier at its label."""
+    if trained.cfg.train.task == "classify":
+        expl = Explainable(trained.model, "classify", pad_id=0, class_names=CLASSIFY_LABELS)
+    else:
+        expl = Explainable(trained.model, "lm", pad_id=getattr(trained.tokenizer, "eos_id", 0))
+    return LoadedRun(expl, trained.tokenizer, Path(trained.run_dir), Path(trained.checkpoint), trained.cfg)

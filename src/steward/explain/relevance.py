@@ -6,6 +6,9 @@
 - gradient-weighted attention (Chefer, Gur and Wolf 2021, "Generic Attention-model Explainability",
   eq. 5-6): R = I, then per layer R += mean_h[(dy/dA_l * A_l)^+] R, read at the prediction row, with y
   the predicted class's logit;
+- Grad-CAM on the last attention layer (Selvaraju et al. 2017, as Chefer, Gur and Wolf 2021 apply it
+  to transformers as a baseline): the last layer's attention row at the prediction, each head weighted
+  by the mean of its gradient over that row, averaged over heads, negatives clipped;
 - Integrated Gradients (Sundararajan et al. 2017) on the token embeddings through Captum, summed
   over the embedding dimension, baseline the padding token's embedding: an outside baseline;
 - random: uniform noise, the floor every method should beat in the faithfulness table.
@@ -20,7 +23,9 @@ import torch
 from steward.explain.capture import Explainable, Forward
 from steward.models.gpt import upcast
 
-METHODS = ("attention", "rollout", "grad_attention", "integrated_gradients", "random")
+METHODS = ("attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients", "random")
+GRADIENT_METHODS = ("grad_attention", "grad_cam")
+"""Methods that need d(predicted logit)/d(attention)."""
 
 
 def prediction_rows(R: torch.Tensor, positions: torch.Tensor, pooling: str = "last") -> torch.Tensor:
@@ -61,6 +66,17 @@ def grad_attention(probs: list[torch.Tensor], grads: list[torch.Tensor], positio
     return prediction_rows(R, positions, pooling)
 
 
+def grad_cam(probs: list[torch.Tensor], grads: list[torch.Tensor], positions: torch.Tensor,
+             pooling: str = "last") -> torch.Tensor:
+    A, G = probs[-1].detach().float(), grads[-1].detach().float()  # [B, H, T, T]
+    B, H, T, _ = A.shape
+    rows = [prediction_rows(x.reshape(B * H, T, T), positions.repeat_interleave(H), pooling).reshape(B, H, T)
+            for x in (A, G)]
+    valid = _pad_mask(T, positions).to(A.device, A.dtype)[:, None, :]  # the row's causal, real positions
+    weight = (rows[1] * valid).sum(-1, keepdim=True) / valid.sum(-1, keepdim=True)  # [B, H, 1]
+    return (rows[0] * weight).mean(1).clamp(min=0)
+
+
 def integrated_gradients(expl: Explainable, tokens: torch.Tensor, lengths: torch.Tensor,
                          target: torch.Tensor, n_steps: int = 16) -> torch.Tensor:
     from captum.attr import LayerIntegratedGradients
@@ -96,7 +112,7 @@ def relevance(expl: Explainable, tokens: torch.Tensor, lengths: torch.Tensor,
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown relevance method {unknown[0]!r}; choose from {', '.join(METHODS)}")
-    fwd, g, pred = captured_forward(expl, tokens, lengths, grads="grad_attention" in methods)
+    fwd, g, pred = captured_forward(expl, tokens, lengths, grads=any(m in GRADIENT_METHODS for m in methods))
     pos = fwd.positions
     out: dict[str, torch.Tensor] = {}
     for m in methods:
@@ -106,6 +122,8 @@ def relevance(expl: Explainable, tokens: torch.Tensor, lengths: torch.Tensor,
             r = rollout(fwd.probs, pos, pooling=fwd.pooling)
         elif m == "grad_attention":
             r = grad_attention(fwd.probs, g, pos, fwd.pooling)
+        elif m == "grad_cam":
+            r = grad_cam(fwd.probs, g, pos, fwd.pooling)
         elif m == "integrated_gradients":
             r = integrated_gradients(expl, tokens, lengths, pred, ig_steps)
         else:

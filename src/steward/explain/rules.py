@@ -261,6 +261,10 @@ class RuleList:
     default: int
     class_names: list[str]
     identity: set[str] = field(default_factory=identity_terms)
+    fidelity: float | None = None
+    """Share of held-out texts on which the list predicts what the model does (set by `--global`)."""
+    fidelity_texts: int = 0
+    """How many held-out texts `fidelity` was measured on."""
 
     def _holds(self, rule: Rule, inst: Instance, att: np.ndarray) -> bool:
         return all(c.holds(inst, att) for c in rule.conditions)
@@ -309,6 +313,8 @@ class RuleList:
                        "precision": r.precision, "support": r.support, "coverage": r.coverage,
                        "identity_terms": self.identity_words(r)} for i, r in enumerate(self.rules)],
             "otherwise": self.sentence(-1),
+            "fidelity": self.fidelity,
+            "fidelity_texts": self.fidelity_texts,
         }
 
     @classmethod
@@ -317,7 +323,8 @@ class RuleList:
             raise ExplainError(f"rules file: format {obj.get('format')!r} is not steward-rules/1; rerun --global")
         rules = [Rule(tuple(Condition(**c) for c in r["if"]), r["then"], r["precision"], r["support"],
                       r["coverage"]) for r in obj["rules"]]
-        return cls(rules, obj["default"], obj["class_names"])
+        return cls(rules, obj["default"], obj["class_names"], fidelity=obj.get("fidelity"),
+                   fidelity_texts=int(obj.get("fidelity_texts", 0)))
 
 
 def learn_rules(X: np.ndarray, y: np.ndarray, conditions: Sequence[Condition], class_names: Sequence[str],
@@ -421,10 +428,49 @@ def anchor_precision(expl: Explainable, inst: Instance, rules: RuleList, rule: i
     return float((pred[np.array(ok)] == r.label).mean()), used
 
 
+def agreeing_rules(rules: RuleList, inst: Instance, att: np.ndarray, pred: int) -> tuple[list[int], list[int]]:
+    """The rules that explain the model's prediction `pred` on `inst`: those that hold and conclude `pred`,
+    in list order (the default line, -1, when no rule holds and it concludes `pred`); and the rules that
+    hold but conclude another class (they contradict the model here, so they explain nothing)."""
+    holding = rules.holding(inst, att)
+    agree = [i for i in holding if rules.rules[i].label == pred]
+    if not holding and rules.default == pred:
+        agree = [-1]
+    return agree, [i for i in holding if rules.rules[i].label != pred]
+
+
+def _rule_facts(expl: Explainable, inst: Instance, rules: RuleList, i: int, mask_id: int,
+                n_samples: int) -> dict[str, Any]:
+    """One rule as `explain_instance` shows it: its sentence, Anchors precision and coverage."""
+    prec, used = anchor_precision(expl, inst, rules, i, mask_id, n_samples)
+    return {
+        "index": i + 1 if i >= 0 else None,
+        "sentence": rules.sentence(i),
+        "agrees_with_model": True,
+        "anchor_precision": None if math.isnan(prec) else prec,
+        "anchor_samples": used,
+        "coverage": rules.rules[i].coverage if i >= 0 else None,
+        "identity_terms": rules.identity_words(rules.rules[i]) if i >= 0 else [],
+    }
+
+
+def unexplained(rules: RuleList, pred: int, contradicting: int) -> str:
+    """Why no rule is shown for the prediction `pred`, with the rule list's measured fidelity."""
+    name = rules.class_names[pred]
+    why = (f"{contradicting} rule(s) hold here, none predicts {name!r}" if contradicting else
+           f"no rule holds here and the default line predicts {rules.class_names[rules.default]!r}")
+    fid = ("its fidelity is unknown: refit with --global" if rules.fidelity is None else
+           f"the rule list reproduces the model on {rules.fidelity:.3f} of {rules.fidelity_texts} held-out texts")
+    return f"no rule explains this prediction ({why}; {fid})"
+
+
 def explain_instance(expl: Explainable, inst: Instance, rules: RuleList | None, method: str = "grad_attention",
                      mask_id: int | None = None, n_samples: int = 64, tokenizer: Any = None) -> dict[str, Any]:
-    """Prediction, firing rule (sentence, Anchors precision, coverage), other rules that hold, and each
-    word's relevance (share of the positive relevance)."""
+    """Prediction, each word's relevance (share of the positive relevance) and, with `rules`, the first
+    rule that holds and agrees with the model's prediction (sentence, Anchors precision, coverage), the
+    other agreeing rules that hold (with theirs) and how many holding rules contradict the model: a rule
+    that concludes another class than the model's is never shown. When no rule agrees, "rule" is None
+    and "no_rule" says why."""
     an = analyse(expl, [inst], methods=(method,), batch_size=1)
     pred, att, rel = int(an.pred[0]), an.word_att[0], an.word_rel[method][0]
     out: dict[str, Any] = {
@@ -438,19 +484,15 @@ def explain_instance(expl: Explainable, inst: Instance, rules: RuleList | None, 
     out["words"] = [{"word": w, "relevance": float(r), "share": float(s)}
                     for w, r, s in zip(inst.words, rel, share)]
     if rules is not None:
-        fired = rules.fire(inst, att)
-        prec, used = anchor_precision(expl, inst, rules, fired, expl.pad_id if mask_id is None else mask_id,
-                                      n_samples)
-        out["rule"] = {
-            "index": fired + 1 if fired >= 0 else None,
-            "sentence": rules.sentence(fired),
-            "agrees_with_model": (rules.rules[fired].label if fired >= 0 else rules.default) == pred,
-            "anchor_precision": None if math.isnan(prec) else prec,
-            "anchor_samples": used,
-            "coverage": rules.rules[fired].coverage if fired >= 0 else None,
-            "identity_terms": rules.identity_words(rules.rules[fired]) if fired >= 0 else [],
-        }
-        out["also_hold"] = [rules.sentence(i) for i in rules.holding(inst, att) if i != fired]
+        agree, contra = agreeing_rules(rules, inst, att, pred)
+        mask = expl.pad_id if mask_id is None else mask_id
+        shown = [_rule_facts(expl, inst, rules, i, mask, n_samples) for i in agree]
+        out["rule"] = shown[0] if shown else None
+        out["also_hold"] = shown[1:]
+        out["contradicting"] = len(contra)
+        out["rules_fidelity"] = rules.fidelity
+        if not shown:
+            out["no_rule"] = unexplained(rules, pred, len(contra))
     return out
 
 

@@ -14,6 +14,9 @@ def check_fairness(cfg: JobConfig) -> None:
         raise ConfigError("fairness.enabled: the fairness evaluation needs a classifier; set --train.task classify")
     if f.adversary != "none" and t.task != "classify":
         raise ConfigError("fairness.adversary: adversarial debiasing trains a classifier; set --train.task classify")
+    if f.identity_columns and f.data == "madlibs" and f.eval_data in ("", "madlibs"):
+        raise ConfigError("fairness.identity_columns: names columns of a data file; madlibs has its own identity "
+                          "subgroups (give --fairness.data FILE or leave it empty)")
     for key, value in (("fairness.data", f.data), ("fairness.eval_data", f.eval_data)):
         if value and value != "madlibs" and not Path(value).expanduser().exists():
             raise ConfigError(f"{key}: {value!r} does not exist; give 'madlibs' or a .csv, .parquet or dataset folder")

@@ -37,7 +37,7 @@ JIGSAW_FAMILIES: dict[str, list[str]] = {
 }
 FAMILY_ORDER = ("gender", "ethnicity", "religion")
 TEXT_FIELDS = ("comment_text", "text")
-TARGET_FIELDS = ("target", "toxicity")
+TARGET_FIELDS = ("target", "toxicity", "label")
 
 
 @dataclass
@@ -65,6 +65,8 @@ class IdentityData:
     def identity_matrix(self) -> np.ndarray:
         """[N, S] float 0/1 membership in every subgroup, in `subgroup_names()` order (the adversary's target)."""
         names = self.subgroup_names()
+        if not names:  # a data set without identity columns
+            return np.zeros((len(self.texts), 0), dtype=np.float32)
         return np.stack([self.groups[s] for s in names], 1).astype(np.float32)
 
     def subgroup_names(self) -> list[str]:
@@ -123,8 +125,10 @@ def _fractions(name: str, values: list) -> np.ndarray:
 
 
 def from_columns(cols: dict[str, list], *, text_field: str = "", target_field: str = "",
-                 identity_columns: list[str] | None = None, source: str = "") -> IdentityData:
-    """Build IdentityData from named columns (the identities layout)."""
+                 identity_columns: list[str] | None = None, source: str = "",
+                 require_identities: bool = True) -> IdentityData:
+    """Build IdentityData from named columns (the identities layout). With `require_identities` False, a
+    table without identity columns gives IdentityData with no subgroups (plain text classification)."""
     def pick(given: str, defaults: tuple[str, ...], what: str, key: str) -> str:
         if given:
             if given not in cols:
@@ -149,9 +153,9 @@ def from_columns(cols: dict[str, list], *, text_field: str = "", target_field: s
         wanted = identity_columns
     else:
         wanted = [c for subs in JIGSAW_FAMILIES.values() for c in subs if c in cols]
-    if not wanted:
+    if not wanted and require_identities:
         raise FairnessError(f"{source or 'the data'}: no identity columns (expected Jigsaw names such as male, female, "
-                            "black, white, christian, muslim); give them with identity_columns")
+                            "black, white, christian, muslim); name them with --fairness.identity_columns")
     known = {s: f for f, subs in JIGSAW_FAMILIES.items() for s in subs}
     families: dict[str, list[str]] = {}
     groups: dict[str, np.ndarray] = {}
@@ -169,7 +173,8 @@ def from_columns(cols: dict[str, list], *, text_field: str = "", target_field: s
 
 
 def load_identities(path: str | Path, *, split: str = "train", text_field: str = "", target_field: str = "",
-                    identity_columns: list[str] | None = None, annotated_only: bool = False) -> IdentityData:
+                    identity_columns: list[str] | None = None, annotated_only: bool = False,
+                    require_identities: bool = True) -> IdentityData:
     """Read the identities layout from CSV, Parquet or a local Hugging Face dataset folder.
 
     `annotated_only` keeps the rows with at least one identity annotation (in Civil Comments, about a
@@ -178,7 +183,7 @@ def load_identities(path: str | Path, *, split: str = "train", text_field: str =
     if not p.exists():
         raise FairnessError(f"fairness.data: {str(path)!r} does not exist (give a .csv, .parquet or dataset folder, or 'madlibs')")
     data = from_columns(_read_table(p, split), text_field=text_field, target_field=target_field,
-                        identity_columns=identity_columns, source=str(path))
+                        identity_columns=identity_columns, source=str(path), require_identities=require_identities)
     if annotated_only and data.annotated is not None:
         data = data.subset(np.flatnonzero(data.annotated))
     return data
@@ -301,10 +306,13 @@ def generate_madlibs(n: int, *, seed: int = 0, bias: float = 0.0, neutral_fracti
 
 
 def load_fairness_data(spec: str, *, split: str, n: int, seed: int, bias: float, text_field: str = "",
-                       target_field: str = "") -> IdentityData:
-    """'madlibs' (split 'train' gets the injected `bias`, 'eval' none) or a path in the identities layout."""
+                       target_field: str = "", identity_columns: list[str] | None = None,
+                       require_identities: bool = True) -> IdentityData:
+    """'madlibs' (split 'train' gets the injected `bias`, 'eval' none) or a path in the identities layout
+    (`identity_columns` and `require_identities` as `from_columns`)."""
     if spec == "madlibs":
         # distinct seeds per split so no sentence list is shared by construction
         return generate_madlibs(n, seed=seed * 2 + (split != "train"), bias=bias if split == "train" else 0.0)
-    data = load_identities(spec, split=split, text_field=text_field, target_field=target_field)
+    data = load_identities(spec, split=split, text_field=text_field, target_field=target_field,
+                           identity_columns=identity_columns, require_identities=require_identities)
     return data
