@@ -388,6 +388,50 @@ def test_classify_run_monitor_audit_events_and_cli(tmp_path, capsys):
     assert "holds no config.toml" in capsys.readouterr().err
 
 
+def test_predictions_csv_reproduces_the_reported_auc(tmp_path, capsys):
+    """RUN_DIR/fairness/predictions.csv (training's final evaluation, on a slice of a file) and
+    OUT/predictions.csv (`steward fairness eval` on another file): scikit-learn's AUC on them is the
+    reported one; row_id is the row's number in the evaluated file; unannotated rows have empty cells."""
+    import json
+
+    import pandas as pd
+
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.cli.main import main
+
+    d = generate_madlibs(200, seed=3, bias=0.5)
+    cols = {"comment_text": d.texts, "target": np.where(d.labels, 0.9, 0.2)}
+    unannotated = np.arange(len(d)) % 7 == 0
+    for name, member in d.groups.items():
+        cols[name] = np.where(unannotated, np.nan, np.where(member, 1.0, 0.0))
+    path = tmp_path / "civil.csv"
+    pd.DataFrame(cols).to_csv(path, index=False)
+    out = tmp_path / "run"
+    ClassifyTrainer(load_config(None, [*TINY, "--job.out", str(out), "--governance.enabled", "false",
+                                       "--fairness.data", str(path), "--fairness.eval_fraction", "0.4"]),
+                    callbacks=[]).run()
+    report = json.loads((out / "fairness" / "report.json").read_text())
+    pred = pd.read_csv(out / "fairness" / "predictions.csv")
+    assert list(pred.columns[:3]) == ["row_id", "score", "label"] and set(d.groups) <= set(pred.columns)
+    assert len(pred) == report["n"] == 80 and pred["row_id"].is_unique
+    assert roc_auc_score(pred["label"], pred["score"]) == pytest.approx(report["overall_auc"], abs=1e-12)
+    rows = pd.read_csv(path).iloc[pred["row_id"]]
+    assert (pred["label"].to_numpy() == (rows["target"] >= 0.5).to_numpy()).all()
+    assert (pred["muslim"].isna().to_numpy() == unannotated[pred["row_id"]]).all()
+    assert (pred["muslim"].fillna(0).to_numpy() == rows["muslim"].fillna(0).to_numpy()).all()
+    sub = pred[pred["muslim"] == 1]
+    muslim = next(r for r in report["subgroups"] if r["subgroup"] == "muslim")
+    assert roc_auc_score(sub["label"], sub["score"]) == pytest.approx(muslim["subgroup_auc"], abs=1e-12)
+
+    capsys.readouterr()
+    assert main(["fairness", "eval", str(out), "--data", str(path), "--bootstrap", "0", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    pred = pd.read_csv(out / "fairness" / "eval" / "predictions.csv")
+    assert res["files"]["predictions.csv"] == str(out / "fairness" / "eval" / "predictions.csv")
+    assert pred["row_id"].tolist() == list(range(len(d)))
+    assert roc_auc_score(pred["label"], pred["score"]) == pytest.approx(res["overall_auc"]["run"], abs=1e-12)
+
+
 def test_monitor_can_stop_the_run(tmp_path):
     from steward.classify.trainer import ClassifyTrainer
     from steward.train.callbacks import StopTraining
