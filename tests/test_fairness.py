@@ -580,9 +580,9 @@ def test_bench_fairness_tokenizer_comes_from_each_training_split(tmp_path, capsy
 
 
 def test_bench_fairness_on_a_dataset_in_the_identities_layout(tmp_path):
-    """--data FILE: the same comparison on a CSV in the Civil Comments layout (annotator fractions,
-    some identities missing), its evaluation rows held out of the file (fairness.eval_fraction) and
-    its BPE trained on the rest."""
+    """--data FILE --eval-from-train: the same comparison on a CSV in the Civil Comments layout
+    (annotator fractions, some identities missing), its evaluation rows held out of the file
+    (fairness.eval_fraction) and its BPE trained on the rest."""
     import pandas as pd
 
     from steward.bench.fairness import FAMILIES, bench_fairness
@@ -595,10 +595,59 @@ def test_bench_fairness_on_a_dataset_in_the_identities_layout(tmp_path):
         cols[name] = np.where(rng.random(len(d)) < 0.05, np.nan, frac)  # not every row annotated
     path = tmp_path / "civil.csv"
     pd.DataFrame(cols).to_csv(path, index=False)
-    r = bench_fairness(["--data", str(path), "--seeds", "1", "--steps", "5", "--frozen-epochs", "1",
-                        "--bootstrap", "0", "--threads", "1"])
+    r = bench_fairness(["--data", str(path), "--eval-from-train", "--seeds", "1", "--steps", "5",
+                        "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
     assert r["data"] == str(path) and r["tokenizer"] == "bpe"
+    assert r["eval_data"] == f"fairness.eval_fraction of {path}"
     for fam in FAMILIES:
         assert 0 <= r[f"baseline/gap_{fam}"] < 1 and 0 <= r[f"adversary/gap_{fam}"] < 1
         assert r[f"reduction_{fam}"] == pytest.approx(1 - r[f"adversary/gap_{fam}"] / r[f"baseline/gap_{fam}"])
         assert not math.isnan(r[f"frozen_fairlearn/reduction_{fam}"])
+
+
+def test_bench_fairness_evaluates_a_file_only_on_a_separate_file_unless_asked(tmp_path, capsys):
+    """--data FILE needs --eval-data TEST, or --eval-from-train to evaluate on a slice of FILE; with
+    --eval-data the runs evaluate on every row of TEST."""
+    import pandas as pd
+
+    from steward.bench.fairness import _overrides, _parse, bench_fairness
+    from steward.classify.data import load_splits
+    from steward.fairness.testbed import generate_source, write_identities
+
+    train = write_identities(generate_source("forum", 300, seed=0, split="train"), tmp_path / "train.csv")
+    test = write_identities(generate_source("forum", 200, seed=0, split="test"), tmp_path / "test.csv")
+    for argv, message in ((["--data", str(train)], "--data: give --eval-data TEST (a held-out set), or --eval-from-train"),
+                          (["--eval-from-train"], "--eval-from-train: only with --data FILE and no --eval-data"),
+                          (["--sources", "forum", "--data", str(train)], "--sources: the test bed brings its own"),
+                          (["--sources", "forum,usenet"], "--sources: unknown source 'usenet'; choose from forum")):
+        with pytest.raises(SystemExit):
+            _parse(argv)
+        assert message in capsys.readouterr().err.splitlines()[-1]
+    a = _parse(["--data", str(train), "--eval-data", str(test)])
+    tr, ev = load_splits(load_config(None, _overrides(a, 0, tmp_path / "run", "none", 0.8)))
+    assert len(tr) == 300 and ev.texts == pd.read_csv(test)["comment_text"].tolist()
+    r = bench_fairness(["--data", str(train), "--eval-data", str(test), "--seeds", "1", "--steps", "3",
+                        "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
+    assert r["eval_data"] == str(test) and 0 <= r["baseline/overall_auc"] <= 1
+
+
+def test_bench_fairness_on_test_bed_sources():
+    """--sources: per source a baseline and an adversary on its biased split and the unbiased twin, all
+    evaluated on its balanced test split; the removable share from those gaps, its role declared."""
+    from steward.bench.fairness import FAMILIES, bench_fairness
+    from steward.fairness.testbed import SOURCES
+
+    r = bench_fairness(["--sources", "profiles,forum", "--seeds", "1", "--steps", "3", "--source-size", "200",
+                        "--source-eval-size", "300", "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
+    assert r["data"] == "testbed" and r["sources"] == "profiles,forum" and r["tuning_sources"] == "forum,reviews"
+    assert r["profiles/role"] == "held_out" and r["forum/role"] == "tuning"
+    for src in ("profiles", "forum"):
+        for fam in FAMILIES:
+            base, adv, floor = (r[f"{src}/{n}/gap_{fam}"] for n in ("baseline", "adversary", "unbiased"))
+            if base > floor:
+                assert r[f"{src}/removable_reduction_{fam}"] == pytest.approx((base - adv) / (base - floor))
+            else:
+                assert math.isnan(r[f"{src}/removable_reduction_{fam}"])
+        subs = [k.split("/")[1] for k in r[f"{src}/baseline/subgroup_gaps"]]
+        assert set(SOURCES[src].carrying) <= set(subs)
+        assert 0 < r[f"{src}/baseline/carrying_gap"] < 1
