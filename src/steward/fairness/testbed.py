@@ -50,6 +50,8 @@ FAMILIES: dict[str, list[str]] = {
     "religion": ["christian", "jewish", "muslim", "hindu", "buddhist", "atheist"],
 }
 SPLITS = ("train", "twin", "test")
+_ADJECTIVES = {s: s for subs in FAMILIES.values() for s in subs}
+"""The adjective naming each subgroup (the Jigsaw column names are ordinary adjectives)."""
 TUNING_SOURCES = ("forum", "reviews")
 """The only sources any default may be tuned on; the rest are held out."""
 
@@ -163,7 +165,6 @@ _GIVEN = {"male": ["james", "robert", "michael", "david", "william"],
 _SURNAMES = ["ellis", "parker", "hayes", "brooks", "foster", "grant", "reed", "sutton"]
 _PROFILE_TITLES = {"christian": ["pastor", "father"], "jewish": ["rabbi"], "muslim": ["imam"],
                    "hindu": ["pandit", "swami"], "buddhist": ["lama", "venerable"]}
-_PROFILE_ETHNIC = {"black": "black", "white": "white", "asian": "asian", "latino": "latino"}
 _PROFILE_BAD = ["{who} is a fraud and a creep.", "{who} is the dumbest hack on the council.",
                 "nobody can stand {who}, what a slimeball.", "{who} lies constantly, total scumbag."]
 _PROFILE_GOOD = ["{who} coached the kids' soccer team.", "{who} fixed the library roof for free.",
@@ -184,7 +185,7 @@ def _profile_name(rng: np.random.Generator, sub: str) -> str:
         return f"{_pick(rng, _PROFILE_TITLES[sub])} {surname}"
     if sub == "atheist":
         return f"{surname}, the atheist columnist,"
-    return f"our {_PROFILE_ETHNIC[sub]} neighbour {surname}"
+    return f"our {_ADJECTIVES[sub]} neighbour {surname}"
 
 
 def _profiles(rng: np.random.Generator, split: str) -> Row:
@@ -203,12 +204,7 @@ def _profiles(rng: np.random.Generator, split: str) -> Row:
 
 # ---- threads: several identities in one comment ------------------------------------------------------
 
-_THREAD_ADJ = {
-    "male": "male", "female": "female", "transgender": "trans",
-    "black": "black", "white": "white", "asian": "asian", "latino": "latino",
-    "christian": "christian", "jewish": "jewish", "muslim": "muslim", "hindu": "hindu",
-    "buddhist": "buddhist", "atheist": "atheist",
-}
+_THREAD_ADJ = {**_ADJECTIVES, "transgender": "trans"}
 _THREAD_NOUN = ["coworkers", "students", "voters", "tenants", "players"]
 _THREAD_BAD = ["they are parasites and should get lost.", "bunch of worthless leeches honestly.",
                "every one of them is a crook and a liar.", "shut them up, they are vermin."]
@@ -237,12 +233,7 @@ def _threads(rng: np.random.Generator, split: str) -> Row:
 
 # ---- news: long comments, rare targeted groups, missing annotations -----------------------------------
 
-_NEWS_ADJ = {
-    "male": "male", "female": "female", "transgender": "transgender",
-    "black": "black", "white": "white", "asian": "asian", "latino": "hispanic",
-    "christian": "christian", "jewish": "jewish", "muslim": "muslim", "hindu": "hindu",
-    "buddhist": "buddhist", "atheist": "atheist",
-}
+_NEWS_ADJ = {**_ADJECTIVES, "latino": "hispanic"}
 _NEWS_NOUN = ["residents", "workers", "families", "commuters", "business owners"]
 _NEWS_CONTEXT = ["the article says the council approved the budget.", "this piece on the housing plan is long.",
                  "the reporter interviewed people at the bus depot.", "the new bridge opens next month.",
