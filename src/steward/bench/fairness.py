@@ -182,10 +182,11 @@ def _frozen(trainer, a: argparse.Namespace, seed: int) -> dict[str, dict[str, An
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     xtr, xev = (xtr - mu) / sd, (xev - mu) / sd
     ytr = tr.data.labels.astype(int)
-    # one categorical sensitive feature per example: its subgroup ('' for none or several)
+    # one categorical sensitive feature per example: its subgroup, its subgroups joined by '+' when it
+    # mentions several (the test bed's threads source mentions two or three in every row), or 'none'
     names = tr.data.subgroup_names()
     mat = tr.data.identity_matrix()
-    sens = np.array([names[int(r.argmax())] if r.sum() == 1 else "none" for r in mat])
+    sens = np.array(["+".join(n for n, m in zip(names, r) if m) or "none" for r in mat])
     out: dict[str, dict[str, Any]] = {}
     ed = ev.data
 
