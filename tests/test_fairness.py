@@ -389,24 +389,20 @@ def test_classify_run_monitor_audit_events_and_cli(tmp_path, capsys):
 
 
 def test_predictions_csv_reproduces_the_reported_auc(tmp_path, capsys):
-    """RUN_DIR/fairness/predictions.csv (training's final evaluation, on a slice of a file) and
-    OUT/predictions.csv (`steward fairness eval` on another file): scikit-learn's AUC on them is the
-    reported one; row_id is the row's number in the evaluated file; unannotated rows have empty cells."""
+    """RUN_DIR/fairness/predictions.csv (training's final evaluation, on a slice of a file) and that of
+    `steward fairness eval` (the whole file): scikit-learn's AUC on them is the reported one; row_id is
+    the row's number in the evaluated file; unannotated rows have empty cells."""
     import json
 
     import pandas as pd
 
     from steward.classify.trainer import ClassifyTrainer
     from steward.cli.main import main
+    from steward.fairness.testbed import write_identities
 
-    d = generate_madlibs(200, seed=3, bias=0.5)
-    cols = {"comment_text": d.texts, "target": np.where(d.labels, 0.9, 0.2)}
-    unannotated = np.arange(len(d)) % 7 == 0
-    for name, member in d.groups.items():
-        cols[name] = np.where(unannotated, np.nan, np.where(member, 1.0, 0.0))
-    path = tmp_path / "civil.csv"
-    pd.DataFrame(cols).to_csv(path, index=False)
-    out = tmp_path / "run"
+    d, out = generate_madlibs(200, seed=3, bias=0.5), tmp_path / "run"
+    d.annotated = ~(unannotated := np.arange(len(d)) % 7 == 0)
+    path = write_identities(d, tmp_path / "civil.csv")
     ClassifyTrainer(load_config(None, [*TINY, "--job.out", str(out), "--governance.enabled", "false",
                                        "--fairness.data", str(path), "--fairness.eval_fraction", "0.4"]),
                     callbacks=[]).run()
@@ -419,15 +415,13 @@ def test_predictions_csv_reproduces_the_reported_auc(tmp_path, capsys):
     assert (pred["label"].to_numpy() == (rows["target"] >= 0.5).to_numpy()).all()
     assert (pred["muslim"].isna().to_numpy() == unannotated[pred["row_id"]]).all()
     assert (pred["muslim"].fillna(0).to_numpy() == rows["muslim"].fillna(0).to_numpy()).all()
-    sub = pred[pred["muslim"] == 1]
-    muslim = next(r for r in report["subgroups"] if r["subgroup"] == "muslim")
+    sub, muslim = pred[pred["muslim"] == 1], next(r for r in report["subgroups"] if r["subgroup"] == "muslim")
     assert roc_auc_score(sub["label"], sub["score"]) == pytest.approx(muslim["subgroup_auc"], abs=1e-12)
-
     capsys.readouterr()
     assert main(["fairness", "eval", str(out), "--data", str(path), "--bootstrap", "0", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    pred = pd.read_csv(out / "fairness" / "eval" / "predictions.csv")
     assert res["files"]["predictions.csv"] == str(out / "fairness" / "eval" / "predictions.csv")
+    pred = pd.read_csv(res["files"]["predictions.csv"])
     assert pred["row_id"].tolist() == list(range(len(d)))
     assert roc_auc_score(pred["label"], pred["score"]) == pytest.approx(res["overall_auc"]["run"], abs=1e-12)
 
@@ -604,50 +598,3 @@ def test_bench_fairness_on_a_dataset_in_the_identities_layout(tmp_path):
         assert r[f"reduction_{fam}"] == pytest.approx(1 - r[f"adversary/gap_{fam}"] / r[f"baseline/gap_{fam}"])
         assert not math.isnan(r[f"frozen_fairlearn/reduction_{fam}"])
 
-
-def test_bench_fairness_evaluates_a_file_only_on_a_separate_file_unless_asked(tmp_path, capsys):
-    """--data FILE needs --eval-data TEST, or --eval-from-train to evaluate on a slice of FILE; with
-    --eval-data the runs evaluate on every row of TEST."""
-    import pandas as pd
-
-    from steward.bench.fairness import _overrides, _parse, bench_fairness
-    from steward.classify.data import load_splits
-    from steward.fairness.testbed import generate_source, write_identities
-
-    train = write_identities(generate_source("forum", 300, seed=0, split="train"), tmp_path / "train.csv")
-    test = write_identities(generate_source("forum", 200, seed=0, split="test"), tmp_path / "test.csv")
-    for argv, message in ((["--data", str(train)], "--data: give --eval-data TEST (a held-out set), or --eval-from-train"),
-                          (["--eval-from-train"], "--eval-from-train: only with --data FILE and no --eval-data"),
-                          (["--sources", "forum", "--data", str(train)], "--sources: the test bed brings its own"),
-                          (["--sources", "forum,usenet"], "--sources: unknown source 'usenet'; choose from forum")):
-        with pytest.raises(SystemExit):
-            _parse(argv)
-        assert message in capsys.readouterr().err.splitlines()[-1]
-    a = _parse(["--data", str(train), "--eval-data", str(test)])
-    tr, ev = load_splits(load_config(None, _overrides(a, 0, tmp_path / "run", "none", 0.8)))
-    assert len(tr) == 300 and ev.texts == pd.read_csv(test)["comment_text"].tolist()
-    r = bench_fairness(["--data", str(train), "--eval-data", str(test), "--seeds", "1", "--steps", "3",
-                        "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
-    assert r["eval_data"] == str(test) and 0 <= r["baseline/overall_auc"] <= 1
-
-
-def test_bench_fairness_on_test_bed_sources():
-    """--sources: per source a baseline and an adversary on its biased split and the unbiased twin, all
-    evaluated on its balanced test split; the removable share from those gaps, its role declared."""
-    from steward.bench.fairness import FAMILIES, bench_fairness
-    from steward.fairness.testbed import SOURCES
-
-    r = bench_fairness(["--sources", "profiles,forum", "--seeds", "1", "--steps", "3", "--source-size", "200",
-                        "--source-eval-size", "300", "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
-    assert r["data"] == "testbed" and r["sources"] == "profiles,forum" and r["tuning_sources"] == "forum,reviews"
-    assert r["profiles/role"] == "held_out" and r["forum/role"] == "tuning"
-    for src in ("profiles", "forum"):
-        for fam in FAMILIES:
-            base, adv, floor = (r[f"{src}/{n}/gap_{fam}"] for n in ("baseline", "adversary", "unbiased"))
-            if base > floor:
-                assert r[f"{src}/removable_reduction_{fam}"] == pytest.approx((base - adv) / (base - floor))
-            else:
-                assert math.isnan(r[f"{src}/removable_reduction_{fam}"])
-        subs = [k.split("/")[1] for k in r[f"{src}/baseline/subgroup_gaps"]]
-        assert set(SOURCES[src].carrying) <= set(subs)
-        assert 0 < r[f"{src}/baseline/carrying_gap"] < 1

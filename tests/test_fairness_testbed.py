@@ -1,10 +1,13 @@
 """The fairness test bed: each source is deterministic, has the identities layout, carries its injected
 association in the training split (in the data, and in what a bag-of-words model learns from it) and
-not in its unbiased twin."""
+not in its unbiased twin; `steward bench fairness` on its sources and on separate train/test files."""
+
+import math
 
 import numpy as np
 import pytest
 
+from steward.config import load_config
 from steward.fairness.data import load_identities
 from steward.fairness.metrics import FairnessError, fairness_report
 from steward.fairness.testbed import (
@@ -88,3 +91,50 @@ def test_injected_association_is_in_the_training_split_and_not_in_the_twin(name)
     (assoc_b, gap_b), (assoc_t, gap_t) = measure("train"), measure("twin")
     assert assoc_b > 0.1 and abs(assoc_t) < 0.04, (assoc_b, assoc_t)
     assert gap_b > gap_t + 0.015, (gap_b, gap_t)
+
+
+def test_bench_fairness_evaluates_a_file_only_on_a_separate_file_unless_asked(tmp_path, capsys):
+    """--data FILE needs --eval-data TEST, or --eval-from-train to evaluate on a slice of FILE; with
+    --eval-data the runs evaluate on every row of TEST."""
+    import pandas as pd
+
+    from steward.bench.fairness import _overrides, _parse, bench_fairness
+    from steward.classify.data import load_splits
+
+    train = write_identities(generate_source("forum", 300, seed=0, split="train"), tmp_path / "train.csv")
+    test = write_identities(generate_source("forum", 200, seed=0, split="test"), tmp_path / "test.csv")
+    for argv, message in ((["--data", str(train)], "--data: give --eval-data TEST (a held-out set), or --eval-from-train"),
+                          (["--eval-from-train"], "--eval-from-train: only with --data FILE and no --eval-data"),
+                          (["--sources", "forum", "--data", str(train)], "--sources: the test bed brings its own"),
+                          (["--sources", "forum,usenet"], "--sources: unknown source 'usenet'; choose from forum")):
+        with pytest.raises(SystemExit):
+            _parse(argv)
+        assert message in capsys.readouterr().err.splitlines()[-1]
+    a = _parse(["--data", str(train), "--eval-data", str(test)])
+    tr, ev = load_splits(load_config(None, _overrides(a, 0, tmp_path / "run", "none", 0.8)))
+    assert len(tr) == 300 and ev.texts == pd.read_csv(test)["comment_text"].tolist()
+    r = bench_fairness(["--data", str(train), "--eval-data", str(test), "--seeds", "1", "--steps", "3",
+                        "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
+    assert r["eval_data"] == str(test) and 0 <= r["baseline/overall_auc"] <= 1
+
+
+def test_bench_fairness_on_test_bed_sources():
+    """--sources: per source a baseline and an adversary on its biased split and the unbiased twin, all
+    evaluated on its balanced test split; the removable share from those gaps, its role declared."""
+    from steward.bench.fairness import FAMILIES, bench_fairness
+    from steward.fairness.testbed import SOURCES
+
+    r = bench_fairness(["--sources", "profiles,forum", "--seeds", "1", "--steps", "3", "--source-size", "200",
+                        "--source-eval-size", "300", "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
+    assert r["data"] == "testbed" and r["sources"] == "profiles,forum" and r["tuning_sources"] == "forum,reviews"
+    assert r["profiles/role"] == "held_out" and r["forum/role"] == "tuning"
+    for src in ("profiles", "forum"):
+        for fam in FAMILIES:
+            base, adv, floor = (r[f"{src}/{n}/gap_{fam}"] for n in ("baseline", "adversary", "unbiased"))
+            if base > floor:
+                assert r[f"{src}/removable_reduction_{fam}"] == pytest.approx((base - adv) / (base - floor))
+            else:
+                assert math.isnan(r[f"{src}/removable_reduction_{fam}"])
+        subs = [k.split("/")[1] for k in r[f"{src}/baseline/subgroup_gaps"]]
+        assert set(SOURCES[src].carrying) <= set(subs)
+        assert 0 < r[f"{src}/baseline/carrying_gap"] < 1
