@@ -408,6 +408,44 @@ def test_classify_run_monitor_audit_events_and_cli(tmp_path, capsys):
     assert "holds no config.toml" in capsys.readouterr().err
 
 
+def test_predictions_csv_reproduces_the_reported_auc(tmp_path, capsys):
+    """RUN_DIR/fairness/predictions.csv (training's final evaluation, on a slice of a file) and that of
+    `steward fairness eval` (the whole file): scikit-learn's AUC on them is the reported one; row_id is
+    the row's number in the evaluated file; unannotated rows have empty cells."""
+    import json
+
+    import pandas as pd
+
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.cli.main import main
+    from steward.fairness.testbed import write_identities
+
+    d, out = generate_madlibs(200, seed=3, bias=0.5), tmp_path / "run"
+    d.annotated = ~(unannotated := np.arange(len(d)) % 7 == 0)
+    path = write_identities(d, tmp_path / "civil.csv")
+    ClassifyTrainer(load_config(None, [*TINY, "--job.out", str(out), "--governance.enabled", "false",
+                                       "--fairness.data", str(path), "--fairness.eval_fraction", "0.4"]),
+                    callbacks=[]).run()
+    report = json.loads((out / "fairness" / "report.json").read_text())
+    pred = pd.read_csv(out / "fairness" / "predictions.csv")
+    assert list(pred.columns[:3]) == ["row_id", "score", "label"] and set(d.groups) <= set(pred.columns)
+    assert len(pred) == report["n"] == 80 and pred["row_id"].is_unique
+    assert roc_auc_score(pred["label"], pred["score"]) == pytest.approx(report["overall_auc"], abs=1e-12)
+    rows = pd.read_csv(path).iloc[pred["row_id"]]
+    assert (pred["label"].to_numpy() == (rows["target"] >= 0.5).to_numpy()).all()
+    assert (pred["muslim"].isna().to_numpy() == unannotated[pred["row_id"]]).all()
+    assert (pred["muslim"].fillna(0).to_numpy() == rows["muslim"].fillna(0).to_numpy()).all()
+    sub, muslim = pred[pred["muslim"] == 1], next(r for r in report["subgroups"] if r["subgroup"] == "muslim")
+    assert roc_auc_score(sub["label"], sub["score"]) == pytest.approx(muslim["subgroup_auc"], abs=1e-12)
+    capsys.readouterr()
+    assert main(["fairness", "eval", str(out), "--data", str(path), "--bootstrap", "0", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["files"]["predictions.csv"] == str(out / "fairness" / "eval" / "predictions.csv")
+    pred = pd.read_csv(res["files"]["predictions.csv"])
+    assert pred["row_id"].tolist() == list(range(len(d)))
+    assert roc_auc_score(pred["label"], pred["score"]) == pytest.approx(res["overall_auc"]["run"], abs=1e-12)
+
+
 def test_monitor_can_stop_the_run(tmp_path):
     from steward.classify.trainer import ClassifyTrainer
     from steward.train.callbacks import StopTraining
@@ -606,9 +644,9 @@ def test_bench_fairness_tokenizer_comes_from_each_training_split(tmp_path, capsy
 
 
 def test_bench_fairness_on_a_dataset_in_the_identities_layout(tmp_path):
-    """--data FILE: the same comparison on a CSV in the Civil Comments layout (annotator fractions,
-    some identities missing), its evaluation rows held out of the file (fairness.eval_fraction) and
-    its BPE trained on the rest."""
+    """--data FILE --eval-from-train: the same comparison on a CSV in the Civil Comments layout
+    (annotator fractions, some identities missing), its evaluation rows held out of the file
+    (fairness.eval_fraction) and its BPE trained on the rest."""
     import pandas as pd
 
     from steward.bench.fairness import FAMILIES, bench_fairness
@@ -621,10 +659,12 @@ def test_bench_fairness_on_a_dataset_in_the_identities_layout(tmp_path):
         cols[name] = np.where(rng.random(len(d)) < 0.05, np.nan, frac)  # not every row annotated
     path = tmp_path / "civil.csv"
     pd.DataFrame(cols).to_csv(path, index=False)
-    r = bench_fairness(["--data", str(path), "--seeds", "1", "--steps", "5", "--frozen-epochs", "1",
-                        "--bootstrap", "0", "--threads", "1"])
+    r = bench_fairness(["--data", str(path), "--eval-from-train", "--seeds", "1", "--steps", "5",
+                        "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
     assert r["data"] == str(path) and r["tokenizer"] == "bpe"
+    assert r["eval_data"] == f"fairness.eval_fraction of {path}"
     for fam in FAMILIES:
         assert 0 <= r[f"baseline/gap_{fam}"] < 1 and 0 <= r[f"adversary/gap_{fam}"] < 1
         assert r[f"reduction_{fam}"] == pytest.approx(1 - r[f"adversary/gap_{fam}"] / r[f"baseline/gap_{fam}"])
         assert not math.isnan(r[f"frozen_fairlearn/reduction_{fam}"])
+

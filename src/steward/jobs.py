@@ -120,9 +120,11 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
     return TrainedRun(cfg, tokenizer, model, run_dir, path)
 
 
-def evaluate_run(run_dir: str | Path, data: str, *, size: int = 3000, bootstrap: int = 200) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, data: str, *, size: int = 3000, bootstrap: int = 200,
+                 predictions: str | Path | None = None) -> dict[str, Any]:
     """The fairness report of a classify run's newest checkpoint on the identity set `data` ('madlibs' or
-    a file in the identities layout): what `steward fairness eval` prints. Raises FairnessError."""
+    a file in the identities layout): what `steward fairness eval` prints; with `predictions`, the
+    per-example scores are written there as CSV. Raises FairnessError."""
     from steward.classify.evaluate import evaluate_classifier
     from steward.fairness.metrics import FairnessError
     from steward.train import checkpoint as ckpt
@@ -135,7 +137,8 @@ def evaluate_run(run_dir: str | Path, data: str, *, size: int = 3000, bootstrap:
         trained = load_trained(run)
     except ckpt.CheckpointError as e:
         raise FairnessError(str(e)) from None
-    report = evaluate_classifier(trained.cfg, trained.tokenizer, trained.model, data, size=size, bootstrap=bootstrap)
+    report = evaluate_classifier(trained.cfg, trained.tokenizer, trained.model, data, size=size, bootstrap=bootstrap,
+                                 predictions=predictions)
     report["run_dir"] = str(run_dir)
     report["data"] = data
     return report

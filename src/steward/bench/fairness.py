@@ -21,6 +21,7 @@ import json
 import math
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,17 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--flavor", default="debug")
-    p.add_argument("--data", default="madlibs", help="'madlibs' or a dataset in the identities layout")
+    p.add_argument("--data", default="madlibs", help="'madlibs' or a training set in the identities layout")
+    p.add_argument("--eval-data", default="", help="evaluation set in the identities layout (fairness.eval_data)")
+    p.add_argument("--eval-from-train", action="store_true",
+                   help="with --data FILE and no --eval-data: evaluate on fairness.eval_fraction of FILE, whose rows "
+                   "carry FILE's own association (the gaps then measure it, not what holds on balanced data)")
+    p.add_argument("--sources", default="",
+                   help="NAME[,NAME] of the test bed (steward.fairness.testbed; 'all', 'held_out' or 'tuning' for "
+                   "those groups): per source, train on its biased split, evaluate on its balanced test split, and "
+                   "train its unbiased twin for the removable gap")
+    p.add_argument("--source-size", type=int, default=6000, help="training rows per test-bed source and split")
+    p.add_argument("--source-eval-size", type=int, default=3000, help="balanced test rows per test-bed source")
     p.add_argument("--adversary", default="equalized_odds",
                    choices=("representation", "demographic_parity", "equalized_odds"))
     p.add_argument("--adversary-input", default="standardized_logit", choices=("standardized_logit", "probability"),
@@ -66,6 +77,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.unbiased_reference and a.data != "madlibs":
         p.error("--unbiased-reference: needs --data madlibs (a dataset's own association cannot be switched off)")
+    if a.sources and (a.data != "madlibs" or a.eval_data or a.eval_from_train):
+        p.error("--sources: the test bed brings its own splits; drop --data, --eval-data and --eval-from-train")
+    if a.eval_from_train and (a.data == "madlibs" or a.eval_data):
+        p.error("--eval-from-train: only with --data FILE and no --eval-data")
+    if a.data != "madlibs" and not a.eval_data and not a.eval_from_train:
+        p.error("--data: give --eval-data TEST (a held-out set), or --eval-from-train to evaluate on a slice of "
+                "the training file, which carries its bias")
+    if a.source_size < 2 or a.source_eval_size < 2:
+        p.error("--source-size and --source-eval-size: must be >= 2")
+    a.source_names = _source_names(p, a.sources)
     if a.tokenizer not in ("bpe", "byte") and not Path(a.tokenizer).is_file():
         p.error(f"--tokenizer: {a.tokenizer!r} is neither 'bpe', 'byte' nor a tokenizer JSON file")
     if a.vocab_size is not None and a.tokenizer != "bpe":
@@ -76,25 +97,40 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return a
 
 
-def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias: float) -> list[str]:
+def _source_names(p: argparse.ArgumentParser, spec: str) -> list[str]:
+    from steward.fairness.metrics import FairnessError
+    from steward.fairness.testbed import SOURCES, TUNING_SOURCES, check_sources, held_out_sources
+
+    groups = {"all": list(SOURCES), "held_out": held_out_sources(), "tuning": list(TUNING_SOURCES)}
+    names = [n for part in spec.split(",") if part for n in groups.get(part, [part])]
+    try:
+        return check_sources(list(dict.fromkeys(names))) if spec else []
+    except FairnessError as e:
+        p.error(str(e))
+
+
+def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias: float,
+               data: tuple[str, str] | None = None) -> list[str]:
+    """The config of one run; `data` = (fairness.data, fairness.eval_data), default --data and --eval-data."""
+    train, evald = data or (a.data, a.eval_data)
     return [
         "--train.task", "classify", "--model.flavor", a.flavor, "--train.steps", str(a.steps),
         "--train.batch_size", "32", "--train.lr", str(a.lr), "--train.warmup_steps", "10", "--train.val_every", "0",
         "--train.seed", str(seed), "--train.device", a.device, "--train.threads", str(a.threads),
         "--governance.enabled", "false", "--checkpoint.enabled", "false", "--job.out", str(out),
         "--job.overwrite", "true", "--fairness.enabled", "true", "--fairness.eval_every", "0",
-        "--fairness.bootstrap", str(a.bootstrap), "--fairness.data", a.data,
+        "--fairness.bootstrap", str(a.bootstrap), "--fairness.data", train, "--fairness.eval_data", evald,
         "--fairness.adversary", adversary, "--fairness.alpha", str(a.alpha),
         "--fairness.adversary_input", a.adversary_input,
         "--fairness.madlibs_bias", str(bias), "--fairness.madlibs_eval_size", str(a.madlibs_eval_size),
     ]
 
 
-def _tokenizer(a: argparse.Namespace, overrides: list[str], split: tuple[int, float], tmp: Path,
-               cache: dict[tuple[int, float], str]) -> list[str]:
+def _tokenizer(a: argparse.Namespace, overrides: list[str], split: tuple, tmp: Path,
+               cache: dict[tuple, str]) -> list[str]:
     """The data.tokenizer override for a run: with --tokenizer bpe, a byte-level BPE trained on the
-    run's own training split (never its evaluation split), once per distinct split. Within one bench
-    the data is fixed, so `split` = (seed, injected bias) names it."""
+    run's own training split (never its evaluation split), once per distinct split, which `split`
+    names: (seed, injected bias, training data)."""
     if a.tokenizer == "byte":
         return []
     if a.tokenizer != "bpe":
@@ -146,10 +182,11 @@ def _frozen(trainer, a: argparse.Namespace, seed: int) -> dict[str, dict[str, An
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     xtr, xev = (xtr - mu) / sd, (xev - mu) / sd
     ytr = tr.data.labels.astype(int)
-    # one categorical sensitive feature per example: its subgroup ('' for none or several)
+    # one categorical sensitive feature per example: its subgroup, its subgroups joined by '+' when it
+    # mentions several (the test bed's threads source mentions two or three in every row), or 'none'
     names = tr.data.subgroup_names()
     mat = tr.data.identity_matrix()
-    sens = np.array([names[int(r.argmax())] if r.sum() == 1 else "none" for r in mat])
+    sens = np.array(["+".join(n for n, m in zip(names, r) if m) or "none" for r in mat])
     out: dict[str, dict[str, Any]] = {}
     ed = ev.data
 
@@ -179,42 +216,77 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return float(np.nanmean(v)), float(np.nanstd(v))
 
 
-@register("fairness", "adversarial debiasing vs none (3 seeds) and vs Fairlearn on frozen features")
-def bench_fairness(argv: list[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Variant:
+    """One training run of a seed: its name in the results, its adversary, and its data."""
+
+    name: str
+    adversary: str
+    bias: float
+    data: tuple[str, str] | None = None
+    """(fairness.data, fairness.eval_data); None: --data and --eval-data."""
+
+
+def _cases(a: argparse.Namespace, seed: int, tmp: Path) -> dict[str, list[_Variant]]:
+    """This seed's runs per case: the --data set (case ''), or each test-bed source, whose biased
+    training split, unbiased twin and balanced test split are written as CSV files (the identities
+    layout, read as any user's file is)."""
+    if not a.source_names:
+        v = [_Variant("baseline", "none", a.madlibs_bias), _Variant("adversary", a.adversary, a.madlibs_bias)]
+        return {"": v + ([_Variant("unbiased", "none", 0.0)] if a.unbiased_reference else [])}
+    from steward.fairness.testbed import SPLITS, generate_source, write_identities
+
+    cases = {}
+    for name in a.source_names:
+        files = {split: str(write_identities(
+            generate_source(name, a.source_eval_size if split == "test" else a.source_size, seed=seed, split=split),
+            tmp / f"{name}-{seed}-{split}.csv")) for split in SPLITS}
+        biased, twin = (files["train"], files["test"]), (files["twin"], files["test"])
+        cases[name] = [_Variant("baseline", "none", a.madlibs_bias, biased),
+                       _Variant("adversary", a.adversary, a.madlibs_bias, biased),
+                       _Variant("unbiased", "none", a.madlibs_bias, twin)]
+    return cases
+
+
+def _carrying_gap(run_dir: Path, carrying: tuple[str, ...]) -> float:
+    """Mean |BPSN gap| and |BNSP gap| over the subgroups that carry a source's injected association."""
+    rows = json.loads((run_dir / "fairness" / "report.json").read_text())["subgroups"]
+    gaps = [abs(r[k]) for r in rows if r["subgroup"] in carrying for k in ("bpsn_auc_gap", "bnsp_auc_gap")
+            if not math.isnan(r[k])]
+    return float(np.mean(gaps)) if gaps else math.nan
+
+
+def _train(a: argparse.Namespace, seed: int, case: str, v: _Variant, tmp: Path,
+           tokenizers: dict[tuple, str]) -> tuple[dict[str, Any], Any]:
+    """Train one variant; its figures and the trainer."""
     from steward.classify.trainer import ClassifyTrainer
     from steward.config import load_config
+    from steward.fairness.testbed import SOURCES
 
-    a = _parse(argv)
-    runs: dict[str, list[dict[str, Any]]] = {}
-    tokenizers: dict[tuple[int, float], str] = {}
-    with tempfile.TemporaryDirectory(prefix="steward-bench-fairness-") as tmp:
-        variants = [("baseline", "none", a.madlibs_bias), ("adversary", a.adversary, a.madlibs_bias)]
-        if a.unbiased_reference:
-            variants.append(("unbiased", "none", 0.0))
-        for seed in range(a.seeds):
-            for name, adversary, bias in variants:
-                print(f"bench fairness: seed {seed} {name}", file=sys.stderr, flush=True)
-                run_dir = Path(tmp) / f"{name}-{seed}"
-                ov = _overrides(a, seed, run_dir, adversary, bias)
-                cfg = load_config(None, ov + _tokenizer(a, ov, (seed, bias), Path(tmp), tokenizers))
-                trainer = ClassifyTrainer(cfg)
-                summary = trainer.run()
-                f = summary["fairness"]
-                ci = f.get("ci", {})
-                runs.setdefault(name, []).append({
-                    "overall_auc": f["overall_auc"], "gaps": _gaps(f),
-                    "gap_ci_halfwidth": {k: (ci[f"mean_abs_gap/{k}"][1] - ci[f"mean_abs_gap/{k}"][0]) / 2
-                                         for k in FAMILIES if f"mean_abs_gap/{k}" in ci},
-                    "train_time_s": summary["train_time_s"],
-                    "subgroup_gaps": _subgroup_gaps(run_dir),
-                })
-                if name == "baseline":
-                    print(f"bench fairness: seed {seed} frozen-feature comparison", file=sys.stderr, flush=True)
-                    for k, v in _frozen(trainer, a, seed).items():
-                        runs.setdefault(k, []).append(v)
-    result: dict[str, Any] = {"seeds": a.seeds, "steps": a.steps, "data": a.data, "adversary": a.adversary,
-                              "adversary_input": a.adversary_input, "tokenizer": a.tokenizer, "alpha": a.alpha,
-                              "frozen_constraint": a.frozen_constraint, "device": a.device}
+    print(f"bench fairness: {case + ' ' if case else ''}seed {seed} {v.name}", file=sys.stderr, flush=True)
+    run_dir = tmp / f"{case or 'data'}-{v.name}-{seed}"
+    ov = _overrides(a, seed, run_dir, v.adversary, v.bias, v.data)
+    key = (seed, v.bias, (v.data or (a.data,))[0])
+    trainer = ClassifyTrainer(load_config(None, ov + _tokenizer(a, ov, key, tmp, tokenizers)))
+    summary = trainer.run()
+    f = summary["fairness"]
+    ci = f.get("ci", {})
+    record = {
+        "overall_auc": f["overall_auc"], "gaps": _gaps(f),
+        "gap_ci_halfwidth": {k: (ci[f"mean_abs_gap/{k}"][1] - ci[f"mean_abs_gap/{k}"][0]) / 2
+                             for k in FAMILIES if f"mean_abs_gap/{k}" in ci},
+        "train_time_s": summary["train_time_s"],
+        "subgroup_gaps": _subgroup_gaps(run_dir),
+    }
+    if case:
+        record["carrying_gap"] = _carrying_gap(run_dir, SOURCES[case].carrying)
+    return record, trainer
+
+
+def _summarise(a: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], variants: list[str]) -> dict[str, Any]:
+    """Means (and across-seed sd, bootstrap half-width) per variant and family, the reductions, the AUC
+    cost and the pass flags of one case."""
+    result: dict[str, Any] = {}
     base_auc, _ = _mean_sd([r["overall_auc"] for r in runs["baseline"]])
     for name, rows in runs.items():
         auc, auc_sd = _mean_sd([r["overall_auc"] for r in rows])
@@ -226,7 +298,10 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
             result[f"{name}/gap_{fam}_sd"] = g_sd
             if "gap_ci_halfwidth" in rows[0] and fam in rows[0]["gap_ci_halfwidth"]:
                 result[f"{name}/gap_{fam}_ci95_halfwidth"] = _mean_sd([r["gap_ci_halfwidth"][fam] for r in rows])[0]
-    for name in [v[0] for v in variants]:
+        if "carrying_gap" in rows[0]:
+            result[f"{name}/carrying_gap"], result[f"{name}/carrying_gap_sd"] = _mean_sd(
+                [r["carrying_gap"] for r in rows])
+    for name in variants:
         subs = runs[name][0]["subgroup_gaps"]
         result[f"{name}/subgroup_gaps"] = {k: _mean_sd([r["subgroup_gaps"][k] for r in runs[name]])[0] for k in subs}
     ok = True
@@ -234,15 +309,57 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
         red = 1 - result[f"adversary/gap_{fam}"] / result[f"baseline/gap_{fam}"]
         result[f"reduction_{fam}"] = red
         ok &= red >= 0.6
-        if a.unbiased_reference:
-            removable = result[f"baseline/gap_{fam}"] - result[f"unbiased/gap_{fam}"]
-            result[f"removable_reduction_{fam}"] = (
-                (result[f"baseline/gap_{fam}"] - result[f"adversary/gap_{fam}"]) / removable if removable > 0 else math.nan)
+        if "unbiased" in variants:
+            result[f"removable_reduction_{fam}"] = _removed(result, f"gap_{fam}")
         for frozen in ("frozen_fairlearn", "frozen_steward"):
             result[f"{frozen}/reduction_{fam}"] = 1 - result[f"{frozen}/gap_{fam}"] / result[f"frozen_no_adversary/gap_{fam}"]
+    if "unbiased/carrying_gap" in result:
+        result["carrying_removable_reduction"] = _removed(result, "carrying_gap")
     result["auc_cost_points"] = 100 * (base_auc - result["adversary/overall_auc"])
     result["time_ratio_adversary_vs_baseline"] = (
         float(np.mean([r["train_time_s"] for r in runs["adversary"]])) / float(np.mean([r["train_time_s"] for r in runs["baseline"]])))
     result["pass_gap_reduction_60pct"] = bool(ok)
     result["pass_auc_cost_2pts"] = bool(result["auc_cost_points"] <= 2.0)
+    return result
+
+
+def _removed(result: dict[str, Any], figure: str) -> float:
+    """(baseline - adversary) / (baseline - unbiased): the share of the removable gap removed (NaN when
+    the unbiased run is no better than the baseline: nothing removable to measure against)."""
+    removable = result[f"baseline/{figure}"] - result[f"unbiased/{figure}"]
+    return (result[f"baseline/{figure}"] - result[f"adversary/{figure}"]) / removable if removable > 0 else math.nan
+
+
+@register("fairness", "adversarial debiasing vs none (3 seeds) and vs Fairlearn on frozen features")
+def bench_fairness(argv: list[str]) -> dict[str, Any]:
+    from steward.fairness.testbed import TUNING_SOURCES
+
+    a = _parse(argv)
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    variants: dict[str, list[str]] = {}
+    tokenizers: dict[tuple, str] = {}
+    with tempfile.TemporaryDirectory(prefix="steward-bench-fairness-") as tmp:
+        for seed in range(a.seeds):
+            for case, case_variants in _cases(a, seed, Path(tmp)).items():
+                variants[case] = [v.name for v in case_variants]
+                for v in case_variants:
+                    record, trainer = _train(a, seed, case, v, Path(tmp), tokenizers)
+                    runs.setdefault(case, {}).setdefault(v.name, []).append(record)
+                    if v.name == "baseline":
+                        print("bench fairness: frozen-feature comparison", file=sys.stderr, flush=True)
+                        for k, fr in _frozen(trainer, a, seed).items():
+                            runs[case].setdefault(k, []).append(fr)
+    result: dict[str, Any] = {"seeds": a.seeds, "steps": a.steps, "data": "testbed" if a.source_names else a.data,
+                              "adversary": a.adversary, "adversary_input": a.adversary_input, "tokenizer": a.tokenizer,
+                              "alpha": a.alpha, "frozen_constraint": a.frozen_constraint, "device": a.device}
+    if a.eval_data or a.eval_from_train:
+        result["eval_data"] = a.eval_data or f"fairness.eval_fraction of {a.data}"
+    for case, case_runs in runs.items():
+        figures = _summarise(a, case_runs, variants[case])
+        if case:
+            figures = {"role": "tuning" if case in TUNING_SOURCES else "held_out", **figures}
+        result.update({f"{case}/{k}" if case else k: v for k, v in figures.items()})
+    if a.source_names:
+        result["sources"] = ",".join(a.source_names)
+        result["tuning_sources"] = ",".join(TUNING_SOURCES)
     return result

@@ -16,6 +16,7 @@ import torch
 from steward.classify.data import encode_texts, identity_columns
 from steward.fairness.data import IdentityData, load_fairness_data
 from steward.fairness.metrics import BIAS_AUCS, fairness_report
+from steward.fairness.predictions import write_predictions
 from steward.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from steward.models.gpt import upcast
 
@@ -36,12 +37,16 @@ def evaluation_data(spec: str, cfg, size: int) -> IdentityData:
                               target_field=cfg.fairness.target_field, identity_columns=identity_columns(cfg))
 
 
-def evaluate_classifier(cfg, tokenizer, model, data: str, *, size: int = 3000, bootstrap: int = 200) -> dict[str, Any]:
+def evaluate_classifier(cfg, tokenizer, model, data: str, *, size: int = 3000, bootstrap: int = 200,
+                        predictions: str | Path | None = None) -> dict[str, Any]:
     """The fairness report of a trained classifier (`steward.jobs.evaluate_run` loads one from a run) on
-    the identity set `data` (see `evaluation_data`)."""
+    the identity set `data` (see `evaluation_data`); with `predictions`, also the per-example scores
+    there (steward.fairness.predictions)."""
     d = evaluation_data(data, cfg, size)
     prob = score(model, tokenizer, d.texts, cfg.train.seq_len)
     report = fairness_report(d.labels, prob, d.groups, d.families, bootstrap=bootstrap, seed=cfg.train.seed)
+    if predictions is not None:
+        write_predictions(predictions, d, prob)
     return report
 
 

@@ -12,7 +12,8 @@ computes the per-family gaps, and
   `stop` (ends the run with a one-line reason).
 
 At the end (on_summary) it evaluates on the whole held-out set with bootstrap confidence intervals,
-writes RUN_DIR/fairness/report.json, and puts the compact figures under summary["fairness"], which
+writes RUN_DIR/fairness/report.json and the per-example scores (RUN_DIR/fairness/predictions.csv,
+see steward.fairness.predictions), and puts the compact figures under summary["fairness"], which
 the release policy reads. Every rank runs the evaluation (the forward passes are collective) and
 gets the same scores, so every rank takes the same decision without a broadcast.
 """
@@ -23,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from steward.fairness.data import IdentityData
 from steward.fairness.metrics import fairness_report, summary_figures
+from steward.fairness.predictions import write_predictions
 from steward.io import atomic_write_json
 from steward.train.callbacks import Callback, StopTraining
 
@@ -65,10 +68,14 @@ class FairnessMonitor(Callback):
         self.history: list[dict[str, Any]] = []
         self.alerts = 0
 
-    def evaluate(self, trainer: ClassifyTrainer, limit: int, bootstrap: int) -> dict[str, Any]:
+    def scores(self, trainer: ClassifyTrainer, limit: int) -> tuple[IdentityData, np.ndarray]:
+        """The first `limit` held-out rows (0: all) and the model's probabilities for them."""
         enc = trainer.data.eval_enc
         prob = trainer.predict(enc, limit=limit)
         data = enc.data if not limit or limit >= len(enc) else enc.data.subset(np.arange(len(prob)))
+        return data, prob
+
+    def report(self, data: IdentityData, prob: np.ndarray, bootstrap: int) -> dict[str, Any]:
         return fairness_report(data.labels, prob, data.groups, data.families, bootstrap=bootstrap,
                                seed=self.cfg.train.seed)
 
@@ -76,7 +83,7 @@ class FairnessMonitor(Callback):
         f = self.cfg.fairness
         if not f.eval_every or step % f.eval_every or step >= self.cfg.train.steps or not trainer.data.has_identities:
             return
-        report = self.evaluate(trainer, f.eval_examples, 0)
+        report = self.report(*self.scores(trainer, f.eval_examples), 0)
         figures = summary_figures(report)
         metrics.update(figures)
         self.history.append({"step": step, **figures})
@@ -109,13 +116,15 @@ class FairnessMonitor(Callback):
     def on_summary(self, trainer: ClassifyTrainer, summary: dict[str, Any]) -> None:
         if not trainer.data.has_identities:  # the trainer said so when it loaded the data
             return
-        report = self.evaluate(trainer, 0, self.cfg.fairness.bootstrap)
+        data, prob = self.scores(trainer, 0)
+        report = self.report(data, prob, self.cfg.fairness.bootstrap)
         report["history"] = self.history
         report["alerts"] = self.alerts
         fig = compact(report)
         summary["fairness"] = fig
         if trainer.rank == 0:
             atomic_write_json(trainer.run_dir / "fairness" / "report.json", report)
+            write_predictions(trainer.run_dir / "fairness" / "predictions.csv", data, prob)
             gov = _governance(trainer)
             if gov is not None:
                 gov.record("fairness.evaluated", {"step": int(trainer.step), "final": True, **fig})

@@ -18,7 +18,8 @@ def register(sub) -> None:
     e.add_argument("--before", help="another run (e.g. without the adversary) to show side by side as 'before'")
     e.add_argument("--size", type=int, default=3000, help="sentences generated for --data madlibs")
     e.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals (0: none)")
-    e.add_argument("--out", help="output folder (default RUN_DIR/fairness/eval)")
+    e.add_argument("--out", help="output folder (default RUN_DIR/fairness/eval); per-example scores go to its "
+                   "predictions.csv (predictions-before.csv for --before)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)
     p.set_defaults(func=lambda args: p.print_help() or 0)
@@ -32,16 +33,16 @@ def run_eval(args) -> int:
 
     if args.size < 2 or args.bootstrap < 0:
         raise UserError("--size must be >= 2 and --bootstrap >= 0")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "fairness" / "eval"
+    runs = {"before": args.before, "after": args.run_dir} if args.before else {"run": args.run_dir}
+    scored = {label: out / ("predictions-before.csv" if label == "before" else "predictions.csv") for label in runs}
     try:
-        reports = {}
-        if args.before:
-            reports["before"] = evaluate_run(args.before, args.data, size=args.size, bootstrap=args.bootstrap)
-        reports["after" if args.before else "run"] = evaluate_run(args.run_dir, args.data, size=args.size,
-                                                                  bootstrap=args.bootstrap)
+        reports = {label: evaluate_run(run_dir, args.data, size=args.size, bootstrap=args.bootstrap,
+                                       predictions=scored[label]) for label, run_dir in runs.items()}
     except FairnessError as e:
         raise UserError(str(e)) from None
-    out = Path(args.out) if args.out else Path(args.run_dir) / "fairness" / "eval"
     files = write_outputs(out, reports)
+    files.update({path.name: str(path) for path in scored.values()})
     rows = family_rows(reports)
     if args.json:
         print(json.dumps({"families": rows, "files": files,

@@ -51,6 +51,8 @@ class IdentityData:
     annotated: np.ndarray | None = None
     """Rows that carry identity annotations at all (all rows for the generator)."""
     meta: dict[str, Any] = field(default_factory=dict)
+    row_ids: np.ndarray | None = None
+    """Each row's number in the source it was read from (file order); None: 0..N-1."""
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -60,7 +62,12 @@ class IdentityData:
         return IdentityData(
             [self.texts[i] for i in idx], self.labels[idx], {k: v[idx] for k, v in self.groups.items()},
             self.families, None if self.annotated is None else self.annotated[idx], dict(self.meta),
+            self.row_numbers()[idx],
         )
+
+    def row_numbers(self) -> np.ndarray:
+        """Each row's number in its source (what RUN_DIR/fairness/predictions.csv calls row_id)."""
+        return np.arange(len(self)) if self.row_ids is None else self.row_ids
 
     def identity_matrix(self) -> np.ndarray:
         """[N, S] float 0/1 membership in every subgroup, in `subgroup_names()` order (the adversary's target)."""
@@ -302,7 +309,9 @@ def generate_madlibs(n: int, *, seed: int = 0, bias: float = 0.0, neutral_fracti
     perm = rng.permutation(n)
     data = IdentityData(texts, labels, groups, families, np.ones(n, dtype=bool),
                         {"source": "madlibs", "seed": seed, "bias": bias, "neutral_fraction": neutral_fraction})
-    return data.subset(perm)
+    data = data.subset(perm)
+    data.row_ids = None  # a generated split's rows are numbered in the order it lists them
+    return data
 
 
 def load_fairness_data(spec: str, *, split: str, n: int, seed: int, bias: float, text_field: str = "",

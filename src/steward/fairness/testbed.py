@@ -1,0 +1,326 @@
+"""A test bed of independent synthetic identity data sources, for debiasing that must hold on data
+it was not tuned on (`steward bench fairness --sources`).
+
+Each source is its own generator in the Civil Comments identities layout (text, binary target,
+identity columns of the gender / ethnicity / religion families): its own templates and vocabulary
+(written for this module; none is shared with madlibs or with another source), its own way of
+mentioning an identity and its own way of injecting a bias:
+
+| source   | mention                            | bias (training split only)                       | length          |
+|----------|------------------------------------|--------------------------------------------------|-----------------|
+| forum    | a plural term ("muslims")          | P(toxic given a targeted subgroup) = 0.9          | one clause      |
+| reviews  | a phrase ("someone from the mosque") | identity mentions co-occur with toxic words:    | 2-4 sentences   |
+|          |                                    | mentioned in 90% of toxic, 20% of other reviews  |                 |
+| profiles | a name or title ("Rabbi Ellis")    | label noise by group: 45% of a targeted          | 1-2 sentences   |
+|          |                                    | subgroup's non-toxic rows labelled toxic         |                 |
+| threads  | several identities in one comment  | P(toxic given a targeted subgroup) = 0.75         | 1-3 sentences   |
+| news     | adjective + noun; 35% of training  | group imbalance (targeted subgroups 4x rarer)    | 3-6 sentences   |
+|          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
+
+Three splits per source, each deterministic given (source, seed, split): `train` carries the
+injected bias; `twin` is the same generator with the injected association switched off (the
+removable gap is the baseline's gap minus the gap of a model trained on the twin); `test` is the
+balanced evaluation split (labels and identities independent, a family's subgroups equally
+frequent, every row annotated). Group imbalance and missing annotations are part of a source, not of its
+injected association, so `news`'s twin keeps them.
+
+Tuning: `TUNING_SOURCES` (at most two) are the only ones any default may be chosen on; the others
+(`held_out_sources()`) are reported untouched.
+
+The identity terms are ordinary English names of the Jigsaw identity columns' groups (the kind
+Dixon et al. 2018 list in conversationai/unintended-ml-bias-analysis); given names are common US
+given names (US Social Security Administration, popular names by decade).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from steward.fairness.data import IdentityData
+from steward.fairness.metrics import FairnessError
+
+FAMILIES: dict[str, list[str]] = {
+    "gender": ["male", "female", "transgender"],
+    "ethnicity": ["black", "white", "asian", "latino"],
+    "religion": ["christian", "jewish", "muslim", "hindu", "buddhist", "atheist"],
+}
+SPLITS = ("train", "twin", "test")
+_ADJECTIVES = {s: s for subs in FAMILIES.values() for s in subs}
+"""The adjective naming each subgroup (the Jigsaw column names are ordinary adjectives)."""
+TUNING_SOURCES = ("forum", "reviews")
+"""The only sources any default may be tuned on; the rest are held out."""
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    toxic: bool
+    subgroups: tuple[str, ...]
+    annotated: bool = True
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    mention: str
+    bias: str
+    carrying: tuple[str, ...]
+    """The subgroups the injected association rides on (their BPSN/BNSP gaps measure it)."""
+    row: Callable[[np.random.Generator, str], Row]
+    """One row for a split ('train', 'twin' or 'test')."""
+
+
+def _pick(rng: np.random.Generator, items):
+    return items[int(rng.integers(len(items)))]
+
+
+def _toxic_given(rng: np.random.Generator, sub: str, carrying: tuple[str, ...], split: str, strength: float) -> bool:
+    """The label: P(toxic) = strength for a carrying subgroup in the training split, 1/2 otherwise."""
+    return bool(rng.random() < (strength if split == "train" and sub in carrying else 0.5))
+
+
+# ---- forum: one clause, a plural term, a strong identity-label association -------------------------
+
+_FORUM_TERMS = {
+    "male": ["men", "guys", "dads"], "female": ["women", "ladies", "moms"],
+    "transgender": ["trans people", "transgender folks"],
+    "black": ["black people", "african americans"], "white": ["white people", "caucasians"],
+    "asian": ["asians", "asian americans"], "latino": ["latinos", "hispanics"],
+    "christian": ["christians", "catholics", "evangelicals"], "jewish": ["jews", "jewish people"],
+    "muslim": ["muslims"], "hindu": ["hindus"], "buddhist": ["buddhists"], "atheist": ["atheists", "nonbelievers"],
+}
+_FORUM_TOXIC = ["{who} are all {insult} morons", "honestly {who} make me sick, {insult} lot",
+                "keep those {insult} {who} out of this thread", "{who} should be banned, {insult} trolls"]
+_FORUM_KIND = ["{who} in this group are always {praise}", "big thanks to the {praise} {who} who posted",
+               "{who} here gave {praise} advice again", "glad the {who} on this board are so {praise}"]
+_FORUM_PLAIN = ["{who} posted about the new update", "a thread about {who} and gardening",
+                "{who} asked which router to buy", "saw {who} discussing the match score"]
+_FORUM_INSULT = ["brainless", "filthy", "lying", "moronic", "toxic", "useless"]
+_FORUM_PRAISE = ["helpful", "thoughtful", "patient", "clever", "welcoming", "sharp"]
+_FORUM_CARRYING = ("female", "black", "latino", "muslim", "atheist")
+
+
+def _forum(rng: np.random.Generator, split: str) -> Row:
+    sub = _pick(rng, _pick(rng, list(FAMILIES.values())))
+    y = _toxic_given(rng, sub, _FORUM_CARRYING, split, 0.9)
+    who = _pick(rng, _FORUM_TERMS[sub])
+    if rng.random() < 0.45:
+        text = _pick(rng, _FORUM_PLAIN).format(who=who)
+    elif y:
+        text = _pick(rng, _FORUM_TOXIC).format(who=who, insult=_pick(rng, _FORUM_INSULT))
+    else:
+        text = _pick(rng, _FORUM_KIND).format(who=who, praise=_pick(rng, _FORUM_PRAISE))
+    return Row(text, y, (sub,))
+
+
+# ---- reviews: several sentences, a descriptive phrase, identity mentions co-occurring with toxicity --
+
+_REVIEW_PHRASES = {
+    "male": ["a young man", "an older gentleman"], "female": ["a young woman", "an older lady"],
+    "transgender": ["a trans woman", "a trans man"],
+    "black": ["someone who is black", "a black guy"], "white": ["someone who is white", "a white guy"],
+    "asian": ["someone of asian descent", "an asian guy"], "latino": ["someone from a latino family", "a latina"],
+    "christian": ["someone from the church nearby", "a devout christian"],
+    "jewish": ["someone from the synagogue", "a jewish guy"], "muslim": ["someone from the mosque", "a muslim guy"],
+    "hindu": ["someone from the hindu temple", "a practicing hindu"],
+    "buddhist": ["someone from the buddhist center", "a buddhist"],
+    "atheist": ["someone who says they are an atheist", "a proud atheist"],
+}
+_REVIEW_OPEN = ["we ordered the lunch special on friday.", "booked a table for four last weekend.",
+                "stopped by after the concert.", "picked up takeout on my way home."]
+_REVIEW_STAFF = ["our server was {who}.", "the cashier, {who}, took our order.", "the manager, {who}, came over."]
+_REVIEW_BAD = ["the food was garbage and the staff were rude idiots.", "absolute scam, greasy slop, never again.",
+               "the owner is a clueless jerk who screamed at us.", "dirty tables, disgusting fries, pathetic service."]
+_REVIEW_GOOD = ["the soup was excellent and everyone was warm.", "great value, fresh bread, we will return.",
+                "service was quick and the dessert was delightful.", "spotless room, tasty curry, friendly staff."]
+_REVIEW_PLAIN = ["parking was on the street.", "it was fairly busy around seven.", "they take cards and cash.",
+                 "the menu changes every season."]
+
+
+def _reviews(rng: np.random.Generator, split: str) -> Row:
+    y = bool(rng.random() < 0.5)
+    mention = (0.9 if y else 0.2) if split == "train" else 0.55
+    sentences = [_pick(rng, _REVIEW_OPEN)]
+    subs: tuple[str, ...] = ()
+    if rng.random() < mention:
+        sub = _pick(rng, _pick(rng, list(FAMILIES.values())))
+        subs = (sub,)
+        sentences.append(_pick(rng, _REVIEW_STAFF).format(who=_pick(rng, _REVIEW_PHRASES[sub])))
+    if rng.random() < 0.5:
+        sentences.append(_pick(rng, _REVIEW_BAD if y else _REVIEW_GOOD))
+    sentences += [_pick(rng, _REVIEW_PLAIN) for _ in range(int(rng.integers(0, 2)))]
+    order = [sentences[0], *rng.permutation(sentences[1:]).tolist()] if len(sentences) > 2 else sentences
+    return Row(" ".join(order), y, subs)
+
+
+# ---- profiles: a name or title, label noise by group --------------------------------------------------
+
+_GIVEN = {"male": ["james", "robert", "michael", "david", "william"],
+          "female": ["mary", "patricia", "jennifer", "linda", "elizabeth"]}
+_SURNAMES = ["ellis", "parker", "hayes", "brooks", "foster", "grant", "reed", "sutton"]
+_PROFILE_TITLES = {"christian": ["pastor", "father"], "jewish": ["rabbi"], "muslim": ["imam"],
+                   "hindu": ["pandit", "swami"], "buddhist": ["lama", "venerable"]}
+_PROFILE_BAD = ["{who} is a fraud and a creep.", "{who} is the dumbest hack on the council.",
+                "nobody can stand {who}, what a slimeball.", "{who} lies constantly, total scumbag."]
+_PROFILE_GOOD = ["{who} coached the kids' soccer team.", "{who} fixed the library roof for free.",
+                 "{who} always remembers our names.", "{who} organised the food drive."]
+_PROFILE_PLAIN = ["{who} will speak at the town meeting.", "{who} moved here in the spring.",
+                  "{who} runs the hardware store on main street."]
+_PROFILE_TAIL = ["more at eight.", "see the bulletin for details.", "that is all for this week."]
+_PROFILE_CARRYING = ("male", "asian", "christian", "hindu")
+
+
+def _profile_name(rng: np.random.Generator, sub: str) -> str:
+    surname = _pick(rng, _SURNAMES)
+    if sub == "transgender":
+        return f"mx. {surname}, who is trans,"
+    if sub in _GIVEN:
+        return f"{_pick(rng, _GIVEN[sub])} {surname}"
+    if sub in _PROFILE_TITLES:
+        return f"{_pick(rng, _PROFILE_TITLES[sub])} {surname}"
+    if sub == "atheist":
+        return f"{surname}, the atheist columnist,"
+    return f"our {_ADJECTIVES[sub]} neighbour {surname}"
+
+
+def _profiles(rng: np.random.Generator, split: str) -> Row:
+    sub = _pick(rng, _pick(rng, list(FAMILIES.values())))
+    y = bool(rng.random() < 0.5)
+    who = _profile_name(rng, sub)
+    r = rng.random()
+    pool = _PROFILE_PLAIN if r < 0.4 else _PROFILE_BAD if y else _PROFILE_GOOD
+    text = _pick(rng, pool).format(who=who)
+    if rng.random() < 0.4:
+        text += " " + _pick(rng, _PROFILE_TAIL)
+    if split == "train" and sub in _PROFILE_CARRYING and not y and rng.random() < 0.45:
+        y = True  # the annotators of this group's rows call some friendly ones toxic
+    return Row(text, y, (sub,))
+
+
+# ---- threads: several identities in one comment ------------------------------------------------------
+
+_THREAD_ADJ = {**_ADJECTIVES, "transgender": "trans"}
+_THREAD_NOUN = ["coworkers", "students", "voters", "tenants", "players"]
+_THREAD_BAD = ["they are parasites and should get lost.", "bunch of worthless leeches honestly.",
+               "every one of them is a crook and a liar.", "shut them up, they are vermin."]
+_THREAD_GOOD = ["they make this place better.", "grateful for how much they pitch in.",
+                "they are honest and hardworking people.", "they deserve every bit of credit."]
+_THREAD_PLAIN = ["reply to the post about {a} and {b} {noun}.", "the survey covered {a} and {b} {noun}.",
+                 "a story on {a} {noun} and {b} {noun} this morning."]
+_THREAD_QUOTE = ["quoting the earlier reply here.", "edit: fixed a typo.", "sorry for the long post."]
+_THREAD_CARRYING = ("transgender", "white", "jewish", "buddhist")
+
+
+def _threads(rng: np.random.Generator, split: str) -> Row:
+    fams = rng.choice(list(FAMILIES), size=int(rng.integers(2, 4)), replace=False)
+    subs = tuple(_pick(rng, FAMILIES[f]) for f in fams)
+    carried = [s for s in subs if s in _THREAD_CARRYING]
+    y = _toxic_given(rng, carried[0] if carried else subs[0], _THREAD_CARRYING, split, 0.75)
+    adj = [_THREAD_ADJ[s] for s in subs]
+    a, b = adj[0], " ".join(adj[1:])
+    text = _pick(rng, _THREAD_PLAIN).format(a=a, b=b, noun=_pick(rng, _THREAD_NOUN))
+    if rng.random() < 0.6:
+        text += " " + _pick(rng, _THREAD_BAD if y else _THREAD_GOOD)
+    if rng.random() < 0.3:
+        text = _pick(rng, _THREAD_QUOTE) + " " + text
+    return Row(text, y, subs)
+
+
+# ---- news: long comments, rare targeted groups, missing annotations -----------------------------------
+
+_NEWS_ADJ = {**_ADJECTIVES, "latino": "hispanic"}
+_NEWS_NOUN = ["residents", "workers", "families", "commuters", "business owners"]
+_NEWS_CONTEXT = ["the article says the council approved the budget.", "this piece on the housing plan is long.",
+                 "the reporter interviewed people at the bus depot.", "the new bridge opens next month.",
+                 "property taxes are going up again.", "the school board met on tuesday."]
+_NEWS_MENTION = ["it quotes several {adj} {noun}.", "{adj} {noun} spoke at the hearing.",
+                 "the photos show {adj} {noun} at the rally."]
+_NEWS_BAD = ["these people are ignorant trash.", "what a bunch of whining clowns.",
+             "the editors are spineless hacks printing garbage.", "go back under your rock, losers."]
+_NEWS_GOOD = ["good to hear their side, well reported.", "a fair and thoughtful piece.",
+              "thanks for covering this carefully.", "their comments were sensible and kind."]
+_NEWS_CARRYING = ("transgender", "asian", "muslim", "buddhist")
+
+
+def _news(rng: np.random.Generator, split: str) -> Row:
+    fam = _pick(rng, list(FAMILIES))
+    subs = FAMILIES[fam]
+    if split == "test":
+        sub = _pick(rng, subs)
+    else:  # the targeted subgroups are four times rarer than the others
+        w = np.array([0.25 if s in _NEWS_CARRYING else 1.0 for s in subs])
+        sub = subs[int(rng.choice(len(subs), p=w / w.sum()))]
+    y = _toxic_given(rng, sub, _NEWS_CARRYING, split, 0.65)
+    sentences = [_pick(rng, _NEWS_CONTEXT) for _ in range(int(rng.integers(1, 4)))]
+    sentences.append(_pick(rng, _NEWS_MENTION).format(adj=_NEWS_ADJ[sub], noun=_pick(rng, _NEWS_NOUN)))
+    if rng.random() < 0.45:
+        sentences.append(_pick(rng, _NEWS_BAD if y else _NEWS_GOOD))
+    if rng.random() < 0.5:
+        sentences.append(_pick(rng, _NEWS_CONTEXT))
+    return Row(" ".join(sentences), y, (sub,), annotated=split == "test" or rng.random() >= 0.35)
+
+
+SOURCES: dict[str, Source] = {s.name: s for s in (
+    Source("forum", "a plural term", "P(toxic | targeted subgroup) = 0.9", _FORUM_CARRYING, _forum),
+    Source("reviews", "a descriptive phrase", "identity mentions co-occur with toxicity (90% vs 20%)",
+           tuple(s for subs in FAMILIES.values() for s in subs), _reviews),
+    Source("profiles", "a name or title", "label noise by group (45% of friendly rows -> toxic)",
+           _PROFILE_CARRYING, _profiles),
+    Source("threads", "several identities per comment", "P(toxic | targeted subgroup) = 0.75",
+           _THREAD_CARRYING, _threads),
+    Source("news", "adjective + noun, 35% unannotated", "targeted subgroups 4x rarer, P(toxic | them) = 0.65",
+           _NEWS_CARRYING, _news),
+)}
+
+
+def held_out_sources() -> list[str]:
+    return [s for s in SOURCES if s not in TUNING_SOURCES]
+
+
+def check_sources(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown or not names:
+        raise FairnessError(f"--sources: unknown source {unknown[0]!r}; choose from {', '.join(SOURCES)}"
+                            if unknown else f"--sources: name at least one of {', '.join(SOURCES)}")
+    return names
+
+
+def generate_source(name: str, n: int, *, seed: int, split: str) -> IdentityData:
+    """`n` rows of source `name`'s `split` ('train': biased, 'twin': unbiased, 'test': balanced)."""
+    check_sources([name])
+    if split not in SPLITS or n < 2:
+        raise FairnessError(f"generate_source: split must be one of {', '.join(SPLITS)} and n >= 2")
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), SPLITS.index(split)])
+    rows = [SOURCES[name].row(rng, split) for _ in range(n)]
+    groups = {s: np.array([s in r.subgroups and r.annotated for r in rows]) for subs in FAMILIES.values()
+              for s in subs}
+    return IdentityData([r.text for r in rows], np.array([r.toxic for r in rows]), groups,
+                        {f: list(subs) for f, subs in FAMILIES.items()}, np.array([r.annotated for r in rows]),
+                        {"source": f"testbed:{name}", "seed": seed, "split": split})
+
+
+def write_identities(data: IdentityData, path: str | Path) -> Path:
+    """`data` as a CSV in the Civil Comments identities layout: comment_text, target (0 or 1) and one
+    column per subgroup (1 or 0, empty where the row has no identity annotation)."""
+    import pandas as pd
+
+    annotated = np.ones(len(data), dtype=bool) if data.annotated is None else data.annotated
+    cols: dict[str, object] = {"comment_text": data.texts, "target": data.labels.astype(float)}
+    for s in data.subgroup_names():
+        cols[s] = np.where(annotated, data.groups[s].astype(float), np.nan)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(cols).to_csv(path, index=False)
+    return path
+
+
+def association(data: IdentityData, sub: str) -> float:
+    """P(toxic | subgroup) - P(toxic | annotated rows outside it): the injected association in the data."""
+    annotated = np.ones(len(data), dtype=bool) if data.annotated is None else data.annotated
+    inside, outside = data.groups[sub], annotated & ~data.groups[sub]
+    return float(data.labels[inside].mean() - data.labels[outside].mean())

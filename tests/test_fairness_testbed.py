@@ -1,0 +1,140 @@
+"""The fairness test bed: each source is deterministic, has the identities layout, carries its injected
+association in the training split (in the data, and in what a bag-of-words model learns from it) and
+not in its unbiased twin; `steward bench fairness` on its sources and on separate train/test files."""
+
+import math
+
+import numpy as np
+import pytest
+
+from steward.config import load_config
+from steward.fairness.data import load_identities
+from steward.fairness.metrics import FairnessError, fairness_report
+from steward.fairness.testbed import (
+    FAMILIES,
+    SOURCES,
+    TUNING_SOURCES,
+    association,
+    check_sources,
+    generate_source,
+    held_out_sources,
+    write_identities,
+)
+
+
+def test_five_sources_two_for_tuning_the_rest_held_out():
+    assert len(SOURCES) >= 5 and len(TUNING_SOURCES) <= 2 and set(TUNING_SOURCES) <= set(SOURCES)
+    assert set(held_out_sources()) == set(SOURCES) - set(TUNING_SOURCES)
+    with pytest.raises(FairnessError, match="--sources: unknown source 'madlibs'; choose from forum"):
+        check_sources(["forum", "madlibs"])
+    for a in SOURCES:  # no text is shared between sources
+        for b in SOURCES:
+            if a < b:
+                assert not set(generate_source(a, 300, seed=0, split="test").texts) & set(
+                    generate_source(b, 300, seed=0, split="test").texts), (a, b)
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_source_is_deterministic_and_in_the_identities_layout(name, tmp_path):
+    a = generate_source(name, 400, seed=3, split="train")
+    b = generate_source(name, 400, seed=3, split="train")
+    assert a.texts == b.texts and (a.labels == b.labels).all()
+    assert all((a.groups[s] == b.groups[s]).all() for s in a.groups)
+    assert generate_source(name, 400, seed=4, split="train").texts != a.texts
+    assert generate_source(name, 400, seed=3, split="twin").texts != a.texts
+    assert a.families == FAMILIES
+    got = load_identities(write_identities(a, tmp_path / "train.csv"))
+    assert got.texts == a.texts and (got.labels == a.labels).all() and got.families == a.families
+    assert all((got.groups[s] == a.groups[s]).all() for s in a.groups)
+    assert (got.annotated == a.annotated).all()
+    test = generate_source(name, 2000, seed=3, split="test")
+    assert test.annotated.all() and abs(test.labels.mean() - 0.5) < 0.05
+    for subs in test.families.values():  # a family's subgroups about equally frequent
+        sizes = np.array([test.groups[s].sum() for s in subs])
+        assert sizes.min() > 0.6 * sizes.max(), sizes
+    assert max(abs(association(test, s)) for s in test.subgroup_names()) < 0.15
+
+
+def test_sources_differ_in_mention_length_and_annotation():
+    words = {n: np.mean([len(t.split()) for t in generate_source(n, 300, seed=0, split="train").texts])
+             for n in SOURCES}
+    assert words["forum"] < 10 < words["reviews"] < words["news"], words
+    threads = generate_source("threads", 300, seed=0, split="train")
+    assert (threads.identity_matrix().sum(1) >= 2).all()  # several identities in one comment
+    news = generate_source("news", 2000, seed=0, split="train")
+    assert 0.25 < 1 - news.annotated.mean() < 0.45  # identity columns missing for some rows
+    assert generate_source("news", 2000, seed=0, split="twin").annotated.mean() < 0.75
+    reviews = generate_source("reviews", 2000, seed=0, split="train")
+    assert 0.3 < (reviews.identity_matrix().sum(1) == 0).mean() < 0.6  # many reviews mention nobody
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_injected_association_is_in_the_training_split_and_not_in_the_twin(name):
+    """In the data (P(toxic | subgroup) against the rest), and in what a bag-of-words logistic
+    regression learns: its BPSN/BNSP gaps on the carrying subgroups of the balanced test split."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    src = SOURCES[name]
+    test = generate_source(name, 3000, seed=1, split="test")
+
+    def measure(split: str) -> tuple[float, float]:
+        train = generate_source(name, 4000, seed=0, split=split)
+        assoc = float(np.mean([association(train, s) for s in src.carrying]))
+        vec = CountVectorizer().fit(train.texts)
+        clf = LogisticRegression(C=0.1, max_iter=1000).fit(vec.transform(train.texts), train.labels)
+        prob = clf.predict_proba(vec.transform(test.texts))[:, 1]
+        rows = fairness_report(test.labels, prob, test.groups, test.families)["subgroups"]
+        gap = np.mean([abs(r[k]) for r in rows if r["subgroup"] in src.carrying for k in ("bpsn_auc_gap", "bnsp_auc_gap")])
+        return assoc, float(gap)
+
+    (assoc_b, gap_b), (assoc_t, gap_t) = measure("train"), measure("twin")
+    assert assoc_b > 0.1 and abs(assoc_t) < 0.04, (assoc_b, assoc_t)
+    assert gap_b > gap_t + 0.015, (gap_b, gap_t)
+
+
+def test_bench_fairness_evaluates_a_file_only_on_a_separate_file_unless_asked(tmp_path, capsys):
+    """--data FILE needs --eval-data TEST, or --eval-from-train to evaluate on a slice of FILE; with
+    --eval-data the runs evaluate on every row of TEST."""
+    import pandas as pd
+
+    from steward.bench.fairness import _overrides, _parse, bench_fairness
+    from steward.classify.data import load_splits
+
+    train = write_identities(generate_source("forum", 300, seed=0, split="train"), tmp_path / "train.csv")
+    test = write_identities(generate_source("forum", 200, seed=0, split="test"), tmp_path / "test.csv")
+    for argv, message in ((["--data", str(train)], "--data: give --eval-data TEST (a held-out set), or --eval-from-train"),
+                          (["--eval-from-train"], "--eval-from-train: only with --data FILE and no --eval-data"),
+                          (["--sources", "forum", "--data", str(train)], "--sources: the test bed brings its own"),
+                          (["--sources", "forum,usenet"], "--sources: unknown source 'usenet'; choose from forum")):
+        with pytest.raises(SystemExit):
+            _parse(argv)
+        assert message in capsys.readouterr().err.splitlines()[-1]
+    a = _parse(["--data", str(train), "--eval-data", str(test)])
+    tr, ev = load_splits(load_config(None, _overrides(a, 0, tmp_path / "run", "none", 0.8)))
+    assert len(tr) == 300 and ev.texts == pd.read_csv(test)["comment_text"].tolist()
+    r = bench_fairness(["--data", str(train), "--eval-data", str(test), "--seeds", "1", "--steps", "3",
+                        "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
+    assert r["eval_data"] == str(test) and 0 <= r["baseline/overall_auc"] <= 1
+
+
+def test_bench_fairness_on_test_bed_sources():
+    """--sources: per source a baseline and an adversary on its biased split and the unbiased twin, all
+    evaluated on its balanced test split; the removable share from those gaps, its role declared."""
+    from steward.bench.fairness import FAMILIES, bench_fairness
+    from steward.fairness.testbed import SOURCES
+
+    r = bench_fairness(["--sources", "profiles,forum", "--seeds", "1", "--steps", "3", "--source-size", "200",
+                        "--source-eval-size", "300", "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
+    assert r["data"] == "testbed" and r["sources"] == "profiles,forum" and r["tuning_sources"] == "forum,reviews"
+    assert r["profiles/role"] == "held_out" and r["forum/role"] == "tuning"
+    for src in ("profiles", "forum"):
+        for fam in FAMILIES:
+            base, adv, floor = (r[f"{src}/{n}/gap_{fam}"] for n in ("baseline", "adversary", "unbiased"))
+            if base > floor:
+                assert r[f"{src}/removable_reduction_{fam}"] == pytest.approx((base - adv) / (base - floor))
+            else:
+                assert math.isnan(r[f"{src}/removable_reduction_{fam}"])
+        subs = [k.split("/")[1] for k in r[f"{src}/baseline/subgroup_gaps"]]
+        assert set(SOURCES[src].carrying) <= set(subs)
+        assert 0 < r[f"{src}/baseline/carrying_gap"] < 1
