@@ -116,9 +116,25 @@ def test_corpus_rows_are_sourced_and_evaluable():
     assert len(runs) >= 20 and len({r["id"] for r in runs}) == len(runs)
     for run in runs:
         assert run["where"] and run["source"] and run["published"] > 0
-        assert run["metric"] in ("tokens_per_s_per_gpu", "tflops_per_gpu")
+        assert run["metric"] in ("tokens_per_s_per_gpu", "tflops_per_gpu", "mfu", "hfu")
         req, lay = request_for(run)
         assert lay.world == run["gpus"] == req.cluster.world_size
+
+
+def test_every_row_names_its_source_and_the_simulator_reads_the_corpus():
+    """One place for each fact: `steward simulate`'s published runs are the corpus rows with a
+    `simulate` name, with the corpus's figures and sources."""
+    from steward.planning.published import simulator_runs
+    from steward.planning.simulate import check_published
+
+    runs = load_runs()
+    assert all(str(r["source"]).strip() and str(r["where"]).strip() for r in runs)
+    marked = simulator_runs(runs)
+    rows = check_published()
+    assert len(rows) == len(marked) >= 5
+    for row, run in zip(rows, marked):
+        assert (row["name"], row["source"], row["published"]) == (run["simulate"], run["where"], run["published"])
+        assert row["predicted"] == pytest.approx(predict_run(run)["predicted"])
 
 
 def test_bench_arithmetic_on_a_synthetic_corpus():

@@ -11,7 +11,7 @@ from typing import Any
 
 import tomllib
 
-from steward.planning.cost import Request
+from steward.planning.cost import Calibration, Prediction, Request
 from steward.planning.layout import Layout, evaluate, parse_layout
 from steward.planning.model_spec import model_args
 from steward.planning.topology import load_cluster
@@ -55,15 +55,28 @@ def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
     return req, layout
 
 
-def predict_run(run: dict[str, Any]) -> dict[str, Any]:
+def predicted_value(run: dict[str, Any], req: Request, layout: Layout, pred: Prediction) -> float:
+    """The prediction in the run's metric: tokens/s per GPU; TFLOP/s per GPU with the run's own FLOP count
+    over the predicted step time; MFU (model FLOPs); HFU, which with full recompute counts the recomputed
+    forward too (4/3 of the model FLOPs)."""
+    if run["metric"] == "tokens_per_s_per_gpu":
+        return pred.tokens_per_s / layout.world
+    if run["metric"] == "tflops_per_gpu":
+        return FLOP_FORMULAS[run["flop_formula"]](run) / pred.step_time_s / layout.world / 1e12
+    return pred.mfu * (4 / 3 if run["metric"] == "hfu" and layout.recompute == "full" else 1.0)
+
+
+def simulator_runs(runs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The runs `steward simulate` checks the cost model against: those with a `simulate` name."""
+    return [r for r in (load_runs() if runs is None else runs) if r.get("simulate")]
+
+
+def predict_run(run: dict[str, Any], cal: Calibration | None = None) -> dict[str, Any]:
     """Published vs predicted in the run's metric; error = predicted / published - 1."""
     req, layout = request_for(run)
-    p = evaluate(req, layout)
+    p = evaluate(req, layout, cal)
     pred = p.predicted
-    if run["metric"] == "tokens_per_s_per_gpu":
-        value = pred.tokens_per_s / layout.world
-    else:  # tflops_per_gpu, with the run's own FLOP count over the predicted step time
-        value = FLOP_FORMULAS[run["flop_formula"]](run) / pred.step_time_s / layout.world / 1e12
+    value = predicted_value(run, req, layout, pred)
     return {"id": run["id"], "source": run["source"], "metric": run["metric"], "published": run["published"],
             "predicted": value, "error": value / run["published"] - 1, "fits": p.fits,
             "predicted_memory_gib": pred.memory_per_device_bytes / GIB, "step_time_s": pred.step_time_s}

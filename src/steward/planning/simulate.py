@@ -13,48 +13,9 @@ import dataclasses
 import io
 from typing import Any
 
-from steward.models.gpt import ModelArgs
 from steward.planning.cost import Calibration, Layout, Request, calibration_for, predict
 from steward.planning.layout import Plan, PlanError, divisors, plan
-from steward.planning.topology import load_cluster
 from steward.planning.units import GB, GIB
-
-# Published runs the cost model is checked against. All on NVIDIA DGX A100 80GB nodes (8 GPUs on
-# NVSwitch, 8x 200 Gb/s HDR InfiniBand: the a100-80gb-ib preset), GPT-3-style models with vocabulary
-# 51200 and sequence 2048, micro-batch 1. GPT's 4h GELU MLP is modelled as a SwiGLU of the same
-# parameters and FLOPs (hidden 8h/3); MFU counts model FLOPs (no recompute), HFU counts the
-# recomputed forward too.
-PUBLISHED: list[dict[str, Any]] = [
-    *[
-        {
-            "name": name,
-            "source": "Korthikanti et al. 2022 (arXiv 2205.05198) Table 3 configurations; MFU from the Megatron-LM "
-                      "README 'Training Speed and Scalability' MFU/HFU table (data-parallel size one)",
-            "model": {"dim": h, "n_layers": layers, "n_heads": heads},
-            "layout": {"tp": 8, "pp": pp, "dp_replicate": 1, "dp_shard": 1, "micro_batch_size": 1,
-                       "recompute": "selective"},
-            "global_batch": batch,
-            "metric": "mfu",
-            "published": mfu,
-        }
-        for name, h, layers, heads, pp, batch, mfu in (
-            ("22B, 8 GPUs (tp 8)", 6144, 48, 64, 1, 4, 0.415),
-            ("175B, 64 GPUs (tp 8, pp 8)", 12288, 96, 96, 8, 64, 0.514),
-            ("530B, 280 GPUs (tp 8, pp 35)", 20480, 105, 128, 35, 280, 0.560),
-            ("1T, 512 GPUs (tp 8, pp 64)", 25600, 128, 160, 64, 512, 0.563),
-        )
-    ],
-    {
-        "name": "1T, 3072 GPUs (tp 8, pp 64, dp 6)",
-        "source": "Narayanan et al. 2021 (SC21, arXiv 2104.04473): abstract, 502 PFLOP/s on 3072 GPUs = 52% of "
-                  "peak, counting the recomputed forward (full recompute); configuration from their Table 1",
-        "model": {"dim": 25600, "n_layers": 128, "n_heads": 160},
-        "layout": {"tp": 8, "pp": 64, "dp_replicate": 6, "dp_shard": 1, "micro_batch_size": 1, "recompute": "full"},
-        "global_batch": 3072,
-        "metric": "hfu",
-        "published": 0.52,
-    },
-]
 
 ERROR_DRIVERS = [
     "matmul efficiency: one fraction of peak (0.8, assumed from an H100 measurement) for every GEMM shape; "
@@ -67,34 +28,28 @@ ERROR_DRIVERS = [
 ]
 
 
-def _gpt_args(spec: dict[str, Any]) -> ModelArgs:
-    h = spec["dim"]
-    return ModelArgs(dim=h, n_layers=spec["n_layers"], n_heads=spec["n_heads"], vocab_size=51200,
-                     ffn_hidden=round(8 * h / 3), max_seq_len=2048)
-
-
 def check_published(calibration: Calibration | None = None) -> list[dict[str, Any]]:
-    """Predicted vs published utilisation for each PUBLISHED run; error = predicted / published - 1."""
+    """Predicted vs published utilisation for the corpus runs `steward simulate` checks (those with a
+    `simulate` name in published_runs.toml); error = predicted / published - 1."""
+    from steward.planning.published import predict_run, simulator_runs
+
     rows = []
-    for case in PUBLISHED:
-        lay = Layout(**case["layout"])
-        cluster = load_cluster("a100-80gb-ib", nodes=max(1, lay.world // 8))
-        cal = calibration or calibration_for(cluster)
-        req = Request(args=_gpt_args(case["model"]), global_batch=case["global_batch"], seq_len=2048,
-                      cluster=cluster, memory_limit=cluster.device.memory_bytes, dtype="bf16", name=case["name"])
-        pred = predict(req, lay, cal)
-        value = pred.mfu * (4 / 3 if case["metric"] == "hfu" and lay.recompute == "full" else 1.0)
+    for run in simulator_runs():
+        lay = run["layout"]
+        r = predict_run(run, calibration)
         rows.append({
-            "name": case["name"],
-            "source": case["source"],
-            "layout": case["layout"],
-            "global_batch": case["global_batch"],
-            "metric": case["metric"],
-            "published": case["published"],
-            "predicted": value,
-            "error": value / case["published"] - 1,
-            "predicted_step_time_s": pred.step_time_s,
-            "predicted_memory_gib": pred.memory_per_device_bytes / GIB,
+            "name": run["simulate"],
+            "source": run["where"],
+            "layout": {"tp": lay["tp"], "pp": lay["pp"], "dp_replicate": lay["dp_replicate"],
+                       "dp_shard": lay["dp_shard"], "micro_batch_size": lay["micro_batch"],
+                       "recompute": lay["recompute"]},
+            "global_batch": run["global_batch"],
+            "metric": run["metric"],
+            "published": run["published"],
+            "predicted": r["predicted"],
+            "error": r["error"],
+            "predicted_step_time_s": r["step_time_s"],
+            "predicted_memory_gib": r["predicted_memory_gib"],
         })
     return rows
 
