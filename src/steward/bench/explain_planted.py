@@ -8,8 +8,9 @@ data) and measured on the held-out test texts. Reported: test accuracy against t
 whether the rule list, read as a boolean formula over words, equals the planted rule (the smallest
 number of leading rules that does, with the default line; truth tables compared by
 `steward.explain.formula.equivalent`); fidelity and number of rules; comprehensiveness AOPC per
-relevance method. On the random-label control: whether the engine lists any rule and whether its
-rules predict the labels above chance (one-sided binomial test at 0.05). The tasks in
+relevance method. On the random-label control: whether the engine lists any rule (a claim: it has no
+way to say "no rule above chance") and whether its rules predict the labels above chance (one-sided
+binomial test at 0.05). The tasks in
 `TUNING_TASKS` may be tuned on; the others are held out, and only they count for issue 18's target.
 """
 
@@ -70,7 +71,9 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Issue 18's target over the held-out tasks: where test accuracy >= LEARNED, the rules equal the
     planted rule on all but at most one; fidelity >= 0.95 with <= 10 rules on each; the engine's
     comprehensiveness AOPC >= every other method's on at least 6 of 8 tasks (all tasks run count here,
-    scaled: all but two when fewer ran); the control claims no rule above chance."""
+    scaled: all but two when fewer ran); on the control the engine lists no rule (it has no way to say
+that its rules are no better than chance, so any rule it lists is a claim; whether those rules predict
+the random labels above chance is reported beside it)."""
     held = [n for n, r in results.items() if not r["tuning"] and r["rule"] is not None]
     learned = [n for n in held if results[n]["model_accuracy"] >= LEARNED]
     equal = [n for n in learned if results[n]["formula"]["equal"]]
@@ -82,7 +85,8 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "rules_equal_planted": bool(learned) and len(equal) >= len(learned) - 1,
         "fidelity_and_size": bool(learned) and len(faithful) == len(learned),
         "engine_aopc_best": len(best) >= need_best,
-        "control_no_rule": all(not c["claims_rule"] or not c["above_chance"] for c in control),
+        # the engine makes no statement about chance: listing any rule is claiming one
+        "control_no_rule": all(not c["claims_rule"] for c in control),
     }
     return {"held_out": held, "learned": learned, "equal": equal, "faithful": faithful, "engine_aopc_best": best,
             "engine_aopc_best_needed": need_best, "met": met, "target_met": all(met.values())}
