@@ -262,6 +262,10 @@ def time_text_explanation(n_tokens: int = 128, rounds: int = 5, seed: int = 0) -
 def bench_explain(argv: list[str]) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="steward bench explain")
     p.add_argument("--task", choices=("all", "next-token", "classifier"), default="all")
+    p.add_argument("--planted", nargs="?", const="all", default=None, metavar="TASK,...",
+                   help="instead: the planted-rule test bed (steward.explain.planted), all tasks or those named")
+    p.add_argument("--write-csv", metavar="DIR", default="",
+                   help="with --planted: also write DIR/TASK-train.csv and TASK-test.csv (text,label) for steward train")
     p.add_argument("--flavor", choices=("debug", "tiny"), default="debug", help="size of the trained toy decoder")
     p.add_argument("--train", type=int, default=3200, help="training sentences (the rules are fitted on 1000 of them)")
     p.add_argument("--test", type=int, default=300, help="held-out sentences every figure is measured on")
@@ -277,6 +281,10 @@ def bench_explain(argv: list[str]) -> dict[str, Any]:
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
+        if args.planted is not None:
+            from steward.bench.explain_planted import bench_planted
+
+            return bench_planted(args)
         return _bench(args)
     finally:
         torch.set_num_threads(before)
