@@ -99,7 +99,7 @@ def _accuracy(expl, tok, texts: list[str], labels: np.ndarray) -> float:
 
 
 def run_task(task: PlantedTask, args: argparse.Namespace) -> dict[str, Any]:
-    from steward.bench.explain import WordTokenizer, evaluate_task, train_classifier
+    from steward.bench.explain_tasks import WordTokenizer, evaluate_task, train_classifier
     from steward.explain import analyse
 
     t0 = time.perf_counter()
