@@ -68,7 +68,8 @@ def test_resume_is_bitwise_exact(tmp_path):
 def test_resume_latest_continues_in_place(tmp_path):
     out = tmp_path / "run"
     run(out, "--train.steps", "4")
-    summary = run(out, "--train.steps", "6", "--checkpoint.resume", "latest")
+    # train.steps is the only change of the run's config (anything else would be refused)
+    summary = run(out, "--train.steps", "6", "--checkpoint.resume", "latest", "--checkpoint.allow_changes", "train.steps")
     assert summary["steps"] == 6
     assert sorted(losses(out)) == [1, 2, 3, 4, 5, 6]
 
@@ -123,7 +124,7 @@ def test_hugging_face_model_from_local_dir(tmp_path):
     assert summary["final_val_loss"] < summary["first_val_loss"]
     # the checkpoint holds the HF weights and resumes
     again = run(tmp_path / "run", "--model.hf_path", str(tmp_path / "hf"), "--data.tokenizer", str(tok),
-                "--train.steps", "8", "--checkpoint.resume", "latest")
+                "--train.steps", "8", "--checkpoint.resume", "latest", "--checkpoint.allow_changes", "train.steps")
     assert again["steps"] == 8
 
 

@@ -258,6 +258,11 @@ class Checkpoint:
     enabled: bool = True
     """Save checkpoints at all (the final one included)."""
 
+    allow_changes: str = ""
+    """Comma-separated config keys (e.g. 'train.steps,train.lr') that may differ from the run's
+    config.toml when resuming in its run directory; the change (old and new values) is recorded in the
+    audit log and in config.toml. Any other difference refuses the resume."""
+
     def __post_init__(self) -> None:
         if self.every < 0 or self.keep < 0:
             raise ConfigError("checkpoint.every and checkpoint.keep must be >= 0")

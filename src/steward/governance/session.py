@@ -3,6 +3,7 @@
     gov = RunGovernance(cfg.governance, run_dir, config_dict, config_hash, env, job_name)
     gov.start()                 # run.started (config, code, environment), train.start gate
     gov.ingest(datasets)        # data.ingested per dataset (fingerprint + datasheet), data.ingest gate
+    gov.config_changed(step, changes, previous_sha256)   # run.config_changed: a resume's allowed changes
     gov.checkpoint(step, path, manifest)   # checkpoint.saved (manifest digest), gate, signed head
     gov.evaluation(step, metrics)          # eval.completed
     gov.finish(summary)         # run.finished, provenance.json, signed head, OpenLineage, MLflow, report
@@ -217,6 +218,13 @@ class RunGovernance:
             self._gate("checkpoint.save", {"checkpoint": info}, f"checkpoint {p.name}")
         finally:
             self.sign_head()
+
+    def config_changed(self, step: int | None, changes: dict[str, dict[str, Any]], previous_sha256: str) -> Entry:
+        """run.config_changed: a resume changed the keys checkpoint.allow_changes named; `changes` maps
+        each key to its old and new value, as they may be recorded (secrets masked)."""
+        return self.record("run.config_changed", {"step": step, "changes": jsonable(changes),
+                                                  "previous_config_sha256": previous_sha256,
+                                                  "config_sha256": self.config_hash})
 
     def evaluation(self, step: int, metrics: dict[str, Any]) -> None:
         self.record("eval.completed", {"step": int(step), "metrics": metrics})

@@ -9,10 +9,12 @@ fairness and governance their settings and files). The trainer calls `check_job`
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from steward.comm.compressors import check_compression
 from steward.config import ConfigError, JobConfig
+from steward.config.manager import all_keys
 from steward.fairness.checks import check_fairness
 from steward.governance.checks import check_governance
 from steward.memory.apply import check_memory
@@ -34,7 +36,8 @@ def check_job(cfg: JobConfig, world_size: int | None = None, local_world_size: i
 
 
 def _check_inputs(cfg: JobConfig) -> None:
-    """The files and folders the trainer reads: model, tokenizer, checkpoint to resume."""
+    """The files and folders the trainer reads: model, tokenizer, checkpoint to resume (and the keys a
+    resume may change)."""
     m, d, c = cfg.model, cfg.data, cfg.checkpoint
     if m.hf_path and not Path(m.hf_path).is_dir():
         raise ConfigError(f"model.hf_path: {m.hf_path!r} is not a directory (give a local Hugging Face model folder)")
@@ -42,6 +45,7 @@ def _check_inputs(cfg: JobConfig) -> None:
         raise ConfigError(f"data.tokenizer: {d.tokenizer!r} is neither 'byte' nor a tokenizer JSON file")
     if c.resume and c.resume != "latest" and not Path(c.resume).exists():
         raise ConfigError(f"checkpoint.resume: {c.resume!r} does not exist; give 'latest' or a checkpoint folder")
+    allowed_changes(cfg)  # names config keys
 
 
 def _check_cluster(cfg: JobConfig) -> None:
@@ -54,3 +58,15 @@ def _check_cluster(cfg: JobConfig) -> None:
         load_cluster(cfg.parallel.cluster)
     except ClusterError as e:
         raise ConfigError(f"parallel.cluster: {e}") from None
+
+
+def allowed_changes(cfg: JobConfig) -> list[str]:
+    """The keys of checkpoint.allow_changes; ConfigError for one that is no config key."""
+    keys = [k.strip() for k in cfg.checkpoint.allow_changes.split(",") if k.strip()]
+    known = all_keys()
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else " (`steward config` lists every key)"
+            raise ConfigError(f"checkpoint.allow_changes: unknown config key '{key}'{hint}")
+    return keys

@@ -4,7 +4,8 @@ The trainer constructs GovernanceCallback(cfg) and calls the rank-0 hooks on ran
 denied gate (or a governance set-up that cannot work: bad key, unreachable store) raises
 StopTraining from on_train_start/on_data/on_checkpoint, which the trainer broadcasts before any
 training step. What it reads from the trainer: cfg, run_dir, env, config_hash (and rank on the
-every-rank hooks); at the end, trainer.data.datasets() when present, for the records a stream read.
+every-rank hooks), resume_check (a resume's allowed config changes) when present; at the end,
+trainer.data.datasets() when present, for the records a stream read.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class GovernanceCallback(Callback):
                 dict(trainer.env), trainer.cfg.job.name,
             )
             self.gov.start()
+            check = getattr(trainer, "resume_check", None)
+            if check is not None and check.changes:  # a resume changed keys checkpoint.allow_changes names
+                self.gov.config_changed(check.step, check.changes, check.previous_config_sha256)
         except GovernanceError as e:
             raise self._stop(e) from None
 

@@ -42,12 +42,15 @@ class MetricsWriter:
         if self.path is not None:
             append_line(self.path, json.dumps(record, sort_keys=True))
 
-    def truncate_after(self, step: int) -> None:
-        """Drop rows after `step` (a resumed run rewrites them), atomically."""
+    def truncate_after(self, step: int) -> int:
+        """Drop rows after `step` (a resumed run rewrites them; -1 drops every row), atomically.
+        Returns the number of rows dropped."""
         if self.path is None or not self.path.is_file():
-            return
-        kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+            return 0
+        rows = [line for line in self.path.read_text().splitlines() if line.strip()]
+        kept = [line for line in rows if json.loads(line)["step"] <= step]
         atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        return len(rows) - len(kept)
 
 
 class Progress:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from steward.comm import build_grad_sync
-from steward.config import ConfigError, JobConfig, config_hash, to_toml
+from steward.config import ConfigError, JobConfig, config_hash
 from steward.data import build_data, build_tokenizer
 from steward.errors import StewardError
 from steward.io import atomic_write_json, atomic_write_text
@@ -35,6 +35,7 @@ from steward.train.distributed import (
 )
 from steward.train.metrics import MetricsWriter, Progress, device_peak_flops, peak_memory_bytes
 from steward.train.optim import build_optimizer, build_scheduler
+from steward.train.resume import ResumeCheck, check_resume, config_text, finished_message
 
 
 def resolve_run_dir(cfg: JobConfig) -> Path:
@@ -81,6 +82,8 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     step: int
     datasets: list[dict[str, Any]]
+    resume_check: ResumeCheck
+    """What setup found about the resume (checkpoint, allowed config changes, a finished run)."""
     memory: dict[str, Any]
     """The rematerialization plan (decided by steward.planning.remat, applied by steward.memory): policies
     per block, predicted peak, budget."""
@@ -144,23 +147,28 @@ class Trainer:
                                          if self.dist.is_main else None)
             cfg = self.cfg = self.plan.apply_to(cfg)
         self.dims = ParallelDims.from_config(cfg, self.dist.world_size, self.dist.local_world_size)
-        run_dir = None
-        error = None
+        run_dir, check, error = None, None, None
         if self.dist.is_main:
             try:
                 run_dir = resolve_run_dir(cfg)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(run_dir / "config.toml", to_toml(cfg))
+                check = check_resume(cfg, run_dir)  # refuses a changed config, sees a finished run
+                if check.finished is None:
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(run_dir / "config.toml", config_text(cfg, run_dir, check))
             except (ConfigError, OSError) as e:
                 error = f"job.out: cannot use {cfg.job.out or 'runs/'}: {e}" if isinstance(e, OSError) else str(e)
-        run_dir, error = broadcast_object((run_dir, error))
+        run_dir, check, error = broadcast_object((run_dir, check, error))
         if error:
             raise ConfigError(error)
-        self.run_dir = Path(run_dir)
+        self.run_dir, self.resume_check = Path(run_dir), check
         self.config_hash = config_hash(cfg)
         self.env = environment(self.dist)
         self.progress = Progress(cfg.train.steps, 0, enabled=self.dist.is_main)
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl" if self.dist.is_main else None)
+        if check.finished is not None:  # nothing to train, nothing to record: its end has happened
+            self.progress.message(finished_message(self.run_dir, check))
+            self.progress.close()
+            return
         self._rank0_hook("on_train_start")
 
         self.mesh = self.dims.build_mesh(self.dist.device.type)
@@ -172,7 +180,7 @@ class Trainer:
         self._build_model()
         self.optimizer = build_optimizer(cfg.train, self.model)
         self.scheduler = build_scheduler(cfg.train, self.optimizer)
-        resume = broadcast_object(ckpt.resolve_resume(self.run_dir, cfg.checkpoint.resume))  # ranks agree
+        resume = check.checkpoint
         if resume is not None:
             state = ckpt.load_checkpoint(resume, self.model, self.optimizer, self.rank)
             self.step = state["step"]
@@ -180,16 +188,26 @@ class Trainer:
             self.data.train.load_state_dict(state["data"])
             self.figures = state["figures"]
             self._load_rank_states(resume)
-            if self.dist.is_main:
-                # this run continues from `resume`: later checkpoints and metrics rows of the run it
-                # left belong to a history that no longer happened
-                ckpt.set_aside_after(self.run_dir, self.step)
-                self.metrics.truncate_after(self.step)
-            barrier()
+            self._drop_history_after(self.step)
             self.progress = Progress(cfg.train.steps, self.step, enabled=self.dist.is_main)
             self.progress.message(f"resumed from {resume} at step {self.step}")
         elif cfg.checkpoint.resume == "latest":
-            self.progress.message(f"no checkpoint in {self.run_dir}; starting from step 0")
+            dropped = self._drop_history_after(-1)
+            self.progress.message(f"no checkpoint in {self.run_dir}; starting from step 0"
+                                  + (f" (metrics.jsonl starts afresh: {dropped} rows of an earlier attempt dropped)"
+                                     if dropped else ""))
+
+    def _drop_history_after(self, step: int) -> int:
+        """This run continues from `step` (-1: from nothing): later checkpoints, metrics rows and the
+        summary of the run it left belong to a history that no longer happened. Returns the number of
+        metrics rows dropped (rank 0's; 0 elsewhere)."""
+        dropped = 0
+        if self.dist.is_main:
+            ckpt.set_aside_after(self.run_dir, step)
+            dropped = self.metrics.truncate_after(step)
+            (self.run_dir / "summary.json").unlink(missing_ok=True)  # rewritten when this run ends
+        barrier()
+        return dropped
 
     def _build_data(self):
         """This rank's data (a subclass, e.g. steward.classify, reads other kinds)."""
@@ -421,6 +439,8 @@ class Trainer:
         """Set up and train; on failure, rank 0 tells the callbacks before the error propagates."""
         try:
             self.setup()
+            if self.resume_check.finished is not None:
+                return self.resume_check.finished
             return self.train()
         except BaseException as e:
             if getattr(self, "dist", None) is not None and self.dist.is_main and hasattr(self, "run_dir"):
