@@ -114,9 +114,10 @@ def credentials(url: URL) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
-def scrub(message: str, url: URL) -> str:
+def scrub(message: str, url: URL | str) -> str:
     """`message` with every credential of `url` replaced by `***` (a driver may echo the URL)."""
-    for s in credentials(url):
+    parsed = parse(url) if isinstance(url, str) else url
+    for s in credentials(parsed) if parsed is not None else []:
         message = message.replace(s, MASK)
     return message
 

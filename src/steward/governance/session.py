@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from steward.config.credentials import mask_config
+from steward.config.credentials import mask_config, scrub
 from steward.governance._util import GovernanceError, jsonable, one_line, utc_now
 from steward.governance.access import current_roles
 from steward.governance.datasheets import load_datasheets_file, resolve_datasheet
@@ -253,7 +253,7 @@ class RunGovernance:
                 out["mlflow_run"] = export_mlflow(self.gcfg.mlflow_uri, self.run_dir, self.config, summary,
                                                   self.job_name, self.run_id, head)
             except Exception as e:  # a tracking server down must not fail a finished run
-                warn(f"MLflow export failed: {one_line(e)}")
+                warn(f"MLflow export failed: {scrub(one_line(e), self.gcfg.mlflow_uri)}")
         return out
 
     def fail(self, error: BaseException) -> None:
