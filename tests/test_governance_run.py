@@ -14,6 +14,7 @@ import uuid
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import unquote
 
 import pytest
 
@@ -409,14 +410,18 @@ def test_one_workspace_store_for_many_runs(tmp_path, capsys):
 
 
 @pytest.mark.postgres
-def test_a_run_on_a_postgres_store(tmp_path, pg_url, capsys):
+def test_a_run_on_a_postgres_store(tmp_path, pg_url, capsys, monkeypatch):
     assert fake_train(tmp_path / "run", store=pg_url)[1] is None
-    code, d, err = cli_json(capsys, "audit", "verify", tmp_path / "run")
-    assert code == 0 and d["store"].startswith("postgresql+psycopg://") and "***" in d["store"], err
+    pointer = json.loads((tmp_path / "run" / "governance" / "run.json").read_text())
+    assert pointer["store"].startswith("postgresql+psycopg://") and ":***@" in pointer["store"]
     password = pg_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
-    for f in (tmp_path / "run").rglob("*"):  # config.toml holds what the user wrote; nothing else may
-        if f.is_file() and f.name != "config.toml":
+    for f in (tmp_path / "run").rglob("*"):  # config.toml included: it holds the URL masked
+        if f.is_file():
             assert password.encode() not in f.read_bytes(), f
+    # later commands read the masked URL from config.toml: the password comes from the environment
+    monkeypatch.setenv("PGPASSWORD", unquote(password))
+    code, d, err = cli_json(capsys, "audit", "verify", tmp_path / "run")
+    assert code == 0 and d["store"].startswith("postgresql+psycopg://"), err
     code, out, _ = cli(capsys, "audit", "log", tmp_path / "run", "--json")
     assert code == 0 and password not in out and "***" in out
     code, d, err = cli_json(capsys, "audit", "provenance", tmp_path / "run")

@@ -102,3 +102,26 @@ def test_two_workers_record_once_from_rank_zero(tmp_path, capsys):
     assert types.count("run.started") == 1 and types.count("run.finished") == 1
     assert log["entries"][0]["payload"]["environment"]["world_size"] == 2
     assert main(["audit", "verify", str(out)]) == 0
+
+
+def test_a_real_run_writes_no_store_credential_anywhere(tmp_path, capfd):
+    """`steward train` with credentials in the store URL (SQLite ignores them): not one file of the run,
+    the workspace or the store, nor any output of training and of the commands that read it, holds them."""
+    import os
+    from urllib.parse import quote
+
+    from test_governance_credentials import commands_output, leaks, secret_forms
+
+    secrets = ("Pa/ss@w:rd%x9", "tok-Zk9-77")
+    store = tmp_path / "shared" / "audit.db"
+    url = f"sqlite:///{store}?password={quote(secrets[0], safe='')}&sslpassword={secrets[1]}"
+    out = tmp_path / "run"
+    code = main(["train", *TINY, "--train.steps", "2", "--train.threads", "1", "--job.out", str(out),
+                 "--governance.store", url])
+    trained = capfd.readouterr()
+    assert code == 0, trained.err
+    outs, codes = commands_output(capfd, out)
+    assert codes == [0] * len(codes), outs
+    assert "password=***&sslpassword=***" in (out / "config.toml").read_text()
+    workspace = Path(os.environ["STEWARD_WORKSPACE"])
+    assert leaks(secret_forms(*secrets), [out, workspace, store.parent], *trained, *outs) == []

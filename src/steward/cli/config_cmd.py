@@ -13,7 +13,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from steward.config import describe, load_config, to_dict
+    from steward.config import describe, load_config, public_dict
 
     rows = describe()
     if args.config or args.overrides:
@@ -21,7 +21,7 @@ def run(args) -> int:
 
         cfg = load_config(args.config, args.overrides)
         check_job(cfg)  # show only a config that would run
-        resolved = to_dict(cfg)
+        resolved = public_dict(cfg)  # a store URL's password is never printed
         for row in rows:
             section, name = row["key"].split(".", 1)
             row["value"] = resolved[section][name]

@@ -16,7 +16,7 @@ from steward.config.job import (
     Parallel,
     Train,
 )
-from steward.config.manager import config_hash, describe, load_config, to_dict, to_toml
+from steward.config.manager import config_hash, describe, load_config, public_dict, to_dict, to_toml
 from steward.errors import ConfigError
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "config_hash",
     "describe",
     "load_config",
+    "public_dict",
     "to_dict",
     "to_toml",
 ]

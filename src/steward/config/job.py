@@ -340,7 +340,8 @@ class Governance:
     store: str = ""
     """Audit store: a SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...), or 'workspace' for one
     store shared by all runs of the workspace (WORKSPACE/audit.db). Empty: RUN_DIR/governance/audit.db.
-    For PostgreSQL, keep the password out of the URL (PGPASSWORD or ~/.pgpass): config.toml records it."""
+    Credentials in the URL are never written (config.toml and the log get it masked, `***`); keep them
+    out of it: PGPASSWORD, ~/.pgpass or ?service=NAME, which later commands (audit, report, release) need."""
 
     workspace: str = ""
     """Workspace folder holding the signing key, published tree heads, roles and risk register.

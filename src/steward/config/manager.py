@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from steward.config.choices import literal_choices
+from steward.config.credentials import mask_config
 from steward.config.job import JobConfig
 from steward.errors import ConfigError
 from steward.io import tomllib
@@ -144,13 +145,19 @@ def to_dict(cfg: JobConfig) -> dict[str, dict[str, Any]]:
     return dataclasses.asdict(cfg)
 
 
+def public_dict(cfg: JobConfig) -> dict[str, dict[str, Any]]:
+    """The config as it is written (config.toml), hashed, recorded and shown: credentials in URL
+    values (governance.store, governance.mlflow_uri) masked; see steward.config.credentials."""
+    return mask_config(to_dict(cfg))
+
+
 def to_toml(cfg: JobConfig) -> str:
-    return tomli_w.dumps(to_dict(cfg))
+    return tomli_w.dumps(public_dict(cfg))
 
 
 def config_hash(cfg: JobConfig) -> str:
-    """SHA-256 of the resolved config in canonical JSON form."""
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()
+    """SHA-256 of the resolved config (as written, credentials masked) in canonical JSON form."""
+    return hashlib.sha256(json.dumps(public_dict(cfg), sort_keys=True).encode()).hexdigest()
 
 
 @functools.cache

@@ -17,32 +17,6 @@ def config_sha256(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-SECRET_KEYS = (("governance", "store"), ("governance", "mlflow_uri"))
-"""Config values that may carry a password (in a URL); recorded with the password masked."""
-
-
-def mask_url(value: str) -> str:
-    """'scheme://user:secret@host/db' -> 'scheme://user:***@host/db'; anything else unchanged."""
-    scheme, sep, rest = value.partition("://")
-    if not sep:
-        return value
-    netloc, slash, tail = rest.partition("/")
-    creds, at, host = netloc.rpartition("@")
-    if not at or ":" not in creds:
-        return value
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}{slash}{tail}"
-
-
-def redact_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as it may be recorded: passwords in URLs masked (its hash is still taken of the real one)."""
-    out = json.loads(json.dumps(config))
-    for section, key in SECRET_KEYS:
-        sec = out.get(section)
-        if isinstance(sec, dict) and isinstance(sec.get(key), str):
-            sec[key] = mask_url(sec[key])
-    return out
-
-
 def _git(repo: Path, *args: str) -> bytes | None:
     try:
         out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=30, check=False)

@@ -22,15 +22,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from steward.config.credentials import mask_config
 from steward.governance._util import GovernanceError, canonical_json, jsonable
 from steward.governance.keys import Signer, verify_signature
-from steward.governance.lineage import (
-    config_sha256,
-    dataset_documents,
-    dataset_name,
-    dataset_tokens,
-    redact_config,
-)
+from steward.governance.lineage import config_sha256, dataset_documents, dataset_name, dataset_tokens
 from steward.io import atomic_write_text, sha256_file, tomllib
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -249,7 +244,7 @@ def _check_config(run_dir: Path, params: dict[str, Any], out: dict[str, Any]) ->
         on_disk = tomllib.loads(cfg_file.read_text())
     except tomllib.TOMLDecodeError as e:
         raise _Failed(f"{cfg_file}: not valid TOML ({e})") from None
-    if config_sha256(on_disk) != params.get("config_sha256") or redact_config(on_disk) != params.get("config"):
+    if config_sha256(on_disk) != params.get("config_sha256") or mask_config(on_disk) != params.get("config"):
         raise _Failed(f"{cfg_file} differs from the config attested in provenance.json")
     out["config_checked"] = True
 

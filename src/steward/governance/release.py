@@ -58,7 +58,7 @@ class _Gate:
             if (self.ref.run_dir / "provenance.json").is_file():
                 self.provenance = verify_provenance(self.ref.run_dir, trusted or self.store.public_keys(),
                                                     recorded=recorded_for_provenance(self.store, self.facts))
-            if self.ws.store_url == self.store.url.render_as_string(hide_password=False):
+            if self.store.is_at(self.ws.store_url):
                 self.ws_store = self.store
             else:
                 self.ws_store = self.ws.open_store()

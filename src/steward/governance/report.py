@@ -281,7 +281,7 @@ def build_report(
             opened.append(store)
         if ws_store is None:
             url = workspace.store_url
-            if url == store.url.render_as_string(hide_password=False):
+            if store.is_at(url):
                 ws_store = store
             elif not url.startswith("sqlite:///") or Path(url[len("sqlite:///"):]).is_file():
                 ws_store = AuditStore(url, create=False)

@@ -1,7 +1,9 @@
 """Finding a run's governance records from its run directory, and reading its facts from the log.
 
 RUN_DIR/governance/run.json points at the run's id and store; RUN_DIR/config.toml says which
-workspace and store the run used (a URL with a password is read from there, never from run.json).
+workspace and store the run used. Both hold the store URL with its credentials masked (`***`): a
+command that reads them connects without those parts, so the PostgreSQL driver takes the password
+from the environment (PGPASSWORD, ~/.pgpass, a service file).
 """
 
 from __future__ import annotations

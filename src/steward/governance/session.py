@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from steward.config.credentials import mask_config, scrub
 from steward.governance._util import GovernanceError, jsonable, one_line, utc_now
 from steward.governance.access import current_roles
 from steward.governance.datasheets import load_datasheets_file, resolve_datasheet
@@ -32,7 +33,6 @@ from steward.governance.lineage import (
     dataset_tokens,
     dir_digest,
     manifest_digest,
-    redact_config,
 )
 from steward.governance.policy import Decision, Policy, load_policy
 from steward.governance.store import AuditStore, Entry, TreeHead
@@ -66,8 +66,8 @@ class RunGovernance:
                  env: dict[str, Any], job_name: str = "steward"):
         self.gcfg = gcfg
         self.run_dir = Path(run_dir)
-        self.config_hash = config_hash or config_sha256(jsonable(config))
-        self.config = redact_config(jsonable(config))  # what gets recorded: no password of a store URL
+        self.config = mask_config(jsonable(config))  # what gets recorded: no credential of a store URL
+        self.config_hash = config_hash or config_sha256(self.config)  # = steward.config.config_hash
         self.env = jsonable(env)
         self.job_name = job_name
         self.workspace = Workspace(gcfg.workspace, gcfg.key_path, gcfg.store)
@@ -261,7 +261,7 @@ class RunGovernance:
                 out["mlflow_run"] = export_mlflow(self.gcfg.mlflow_uri, self.run_dir, self.config, summary,
                                                   self.job_name, self.run_id, head)
             except Exception as e:  # a tracking server down must not fail a finished run
-                warn(f"MLflow export failed: {one_line(e)}")
+                warn(f"MLflow export failed: {scrub(one_line(e), self.gcfg.mlflow_uri)}")
         return out
 
     def fail(self, error: BaseException) -> None:

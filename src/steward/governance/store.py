@@ -36,9 +36,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from steward.config import credentials
 from steward.governance import merkle
 from steward.governance._util import GovernanceError, canonical_json, jsonable, one_line, utc_now
 from steward.governance.keys import Signer, load_public_key, verify_signature
@@ -184,28 +185,34 @@ def normalize_url(spec: str) -> str:
 
 
 def parse_url(spec: str) -> URL:
-    try:
-        url = make_url(normalize_url(spec))
-    except ArgumentError:
+    """A store spec as the URL to connect to: parsed by SQLAlchemy's make_url, without the parts a
+    record masked as `***` (the driver then takes them from the environment: PGPASSWORD, ~/.pgpass,
+    a service file). Every message shows the URL masked."""
+    url = credentials.parse(normalize_url(spec))
+    if url is None:
         raise GovernanceError(
-            f"audit store {spec!r} is not a SQLAlchemy URL; write sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
-        ) from None
+            f"audit store {credentials.mask_url(spec)!r} is not a SQLAlchemy URL; write sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB (percent-encode '/', ':', '@' and '%' in a password, or better "
+            "leave the password out and set PGPASSWORD or ~/.pgpass)"
+        )
+    if url.host and "@" in url.host:
+        raise GovernanceError(
+            f"audit store {credentials.mask_url(url)!r}: the password holds an unencoded '@'; write it as %40 "
+            "(or better leave the password out and set PGPASSWORD or ~/.pgpass)"
+        )
     if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise GovernanceError(f"audit store {spec!r}: only sqlite and postgresql stores are supported")
-    return url
-
-
-def redact(url: str | URL) -> str:
-    u = url if isinstance(url, URL) else make_url(url)
-    return u.render_as_string(hide_password=True)
+        raise GovernanceError(
+            f"audit store {credentials.mask_url(url)!r}: only sqlite and postgresql stores are supported"
+        )
+    return credentials.unmasked_parts(url)
 
 
 class AuditStore:
     """One audit log. `create=False` opens an existing store and fails clearly when there is none."""
 
     def __init__(self, spec: str, *, create: bool = True):
-        self.url = parse_url(spec)
-        self.display_url = redact(self.url)
+        self.url = parse_url(spec)  # holds the credentials given: used to connect, never written or shown
+        self.display_url = credentials.mask_url(self.url)
         self.backend = self.url.get_backend_name()
         if self.backend == "sqlite":
             db = self.url.database or ""
@@ -215,20 +222,39 @@ class AuditStore:
                     if not create:
                         raise GovernanceError(f"no audit store at {path} (nothing was recorded there)")
                     path.parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(self.url, connect_args={"timeout": 60})
-            event.listen(self.engine, "connect", _sqlite_connect)
-            event.listen(self.engine, "begin", _sqlite_begin)
-        else:
-            self.engine = create_engine(self.url, pool_pre_ping=True)
+        try:
+            self.engine = self._engine()
+        except SQLAlchemyError as e:
+            raise GovernanceError(f"cannot open audit store {self.display_url}: {self._why(e)}") from None
         self._known_keys: set[str] = set()
         try:
             self._open(create)
         except SQLAlchemyError as e:
             self.engine.dispose()
-            raise GovernanceError(f"cannot open audit store {self.display_url}: {_why(e)}") from None
+            raise GovernanceError(f"cannot open audit store {self.display_url}: {self._why(e)}") from None
         except BaseException:
             self.engine.dispose()
             raise
+
+    def _engine(self):
+        if self.backend != "sqlite":
+            return create_engine(self.url, pool_pre_ping=True)
+        engine = create_engine(self.url, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
+    def is_at(self, spec: str) -> bool:
+        """Whether `spec` names this store (a URL read back from a record, credentials masked, does too)."""
+        return parse_url(spec) == self.url
+
+    def _why(self, e: BaseException) -> str:
+        """The driver's message for a database error, on one line, with no credential of the URL in it
+        (a driver may echo the connection string)."""
+        why = credentials.scrub(one_line(getattr(e, "orig", None) or e), self.url)
+        if self.backend == "postgresql" and not credentials.credentials(self.url) and "password" in why.lower():
+            why += " (Steward never records a password: give it through PGPASSWORD, ~/.pgpass or a service file)"
+        return why
 
     # ---- schema ---------------------------------------------------------------------------------
 
@@ -273,7 +299,7 @@ class AuditStore:
                 return fn()
             except OperationalError as e:
                 if "locked" not in str(e).lower() or attempt == 7:
-                    raise GovernanceError(f"audit store {self.display_url}: {_why(e)}") from None
+                    raise GovernanceError(f"audit store {self.display_url}: {self._why(e)}") from None
                 _time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -367,7 +393,7 @@ class AuditStore:
             with self.engine.connect() as conn:
                 return fn(conn)
         except OperationalError as e:
-            raise GovernanceError(f"audit store {self.display_url}: {_why(e)}") from None
+            raise GovernanceError(f"audit store {self.display_url}: {self._why(e)}") from None
 
     def size(self) -> int:
         return int(self._read(lambda c: c.execute(select(func.count()).select_from(ENTRIES)).scalar_one()))
@@ -397,7 +423,7 @@ class AuditStore:
                 with conn.begin():
                     return q(conn)
         except OperationalError as e:
-            raise GovernanceError(f"audit store {self.display_url}: {_why(e)}") from None
+            raise GovernanceError(f"audit store {self.display_url}: {self._why(e)}") from None
 
     def raw_rows(self) -> list[Any]:
         """Every entry row as stored, in seq order, payload text unparsed (for verification)."""
@@ -452,7 +478,3 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-
-def _why(e: BaseException) -> str:
-    """The driver's message for a database error, on one line."""
-    return one_line(getattr(e, "orig", None) or e)
