@@ -33,19 +33,10 @@ def _flat(cfg: JobConfig) -> dict[str, Any]:
 
 
 def config_changes(old: JobConfig, new: JobConfig) -> dict[str, dict[str, Any]]:
-    """key -> {"old", "new"} for every key whose value differs, as they may be recorded (a password
-    in a store URL masked)."""
-    from steward.governance.lineage import redact_config
-
+    """key -> {"old", "new"} for every key whose value differs, as they may be recorded: as config.toml
+    holds them, with any credential in a URL masked (steward.config.credentials)."""
     a, b = _flat(old), _flat(new)
-    changed = [k for k in b if k not in NOT_A_CHANGE and a.get(k) != b[k]]
-    shown_old, shown_new = redact_config(dataclasses.asdict(old)), redact_config(dataclasses.asdict(new))
-
-    def shown(config: dict[str, Any], key: str) -> Any:
-        section, _, name = key.partition(".")
-        return config[section][name]
-
-    return {k: {"old": shown(shown_old, k), "new": shown(shown_new, k)} for k in changed}
+    return {k: {"old": a.get(k), "new": b[k]} for k in b if k not in NOT_A_CHANGE and a.get(k) != b[k]}
 
 
 @dataclasses.dataclass
