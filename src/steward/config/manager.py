@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from steward.config.choices import literal_choices
+from steward.config.constraints import range_fields, shown
 from steward.config.job import JobConfig
 from steward.errors import ConfigError
 from steward.io import tomllib
@@ -53,7 +54,7 @@ def _coerce(key: str, tp: type, value: Any, from_cli: bool) -> Any:
             return value
         if from_cli and isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -62,7 +63,7 @@ def _coerce(key: str, tp: type, value: Any, from_cli: bool) -> Any:
                 return int(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -71,11 +72,11 @@ def _coerce(key: str, tp: type, value: Any, from_cli: bool) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{key}: expected a number, got {shown(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {shown(value)}")
     raise ConfigError(f"{key}: unsupported config type {tp!r}")
 
 
@@ -175,8 +176,8 @@ def field_docs() -> dict[str, str]:
 
 
 def describe() -> list[dict[str, Any]]:
-    """Every key with its type, default and doc, and its choices if it has a fixed set (for `steward
-    config`)."""
+    """Every key with its type, default and doc, its choices if it has a fixed set and its range if it
+    is a number (for `steward config`)."""
     default = to_dict(JobConfig())
     docs = field_docs()
     rows = []
@@ -188,5 +189,7 @@ def describe() -> list[dict[str, Any]]:
             choices = literal_choices(tp)
             if choices is not None:
                 row["choices"] = list(choices)
+            if name in range_fields(cls):
+                row["range"] = range_fields(cls)[name].interval
             rows.append(row)
     return rows
