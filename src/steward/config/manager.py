@@ -119,6 +119,21 @@ def parse_overrides(args: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _read_toml(p: Path) -> dict[str, Any]:
+    """The tables of a TOML config file, or a one-line ConfigError (unreadable, not UTF-8, not TOML)."""
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"--config {p}: cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--config {p}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                          "a config is a TOML file saved as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except ValueError as e:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise ConfigError(f"--config {p}: not valid TOML ({str(e).split(';')[0]})") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> JobConfig:
     """defaults < TOML file < CLI overrides; each section checks its values when it is built. What
     depends on other sections, files or the world is `steward.train.checks.check_job`'s to check."""
@@ -127,10 +142,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"--config: no such file {str(p)!r}")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"--config {p}: not valid TOML ({e})") from None
+        data = _read_toml(p)
         for section, table in data.items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{p}: top-level key '{section}' must be a [section] table")
