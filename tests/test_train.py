@@ -150,11 +150,20 @@ def test_resume_from_an_older_checkpoint_sets_later_history_aside(tmp_path):
     assert steps == sorted(set(steps)) == list(range(7))  # no step twice
 
 
-def test_divergence_is_a_one_line_error(tmp_path, capsys):
+def test_divergence_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    """A loss that becomes NaN stops the run with one line. train.lr is bounded (at most 10, where this
+    model does not diverge), so the step's loss is made NaN at step 3 instead of by a learning rate."""
     from steward.cli.main import main
+    from steward.train.trainer import Trainer
 
-    code = main(["train", *DEBUG, "--job.out", str(tmp_path / "run"), "--train.steps", "20", "--train.lr", "1e12",
-                 "--train.grad_clip", "0", "--train.warmup_steps", "0"])
+    real_step = Trainer.train_step
+
+    def nan_at_3(self):
+        loss, norm = real_step(self)
+        return (float("nan") if self.step == 2 else loss), norm
+
+    monkeypatch.setattr(Trainer, "train_step", nan_at_3)
+    code = main(["train", *DEBUG, "--job.out", str(tmp_path / "run"), "--train.steps", "20"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert "Traceback" not in "\n".join(err) and "lower train.lr" in err[-1]

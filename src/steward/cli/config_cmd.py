@@ -32,5 +32,6 @@ def run(args) -> int:
     for r in rows:
         shown = r.get("value", r["default"])
         choices = f" Choices: {', '.join(r['choices'])}." if "choices" in r else ""
-        print(f"{r['key']:<{width}}  {r['type']:<5}  = {json.dumps(shown):<14}  {r['doc']}{choices}")
+        allowed = f" Range: {r['range']}." if "range" in r else ""
+        print(f"{r['key']:<{width}}  {r['type']:<5}  = {json.dumps(shown):<14}  {r['doc']}{choices}{allowed}")
     return 0

@@ -228,6 +228,8 @@ def run_verify(args) -> int:
 
 
 def run_log(args) -> int:
+    if args.limit is not None:
+        _check_range(args.limit, 0, 2**63 - 1, "--limit")  # a store's LIMIT is a signed 64-bit integer
     t = _Target(args.target, args.workspace)
     try:
         run_id = args.run if args.run is not None else (None if args.all else t.run_id)

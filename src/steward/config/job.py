@@ -10,9 +10,10 @@ section or a subsystem (files, the model's shape, the world size) belong to that
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from steward.config.choices import check_choices, literal_choices
+from steward.config.constraints import PathName, Range, check_constraints, shown
 from steward.errors import ConfigError
 
 Flavor = Literal["debug", "tiny", "gpt2-small", "1b", "7b", "13b", "70b", "175b"]
@@ -25,14 +26,9 @@ RematPolicy = Literal["keep", "selective", "full", "offload"]
 """The per-block policies of steward.memory.apply.POLICIES (a test keeps the two equal)."""
 
 
-def _at_least(key: str, value: float, low: float, note: str = "") -> None:
-    if value < low:
-        raise ConfigError(f"{key}: must be >= {low}{note}, got {value}")
-
-
 @dataclass
 class Job:
-    out: str = ""
+    out: Annotated[str, PathName()] = ""
     """Run directory. Empty: a new folder runs/<UTC time> under the current directory."""
 
     name: str = "steward"
@@ -41,19 +37,22 @@ class Job:
     overwrite: bool = False
     """Allow writing into a run directory that already holds a finished run."""
 
+    def __post_init__(self) -> None:
+        check_constraints(self)
+
 
 @dataclass
 class Model:
     flavor: Flavor = "tiny"
     """Named size of the decoder, from debug (a unit test's) to 175b (GPT-3's shape)."""
 
-    hf_path: str = ""
+    hf_path: Annotated[str, PathName()] = ""
     """Local directory of a Hugging Face causal LM to train instead of a flavor (no hub download)."""
 
-    vocab_size: int = 0
+    vocab_size: Annotated[int, Range(0, 2**24, note=" (0: taken from the tokenizer)")] = 0
     """Vocabulary size. 0: taken from the tokenizer."""
 
-    init_std: float = 0.02
+    init_std: Annotated[float, Range(0, 1, low_open=True)] = 0.02
     """Standard deviation of the normal initialisation of linear and embedding weights."""
 
     init_mode: Literal["auto", "rank0", "sharded"] = "auto"
@@ -63,13 +62,12 @@ class Model:
 
     def __post_init__(self) -> None:
         check_choices(self, skip=("flavor",) if self.hf_path else ())  # a Hugging Face model has no flavor
-        if self.vocab_size < 0:
-            raise ConfigError("model.vocab_size: must be >= 0 (0 takes it from the tokenizer)")
+        check_constraints(self)
 
 
 @dataclass
 class Data:
-    source: str = "stdlib-docs"
+    source: Annotated[str, PathName()] = "stdlib-docs"
     """What to train on: 'stdlib-docs' (built from the installed Python's docstrings), a text file or
     folder, a .jsonl or .parquet file or folder, 'hf:<id>' for a Hugging Face dataset, or a preset:
     c4, c4-realnewslike, wikitext-103, bookcorpus."""
@@ -87,80 +85,77 @@ class Data:
     hf_split: str = "train"
     """Hugging Face dataset split to train on."""
 
-    hf_data_dir: str = ""
+    hf_data_dir: Annotated[str, PathName()] = ""
     """Local directory laid out like the dataset's hub repository; read instead of downloading."""
 
     streaming: bool = True
     """Stream Hugging Face datasets instead of downloading them whole."""
 
-    tokenizer: str = "byte"
+    tokenizer: Annotated[str, PathName()] = "byte"
     """'byte' (256 byte values plus end-of-text) or the path of a Hugging Face tokenizers JSON file."""
 
-    val_fraction: float = 0.05
+    val_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.05
     """Fraction of documents held out for validation (finite sources)."""
 
-    val_docs: int = 200
+    val_docs: Annotated[int, Range(1, 10**9)] = 200
     """Number of documents held out for validation (streaming sources)."""
 
-    max_docs: int = 0
+    max_docs: Annotated[int, Range(0, 10**12, note=" (0: all)")] = 0
     """Read at most this many documents from a finite source (0: all)."""
 
     shuffle: bool = True
     """Shuffle the packed training sequences (each epoch with its own seed)."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"data.val_fraction: must be in (0, 1), got {self.val_fraction}")
-        if self.val_docs < 1 or self.max_docs < 0:
-            raise ConfigError("data.val_docs must be >= 1 and data.max_docs >= 0")
+        check_constraints(self)
         check_choices(self)
 
 
 @dataclass
 class Train:
-    steps: int = 300
+    steps: Annotated[int, Range(1, 10**9)] = 300
     """Number of optimizer steps."""
 
-    batch_size: int = 16
+    batch_size: Annotated[int, Range(1, 2**24)] = 16
     """Global batch: sequences per optimizer step, summed over all data-parallel ranks."""
 
-    micro_batch_size: int = 0
+    micro_batch_size: Annotated[int, Range(0, 2**24, note=" (0: the whole per-rank batch)")] = 0
     """Sequences per forward pass on one rank. 0: the whole per-rank batch (no accumulation)."""
 
-    seq_len: int = 256
+    seq_len: Annotated[int, Range(1, 2**20)] = 256
     """Tokens per training sequence."""
 
-    lr: float = 3e-3
+    lr: Annotated[float, Range(0, 10, low_open=True)] = 3e-3
     """Peak learning rate of AdamW."""
 
-    min_lr_ratio: float = 0.1
+    min_lr_ratio: Annotated[float, Range(0, 1)] = 0.1
     """Final learning rate of the cosine schedule as a fraction of train.lr."""
 
-    warmup_steps: int = 30
+    warmup_steps: Annotated[int, Range(0, 10**9)] = 30
     """Linear warmup steps before the cosine decay."""
 
-    weight_decay: float = 0.1
+    weight_decay: Annotated[float, Range(0, 10)] = 0.1
     """AdamW weight decay (not applied to norms and biases)."""
 
-    beta1: float = 0.9
+    beta1: Annotated[float, Range(0, 1, high_open=True)] = 0.9
     """AdamW beta1."""
 
-    beta2: float = 0.95
+    beta2: Annotated[float, Range(0, 1, high_open=True)] = 0.95
     """AdamW beta2."""
 
-    grad_clip: float = 1.0
+    grad_clip: Annotated[float, Range(0, 10**9, note=" (0 disables clipping)")] = 1.0
     """Clip the global gradient norm to this value (0: no clipping)."""
 
-    seed: int = 1234
+    seed: Annotated[int, Range(0, 2**63 - 1)] = 1234
     """Seed for initialisation and data order."""
 
-    val_every: int = 50
+    val_every: Annotated[int, Range(0, 10**9, note=" (0: only at the end)")] = 50
     """Evaluate validation loss every this many steps (and at step 0 and the end; 0: only at the end)."""
 
-    val_batches: int = 4
+    val_batches: Annotated[int, Range(1, 10**6)] = 4
     """Global batches of validation data per evaluation."""
 
-    log_every: int = 1
+    log_every: Annotated[int, Range(1, 10**9)] = 1
     """Write a metrics.jsonl line every this many steps."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -178,7 +173,7 @@ class Train:
     compile: bool = False
     """Compile each transformer block with torch.compile."""
 
-    threads: int = 0
+    threads: Annotated[int, Range(0, 4096, note=" (0: torch's default)")] = 0
     """torch intra-op threads per process on the CPU (0: torch's default divided among local workers)."""
 
     task: Literal["lm", "classify"] = "lm"
@@ -186,42 +181,29 @@ class Train:
     decoder representation, trained on fairness.data; see the [fairness] section)."""
 
     def __post_init__(self) -> None:
-        for key, value in (("train.steps", self.steps), ("train.batch_size", self.batch_size),
-                           ("train.seq_len", self.seq_len)):
-            if value < 1:
-                raise ConfigError(f"{key}: must be a positive integer, got {value}")
-        _at_least("train.micro_batch_size", self.micro_batch_size, 0)
-        if self.lr <= 0:
-            raise ConfigError(f"train.lr: must be > 0, got {self.lr}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError(f"train.min_lr_ratio: must be in [0, 1], got {self.min_lr_ratio}")
-        _at_least("train.warmup_steps", self.warmup_steps, 0)
-        _at_least("train.grad_clip", self.grad_clip, 0, " (0 disables clipping)")
-        if self.val_every < 0 or self.val_batches < 1 or self.log_every < 1:
-            raise ConfigError("train.val_every must be >= 0, train.val_batches and train.log_every >= 1")
+        check_constraints(self)
         check_choices(self)
         if self.dtype == "float64" and self.mixed_precision == "bf16":
             raise ConfigError("train.dtype: float64 cannot train in bf16; set --train.mixed_precision fp32 (or auto)")
-        _at_least("train.threads", self.threads, 0)
 
 
 @dataclass
 class Parallel:
-    dp_shard: int = -1
+    dp_shard: Annotated[int, Range(-1, 2**20, note=" (-1: the rest of the world)")] = -1
     """Data-parallel degree that shards parameters, gradients and optimizer state (FSDP2).
     -1: whatever world size remains after pp, dp_replicate and tp."""
 
-    dp_replicate: int = 1
+    dp_replicate: Annotated[int, Range(1, 2**20)] = 1
     """Data-parallel degree that replicates the model (DDP, or HSDP together with dp_shard > 1)."""
 
     backend: Literal["auto", "nccl", "gloo"] = "auto"
     """Process group backend: 'auto' (nccl on GPU, gloo on CPU), 'nccl' or 'gloo'."""
 
-    tp: int = 1
+    tp: Annotated[int, Range(1, 2**20)] = 1
     """Tensor-parallel degree, with sequence parallel on the norms; must divide the heads and kv heads
     and train.seq_len, and stay inside a node unless parallel.tp_across_nodes."""
 
-    pp: int = 1
+    pp: Annotated[int, Range(1, 2**20)] = 1
     """Pipeline-parallel degree (stages cross nodes; 1F1B schedule). Needs at least pp micro-batches per
     rank: with train.micro_batch_size 0 the per-rank batch is split into pp micro-batches."""
 
@@ -231,28 +213,27 @@ class Parallel:
     auto: bool = False
     """Let the planner choose tp, pp, dp_replicate, dp_shard, micro-batch size and recompute."""
 
-    cluster: str = ""
+    cluster: Annotated[str, PathName()] = ""
     """Cluster the planner assumes with parallel.auto: a preset name or cluster TOML file (`steward
     topology` lists presets). Empty: the running job, discovered (and calibrated if measured)."""
 
     def __post_init__(self) -> None:
-        _at_least("parallel.dp_replicate", self.dp_replicate, 1)
         if self.dp_shard == 0 or self.dp_shard < -1:
-            raise ConfigError(f"parallel.dp_shard: must be -1 (the rest of the world) or >= 1, got {self.dp_shard}")
+            raise ConfigError(f"parallel.dp_shard: must be -1 (the rest of the world) or >= 1, "
+                              f"got {shown(self.dp_shard)}")
+        check_constraints(self)
         check_choices(self)
-        _at_least("parallel.tp", self.tp, 1)
-        _at_least("parallel.pp", self.pp, 1)
 
 
 @dataclass
 class Checkpoint:
-    every: int = 0
+    every: Annotated[int, Range(0, 10**9, note=" (0: only at the end)")] = 0
     """Save a checkpoint every this many steps (0: only at the end)."""
 
-    resume: str = ""
+    resume: Annotated[str, PathName()] = ""
     """'latest' (newest checkpoint in the run directory) or a checkpoint folder to resume from."""
 
-    keep: int = 0
+    keep: Annotated[int, Range(0, 10**6, note=" (0: keep all)")] = 0
     """Keep only this many newest checkpoints (0: keep all)."""
 
     enabled: bool = True
@@ -264,8 +245,7 @@ class Checkpoint:
     audit log and in config.toml. Any other difference refuses the resume."""
 
     def __post_init__(self) -> None:
-        if self.every < 0 or self.keep < 0:
-            raise ConfigError("checkpoint.every and checkpoint.keep must be >= 0")
+        check_constraints(self)
 
 
 @dataclass
@@ -273,31 +253,25 @@ class Comm:
     compressor: CompressorName = "none"
     """Gradient compressor on the data-parallel all-reduce (none: the uncompressed all-reduce)."""
 
-    rank: int = 4
+    rank: Annotated[int, Range(1, 2**16)] = 4
     """Rank of the PowerSGD approximation."""
 
-    topk_fraction: float = 0.01
+    topk_fraction: Annotated[float, Range(0, 1, low_open=True, note=" (the fraction of entries top-k sends)")] = 0.01
     """Fraction of gradient entries top-k sends, in (0, 1]."""
 
-    warmup_steps: int = 0
+    warmup_steps: Annotated[int, Range(0, 10**9)] = 0
     """Optimizer steps sent uncompressed before compression starts."""
 
     hierarchical: bool = False
     """Reduce-scatter inside the node, all-reduce the shard across nodes, all-gather inside the node."""
 
-    ranks_per_node: int = 0
+    ranks_per_node: Annotated[int, Range(0, 2**16, note=" (0: LOCAL_WORLD_SIZE)")] = 0
     """Processes per node: consecutive global ranks share a node (for hierarchical all-reduce and the
     intra/inter-node byte split). 0: LOCAL_WORLD_SIZE from the launcher."""
 
     def __post_init__(self) -> None:
         check_choices(self)
-        if self.rank < 1:
-            raise ConfigError(f"comm.rank: the PowerSGD rank must be >= 1, got {self.rank}")
-        if not 0 < self.topk_fraction <= 1:
-            raise ConfigError(f"comm.topk_fraction: must be in (0, 1] (the fraction of entries top-k sends), "
-                              f"got {self.topk_fraction}")
-        _at_least("comm.warmup_steps", self.warmup_steps, 0)
-        _at_least("comm.ranks_per_node", self.ranks_per_node, 0, " (0: LOCAL_WORLD_SIZE)")
+        check_constraints(self)
 
 
 @dataclass
@@ -306,10 +280,10 @@ class Memory:
     """Activation rematerialization: keep, selective, full, offload (every block), or plan (the solver
     chooses per block under memory.budget_gb)."""
 
-    budget_gb: float = 0.0
+    budget_gb: Annotated[float, Range(0, 10**6, note=" (0: memory.budget_fraction of the device)")] = 0.0
     """Memory budget per device in GB (10^9 bytes) for memory.policy = plan (0: memory.budget_fraction of the device)."""
 
-    budget_fraction: float = 0.9
+    budget_fraction: Annotated[float, Range(0, 1, low_open=True)] = 0.9
     """With budget_gb = 0: this fraction of the device's memory is the budget."""
 
     profile: Literal["auto", "measured", "analytic"] = "auto"
@@ -322,9 +296,7 @@ class Memory:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        _at_least("memory.budget_gb", self.budget_gb, 0, " (0: memory.budget_fraction of the device)")
-        if not 0 < self.budget_fraction <= 1:
-            raise ConfigError(f"memory.budget_fraction: must be in (0, 1], got {self.budget_fraction}")
+        check_constraints(self)
         policies = literal_choices(RematPolicy)
         allowed = [x.strip() for x in self.plan_policies.split(",") if x.strip()]
         if not allowed or any(x not in policies for x in allowed):
@@ -337,17 +309,17 @@ class Governance:
     enabled: bool = True
     """Record the run in the audit log, evaluate policies and write the report."""
 
-    store: str = ""
+    store: Annotated[str, PathName()] = ""
     """Audit store: a SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...), or 'workspace' for one
     store shared by all runs of the workspace (WORKSPACE/audit.db). Empty: RUN_DIR/governance/audit.db.
     Credentials in the URL are never written (config.toml and the log get it masked, `***`); keep them
     out of it: PGPASSWORD, ~/.pgpass or ?service=NAME, which later commands (audit, report, release) need."""
 
-    workspace: str = ""
+    workspace: Annotated[str, PathName()] = ""
     """Workspace folder holding the signing key, published tree heads, roles and risk register.
     Empty: $STEWARD_WORKSPACE, else ~/.steward."""
 
-    policy: str = "default"
+    policy: Annotated[str, PathName()] = "default"
     """Policy file (TOML of CEL rules), 'default' for the shipped pack, or 'none'."""
 
     enforce: bool = True
@@ -356,24 +328,27 @@ class Governance:
     actor: str = ""
     """Who is acting, for the audit log. Empty: $STEWARD_ACTOR, else the OS user."""
 
-    key_path: str = ""
+    key_path: Annotated[str, PathName()] = ""
     """Ed25519 private key (PEM, mode 0600) to sign the audit log and provenance with.
     Empty: $STEWARD_SIGNING_KEY, else the workspace key (created on first use)."""
 
-    datasheets: str = ""
+    datasheets: Annotated[str, PathName()] = ""
     """TOML file of datasheets: a [NAME] table per dataset (source, license, intended_use, known_biases),
     matched by dataset name, source, Hugging Face id or path. Overrides datasheet.toml next to the data."""
 
-    model_card: str = ""
+    model_card: Annotated[str, PathName()] = ""
     """TOML file with the model card's prose for the report: intended_use, out_of_scope_use,
     ethical_considerations, caveats, license, owner, description."""
 
-    publish_heads: str = ""
+    publish_heads: Annotated[str, PathName()] = ""
     """Also append every signed tree head to this file (e.g. on a share the store's writers cannot edit);
     WORKSPACE/heads.jsonl always gets them."""
 
     mlflow_uri: str = ""
     """MLflow tracking URI; when set and mlflow is installed, params, metrics and artifacts are logged there."""
+
+    def __post_init__(self) -> None:
+        check_constraints(self)
 
 
 @dataclass
@@ -382,15 +357,15 @@ class Fairness:
     """Evaluate group fairness (subgroup/BPSN/BNSP AUC gaps per family) during and after a train.task =
     classify run: metrics.jsonl, the progress line, the audit log and summary.json get the figures."""
 
-    data: str = "madlibs"
+    data: Annotated[str, PathName()] = "madlibs"
     """Classification data with identities: 'madlibs' (generated, Dixon et al. 2018 style) or a .csv,
     .parquet or local Hugging Face dataset folder in the Jigsaw/Civil Comments identities layout."""
 
-    eval_data: str = ""
+    eval_data: Annotated[str, PathName()] = ""
     """Held-out identity set for the fairness evaluation. Empty: madlibs' balanced evaluation split, or
     fairness.eval_fraction of fairness.data held out."""
 
-    eval_fraction: float = 0.1
+    eval_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = 0.1
     """Share of fairness.data held out for evaluation when fairness.eval_data is empty (not for madlibs)."""
 
     text_field: str = ""
@@ -405,15 +380,15 @@ class Fairness:
     when their names differ from the Jigsaw ones. Empty: the Jigsaw names the data has; a data set with
     none (text and label only) trains without fairness evaluation."""
 
-    madlibs_size: int = 20000
+    madlibs_size: Annotated[int, Range(2, 10**7)] = 20000
     """Training sentences generated for fairness.data = madlibs. With a few thousand, a model also learns
     each identity term's chance label rate in the neutral sentences (an AUC gap of 0.04-0.06 per family
     with no injected association at all), which would hide the injected one."""
 
-    madlibs_eval_size: int = 3000
+    madlibs_eval_size: Annotated[int, Range(2, 10**7)] = 3000
     """Evaluation sentences generated for fairness.data = madlibs (identity independent of the label)."""
 
-    madlibs_bias: float = 0.8
+    madlibs_bias: Annotated[float, Range(0, 1)] = 0.8
     """Injected association in the madlibs training split: the probability that a sentence's identity is
     drawn from the subgroups its label is associated with (0: none)."""
 
@@ -430,28 +405,28 @@ class Fairness:
     (sigmoid(logit), Zhang et al.'s input, which the predictor can escape by squeezing its logits into
     the sigmoid's tail; see steward.fairness.adversary)."""
 
-    alpha: float = 1.0
+    alpha: Annotated[float, Range(0, 1000)] = 1.0
     """Weight of the adversary term in the predictor update."""
 
     alpha_schedule: Literal["constant", "sqrt"] = "constant"
     """'constant', or 'sqrt' (alpha * sqrt(step), as Zhang et al. suggest)."""
 
-    adversary_lr: float = 1e-2
+    adversary_lr: Annotated[float, Range(0, 10, low_open=True)] = 1e-2
     """Learning rate of the adversary's Adam optimizer."""
 
-    adversary_hidden: int = 0
+    adversary_hidden: Annotated[int, Range(0, 2**16, note=" (0: linear)")] = 0
     """Hidden units of the adversary (0: linear)."""
 
-    eval_every: int = 50
+    eval_every: Annotated[int, Range(0, 10**9, note=" (0: only at the end)")] = 50
     """Evaluate the gaps every this many steps while training (0: only at the end)."""
 
-    eval_examples: int = 1000
+    eval_examples: Annotated[int, Range(0, 10**9, note=" (0: all)")] = 1000
     """Examples of the held-out set used by the evaluations during training (0: all); the final one uses all."""
 
-    bootstrap: int = 200
+    bootstrap: Annotated[int, Range(0, 10**5, note=" (0: none)")] = 200
     """Bootstrap resamples for the confidence intervals of the final evaluation (0: none)."""
 
-    max_gap: float = 0.0
+    max_gap: Annotated[float, Range(0, 1, note=" (0: no threshold)")] = 0.0
     """Threshold on any family's mean absolute AUC gap during training (0: no threshold)."""
 
     on_gap: Literal["alert", "raise_alpha", "stop"] = "alert"
@@ -463,18 +438,7 @@ class Fairness:
         if self.on_gap == "raise_alpha" and self.adversary == "none" and self.max_gap > 0:
             raise ConfigError("fairness.on_gap: raise_alpha needs an adversary; set --fairness.adversary or use "
                               "alert/stop")
-        if not 0 < self.eval_fraction < 1:
-            raise ConfigError(f"fairness.eval_fraction: must be in (0, 1), got {self.eval_fraction}")
-        if self.madlibs_size < 2 or self.madlibs_eval_size < 2:
-            raise ConfigError("fairness.madlibs_size and fairness.madlibs_eval_size: must be >= 2")
-        if not 0 <= self.madlibs_bias <= 1:
-            raise ConfigError(f"fairness.madlibs_bias: must be in [0, 1], got {self.madlibs_bias}")
-        if self.alpha < 0 or self.adversary_lr <= 0 or self.adversary_hidden < 0:
-            raise ConfigError("fairness.alpha must be >= 0, fairness.adversary_lr > 0 and "
-                              "fairness.adversary_hidden >= 0")
-        if self.eval_every < 0 or self.eval_examples < 0 or self.bootstrap < 0 or self.max_gap < 0:
-            raise ConfigError("fairness.eval_every, fairness.eval_examples, fairness.bootstrap and "
-                              "fairness.max_gap must be >= 0")
+        check_constraints(self)
         if self.identity_columns and not all(c.strip() for c in self.identity_columns.split(",")):
             raise ConfigError(f"fairness.identity_columns: {self.identity_columns!r} has an empty name; give "
                               "column names separated by commas, e.g. 'col_a,col_b'")

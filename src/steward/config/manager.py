@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from steward.config.choices import literal_choices
+from steward.config.constraints import range_fields, shown
 from steward.config.credentials import mask_config
 from steward.config.job import JobConfig
 from steward.errors import ConfigError
@@ -54,7 +55,7 @@ def _coerce(key: str, tp: type, value: Any, from_cli: bool) -> Any:
             return value
         if from_cli and isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -63,7 +64,7 @@ def _coerce(key: str, tp: type, value: Any, from_cli: bool) -> Any:
                 return int(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {shown(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -72,11 +73,11 @@ def _coerce(key: str, tp: type, value: Any, from_cli: bool) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{key}: expected a number, got {shown(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {shown(value)}")
     raise ConfigError(f"{key}: unsupported config type {tp!r}")
 
 
@@ -119,6 +120,21 @@ def parse_overrides(args: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _read_toml(p: Path) -> dict[str, Any]:
+    """The tables of a TOML config file, or a one-line ConfigError (unreadable, not UTF-8, not TOML)."""
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"--config {p}: cannot be read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--config {p}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                          "a config is a TOML file saved as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except ValueError as e:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise ConfigError(f"--config {p}: not valid TOML ({str(e).split(';')[0]})") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> JobConfig:
     """defaults < TOML file < CLI overrides; each section checks its values when it is built. What
     depends on other sections, files or the world is `steward.train.checks.check_job`'s to check."""
@@ -127,10 +143,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"--config: no such file {str(p)!r}")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"--config {p}: not valid TOML ({e})") from None
+        data = _read_toml(p)
         for section, table in data.items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{p}: top-level key '{section}' must be a [section] table")
@@ -182,8 +195,8 @@ def field_docs() -> dict[str, str]:
 
 
 def describe() -> list[dict[str, Any]]:
-    """Every key with its type, default and doc, and its choices if it has a fixed set (for `steward
-    config`)."""
+    """Every key with its type, default and doc, its choices if it has a fixed set and its range if it
+    is a number (for `steward config`)."""
     default = to_dict(JobConfig())
     docs = field_docs()
     rows = []
@@ -195,5 +208,7 @@ def describe() -> list[dict[str, Any]]:
             choices = literal_choices(tp)
             if choices is not None:
                 row["choices"] = list(choices)
+            if name in range_fields(cls):
+                row["range"] = range_fields(cls)[name].interval
             rows.append(row)
     return rows

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,23 @@ def _rank_slice(batch_size: int, dp_rank: int, dp_size: int) -> tuple[int, int]:
         raise DataError(f"train.batch_size: {batch_size} is not divisible by the data-parallel degree {dp_size}")
     local = batch_size // dp_size
     return dp_rank * local, local
+
+
+def check_batch_memory(train_cfg, rows: int, memory_bytes: int | None = None) -> None:
+    """Refuse, before anything is allocated, batches whose tokens alone outgrow this machine's memory
+    (`memory_bytes`; default: the physical memory): `rows` sequences per batch held as int64, an
+    evaluation's train.val_batches batches at once plus the training batch being built."""
+    width, held = train_cfg.seq_len + 1, train_cfg.val_batches + 1
+    need = rows * width * 8 * held
+    if memory_bytes is None:
+        memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > memory_bytes:
+        raise DataError(
+            f"train.batch_size: {rows} sequences x {width} tokens (train.seq_len + 1) per batch, {held} held at once "
+            f"(train.val_batches = {held - 1} in an evaluation, plus one), take {need / 2**30:.1f} GiB as int64, more "
+            f"than this machine's {memory_bytes / 2**30:.1f} GiB; lower train.batch_size, train.seq_len or "
+            "train.val_batches"
+        )
 
 
 def _to_tensor(rows: np.ndarray) -> torch.Tensor:
@@ -334,7 +352,7 @@ def build_data(data_cfg, train_cfg, tokenizer: Tokenizer, dp_rank: int, dp_size:
     """Open `data.source`, hold out validation, pack, and return this rank's view."""
     source = open_source(data_cfg)
     seq_len, batch_size = train_cfg.seq_len, train_cfg.batch_size
-    _rank_slice(batch_size, dp_rank, dp_size)
+    check_batch_memory(train_cfg, _rank_slice(batch_size, dp_rank, dp_size)[1])
     if source.finite:
         docs = read_documents(source, data_cfg.max_docs)
         train_idx, val_idx = split_documents(docs, data_cfg.val_fraction)

@@ -91,6 +91,32 @@ def _cel_value(obj: Any) -> Any:
     return obj
 
 
+_CEL_INT = (-(1 << 63), (1 << 63) - 1)
+"""CEL's integers are 64-bit: cel-python refuses a Python int outside this range with 'overflow'."""
+
+
+def _int_out_of_range(obj: Any, path: str) -> str:
+    """The path of the first integer in `obj` that CEL cannot hold ('' if none)."""
+    if isinstance(obj, int) and not isinstance(obj, bool) and not _CEL_INT[0] <= obj <= _CEL_INT[1]:
+        return path
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        found = _int_out_of_range(v, f"{path}.{k}" if isinstance(k, str) else f"{path}[{k}]")
+        if found:
+            return found
+    return ""
+
+
+def _activation(context: dict[str, Any], variables: dict[str, Any]) -> Any:
+    """`context` and `vars` as CEL values. Raises ValueError naming the field that CEL cannot hold, for the
+    rules to fail closed with (an activation that raised inside cel-python would name no rule)."""
+    data = _cel_value(jsonable({**context, "vars": variables}))
+    bad = _int_out_of_range(data, "").lstrip(".")
+    if bad:
+        raise ValueError(f"{bad} is outside CEL's 64-bit integers")
+    return celpy.json_to_cel(data)
+
+
 def _names_used(tree: Any) -> set[str]:
     """Top-level identifiers an expression reads (minus the variables its macros bind). `tree` is
     cel-python's parse tree (lark: subtrees have .data and .children; tokens are strings)."""
@@ -135,18 +161,23 @@ class Policy:
         """Every rule of `stage` on `context`; a rule that errors denies (fail closed)."""
         if stage not in STAGES:
             raise PolicyError(f"unknown policy stage {stage!r}")
-        activation = celpy.json_to_cel(_cel_value(jsonable({**context, "vars": self.vars})))
+        try:
+            activation, unusable = _activation(context, self.vars), None
+        except ValueError as e:
+            activation, unusable = None, e
         out = []
         for rule in self.rules_for(stage):
             error = ""
             try:
+                if unusable is not None:
+                    raise unusable
                 value = rule.program.evaluate(activation)
                 if isinstance(value, Exception):
                     raise value
                 if not isinstance(value, celpy.celtypes.BoolType):
                     raise TypeError(f"the expression yielded {type(value).__name__}, not a bool")
                 allowed = bool(value)
-            except Exception as e:  # CELEvalError, TypeError: the rule could not decide
+            except Exception as e:  # CELEvalError (an overflow too), TypeError: the rule could not decide
                 allowed, error = False, f"could not be evaluated: {_first_line(e)}"
             if allowed:
                 effect = "allow"
@@ -230,10 +261,8 @@ def parse_policy(text: str, path: str) -> Policy:
     policy = Policy(str(meta.get("name", Path(path).stem)), str(meta.get("version", "")), path, sha,
                     jsonable(variables), rules)
     for rule in rules:  # dry run: a typo in a field name or a non-boolean result fails now, not mid-run
-        ctx = sample_context(rule.stage)
-        activation = celpy.json_to_cel(_cel_value(jsonable({**ctx, "vars": policy.vars})))
         try:
-            value = rule.program.evaluate(activation)
+            value = rule.program.evaluate(_activation(sample_context(rule.stage), policy.vars))
             if isinstance(value, Exception):
                 raise value
         except Exception as e:

@@ -15,6 +15,7 @@ from pathlib import Path
 from steward.comm.compressors import check_compression
 from steward.config import ConfigError, JobConfig
 from steward.config.manager import all_keys
+from steward.data import check_batch_memory
 from steward.fairness.checks import check_fairness
 from steward.governance.checks import check_governance
 from steward.memory.apply import check_memory
@@ -32,7 +33,9 @@ def check_job(cfg: JobConfig, world_size: int | None = None, local_world_size: i
     check_compression(cfg)
     check_memory(cfg)
     if world_size is not None:
-        validate_world(cfg, world_size, local_world_size)
+        dp = validate_world(cfg, world_size, local_world_size)[2]
+        # the processes of this node (all of them unless told) each hold their slice of every batch
+        check_batch_memory(cfg.train, cfg.train.batch_size // dp * (local_world_size or world_size))
 
 
 def _check_inputs(cfg: JobConfig) -> None:
