@@ -137,6 +137,45 @@ def test_every_kind_of_tampering_is_caught(store_url, signer, kind):
     store.close()
 
 
+def _frontier(store):
+    with store.engine.connect() as conn:
+        return json.loads(conn.execute(text("SELECT frontier FROM steward_state WHERE id = 1")).scalar())
+
+
+FRONTIER_EDITS = {  # the stored Merkle frontier (what the next append builds on), edited with the size left alone
+    "zeroed": lambda nodes: json.dumps(["0" * 64] * len(nodes)),
+    "emptied": lambda nodes: "[]",
+    "one node dropped": lambda nodes: json.dumps(nodes[1:]),
+    "not JSON": lambda nodes: "zero",
+}
+
+
+@pytest.mark.parametrize("kind", list(FRONTIER_EDITS))
+def test_an_edited_frontier_is_caught_before_the_next_append(store_url, signer, kind):
+    store = fill(store_url, signer)  # 12 entries: a frontier of two nodes (8 + 4)
+    nodes = _frontier(store)
+    assert len(nodes) == 2 and verify_store(store, trusted(signer)).ok
+    sql(store, "UPDATE steward_state SET frontier = :f WHERE id = 1", f=FRONTIER_EDITS[kind](nodes))
+    res = verify_store(store, trusted(signer))
+    assert not res.ok and res.failed_entry == 12, res.error
+    assert res.error.startswith("the log state's Merkle frontier differs from the one recomputed from the 12 "
+                                "entries"), res.error
+    sql(store, "UPDATE steward_state SET frontier = :f WHERE id = 1", f=json.dumps(nodes))
+    assert verify_store(store, trusted(signer)).ok
+    store.close()
+
+
+def test_a_zeroed_frontier_breaks_the_next_append(store_url, signer):
+    """Why the frontier is checked: an append builds on it, so a zeroed one makes the next entry's
+    root wrong, and the log no longer verifies from that entry on."""
+    store = fill(store_url, signer, n=4, heads_at=())
+    sql(store, "UPDATE steward_state SET frontier = :f WHERE id = 1", f=json.dumps(["0" * 64]))
+    store.append("after", {}, actor="a", run_id="r", signer=signer)
+    res = verify_store(store, trusted(signer))
+    assert not res.ok and res.failed_entry == 4 and "recorded tree root differs" in res.error
+    store.close()
+
+
 def test_rollback_caught_only_by_a_published_head(store_url, signer):
     """A store cut back to an earlier state with its heads removed verifies on its own; the head
     published outside the store catches it."""

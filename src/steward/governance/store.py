@@ -405,15 +405,16 @@ class AuditStore:
         fr = self._read(q)
         return fr.size, fr.root().hex()
 
-    def snapshot(self) -> tuple[list[Any], int | None, list[TreeHead]]:
-        """Entry rows (as stored), the state's size and the signed heads, read in one transaction,
-        so a verification of a store that is being appended to sees one consistent state."""
+    def snapshot(self) -> tuple[list[Any], tuple[int, str] | None, list[TreeHead]]:
+        """Entry rows (as stored), the state row's (size, frontier text) (None: the row was deleted)
+        and the signed heads, read in one transaction, so a verification of a store that is being
+        appended to sees one consistent state."""
 
         def q(conn):
             rows = conn.execute(select(ENTRIES).order_by(ENTRIES.c.seq)).all()
-            size = conn.execute(select(STATE.c.size).where(STATE.c.id == 1)).scalar()  # None: row deleted
+            state = conn.execute(select(STATE.c.size, STATE.c.frontier).where(STATE.c.id == 1)).one_or_none()
             heads = conn.execute(select(HEADS).order_by(HEADS.c.id)).all()
-            return rows, size, [TreeHead(self.log_id, int(r.tree_size), r.root_hash, r.timestamp, r.key_id,
+            return rows, (None if state is None else tuple(state)), [TreeHead(self.log_id, int(r.tree_size), r.root_hash, r.timestamp, r.key_id,
                                          r.signature, int(r.id)) for r in heads]
 
         try:

@@ -7,7 +7,9 @@ Checks, in order, stopping at the first failure (which the result names):
 3. the tree root after every entry, recomputed, equals the stored one;
 4. every entry's signature over (log id, size, root, time) verifies with a trusted key (an edit
    that recomputed the hashes; a forged append);
-5. the log state's size equals the number of entries (a cut-off tail);
+5. the log state's size equals the number of entries (a cut-off tail), and its Merkle frontier
+   (what the next append builds on) equals the one recomputed from the entries (an edited frontier
+   verified before, and broke the log at the next append);
 6. every signed tree head, from the store and from published heads files, verifies, covers no
    more entries than the store holds (truncation, rollback) and equals the recomputed root at its
    size; consecutive heads are consistent (RFC 9162 consistency proofs).
@@ -84,12 +86,12 @@ def verify_store(
             return res
         res.warnings.append(msg)
 
-    rows, state_size, stored = store.snapshot()
+    rows, state, stored = store.snapshot()
     try:
-        leaves, roots, signers = _check_entries(store, rows, keys)
+        leaves, roots, signers, frontier = _check_entries(store, rows, keys)
         n = len(rows)
         res.entries, res.root, res.signers = n, roots[-1].hex(), sorted(signers)
-        _check_state(state_size, n)
+        _check_state(state, frontier)
         checked = _check_heads(store, [*stored, *published], keys, leaves, roots, res)
     except _Failed as f:
         res.error, res.failed_entry, res.failed_head = f.msg, f.entry, f.head
@@ -104,9 +106,11 @@ def verify_store(
     return res
 
 
-def _check_entries(store: AuditStore, rows: list, keys: dict[str, Any]) -> tuple[list[bytes], list[bytes], set[str]]:
+def _check_entries(store: AuditStore, rows: list, keys: dict[str, Any]
+                   ) -> tuple[list[bytes], list[bytes], set[str], merkle.Frontier]:
     """Checks 1-4 over every row: the leaves, the roots after each entry (roots[s] = root of the first
-    s entries) and the signing key ids; _Failed at the first entry that does not verify."""
+    s entries), the signing key ids and the frontier of all entries; _Failed at the first entry that
+    does not verify."""
     frontier = merkle.Frontier()
     leaves: list[bytes] = []
     roots: list[bytes] = [merkle.EMPTY_ROOT]
@@ -138,7 +142,7 @@ def _check_entries(store: AuditStore, rows: list, keys: dict[str, Any]) -> tuple
         signers.add(r.key_id)
         leaves.append(leaf)
         roots.append(root)
-    return leaves, roots, signers
+    return leaves, roots, signers, frontier
 
 
 def _payload(r, label: str, i: int) -> Any:
@@ -156,17 +160,26 @@ def _payload(r, label: str, i: int) -> Any:
     return payload
 
 
-def _check_state(state_size: int | None, n: int) -> None:
-    """Check 5: the log state row records exactly the `n` entries present."""
-    if state_size is None:
+def _check_state(state: tuple[int, str] | None, frontier: merkle.Frontier) -> None:
+    """Check 5: the log state row records exactly the entries present, and the frontier recomputed
+    from them."""
+    n = frontier.size
+    if state is None:
         raise _Failed("the log state row is missing: the store was edited", n)
-    state_size = int(state_size)
+    state_size, stored = int(state[0]), state[1]
     if state_size > n:
         raise _Failed(f"the log state records {state_size} entries but only {n} are present: entries "
                       f"{n}..{state_size - 1} were deleted", n)
     if state_size < n:
         raise _Failed(f"the log state records {state_size} entries but {n} are present: entries were added "
                       "behind the log's back", state_size)
+    try:
+        nodes = json.loads(stored)
+    except (TypeError, ValueError):
+        nodes = None
+    if nodes != frontier.to_hex():
+        raise _Failed(f"the log state's Merkle frontier differs from the one recomputed from the {n} entries (edited); "
+                      "the next append would build on it and break the log", n)
 
 
 def _check_heads(store: AuditStore, heads: list[TreeHead], keys: dict[str, Any], leaves: list[bytes],
