@@ -219,6 +219,73 @@ def test_a_rollback_after_a_published_head_is_caught_with_against(run, tmp_path,
     assert code == 1 and "truncated or rolled back" in err
 
 
+def _rebuild_under_a_new_log_id(run_dir, tmp_path):
+    """What someone holding the workspace's key can do: replay the run's entries, consistently signed,
+    into a fresh store (a new log id) with a signed head of its own, and put it where the run's store
+    was. Returns (old log id, new log id)."""
+    from steward.governance.keys import load_signer
+    from steward.governance.store import AuditStore
+
+    db = run_dir / "governance" / "audit.db"
+    signer = load_signer(Path(os.environ["STEWARD_WORKSPACE"]) / "keys" / "signing_key.pem")
+    old = AuditStore(f"sqlite:///{db}", create=False)
+    entries, old_id = old.entries(), old.log_id
+    old.close()
+    new = AuditStore(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    for e in entries:
+        new.append(e.type, e.payload, actor=e.actor, run_id=e.run_id, signer=signer)
+    new.sign_head(signer)
+    new_id = new.log_id
+    new.close()
+    shutil.move(tmp_path / "rebuilt.db", db)
+    return old_id, new_id
+
+
+def test_a_log_rebuilt_under_a_new_log_id_is_refused(run, tmp_path, capsys, monkeypatch):
+    assert cli(capsys, "audit", "verify", run)[0] == 0  # untouched, the run verifies
+    auditor = tmp_path / "auditor.jsonl"  # the heads an auditor copied away before the rebuild
+    shutil.copy(Path(os.environ["STEWARD_WORKSPACE"]) / "heads.jsonl", auditor)
+    old_id, new_id = _rebuild_under_a_new_log_id(run, tmp_path)
+    code, out, err = cli(capsys, "audit", "verify", run)
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"steward audit verify: FAILED: the store holds log {new_id} but governance/run.json "
+                          f"names log {old_id}"), err
+    monkeypatch.setenv("STEWARD_ACTOR", "bob")  # the gates refuse it too
+    code, _, err = cli(capsys, "approve", run)
+    assert code == 1 and "the audit log does not verify" in err and new_id in err, err
+    # run.json rewritten to name the new log as well: heads.jsonl still holds the old log's heads for this store
+    pointer = run / "governance" / "run.json"
+    pointer.write_text(pointer.read_text().replace(old_id, new_id))
+    code, _, err = cli(capsys, "audit", "verify", run)
+    assert code == 1 and err.count("\n") == 1 and old_id in err and new_id in err and "replaced" in err, err
+    # `audit head` will not sign a head of a log that does not verify...
+    code, _, err = cli(capsys, "audit", "head", run)
+    assert code == 1 and "not signing" in err and "replaced" in err, err
+    # ...but the key's holder can, and publish it to heads.jsonl: the auditor's copy still knows only the old log
+    from steward.governance.store import AuditStore
+    from steward.governance.workspace import Workspace
+
+    ws, store = Workspace(), AuditStore(f"sqlite:///{run / 'governance' / 'audit.db'}", create=False)
+    ws.publish_head(store.sign_head(ws.signer()), store.display_url)
+    store.close()
+    code, _, err = cli(capsys, "audit", "verify", run, "--against", auditor)
+    assert code == 1 and f"{auditor} holds heads of log {old_id}" in err and "replaced" in err, err
+
+
+def test_heads_published_with_publish_heads_are_checked(tmp_path, capsys):
+    """governance.publish_heads is read back by verify: with heads.jsonl gone and run.json rewritten,
+    the copy published elsewhere still shows the log was replaced."""
+    run_dir, published = tmp_path / "run", tmp_path / "share" / "heads.jsonl"
+    assert fake_train(run_dir, publish_heads=str(published))[1] is None
+    old_id, new_id = _rebuild_under_a_new_log_id(run_dir, tmp_path)
+    (Path(os.environ["STEWARD_WORKSPACE"]) / "heads.jsonl").unlink()
+    pointer = run_dir / "governance" / "run.json"
+    pointer.write_text(pointer.read_text().replace(old_id, new_id))
+    code, d, err = cli_json(capsys, "audit", "verify", run_dir)
+    assert code == 1 and old_id in d["error"] and new_id in d["error"] and "replaced" in err, err
+    assert d["published_heads_files"][1:] == [str(published)]
+
+
 def test_a_denied_dataset_stops_before_step_one(tmp_path, capsys):
     policy = tmp_path / "policy.toml"
     policy.write_text(DENY_STDLIB)

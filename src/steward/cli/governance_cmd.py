@@ -177,10 +177,11 @@ class _Target:
         from steward.governance.workspace import Workspace
 
         self.run_id: str | None = None
+        self.ref = None
         path = Path(spec).expanduser()
         if path.is_dir():
-            ref = load_run_ref(path, workspace)
-            self.workspace, self.run_id, self.store = ref.workspace, ref.run_id, ref.open_store()
+            self.ref = load_run_ref(path, workspace)
+            self.workspace, self.run_id, self.store = self.ref.workspace, self.ref.run_id, self.ref.open_store()
             self.run_dir: Path | None = path
         elif "://" in spec or path.is_file():
             self.workspace = Workspace(workspace)
@@ -188,16 +189,16 @@ class _Target:
             self.run_dir = None
         else:
             raise UserError(f"{spec!r} is neither a run directory, a store file nor a store URL")
+        # the log the run names (empty for a store): verification checks the store holds it
+        self.log_id = self.ref.log_id if self.ref is not None else ""
+
+    def heads_files(self, against: list[str]) -> list[str]:
+        """The heads files read besides the workspace's heads.jsonl: a run's governance.publish_heads, `against`."""
+        return self.ref.heads_files(against) if self.ref is not None else list(against)
 
     def published(self, against: list[str]) -> list:
-        from steward.governance.workspace import read_heads
-
-        heads = []
-        if self.workspace.heads_file.is_file():
-            heads += read_heads(self.workspace.heads_file, self.store.log_id)
-        for a in against:
-            heads += read_heads(a, self.store.log_id)
-        return heads
+        """Published tree heads of every log, from heads.jsonl and heads_files(against)."""
+        return self.workspace.published_heads(self.heads_files(against))
 
     def close(self) -> None:
         self.store.close()
@@ -212,10 +213,10 @@ def run_verify(args) -> int:
     t = _Target(args.target, args.workspace)
     try:
         res = verify_store(t.store, t.workspace.trusted_keys(args.public_key), t.published(args.against),
-                           strict=args.strict)
+                           strict=args.strict, log_id=t.log_id)
     finally:
         t.close()
-    d = {**res.to_dict(), "published_heads_files": [str(t.workspace.heads_file), *args.against]}
+    d = {**res.to_dict(), "published_heads_files": [str(t.workspace.heads_file), *t.heads_files(args.against)]}
     if not res.ok:
         return _fail(args, "audit verify", d, f"FAILED: {res.error}")
     for w in res.warnings:
@@ -297,7 +298,7 @@ def run_head(args) -> int:
 
     t = _Target(args.target, args.workspace)
     try:
-        res = verify_store(t.store, t.workspace.trusted_keys(args.public_key), t.published([]))
+        res = verify_store(t.store, t.workspace.trusted_keys(args.public_key), t.published([]), log_id=t.log_id)
         if not res.ok:
             return _fail(args, "audit head", {"ok": False, "error": res.error},
                          f"not signing: the log does not verify: {res.error}")

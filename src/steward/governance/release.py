@@ -17,7 +17,7 @@ from steward.governance.runs import RunRef, load_run_ref, recorded_for_provenanc
 from steward.governance.session import PolicyDenied, record_decisions
 from steward.governance.store import AuditStore
 from steward.governance.verify import verify_store
-from steward.governance.workspace import default_actor, read_heads
+from steward.governance.workspace import default_actor
 
 NUMERIC = (int, float)
 
@@ -49,8 +49,7 @@ class _Gate:
         self.ws_store: AuditStore | None = None
         try:
             trusted = self.ws.trusted_keys(public_keys)
-            published = read_heads(self.ws.heads_file, self.store.log_id) if self.ws.heads_file.is_file() else []
-            self.audit = verify_store(self.store, trusted, published)
+            self.audit = verify_store(self.store, trusted, self.ref.published_heads(), log_id=self.ref.log_id)
             self.facts = run_facts(self.store, self.ref.run_id)
             if self.facts["started"] is None:
                 raise GovernanceError(f"the audit log has no run.started for run {self.ref.run_id}")

@@ -25,7 +25,7 @@ from steward.governance.risk import register
 from steward.governance.runs import load_run_ref, read_config, recorded_for_provenance, run_facts
 from steward.governance.store import AuditStore
 from steward.governance.verify import verify_store
-from steward.governance.workspace import Workspace, read_heads
+from steward.governance.workspace import Workspace
 from steward.io import atomic_write_text, read_jsonl
 
 MODEL_CARD_KEYS = ("description", "intended_use", "out_of_scope_use", "ethical_considerations", "caveats",
@@ -296,19 +296,14 @@ def _verify_logs(workspace: Workspace, store: AuditStore, ws_store: AuditStore |
                  against: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The run's audit log verified against the workspace's published heads and those of `against`;
     and the workspace store's log (None without one, the same result when it is the run's store)."""
-    published = []
-    if workspace.heads_file.is_file():
-        published += read_heads(workspace.heads_file, store.log_id)
-    for a in against:
-        published += read_heads(a, store.log_id)
+    published = workspace.published_heads(against)
     audit = verify_store(store, trusted, published)
     audit_d = {**audit.to_dict(), "line": audit.line()}
     if ws_store is None:
         return audit_d, None
     if ws_store is store:
         return audit_d, audit_d
-    ws_pub = read_heads(workspace.heads_file, ws_store.log_id) if workspace.heads_file.is_file() else []
-    r = verify_store(ws_store, trusted, ws_pub)
+    r = verify_store(ws_store, trusted, published)
     return audit_d, {**r.to_dict(), "line": r.line()}
 
 

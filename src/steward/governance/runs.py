@@ -1,7 +1,7 @@
 """Finding a run's governance records from its run directory, and reading its facts from the log.
 
-RUN_DIR/governance/run.json points at the run's id and store; RUN_DIR/config.toml says which
-workspace and store the run used. Both hold the store URL with its credentials masked (`***`): a
+RUN_DIR/governance/run.json points at the run's id, store and log id; RUN_DIR/config.toml says which
+workspace and store the run used (and where else it published tree heads). Both hold the store URL with its credentials masked (`***`): a
 command that reads them connects without those parts, so the PostgreSQL driver takes the password
 from the environment (PGPASSWORD, ~/.pgpass, a service file).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.governance._util import GovernanceError
-from steward.governance.store import AuditStore, Entry
+from steward.governance.store import AuditStore, Entry, TreeHead
 from steward.governance.workspace import Workspace
 from steward.io import tomllib
 
@@ -29,9 +29,27 @@ class RunRef:
     store_url: str
     workspace: Workspace
     config: dict[str, Any] = field(default_factory=dict)
+    log_id: str = ""
+    """The log the run recorded into, as run.json names it: verification checks the store holds it."""
 
     def open_store(self) -> AuditStore:
         return AuditStore(self.store_url, create=False)
+
+    def heads_files(self, against: list[str] | tuple[str, ...] = ()) -> list[str]:
+        """The heads files besides WORKSPACE/heads.jsonl: the run's governance.publish_heads (when that
+        file is there), then the files `against`."""
+        extra = str(governance_section(self.config).get("publish_heads") or "")
+        return [*([extra] if extra and Path(extra).expanduser().is_file() else []), *against]
+
+    def published_heads(self, against: list[str] | tuple[str, ...] = ()) -> list[TreeHead]:
+        """Tree heads published for the run, of every log: WORKSPACE/heads.jsonl and heads_files(against)."""
+        return self.workspace.published_heads(self.heads_files(against))
+
+
+def governance_section(config: dict[str, Any]) -> dict[str, Any]:
+    """The [governance] table of a run's config (empty when there is none)."""
+    g = config.get("governance")
+    return g if isinstance(g, dict) else {}
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -55,13 +73,13 @@ def load_run_ref(run_dir: str | Path, workspace: str = "", store: str = "") -> R
                               "governance.enabled = false?")
     try:
         info = json.loads(pointer.read_text())
-        run_id = str(info["run_id"])
+        run_id, log_id = str(info["run_id"]), str(info["log_id"])
     except (ValueError, KeyError, TypeError) as e:
         raise GovernanceError(f"{pointer}: unreadable ({e})") from None
     config = read_config(rd)
-    g = config.get("governance", {}) if isinstance(config.get("governance"), dict) else {}
+    g = governance_section(config)
     ws = Workspace(workspace or g.get("workspace", ""), g.get("key_path", ""), store or g.get("store", ""))
-    return RunRef(rd, run_id, ws.run_store_url(rd), ws, config)
+    return RunRef(rd, run_id, ws.run_store_url(rd), ws, config, log_id)
 
 
 def write_run_pointer(run_dir: Path, data: dict[str, Any]) -> None:

@@ -137,6 +137,8 @@ class TreeHead:
     id: int | None = None
     origin: str = field(default="store", compare=False)
     """Where this copy came from: 'store' or the path of a heads file."""
+    store: str = field(default="", compare=False)
+    """For a published head: the store it was signed for, as the heads file records it (URL masked)."""
 
     def message(self) -> bytes:
         return head_message(self.log_id, self.tree_size, self.root_hash, self.timestamp)
@@ -167,7 +169,7 @@ class TreeHead:
         try:
             return cls(
                 str(d["log_id"]), int(d["tree_size"]), str(d["root_hash"]), str(d["timestamp"]),
-                str(d["key_id"]), str(d["signature"]), None, origin,
+                str(d["key_id"]), str(d["signature"]), None, origin, str(d.get("store", "")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise GovernanceError(f"{origin}: a tree head lacks or mangles field {e}") from None

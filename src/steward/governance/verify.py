@@ -1,6 +1,10 @@
 """Verification of an audit log from its rows alone, with public keys only.
 
 Checks, in order, stopping at the first failure (which the result names):
+0. the store holds the log the run's governance/run.json names (when verifying a run), and no
+   heads file that holds heads of another log signed for this same store lacks heads of the
+   store's log (a log rebuilt under a fresh log id, consistent and signed with the workspace's
+   own key);
 1. positions are 0..n-1 with none missing (deletion);
 2. every entry's leaf hash recomputed from its fields equals the stored one (change, insertion,
    reordering) and its payload text is canonical;
@@ -70,11 +74,19 @@ def verify_store(
     trusted_keys: dict[str, Any] | None = None,
     published: list[TreeHead] | tuple[TreeHead, ...] = (),
     strict: bool = False,
+    log_id: str = "",
 ) -> VerifyResult:
     """Verify `store`. `trusted_keys` (key id -> Ed25519 public key) are the keys signatures must
     verify with; when none are given, the keys recorded in the store are used and the result says
-    so (`key_trust` = 'store'; with strict=True that is a failure)."""
+    so (`key_trust` = 'store'; with strict=True that is a failure). `published`: heads from files
+    outside the store, of any log (those of this log are checked against it, those of other logs
+    show a replaced log); `log_id`: the log a run's governance/run.json names."""
     res = VerifyResult(ok=False, store=store.display_url, log_id=store.log_id)
+    try:
+        _check_log_id(store, log_id, published)
+    except _Failed as f:
+        res.error = f.msg
+        return res
     keys = dict(trusted_keys or {})
     if not keys:
         keys = store.public_keys()
@@ -104,6 +116,25 @@ def verify_store(
         )
     res.ok = True
     return res
+
+
+def _check_log_id(store: AuditStore, log_id: str, published: list[TreeHead] | tuple[TreeHead, ...]) -> None:
+    """Check 0: the store holds the run's log, and each heads file that knows another log at this
+    store knows this store's log too."""
+    if log_id and log_id != store.log_id:
+        signed = sum(1 for h in published if h.log_id == log_id)
+        raise _Failed(f"the store holds log {store.log_id} but governance/run.json names log {log_id}"
+                      + (f" ({signed} published tree heads sign that log)" if signed else "")
+                      + ": the run's log was replaced (rebuilt under a new log id) or the run points at another store")
+    files: dict[str, list[TreeHead]] = {}
+    for h in published:
+        files.setdefault(h.origin.rsplit(":", 1)[0], []).append(h)
+    for where, heads in files.items():
+        other = [h for h in heads if h.store == store.display_url and h.log_id != store.log_id]
+        if other and not any(h.log_id == store.log_id for h in heads):
+            raise _Failed(f"the store holds log {store.log_id}, but {where} holds heads of log {other[-1].log_id} "
+                          "signed for this store and none of its log: the log was replaced (rebuilt under a new "
+                          "log id)", head=other[-1].label())
 
 
 def _check_entries(store: AuditStore, rows: list, keys: dict[str, Any]

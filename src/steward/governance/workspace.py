@@ -8,8 +8,8 @@
       audit.db                 the workspace store: roles and the risk register (and runs, with
                                governance.store = "workspace")
 
-Tree heads in heads.jsonl are what catches a store that was rolled back or cut short: verification
-compares the store against them. Copy the file (or point governance.publish_heads at a share)
+Tree heads in heads.jsonl are what catches a store that was rolled back, cut short, or replaced by a
+log rebuilt under a new log id: verification compares the store against them. Copy the file (or point governance.publish_heads at a share)
 to publish heads where whoever edits the store cannot reach.
 """
 
@@ -140,6 +140,15 @@ class Workspace:
             append_head_line(path, line)
             written.append(str(path))
         return written
+
+    def published_heads(self, extra: list[str] | tuple[str, ...] = ()) -> list[TreeHead]:
+        """Every tree head in heads.jsonl (when there is one) and in the files `extra` (each must
+        exist), of every log: verification needs the heads of other logs too, to see a store whose
+        log was replaced under a new log id."""
+        heads = read_heads(self.heads_file) if self.heads_file.is_file() else []
+        for f in extra:
+            heads += read_heads(f)
+        return heads
 
     def open_store(self) -> AuditStore:
         """The workspace store, with the default risk register on first use."""
