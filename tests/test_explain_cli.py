@@ -1,5 +1,6 @@
 """`steward explain` on a real (briefly trained) run directory: --text, --global, --html, errors."""
 
+import base64
 import json
 
 import pytest
@@ -62,6 +63,14 @@ def test_text_global_and_html(run_dir, tmp_path, capsys):
     assert entry.payload["artifacts"] == {p.rsplit("/", 1)[-1]: d for p, d in g["artifacts"].items()}
     assert main(["audit", "verify", str(run_dir), "--workspace", str(run_dir.parent / "workspace")]) == 0
     assert "no published tree head" not in capsys.readouterr().err
+    # provenance.json was re-signed to attest the three files (the report reads faithfulness.json)
+    assert g["provenance"] == str(run_dir / "provenance.json")
+    prov = _json(capsys, ["audit", "provenance", str(run_dir), "--workspace", str(run_dir.parent / "workspace"),
+                          "--json"])
+    assert prov["ok"] and prov["log_checked"] and prov["problems"] == []
+    subjects = json.loads(base64.b64decode(json.loads((run_dir / "provenance.json").read_text())["payload"]))["subject"]
+    attested = {s["name"]: s["digest"]["sha256"] for s in subjects}
+    assert {f"explain/{p.rsplit('/', 1)[-1]}": d for p, d in g["artifacts"].items()}.items() <= attested.items()
     # the run report gains an explanation section with the rules and their faithfulness
     assert main(["report", str(run_dir), "--workspace", str(run_dir.parent / "workspace")]) == 0
     capsys.readouterr()

@@ -40,10 +40,10 @@ def datasets():
              "tokenizer": "byte"} for split in ("train", "validation")]
 
 
-def fake_train(run_dir: Path, *, steps=4, fail_at=None, actor="alice", final_datasets=None, **gov):
+def fake_train(run_dir: Path, *, steps=4, fail_at=None, actor="alice", final_datasets=None, save_at=(), **gov):
     """Drive the callback as the trainer does (rank-0 hooks, every-rank hooks on rank 0), writing
-    config.toml, metrics.jsonl, a checkpoint with manifest.json and summary.json on the way.
-    Returns (callback, error or None, number of training steps that ran)."""
+    config.toml, metrics.jsonl, a checkpoint with manifest.json at each step of `save_at` and at the
+    last, and summary.json on the way. Returns (callback, error or None, number of training steps that ran)."""
     cfg = JobConfig()
     cfg.job.out = str(run_dir)
     cfg.governance.actor = actor
@@ -71,14 +71,15 @@ def fake_train(run_dir: Path, *, steps=4, fail_at=None, actor="alice", final_dat
                 f.write(json.dumps(rec) + "\n")
                 ran += 1
                 cb.on_step_end(trainer, step, rec)
-        ckpt = run_dir / "checkpoints" / f"step-{steps}"
-        ckpt.mkdir(parents=True)
-        (ckpt / "model.bin").write_bytes(os.urandom(256))
-        (ckpt / "trainer_state.json").write_text(json.dumps({"step": steps}))
-        files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(ckpt.iterdir())}
-        manifest = {"format": "steward-checkpoint/1", "step": steps, "files": files}
-        (ckpt / "manifest.json").write_text(json.dumps(manifest))
-        cb.on_checkpoint(trainer, steps, str(ckpt), manifest)
+        for at in sorted({*save_at, steps}):
+            ckpt = run_dir / "checkpoints" / f"step-{at}"
+            ckpt.mkdir(parents=True)
+            (ckpt / "model.bin").write_bytes(os.urandom(256))
+            (ckpt / "trainer_state.json").write_text(json.dumps({"step": at}))
+            files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(ckpt.iterdir())}
+            manifest = {"format": "steward-checkpoint/1", "step": at, "files": files}
+            (ckpt / "manifest.json").write_text(json.dumps(manifest))
+            cb.on_checkpoint(trainer, at, str(ckpt), manifest)
         summary = {"steps": steps, "initial_loss": 5.0, "final_loss": 5.0 / steps, "final_val_loss": 5.2 / steps,
                    "tokens_per_s": 900.0, "tokens_seen": 4096, "num_params": 1000, "flops_per_token": 6000,
                    "world_size": 1, "final_checkpoint": str(ckpt), "config_hash": trainer.config_hash}
@@ -161,7 +162,8 @@ def test_keys_stay_in_the_workspace(run):
 
 def test_provenance_verifies_and_catches_changes(run, capsys):
     code, d, _ = cli_json(capsys, "audit", "provenance", run)
-    assert code == 0 and d["ok"] and d["subjects_checked"] == 3 and d["config_checked"] and d["log_checked"]
+    # config.toml, metrics.jsonl, summary.json, and the checkpoint's manifest.json, model.bin, trainer_state.json
+    assert code == 0 and d["ok"] and d["subjects_checked"] == 6 and d["config_checked"] and d["log_checked"]
     env = json.loads((run / "provenance.json").read_text())
     st = json.loads(__import__("base64").b64decode(env["payload"]))
     assert st["_type"] == "https://in-toto.io/Statement/v1"

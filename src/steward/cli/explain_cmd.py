@@ -1,6 +1,7 @@
 """`steward explain RUN_DIR --text "..."`: the prediction, the first rule that holds and agrees with it (a
 rule that contradicts the model is never shown) and a token heat line (and HTML with --html). `steward explain RUN_DIR --global --data FILE`: fit the rule list on the data, measure
-faithfulness on a held-out share, and write RUN_DIR/explain/{rules.json,rules.txt,faithfulness.json}."""
+faithfulness on a held-out share, and write RUN_DIR/explain/{rules.json,rules.txt,faithfulness.json} (on
+a governed run: attested in provenance.json and recorded in the audit log)."""
 
 from __future__ import annotations
 
@@ -224,31 +225,43 @@ def _global(args, run_) -> int:
         print(f"  rule {f['rule']}: {', '.join(f['identity_terms'])}")
     for path, digest in result["artifacts"].items():
         print(f"wrote {path}  sha256 {digest[:16]}")
+    if result["provenance"] is not None:
+        print(f"provenance: {result['provenance']} re-signed, attesting these files")
     if result["audit_entry"] is not None:
         print(f"audit log: explain.artifacts recorded as entry {result['audit_entry']}")
     return 0
 
 
 def _audit(run_dir: Path, result: dict) -> int | None:
-    """Record the artifacts' digests as an `explain.artifacts` event in the run's audit log (runs
-    trained with governance enabled); returns the entry's sequence number, None for other runs."""
+    """Runs trained with governance enabled: re-sign provenance.json so that it attests the artifacts
+    (result["provenance"]: its path, None without one), record their digests as an
+    `explain.artifacts` event in the run's audit log; returns the entry's sequence number, None for
+    other runs."""
+    result["provenance"] = None
     if not (run_dir / "governance" / "run.json").is_file():
         return None
     from steward.governance import default_actor, load_run_ref
+    from steward.governance.provenance import attest_later_files
 
     ref = load_run_ref(run_dir)
     gcfg = ref.config.get("governance", {}) if isinstance(ref.config.get("governance"), dict) else {}
+    actor, signer = default_actor(str(gcfg.get("actor", ""))), ref.workspace.signer()
     rules = result["table"]["rules"]
     store = ref.open_store()
     try:
+        path = attest_later_files(run_dir, [f"explain/{Path(k).name}" for k in result["artifacts"]], store=store,
+                                  run_id=ref.run_id, actor=actor, signer=signer,
+                                  trusted_keys=ref.workspace.trusted_keys([]) or store.public_keys(),
+                                  producer="steward explain --global")
+        result["provenance"] = str(path) if path else None
         entry = store.append("explain.artifacts", {
             "artifacts": {Path(k).name: v for k, v in result["artifacts"].items()},
             "checkpoint": result["checkpoint"], "data": result["data"], "held_out": result["held_out"],
             "fidelity": rules["fidelity"], "n_rules": rules["n_rules"],
             "identity_rules": len(result["fairness_flags"]),
-        }, actor=default_actor(str(gcfg.get("actor", ""))), run_id=ref.run_id, signer=ref.workspace.signer())
+        }, actor=actor, run_id=ref.run_id, signer=signer)
         # sign and publish a tree head over it, as the trainer and the release gates do
-        head = store.sign_head(ref.workspace.signer())
+        head = store.sign_head(signer)
         extra = [gcfg["publish_heads"]] if gcfg.get("publish_heads") else []
         ref.workspace.publish_head(head, store.display_url, extra)
     finally:

@@ -74,7 +74,8 @@ def _register_audit(sub) -> None:
     _add_common(p, keys=True)
     p.set_defaults(func=run_head)
 
-    p = asub.add_parser("provenance", help="verify RUN_DIR/provenance.json against the files on disk")
+    p = asub.add_parser("provenance", help="verify RUN_DIR/provenance.json against the files on disk (the run's "
+                                           "files and every checkpoint; unattested files fail)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     _add_common(p, keys=True)
     p.set_defaults(func=run_provenance)
@@ -328,10 +329,10 @@ def run_provenance(args) -> int:
         res = verify_provenance(t.run_dir, keys, key_trust="trusted" if trusted else "store", recorded=recorded)
     finally:
         t.close()
-    if not res["ok"]:
-        return _fail(args, "audit provenance", res, f"FAILED: {res['error']}")
-    for w in res["warnings"]:
-        print(f"steward audit provenance: warning: {w}", file=sys.stderr)
+    if not res["ok"]:  # one line per problem
+        for problem in res["problems"][:-1]:
+            print(f"steward audit provenance: FAILED: {problem}", file=sys.stderr)
+        return _fail(args, "audit provenance", res, f"FAILED: {res['problems'][-1]}")
     _emit(args, res, f"OK: {res['path']}: signature by {res['key_id'][:16]} ({res['key_trust']} key), "
                      f"{res['subjects_checked']} files match their attested SHA-256")
     return 0

@@ -124,7 +124,8 @@ def run_facts(store: AuditStore, run_id: str) -> dict[str, Any]:
 
 
 def recorded_for_provenance(store: AuditStore, facts: dict[str, Any]) -> dict[str, Any]:
-    """Dataset fingerprints and tree roots from the log, to cross-check provenance.json."""
+    """Dataset fingerprints, tree roots, checkpoint manifest digests and the SHA-256 of the
+    provenance.json written last, from the log, to cross-check provenance.json."""
     from steward.governance.lineage import dataset_name
 
     datasets = {}
@@ -141,4 +142,5 @@ def recorded_for_provenance(store: AuditStore, facts: dict[str, Any]) -> dict[st
         e: Entry | None = store.entry(size - 1)
         if e is not None:
             roots[size] = e.root
-    return {"datasets": datasets, "roots": roots}
+    manifests = {c.get("path"): c.get("manifest_sha256") for c in facts["checkpoints"]}  # the last save of each
+    return {"datasets": datasets, "roots": roots, "manifests": manifests, "provenance_sha256": prov.get("sha256")}

@@ -240,7 +240,8 @@ class RunGovernance:
                                           "figures": bad})
 
     def finish(self, summary: dict[str, Any], datasets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """run.finished, provenance.json for the final checkpoint, a signed head, exports, report.
+        """run.finished, provenance.json (the run's files and every checkpoint, the final one named), a
+        signed head, exports, report.
         `datasets`: the data module's final view; a dataset whose fingerprint changed since ingest (a
         stream: the hash of the records actually read, and their count) is recorded as data.read."""
         from steward.governance.exports import export_mlflow, openlineage_event
@@ -297,8 +298,12 @@ class RunGovernance:
         raise GovernanceError(f"final checkpoint {path!r} does not exist")
 
     def write_provenance(self, checkpoint_dir: Path) -> Path:
-        from steward.governance.provenance import build_statement, sign_envelope, write_provenance
-        from steward.io import sha256_file
+        from steward.governance.provenance import (
+            build_statement,
+            sign_envelope,
+            write_provenance,
+            written_event,
+        )
 
         if self.store is None:
             raise GovernanceError("the run's audit store is not open (RunGovernance.start() opens it)")
@@ -311,10 +316,8 @@ class RunGovernance:
             audit={"log_id": self.store.log_id, "tree_size": size, "root_hash": root, "store": self.store.display_url},
         )
         path = write_provenance(self.run_dir, sign_envelope(statement, self.signer))
-        self.record("provenance.written", {"path": path.name, "sha256": sha256_file(path),
-                                           "checkpoint": str(checkpoint_dir.resolve().relative_to(self.run_dir.resolve())),
-                                           "subjects": len(statement["subject"]), "audit_tree_size": size,
-                                           "audit_root": root})
+        checkpoint = str(checkpoint_dir.resolve().relative_to(self.run_dir.resolve()))
+        self.record("provenance.written", written_event(path, statement, checkpoint))
         return path
 
     def _lineage(self, event: dict[str, Any]) -> None:
