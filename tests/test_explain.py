@@ -374,3 +374,24 @@ def test_lexicon_rule_stands_for_a_word_class():
     inst = make_instance("you are vile", _Words(["you", "are", "vile"]))
     assert cond.where(inst, None) == [2] and rules.fire(inst, np.zeros((1, 3))) == 0
     assert "any of" in rules.sentence(0)
+
+
+def test_capture_nests_and_float64_relevance_keeps_its_dtype():
+    """An inner eager_attention restores the outer one's capture on exit (and the fused path after the
+    outer); rollout and grad-attention on float64 probabilities (train.dtype float64) stay float64."""
+    from steward.explain.relevance import grad_attention, rollout
+
+    torch.manual_seed(0)
+    model = build_model(ARGS, device="cpu").eval()
+    x = torch.randint(0, ARGS.vocab_size, (2, 7))
+    with torch.no_grad(), eager_attention(model) as outer:
+        with eager_attention(model) as inner:
+            model(x)
+        assert len(inner.probs) == 2 and not outer.probs
+        model(x)
+        assert len(outer.probs) == 2
+    assert all("attend" not in vars(layer.attention) for layer in model.layers.values())
+    probs = [p.double() for p in outer.probs]
+    pos = torch.tensor([6, 6])
+    assert rollout(probs, pos).dtype == torch.float64
+    assert grad_attention(probs, [torch.ones_like(p) for p in probs], pos).dtype == torch.float64

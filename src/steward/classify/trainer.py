@@ -92,9 +92,11 @@ class ClassifyTrainer(Trainer):
                               "and parallel.pp to 1")
         return classifier_factory(self.cfg, self.tokenizer, self.data.train_enc.tokens.shape[1])
 
+    def _build_grad_sync(self):
+        return None  # the wrappers' own all-reduce: gradient compression is for language modelling
+
     def _build_model(self) -> None:
         super()._build_model()
-        self.grad_sync = None  # gradient compression is for language modelling (config refuses it here)
         f = self.cfg.fairness
         if f.adversary != "none":
             dim = self._inner().head.in_features

@@ -102,13 +102,18 @@ def eager_attention(model: nn.Module) -> Iterator[Capture]:
     if not mods:
         raise ExplainError(f"{type(model).__name__} has no steward Attention modules and is no Hugging Face model")
     capture = Capture(mods)
+    # what each instance had before (an outer capture's, when nested), put back on exit
+    before = [m.__dict__.get("attend") for m in mods]
     for m in mods:
         m.attend = functools.partial(capture.record, m)
     try:
         yield capture
     finally:
-        for m in mods:
-            del m.attend  # back to the class's fused attention
+        for m, prev in zip(mods, before):
+            if prev is None:
+                del m.attend  # back to the class's fused attention
+            else:
+                m.attend = prev
 
 
 @dataclass

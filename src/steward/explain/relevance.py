@@ -47,7 +47,7 @@ def raw_attention(probs: list[torch.Tensor], positions: torch.Tensor, pooling: s
 def rollout(probs: list[torch.Tensor], positions: torch.Tensor, residual: float = 0.5,
             pooling: str = "last") -> torch.Tensor:
     B, _, T, _ = probs[0].shape
-    eye = torch.eye(T, device=probs[0].device)
+    eye = torch.eye(T, device=probs[0].device, dtype=upcast(probs[0]).dtype)
     R = eye.expand(B, T, T)
     for A in probs:
         A = residual * eye + (1 - residual) * upcast(A.detach()).mean(1)
@@ -59,7 +59,7 @@ def rollout(probs: list[torch.Tensor], positions: torch.Tensor, residual: float 
 def grad_attention(probs: list[torch.Tensor], grads: list[torch.Tensor], positions: torch.Tensor,
                    pooling: str = "last") -> torch.Tensor:
     B, _, T, _ = probs[0].shape
-    R = torch.eye(T, device=probs[0].device).expand(B, T, T)
+    R = torch.eye(T, device=probs[0].device, dtype=upcast(probs[0]).dtype).expand(B, T, T)
     for A, G in zip(probs, grads):
         cam = (upcast(G.detach()) * upcast(A.detach())).clamp(min=0).mean(1)
         R = R + cam @ R

@@ -235,6 +235,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
     Returns (adversary loss, predictor loss) of this rank's micro-batches, as detached tensors."""
     accum = len(micro)
     sync = sync or (lambda i: nullcontext())
+    for p in predictor_params:  # the adversary's gradient is what this step's backward leaves, nothing older
+        p.grad = None
     standardize = variant != "representation" and adversary_input == "standardized_logit"
     stats = None
     if standardize and accum > 1:

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from steward.errors import ConfigError
+
 
 class HFCausalLM(nn.Module):
     """Adapter: `forward(tokens) -> logits`, `hidden_states`, `blocks()`, `init_weights()`, `vocab_size`,
@@ -36,7 +38,7 @@ class HFCausalLM(nn.Module):
         for module in self.model.base_model.modules():
             if isinstance(module, nn.ModuleList) and len(module) == n:
                 return list(module)
-        raise ValueError(f"no list of {n} decoder layers found in {type(self.model).__name__}")
+        raise ConfigError(f"no list of {n} decoder layers found in {type(self.model).__name__}")
 
     def flops_per_token(self, seq_len: int) -> float:
         """Training FLOPs per token, as `hf_flops_per_token` of this model's config."""
@@ -54,11 +56,11 @@ def load_hf_causal_lm(path: str) -> HFCausalLM:
     """Load the causal LM saved in the local directory `path` (float32), wrapped in HFCausalLM."""
     folder = Path(path).expanduser()
     if not (folder / "config.json").is_file():
-        raise ValueError(f"model.hf_path: {path!r} is not a Hugging Face model folder (no config.json)")
+        raise ConfigError(f"model.hf_path: {path!r} is not a Hugging Face model folder (no config.json)")
     try:
         from transformers import AutoModelForCausalLM
     except ImportError as e:
-        raise ValueError(
+        raise ConfigError(
             f"model.hf_path: loading {path!r} needs transformers; install steward[hf]"
         ) from e
     try:
@@ -66,7 +68,7 @@ def load_hf_causal_lm(path: str) -> HFCausalLM:
         # weights, mixed precision is the trainer's business
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, torch_dtype=torch.float32)
     except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"model.hf_path: cannot load a causal LM from {path!r}: {e}") from e
+        raise ConfigError(f"model.hf_path: cannot load a causal LM from {path!r}: {e}") from e
     return HFCausalLM(model)
 
 

@@ -217,10 +217,15 @@ class Trainer:
         """The module this trainer trains (a subclass, e.g. classify/, builds another)."""
         return lm_factory(self.cfg, self.tokenizer)
 
+    def _build_grad_sync(self):
+        """The data-parallel gradient aggregation (compression, hierarchical all-reduce, byte counts), or
+        None for the wrappers' own all-reduce (a subclass without compression returns None)."""
+        return build_grad_sync(self.cfg, self.dims, self.mesh, self.dist.device.type, self.dist.local_world_size)
+
     def _build_model(self) -> None:
         cfg, device = self.cfg, self.dist.device
         # the data-parallel gradient aggregation (compression, hierarchical all-reduce, byte counts)
-        self.grad_sync = build_grad_sync(cfg, self.dims, self.mesh, device.type, self.dist.local_world_size)
+        self.grad_sync = self._build_grad_sync()
         factory = self._model_factory()
         self.model_args = factory.args
         built = build_parallel_model(factory, cfg, self.dims, self.mesh, device, self.rank, self.dist.is_main,
