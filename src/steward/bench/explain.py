@@ -160,6 +160,7 @@ def _bench(args: argparse.Namespace) -> dict[str, Any]:
             acc = float((expl.scores(tokens, lengths).argmax(-1).numpy() == labels[args.train:]).mean())
         res = evaluate_task(expl, texts[:fit_n], test_texts, tok, suffix, names, args.max_rules, args.ig_steps)
         res.pop("rules_obj")
+        res.pop("test_obj")
         res.pop("model_accuracy_note")
         res["model_accuracy"] = acc
         res["train_s"] = train_s

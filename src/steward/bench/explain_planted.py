@@ -100,7 +100,6 @@ def _accuracy(expl, tok, texts: list[str], labels: np.ndarray) -> float:
 
 def run_task(task: PlantedTask, args: argparse.Namespace) -> dict[str, Any]:
     from steward.bench.explain_tasks import WordTokenizer, evaluate_task, train_classifier
-    from steward.explain import analyse
 
     t0 = time.perf_counter()
     train, test = task.splits(args.train, args.test, args.seed)
@@ -112,7 +111,7 @@ def run_task(task: PlantedTask, args: argparse.Namespace) -> dict[str, Any]:
     train_s = time.perf_counter() - t0
     fit_n = min(1000, args.train)
     res = evaluate_task(expl, train.texts[:fit_n], test.texts, tok, "", ["0", "1"], args.max_rules, args.ig_steps)
-    rules, table = res.pop("rules_obj"), res["table"]
+    rules, (instances, an_test), table = res.pop("rules_obj"), res.pop("test_obj"), res["table"]
     comp = {m: row["aopc_comprehensiveness"] for m, row in table.items()}
     out: dict[str, Any] = {
         "description": task.description, "tuning": task.name in TUNING_TASKS,
@@ -126,8 +125,7 @@ def run_task(task: PlantedTask, args: argparse.Namespace) -> dict[str, Any]:
     if task.rule is not None:
         out["formula"] = match_planted(rules, task.rule)
     else:
-        instances = [make_instance(t, tok) for t in test.texts]
-        rule_pred, _ = rules.predict(instances, analyse(expl, instances, ()))
+        rule_pred, _ = rules.predict(instances, an_test)
         out["control"] = control_verdict(rule_pred, test.labels, out["n_rules"])
     out["explain_s"] = time.perf_counter() - t0 - train_s
     return out

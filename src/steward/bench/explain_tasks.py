@@ -183,4 +183,5 @@ def evaluate_task(expl: Explainable, train_texts: Sequence[str], test_texts: Seq
         "rules": rules.text().splitlines(),
         "flagged_identity_rules": rules.flagged(),
         "rules_obj": rules,
+        "test_obj": (test, an_test),
     }

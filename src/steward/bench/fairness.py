@@ -148,10 +148,9 @@ def _gaps(report: dict[str, Any]) -> dict[str, float]:
     return {f: report["mean_abs_gap"].get(f, float("nan")) for f in FAMILIES}
 
 
-def _subgroup_gaps(run_dir: Path) -> dict[str, float]:
-    """Per subgroup, the mean of |subgroup, BPSN, BNSP AUC - overall| (what the family figure averages):
-    where a family's remaining gap sits."""
-    rows = json.loads((run_dir / "fairness" / "report.json").read_text())["subgroups"]
+def _subgroup_gaps(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per subgroup (the `subgroups` rows of a fairness report), the mean of |subgroup, BPSN, BNSP AUC -
+    overall| (what the family figure averages): where a family's remaining gap sits."""
     out = {}
     for r in rows:
         gaps = [abs(r[k]) for k in ("subgroup_auc_gap", "bpsn_auc_gap", "bnsp_auc_gap") if not math.isnan(r[k])]
@@ -248,9 +247,8 @@ def _cases(a: argparse.Namespace, seed: int, tmp: Path) -> dict[str, list[_Varia
     return cases
 
 
-def _carrying_gap(run_dir: Path, carrying: tuple[str, ...]) -> float:
+def _carrying_gap(rows: list[dict[str, Any]], carrying: tuple[str, ...]) -> float:
     """Mean |BPSN gap| and |BNSP gap| over the subgroups that carry a source's injected association."""
-    rows = json.loads((run_dir / "fairness" / "report.json").read_text())["subgroups"]
     gaps = [abs(r[k]) for r in rows if r["subgroup"] in carrying for k in ("bpsn_auc_gap", "bnsp_auc_gap")
             if not math.isnan(r[k])]
     return float(np.mean(gaps)) if gaps else math.nan
@@ -271,15 +269,16 @@ def _train(a: argparse.Namespace, seed: int, case: str, v: _Variant, tmp: Path,
     summary = trainer.run()
     f = summary["fairness"]
     ci = f.get("ci", {})
+    rows = json.loads((run_dir / "fairness" / "report.json").read_text())["subgroups"]
     record = {
         "overall_auc": f["overall_auc"], "gaps": _gaps(f),
         "gap_ci_halfwidth": {k: (ci[f"mean_abs_gap/{k}"][1] - ci[f"mean_abs_gap/{k}"][0]) / 2
                              for k in FAMILIES if f"mean_abs_gap/{k}" in ci},
         "train_time_s": summary["train_time_s"],
-        "subgroup_gaps": _subgroup_gaps(run_dir),
+        "subgroup_gaps": _subgroup_gaps(rows),
     }
     if case:
-        record["carrying_gap"] = _carrying_gap(run_dir, SOURCES[case].carrying)
+        record["carrying_gap"] = _carrying_gap(rows, SOURCES[case].carrying)
     return record, trainer
 
 

@@ -37,7 +37,7 @@ from steward.train import checkpoint as ckpt
 from steward.train.build import ModelFactory
 from steward.train.callbacks import Callback
 from steward.train.distributed import all_reduce_mean, gather_objects
-from steward.train.trainer import CommBytes, Trainer, clip_grad_norm, decoder_args
+from steward.train.trainer import Trainer, clip_grad_norm, decoder_args
 
 
 class ClassifyMetrics(Callback):
@@ -76,7 +76,7 @@ class ClassifyTrainer(Trainer):
             from steward.classify.monitor import FairnessMonitor
 
             own.append(FairnessMonitor(self.cfg))
-        return [*own, CommBytes()]
+        return own
 
     def _build_data(self) -> ClassifyData:
         data = ClassifyData(self.cfg, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
@@ -224,7 +224,7 @@ def classifier_factory(cfg: JobConfig, tokenizer, seq_len: int) -> ModelFactory:
             torch.nn.init.zeros_(model.head.bias)
             return model
 
-        return ModelFactory(make=load, init=lambda model: None, pretrained=True, model_parallel=False,
+        return ModelFactory(make=load, init=lambda model: None, pretrained=True,
                             flops=lambda model, n: model.backbone.flops_per_token(seq_len))
     args = decoder_args(cfg, tokenizer)
 
@@ -239,5 +239,4 @@ def classifier_factory(cfg: JobConfig, tokenizer, seq_len: int) -> ModelFactory:
         with torch.device("meta"):  # the head too: nothing allocated, no random numbers drawn
             return SequenceClassifier(build_model(args, device="meta"), args.dim, 1, f.pooling)
 
-    return ModelFactory(make=make, init=lambda model: model.init_weights(std=m.init_std), flops=flops, args=args,
-                        model_parallel=False)
+    return ModelFactory(make=make, init=lambda model: model.init_weights(std=m.init_std), flops=flops, args=args)

@@ -165,13 +165,8 @@ class Explainable:
                 return m
         raise ExplainError(f"{type(self.model).__name__} has no token embedding to attribute to")
 
-    def _logits(self, tokens: torch.Tensor, lengths: torch.Tensor, capture: Capture | None) -> tuple[torch.Tensor, list]:
-        """The model's logits ([B, C] for a classifier, [B, T, V] for a language model) and the attention
-        probabilities `capture` recorded during that forward (none without a capture)."""
-        logits = self._call(tokens, lengths)
-        return logits, (capture.probs if capture is not None else [])
-
     def _call(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The model's logits: [B, C] for a classifier, [B, T, V] for a language model."""
         if self.kind == "classify":
             mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None].to(tokens.device)
             out = self.model(tokens, mask)
@@ -189,7 +184,8 @@ class Explainable:
         positions = lengths.long() - 1
         ctx = eager_attention(self.model) if attentions else contextlib.nullcontext()
         with ctx as capture:
-            logits, probs = self._logits(tokens, lengths, capture)
+            logits = self._call(tokens, lengths)
+        probs = capture.probs if capture is not None else []
         if logits.dim() == 3:
             logits = logits[torch.arange(len(tokens)), positions]
         if self.classes is not None:

@@ -177,8 +177,8 @@ def append_head_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def read_heads(path: str | Path, log_id: str | None = None) -> list[TreeHead]:
-    """Tree heads from a heads file (only those of `log_id` when given); a bad line is an error."""
+def read_heads(path: str | Path) -> list[TreeHead]:
+    """Every tree head of a heads file (of every log); a bad line is an error."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise GovernanceError(f"--against: no such heads file {str(p)!r}")
@@ -187,9 +187,7 @@ def read_heads(path: str | Path, log_id: str | None = None) -> list[TreeHead]:
         for n, d in read_jsonl(p):
             if not isinstance(d, dict):
                 raise GovernanceError(f"{p}:{n}: not a JSON object")
-            h = TreeHead.from_dict(d, f"{p}:{n}")
-            if log_id is None or h.log_id == log_id:
-                heads.append(h)
+            heads.append(TreeHead.from_dict(d, f"{p}:{n}"))
     except JsonlError as e:
         raise GovernanceError(f"{p}:{e.lineno}: not a JSON tree head ({e.msg})") from None
     return heads

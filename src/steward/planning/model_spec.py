@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
-
-import tomllib
+from typing import TYPE_CHECKING, Any
 
 from steward.errors import StewardError
-from steward.models.gpt import FLAVORS, ModelArgs
+from steward.io import tomllib
+
+if TYPE_CHECKING:  # steward.models imports torch: the CLI imports this module at start-up
+    from steward.models.gpt import ModelArgs
 
 MLP_KINDS = ("swiglu", "gelu")
 INT_KEYS = ("n_layers", "dim", "n_heads", "n_kv_heads", "ffn_dim", "vocab_size", "max_seq_len")
@@ -67,6 +68,8 @@ def model_args(flavor: str, dims: dict[str, Any], where: str = "--model.") -> Mo
     """The flavor's ModelArgs with `dims` (INT_KEYS and `mlp`) replacing its dimensions. Without
     ffn_dim a GELU MLP is GPT's 4 dim wide, a SwiGLU the flavor's (Llama's rule where dim changes);
     n_heads without n_kv_heads is plain multi-head attention."""
+    from steward.models.gpt import FLAVORS
+
     if flavor not in FLAVORS:
         raise ModelSpecError(f"--model: unknown flavor {flavor!r}; choose one of {', '.join(FLAVORS)}")
     _check(dims, where)

@@ -12,6 +12,7 @@ question (`parallel.mesh.node_of_rank`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -252,6 +253,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def presets() -> dict[str, Cluster]:
+    """The shipped presets by name (clusters.toml, parsed once per process; Cluster is frozen)."""
+    return dict(_presets())
+
+
+@functools.cache
+def _presets() -> dict[str, Cluster]:
     data = _read_toml(PRESETS_FILE)
     return {name: cluster_from_dict(name, table, f"preset {name}") for name, table in data.items()}
 

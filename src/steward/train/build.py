@@ -44,8 +44,6 @@ class ModelFactory:
     pretrained: bool = False
     args: ModelArgs | None = None
     """The decoder's shapes (for the rematerialization planner); None for a pretrained model."""
-    model_parallel: bool = True
-    """Whether tensor and pipeline parallelism may be applied."""
 
 
 def param_dtype(t: Train) -> torch.dtype:
@@ -71,11 +69,6 @@ class BuiltModel:
     """The rematerialization plan (decided by steward.planning.remat, applied by steward.memory)."""
     amp_dtype: torch.dtype | None
     autocast: AbstractContextManager
-
-    @property
-    def inner(self) -> nn.Module:
-        """The module without a DDP wrapper."""
-        return getattr(self.model, "module", self.model)
 
 
 def _make(factory: ModelFactory, dtype: torch.dtype) -> nn.Module:

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from steward.config import ConfigError, JobConfig, config_hash, load_config, to_toml
-from steward.io import tomllib
+from steward.config import ConfigError, JobConfig, config_hash, load_config, public_dict, to_toml
+from steward.io import flatten_dict
 from steward.train import checkpoint as ckpt
 from steward.train.checks import allowed_changes
 
@@ -28,8 +28,8 @@ NOT_A_CHANGE = ("job.out", "checkpoint.resume", "checkpoint.allow_changes")
 
 
 def _flat(cfg: JobConfig) -> dict[str, Any]:
-    """section.key -> value as config.toml holds it (so that what is compared is what is written)."""
-    return {f"{s}.{k}": v for s, table in tomllib.loads(to_toml(cfg)).items() for k, v in table.items()}
+    """section.key -> value as config.toml holds it (public_dict: what is compared is what is written)."""
+    return flatten_dict(public_dict(cfg), sep=".", leaf=lambda v: v)
 
 
 def config_changes(old: JobConfig, new: JobConfig) -> dict[str, dict[str, Any]]:

@@ -486,7 +486,7 @@ def lm_factory(cfg: JobConfig, tokenizer) -> ModelFactory:
                                   f"{model.vocab_size}; use the model's own tokenizer.json")
             return model
 
-        return ModelFactory(make=load, init=lambda m: None, pretrained=True, model_parallel=False,
+        return ModelFactory(make=load, init=lambda m: None, pretrained=True,
                             flops=lambda m, n: m.flops_per_token(cfg.train.seq_len))
     args = decoder_args(cfg, tokenizer)
     return ModelFactory(make=lambda: build_model(args, device="meta"), init=lambda m: m.init_weights(), args=args,
