@@ -49,26 +49,19 @@ def divisors(n: int) -> list[int]:
 
 
 def layouts(req: Request) -> Iterator[Layout]:
-    """Every valid layout for the request's cluster, model and batch."""
-    args, cl = req.args, req.cluster
-    world = cl.world_size
-    tps = [t for t in divisors(world)
-           if args.n_heads % t == 0 and args.kv_heads % t == 0 and req.seq_len % t == 0
-           and (req.allow_tp_across_nodes or (t <= cl.devices_per_node and cl.devices_per_node % t == 0))]
-    for tp in tps:
+    """Every valid layout (`layout_problem` finds none) for the request's cluster, model and batch."""
+    world = req.cluster.world_size
+    for tp in divisors(world):
         for pp in divisors(world // tp):
-            if pp > args.n_layers:
-                continue
             dp = world // (tp * pp)
             if req.global_batch % dp:
                 continue
-            local = req.global_batch // dp
             for shard in divisors(dp):
-                for mb in divisors(local):
-                    if local // mb < pp:
-                        continue
+                for mb in divisors(req.global_batch // dp):
                     for rc in RECOMPUTE:
-                        yield Layout(tp, pp, dp // shard, shard, mb, rc)
+                        lay = Layout(tp, pp, dp // shard, shard, mb, rc)
+                        if layout_problem(req, lay) is None:
+                            yield lay
 
 
 @dataclass
@@ -166,27 +159,35 @@ def parse_layout(text: str) -> Layout:
                   values["recompute"])
 
 
-def check_layout(req: Request, lay: Layout) -> None:
-    """PlanError naming what does not hold: the degrees cover the cluster, tensor parallel divides the
-    heads and the sequence, pipeline stages have blocks, the batch splits into whole micro-batches."""
+def layout_problem(req: Request, lay: Layout) -> str | None:
+    """What does not hold for `lay` (None: it is valid): the degrees cover the cluster, tensor parallel
+    fits a node and divides the heads and the sequence, pipeline stages have blocks, the batch splits
+    into whole micro-batches, at least one per stage. The planner's search and `--layout` both ask this."""
     args, cl = req.args, req.cluster
     if lay.world != cl.world_size:
-        raise PlanError(f"--layout: tp x pp x dp_replicate x dp_shard = {lay.world}, but the cluster has "
-                        f"{cl.world_size} devices ({cl.nodes} x {cl.devices_per_node}); change the degrees or --nodes")
+        return (f"tp x pp x dp_replicate x dp_shard = {lay.world}, but the cluster has {cl.world_size} devices "
+                f"({cl.nodes} x {cl.devices_per_node}); change the degrees or --nodes")
     if not req.allow_tp_across_nodes and (lay.tp > cl.devices_per_node or cl.devices_per_node % lay.tp):
-        raise PlanError(f"--layout: tp={lay.tp} does not fit the {cl.devices_per_node} devices of a node; "
-                        "lower it, or pass --tp-across-nodes")
+        return f"tp={lay.tp} does not fit the {cl.devices_per_node} devices of a node; lower it, or pass --tp-across-nodes"
     for what, n in (("n_heads", args.n_heads), ("n_kv_heads", args.kv_heads), ("train.seq_len", req.seq_len)):
         if n % lay.tp:
-            raise PlanError(f"--layout: tp={lay.tp} does not divide {what} {n}")
+            return f"tp={lay.tp} does not divide {what} {n}"
     if lay.pp > args.n_layers:
-        raise PlanError(f"--layout: pp={lay.pp} exceeds the model's {args.n_layers} layers")
+        return f"pp={lay.pp} exceeds the model's {args.n_layers} layers"
     if req.global_batch % lay.dp or (req.global_batch // lay.dp) % lay.micro_batch_size:
-        raise PlanError(f"--layout: train.batch_size {req.global_batch} does not split into data-parallel degree "
-                        f"{lay.dp} x whole micro-batches of {lay.micro_batch_size}")
+        return (f"train.batch_size {req.global_batch} does not split into data-parallel degree {lay.dp} x whole "
+                f"micro-batches of {lay.micro_batch_size}")
     if req.micro_batches(lay) < lay.pp:
-        raise PlanError(f"--layout: {req.micro_batches(lay)} micro-batch(es) per step feed fewer than pp={lay.pp} "
-                        "stages; raise train.batch_size or lower micro_batch")
+        return (f"{req.micro_batches(lay)} micro-batch(es) per step feed fewer than pp={lay.pp} stages; raise "
+                "train.batch_size or lower micro_batch")
+    return None
+
+
+def check_layout(req: Request, lay: Layout) -> None:
+    """PlanError naming what does not hold for `lay` (see `layout_problem`)."""
+    problem = layout_problem(req, lay)
+    if problem is not None:
+        raise PlanError(f"--layout: {problem}")
 
 
 def evaluate(req: Request, lay: Layout, cal: Calibration | None = None) -> Plan:
