@@ -292,12 +292,17 @@ def build_report(
             s.close()
 
 
-def _verify_logs(workspace: Workspace, store: AuditStore, ws_store: AuditStore | None, trusted: list,
-                 against: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The run's audit log verified against the workspace's published heads and those of `against`;
-    and the workspace store's log (None without one, the same result when it is the run's store)."""
-    published = workspace.published_heads(against)
-    audit = verify_store(store, trusted, published)
+def _verify_logs(run_dir: Path, workspace: Workspace, store: AuditStore, ws_store: AuditStore | None,
+                 trusted: list, against: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The run's audit log verified as `steward audit verify RUN_DIR` verifies it (the log its run.json
+    names, against the published heads: heads.jsonl, its governance.publish_heads, `against`); and the
+    workspace store's log (None without one, the same result when it is the run's store)."""
+    try:
+        ref = load_run_ref(run_dir, str(workspace.root))
+        published, log_id = ref.published_heads(against), ref.log_id
+    except GovernanceError:  # no run.json to name the log (a store handed in without its run)
+        published, log_id = workspace.published_heads(against), ""
+    audit = verify_store(store, trusted, published, log_id=log_id)
     audit_d = {**audit.to_dict(), "line": audit.line()}
     if ws_store is None:
         return audit_d, None
@@ -357,7 +362,7 @@ def _provided_card(config: dict[str, Any]) -> dict[str, str]:
 def _context(run_dir: Path, workspace: Workspace, store: AuditStore, run_id: str, ws_store: AuditStore | None,
              trusted: list, against: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """What the report's sections are made of: the verified logs, the run's facts and files, the workspace's records."""
-    audit_d, ws_audit = _verify_logs(workspace, store, ws_store, trusted, against)
+    audit_d, ws_audit = _verify_logs(run_dir, workspace, store, ws_store, trusted, against)
     facts = run_facts(store, run_id)
     roles, risks, risk_updates = _workspace_records(ws_store)
     config = read_config(run_dir) or (facts["started"] or {}).get("config", {})
