@@ -17,6 +17,7 @@ labels are coin flips. Everything is determined by the seed.
 from __future__ import annotations
 
 import csv
+import io
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import numpy as np
 
 from steward.explain.capture import ExplainError
 from steward.explain.formula import Formula, formula_words, holds
+from steward.io import atomic_write_text
 
 
 class Split(NamedTuple):
@@ -95,12 +97,12 @@ class PlantedTask:
 
 def write_csv(path: str | Path, texts: Sequence[str], labels: Sequence[int]) -> Path:
     """A classification CSV with just `text` and `label` columns (what `--fairness.data` reads)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["text", "label"])
+    w.writerows([t, int(y)] for t, y in zip(texts, labels))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label"])
-        w.writerows([t, int(y)] for t, y in zip(texts, labels))
+    atomic_write_text(path, buf.getvalue())  # whole or not at all
     return path
 
 

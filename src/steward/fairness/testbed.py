@@ -43,6 +43,7 @@ import numpy as np
 
 from steward.fairness.data import IdentityData
 from steward.fairness.metrics import FairnessError
+from steward.io import atomic_write_text
 
 FAMILIES: dict[str, list[str]] = {
     "gender": ["male", "female", "transgender"],
@@ -314,8 +315,7 @@ def write_identities(data: IdentityData, path: str | Path) -> Path:
     for s in data.subgroup_names():
         cols[s] = np.where(annotated, data.groups[s].astype(float), np.nan)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(cols).to_csv(path, index=False)
+    atomic_write_text(path, pd.DataFrame(cols).to_csv(index=False))  # whole or not at all
     return path
 
 
