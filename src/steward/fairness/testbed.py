@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from steward.fairness.data import IdentityData
+from steward.fairness.heldout_sources import CHAT_CARRYING, LETTERS_CARRYING, chat_row, letters_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -276,6 +277,10 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            _THREAD_CARRYING, _threads),
     Source("news", "adjective + noun, 35% unannotated", "targeted subgroups 4x rarer, P(toxic | them) = 0.65",
            _NEWS_CARRYING, _news),
+    Source("chat", "a hashtag or slang term, 30% unannotated", "targeted mentions co-occur with insults, "
+           "P(toxic | them) = 0.8", CHAT_CARRYING, lambda rng, split: Row(*chat_row(rng, split))),
+    Source("letters", "2-3 self-described identities per letter", "targeted subgroups 5x rarer, P(toxic | them) = "
+           "0.95 religion, 0.6 ethnicity, none gender", LETTERS_CARRYING, lambda rng, split: Row(*letters_row(rng, split))),
 )}
 
 

@@ -1,0 +1,163 @@
+"""The two held-out test-bed sources written without sight of the debiasing method (`chat`, `letters`):
+registered as held out, their own vocabulary, the shape the docstring promises, the injected
+association in the training split only (in the data, and in what a bag-of-words model learns), and
+missing identity annotations read back by the loader."""
+
+import csv
+import re
+
+import numpy as np
+import pytest
+
+from steward.fairness.data import generate_madlibs, load_identities
+from steward.fairness.heldout_sources import (
+    CHAT_CARRYING,
+    CHAT_INSULTS,
+    CHAT_NICE,
+    CHAT_STRENGTH,
+    CHAT_TERMS,
+    LETTERS_CARRYING,
+    LETTERS_STRENGTH,
+    LETTERS_TERMS,
+    misspell,
+)
+from steward.fairness.metrics import fairness_report
+from steward.fairness.testbed import (
+    FAMILIES,
+    SOURCES,
+    TUNING_SOURCES,
+    association,
+    generate_source,
+    held_out_sources,
+    write_identities,
+)
+
+NEW = ("chat", "letters")
+
+
+def _words(texts: list[str]) -> set[str]:
+    return {w for t in texts for w in re.findall(r"[a-z]+", t)}
+
+
+def test_registered_held_out_with_the_test_bed_families():
+    assert set(NEW) <= set(held_out_sources()) and not set(NEW) & set(TUNING_SOURCES)
+    assert SOURCES["chat"].carrying == CHAT_CARRYING and SOURCES["letters"].carrying == LETTERS_CARRYING
+    for terms in (CHAT_TERMS, LETTERS_TERMS):
+        assert {f: list(subs) for f, subs in terms.items()} == FAMILIES
+    for name in NEW:  # every mentioned subgroup is a column, so none is dropped on the way to IdentityData
+        rng = np.random.default_rng(0)
+        for split in ("train", "twin", "test"):
+            subs = {s for _ in range(300) for s in SOURCES[name].row(rng, split).subgroups}
+            assert subs <= set(generate_source(name, 2, seed=0, split=split).groups)
+
+
+def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_generators():
+    others = _words(generate_madlibs(3000, seed=0, bias=0.5).texts)
+    for name in set(SOURCES) - set(NEW):
+        for split in ("train", "test"):
+            others |= _words(generate_source(name, 3000, seed=0, split=split).texts)
+    allowed = {"a", "about", "after", "an", "and", "are", "at", "by", "can", "every", "for", "go", "i",
+               "in", "is", "it", "last", "me", "my", "of", "on", "our", "over", "so", "the", "their",
+               "these", "this", "to", "us", "way", "we", "week", "who", "with", "trans",
+               *(s for subs in FAMILIES.values() for s in subs)}
+    for name in NEW:
+        shared = _words(generate_source(name, 3000, seed=0, split="train").texts) & others
+        assert shared <= allowed, sorted(shared - allowed)
+
+
+def test_chat_messages_are_short_lowercase_with_hashtags_and_misspelt_words():
+    chat = generate_source("chat", 3000, seed=0, split="train")
+    lengths = np.array([len(t.split()) for t in chat.texts])
+    assert lengths.min() >= 2 and lengths.max() <= 8 and lengths.mean() < 6
+    assert all(t == t.lower() for t in chat.texts)
+    assert 0.3 < np.mean(["#" in t for t in chat.texts]) < 0.6
+    tokens = [set(t.split()) for t in chat.texts]
+    insult, nice = [np.array([bool(ts & set(lst)) for ts in tokens]) for lst in (CHAT_INSULTS, CHAT_NICE)]
+    assert chat.labels[insult].all() and not chat.labels[nice].any()  # the words decide the label
+    assert 0.4 < 1 - (insult | nice).mean() < 0.6  # about half the slot words misspelt
+    rng = np.random.default_rng(0)
+    assert {misspell(rng, "stoopid") for _ in range(50)} - {"stoopid"}
+
+
+def test_chat_targeted_mentions_co_occur_with_insults_in_training_only():
+    targeted = {}
+    for split in ("train", "twin", "test"):
+        d = generate_source("chat", 6000, seed=0, split=split)
+        t = np.any([d.groups[s] for s in CHAT_CARRYING], 0)
+        targeted[split] = (d.labels[t].mean(), t[d.labels].mean() / t[~d.labels].mean())
+        assert abs(d.labels.mean() - 0.5) < 0.03  # balanced labels in every split
+    assert abs(targeted["train"][0] - CHAT_STRENGTH) < 0.04 and targeted["train"][1] > 3
+    for split in ("twin", "test"):
+        p_toxic, ratio = targeted[split]
+        assert abs(p_toxic - 0.5) < 0.05 and 0.8 < ratio < 1.25, (split, p_toxic, ratio)
+    train = generate_source("chat", 6000, seed=0, split="train")
+    assert all(association(train, s) < -0.05 for s in train.subgroup_names() if s not in CHAT_CARRYING)
+
+
+def test_letters_have_several_identities_rare_targets_and_one_strength_per_family():
+    train = generate_source("letters", 6000, seed=0, split="train")
+    assert set(train.identity_matrix().sum(1)) == {2, 3}
+    sentences = [len(re.split(r"(?<=[.:])\s+", t)) for t in train.texts]
+    assert min(sentences) == 4 and max(sentences) == 8
+    for subs, strength in LETTERS_STRENGTH.values():
+        alone = ~np.any([train.groups[o] for o in LETTERS_CARRYING if o not in subs], 0)
+        for s in subs:  # P(toxic | s) where no other family's targeted subgroup is mentioned
+            assert abs(train.labels[train.groups[s] & alone].mean() - strength) < 0.05, (s, strength)
+    assert all(abs(association(train, s)) < 0.04 for s in FAMILIES["gender"])  # the family with no gap
+    for split, ratio in (("train", 0.2), ("twin", 0.2), ("test", 1.0)):
+        d = generate_source("letters", 6000, seed=0, split=split)
+        for fam, (subs, _) in LETTERS_STRENGTH.items():
+            common = np.mean([d.groups[s].sum() for s in FAMILIES[fam] if s not in subs])
+            for s in subs:
+                assert abs(d.groups[s].sum() / common - ratio) < 0.1 * ratio + 0.05, (split, s)
+        if split != "train":
+            assert abs(np.mean([association(d, s) for s in LETTERS_CARRYING])) < 0.04
+
+
+def _carrying_gaps(name: str, split: str) -> dict[str, float]:
+    """Mean |BPSN gap| and |BNSP gap| per family of a bag-of-words logistic regression trained on `split`
+    and scored on the balanced test split: over the family's carrying subgroups, or all of its subgroups
+    where none carries the association."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train = generate_source(name, 4000, seed=0, split=split)
+    test = generate_source(name, 3000, seed=1, split="test")
+    vec = CountVectorizer().fit(train.texts)
+    clf = LogisticRegression(C=0.1, max_iter=1000).fit(vec.transform(train.texts), train.labels)
+    prob = clf.predict_proba(vec.transform(test.texts))[:, 1]
+    gaps = {r["subgroup"]: (abs(r["bpsn_auc_gap"]) + abs(r["bnsp_auc_gap"])) / 2
+            for r in fairness_report(test.labels, prob, test.groups, test.families)["subgroups"]}
+    carrying = SOURCES[name].carrying
+    return {f: float(np.mean([gaps[s] for s in subs if s in carrying] or [gaps[s] for s in subs]))
+            for f, subs in FAMILIES.items()}
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_bag_of_words_learns_the_association_per_family_from_train_not_from_the_twin(name):
+    biased, twin = _carrying_gaps(name, "train"), _carrying_gaps(name, "twin")
+    if name == "chat":  # every family carries it at the same strength
+        assert all(biased[f] > twin[f] + 0.05 for f in FAMILIES), (biased, twin)
+    else:  # 0.95 in religion, 0.6 in ethnicity, nothing in gender
+        assert biased["religion"] > twin["religion"] + 0.04, (biased, twin)
+        assert biased["ethnicity"] > twin["ethnicity"] + 0.01, (biased, twin)
+        assert biased["religion"] > biased["ethnicity"] > biased["gender"] - 0.01, biased
+        assert biased["gender"] < twin["gender"] + 0.02, (biased, twin)
+
+
+def test_chat_rows_without_identity_annotation_are_empty_cells_the_loader_reads_as_unannotated(tmp_path):
+    chat = generate_source("chat", 2000, seed=0, split="train")
+    assert 0.25 < 1 - chat.annotated.mean() < 0.35
+    assert generate_source("chat", 2000, seed=0, split="twin").annotated.mean() < 0.75
+    path = write_identities(chat, tmp_path / "chat.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    subs = chat.subgroup_names()
+    assert [all(r[s] == "" for s in subs) for r in rows] == (~chat.annotated).tolist()
+    got = load_identities(path)
+    assert (got.annotated == chat.annotated).all()
+    assert not got.identity_matrix()[~got.annotated].any()
+    kept = load_identities(path, annotated_only=True)
+    assert len(kept) == chat.annotated.sum()
+    assert kept.texts == [t for t, a in zip(chat.texts, chat.annotated) if a]
+    assert (kept.row_numbers() == np.flatnonzero(chat.annotated)).all()
