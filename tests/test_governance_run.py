@@ -18,12 +18,11 @@ from urllib.parse import unquote
 
 import pytest
 
+from _people import act_as, key_path, register_person
 from steward.cli.main import main
 from steward.config import JobConfig, config_hash, to_toml
 from steward.train.callbacks import StopTraining
 from steward.train.governance_callback import GovernanceCallback
-
-from _people import act_as, key_path, register_person
 
 DENY_STDLIB = """
 [policy]
