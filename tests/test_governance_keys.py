@@ -213,6 +213,7 @@ def test_the_report_names_the_keys_that_acted(tmp_path, capsys, monkeypatch):
     assert keys[("trainer", alice)]["actor"] == "alice"
     approver = keys[("approver", bob)]
     assert approver["actor"] == "bob" and approver["verified"] is True and approver["registered_for"] == ["bob"]
+    assert approver["registered_by"] == [ADMIN]
     assert not approver["trainer_key"]
     ws_key = load_signer(Path(os.environ["STEWARD_WORKSPACE"]) / "keys" / "signing_key.pem").key_id
     assert ("log signer (workspace key)", ws_key) in keys
@@ -236,3 +237,21 @@ def test_a_revoked_key_approves_no_more_and_its_earlier_approval_stands(run, cap
     assert code == 1 and "is not registered for 'bob'" in err
     with Workspace().open_store() as store:
         assert load_registry(store).key_for("bob", bob) is None
+
+
+def test_a_workspace_policy_can_require_a_trainer_key(tmp_path, capsys, monkeypatch):
+    """run.trainer_key_id (the trainer's key, when its signature over run.started verifies) closes the gap
+    of a trainer who trained under a name no key is registered for, without their key at hand."""
+    policy = Path(os.environ["STEWARD_WORKSPACE"]) / "policy.toml"
+    policy.write_text('[policy]\nname = "keyed"\n[[rule]]\nname = "trainer-key"\nstage = "model.approve"\n'
+                      'expr = "size(run.trainer_key_id) == 64"\nmessage = "train with your personal key"\n')
+    keyless, keyed = tmp_path / "keyless", tmp_path / "keyed"
+    assert fake_train(keyless, actor="zed")[1] is None
+    monkeypatch.setenv("STEWARD_USER_KEY", str(key_path("alice")))
+    assert fake_train(keyed)[1] is None
+    register_person("bob", "approver")
+    act_as(monkeypatch, "bob")
+    code, _, err = cli(capsys, "approve", keyless)
+    assert code == 1 and "policy rule 'trainer-key' denied model.approve" in err, err
+    code, _, err = cli(capsys, "approve", keyed)
+    assert code == 0, err

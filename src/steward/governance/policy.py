@@ -318,6 +318,7 @@ def _sample_run() -> dict[str, Any]:
         "audit_verified": True,
         "provenance_verified": True,
         "final_checkpoint": "/tmp/run/checkpoints/step-1",
+        "trainer_key_id": "0" * 64,
         "policy_denials": 0,
     }
 

@@ -16,7 +16,12 @@ from typing import Any
 
 from steward.governance._util import GovernanceError
 from steward.governance.access import load_registry
-from steward.governance.approvals import approver_key_check, sign_approval, signed_approvals
+from steward.governance.approvals import (
+    approver_key_check,
+    run_start_problem,
+    sign_approval,
+    signed_approvals,
+)
 from steward.governance.keys import load_personal_signer
 from steward.governance.provenance import verify_provenance
 from steward.governance.runs import RunRef, load_run_ref, recorded_for_provenance, run_facts
@@ -90,6 +95,8 @@ class _Gate:
             "audit_verified": self.audit.ok, "policy_denials": f["policy_denials"],
             "provenance_verified": bool(self.provenance and self.provenance["ok"]),
             "final_checkpoint": summary.get("final_checkpoint"),
+            "trainer_key_id": "" if run_start_problem(self.ref.run_id, started)
+            else str((started.get("trainer_key") or {}).get("key_id", "")),
         }, summary
 
     def approvals(self) -> list[dict[str, Any]]:

@@ -334,6 +334,7 @@ def _keys_acted(registry: Registry, facts: dict[str, Any], signers: list[str]) -
     for a in signed_approvals(registry, facts):
         rows.append({"role": "approver", "actor": a.get("actor"), "key_id": a["key_id"] or None, "entry": a["seq"],
                      "registered_for": registry.names_of(a["key_id"]), "verified": a["verified"],
+                     "registered_by": sorted({k.by for k in registry.keys if k.key_id == a["key_id"]}),
                      "trainer_key": a["key_id"] in theirs, "problem": a["problem"]})
     rows += [{"role": "log signer (workspace key)", "actor": None, "key_id": k, "registered_for": [], "verified": None}
              for k in signers]
