@@ -159,8 +159,10 @@ def _record(store: AuditStore, signer: Signer, type: str, payload: dict[str, Any
     by_keys = reg.active_keys(by)
     if by_keys:
         if personal is None or personal.key_id not in {k.key_id for k in by_keys}:
+            found = (f"none at {personal_key_path()}" if personal is None else
+                     f"{personal.path} holds key {personal.key_id[:16]}, which is not theirs")
             raise GovernanceError(f"{by!r} holds a registered key, so their registry changes must be signed with "
-                                  f"it: give {by}'s private key with --key (default: {personal_key_path()})")
+                                  f"it ({found}): give {by}'s private key with --key")
         payload["by_key_id"] = personal.key_id
         payload["by_signature"] = personal.sign(change_message(type, payload)).hex()
     why = _authority(reg, Entry(-1, "", by, "", type, payload, "", "", "", ""))
