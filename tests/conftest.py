@@ -24,6 +24,9 @@ def _steward_workspace(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("STEWARD_WORKSPACE", str(tmp_path_factory.mktemp("workspace")))
     monkeypatch.delenv("STEWARD_SIGNING_KEY", raising=False)
     monkeypatch.delenv("STEWARD_ACTOR", raising=False)
+    # nobody's personal key: a test that needs one creates it (tests/test_governance_keys.py: person())
+    monkeypatch.delenv("STEWARD_USER_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
 
 
 def _pg_base() -> str:

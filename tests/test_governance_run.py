@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from _people import act_as, key_path, register_person
 from steward.cli.main import main
 from steward.config import JobConfig, config_hash, to_toml
 from steward.train.callbacks import StopTraining
@@ -203,7 +204,8 @@ def test_a_rollback_after_a_published_head_is_caught_with_against(run, tmp_path,
     shutil.copy(db, tmp_path / "before.db")
     code, _, err = cli(capsys, "audit", "head", run, "--publish", tmp_path / "published.jsonl")
     assert code == 0, err
-    monkeypatch.setenv("STEWARD_ACTOR", "bob")
+    register_person("bob", "approver")
+    act_as(monkeypatch, "bob")
     assert cli(capsys, "approve", run)[0] == 0
     shutil.copy(tmp_path / "published.jsonl", tmp_path / "elsewhere.jsonl")
     cli(capsys, "audit", "head", run, "--publish", tmp_path / "elsewhere.jsonl")
@@ -342,10 +344,13 @@ def test_openlineage_events(run):
 
 
 def test_four_eyes_approval_and_release(run, capsys, monkeypatch):
-    monkeypatch.setenv("STEWARD_ACTOR", "alice")  # who trained
+    for name in ("alice", "bob"):
+        register_person(name, "approver")
+    act_as(monkeypatch, "alice")  # who trained: her own registered key is refused
     code, out, err = cli(capsys, "approve", run)
-    assert code == 1 and "denied: policy rule 'approver-not-trainer' denied model.approve" in err
-    monkeypatch.setenv("STEWARD_ACTOR", "bob")
+    assert code == 1 and err.count("\n") == 1, err
+    assert "cannot approve: four-eyes principle: key " in err and "speaks for 'alice', who trained the run" in err
+    act_as(monkeypatch, "bob")
     code, d, err = cli_json(capsys, "release", run)
     assert code == 1 and d["denied"]["rule"] == "four-eyes-approval"
     code, d, err = cli_json(capsys, "approve", run, "--note", "loss curve and datasheets reviewed")
@@ -362,7 +367,8 @@ def test_four_eyes_approval_and_release(run, capsys, monkeypatch):
 
 
 def test_release_refuses_a_changed_checkpoint(run, capsys, monkeypatch):
-    monkeypatch.setenv("STEWARD_ACTOR", "bob")
+    register_person("bob", "approver")
+    act_as(monkeypatch, "bob")
     assert cli(capsys, "approve", run)[0] == 0
     (run / "checkpoints" / "step-4" / "model.bin").write_bytes(b"swapped")
     code, _, err = cli(capsys, "release", run)
@@ -373,13 +379,20 @@ def test_roles_gate_approval(run, capsys, monkeypatch):
     monkeypatch.setenv("STEWARD_ACTOR", "root-admin")
     assert cli(capsys, "roles", "grant", "root-admin", "admin")[0] == 0
     assert cli(capsys, "roles", "grant", "dave", "approver")[0] == 0
-    monkeypatch.setenv("STEWARD_ACTOR", "dave")
+    # the admin registers their own key, then (signing with it) the others'
+    assert cli(capsys, "keys", "register", "root-admin", key_path("root-admin").with_suffix(".pub"),
+               "--key", key_path("root-admin"))[0] == 0
+    for name in ("dave", "bob"):
+        code, _, err = cli(capsys, "keys", "register", name, key_path(name).with_suffix(".pub"),
+                           "--key", key_path("root-admin"))
+        assert code == 0, err
+    act_as(monkeypatch, "dave")
     code, _, err = cli(capsys, "roles", "grant", "dave", "admin")
     assert code == 2 and "only an admin (root-admin) can change roles" in err
-    monkeypatch.setenv("STEWARD_ACTOR", "bob")  # not an approver
+    act_as(monkeypatch, "bob")  # not an approver
     code, _, err = cli(capsys, "approve", run)
     assert code == 1 and "approver-role" in err
-    monkeypatch.setenv("STEWARD_ACTOR", "dave")
+    act_as(monkeypatch, "dave")
     assert cli(capsys, "approve", run)[0] == 0
     code, d, _ = cli_json(capsys, "roles", "list")
     assert d["roles"] == {"dave": ["approver"], "root-admin": ["admin"]}

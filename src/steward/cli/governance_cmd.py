@@ -90,10 +90,13 @@ def _register_stages(sub) -> None:
     _add_common(p, keys=True)
     p.set_defaults(func=run_report)
 
-    p = sub.add_parser("approve", help="approve a run's model (policy stage model.approve; four-eyes)")
+    p = sub.add_parser("approve", help="approve a run's model, signed with your personal key (policy stage "
+                                       "model.approve of the workspace's policy; four-eyes)")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--actor", default="", help="who approves (default: $STEWARD_ACTOR or the OS user)")
+    p.add_argument("--actor", default="", help="who approves (default: $STEWARD_ACTOR or the OS user); a key "
+                                               "registered for this name must sign")
     p.add_argument("--note", default="", help="why, for the record")
+    add_key_arg(p)
     _add_common(p, keys=True)
     p.set_defaults(func=run_approve)
 
@@ -108,7 +111,7 @@ def _register_risk(sub) -> None:
     risk = sub.add_parser("risk", help="the workspace's risk register (ISO/IEC 23894)")
     rsub = risk.add_subparsers(dest="risk_command", metavar="ACTION", required=True)
     p = rsub.add_parser("list", help="list the risks")
-    _add_store_args(p)
+    add_store_args(p)
     p.set_defaults(func=run_risk_list)
     for name, help_ in (("add", "add a risk"), ("update", "change fields of a risk")):
         p = rsub.add_parser(name, help=help_)
@@ -127,7 +130,7 @@ def _register_risk(sub) -> None:
         p.add_argument("--evidence", action="append", default=None,
                        help="link to evidence: policy:RULE, audit:TYPE, metric:NAME, control:ID (repeatable)")
         p.add_argument("--actor", default="", help="who makes the change (default: $STEWARD_ACTOR or the OS user)")
-        _add_store_args(p)
+        add_store_args(p)
         p.set_defaults(func=run_risk_add if name == "add" else run_risk_update)
 
 
@@ -135,18 +138,25 @@ def _register_roles(sub) -> None:
     roles = sub.add_parser("roles", help="roles in the workspace: trainer, data-steward, approver, auditor, admin")
     osub = roles.add_subparsers(dest="roles_command", metavar="ACTION", required=True)
     p = osub.add_parser("list", help="who holds which roles")
-    _add_store_args(p)
+    add_store_args(p)
     p.set_defaults(func=run_roles_list)
     for name in ("grant", "revoke"):
         p = osub.add_parser(name, help=f"{name} a role")
         p.add_argument("who", metavar="ACTOR")
         p.add_argument("role", metavar="ROLE")
         p.add_argument("--actor", default="", help="who makes the change (default: $STEWARD_ACTOR or the OS user)")
-        _add_store_args(p)
+        add_key_arg(p)
+        add_store_args(p)
         p.set_defaults(func=run_roles_change, grant=name == "grant")
 
 
-def _add_store_args(p) -> None:
+def add_key_arg(p) -> None:
+    p.add_argument("--key", default="", metavar="PEM",
+                   help="your personal private key (default: $STEWARD_USER_KEY, else "
+                        "$XDG_CONFIG_HOME/steward/personal_key.pem; `steward keys create` makes one)")
+
+
+def add_store_args(p) -> None:
     _add_common(p)
     p.add_argument("--store", default="", help="a shared store URL (default: the workspace's audit.db)")
 
@@ -154,7 +164,7 @@ def _add_store_args(p) -> None:
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
-def _emit(args, obj: dict[str, Any], text: str) -> None:
+def emit(args, obj: dict[str, Any], text: str) -> None:
     if args.json:
         print(json.dumps(obj, sort_keys=True))
     elif text:
@@ -214,7 +224,7 @@ def run_verify(args) -> int:
     t = _Target(args.target, args.workspace)
     try:
         res = verify_store(t.store, t.workspace.trusted_keys(args.public_key), t.published(args.against),
-                           strict=args.strict, log_id=t.log_id)
+                           strict=args.strict, log_id=t.log_id, registry=t.workspace.registry())
     finally:
         t.close()
     d = {**res.to_dict(), "published_heads_files": [str(t.workspace.heads_file), *t.heads_files(args.against)]}
@@ -222,7 +232,7 @@ def run_verify(args) -> int:
         return _fail(args, "audit verify", d, f"FAILED: {res.error}")
     for w in res.warnings:
         print(f"steward audit verify: warning: {w}", file=sys.stderr)
-    _emit(args, d, f"OK: {res.entries} entries, root {res.root}\n"
+    emit(args, d, f"OK: {res.entries} entries, root {res.root}\n"
                    f"  store {res.store} (log {res.log_id}); {res.heads_checked} stored and "
                    f"{res.published_heads_checked} published tree heads, {res.consistency_checks} consistency proofs, "
                    f"signatures by {', '.join(k[:16] for k in res.signers) or 'nobody'} ({res.key_trust} key)")
@@ -273,7 +283,7 @@ def run_prove(args) -> int:
     text = (f"entry {args.index} of {size}: leaf {proof['leaf_hash']}\nroot {proof['root_hash']}\n"
             + "\n".join(f"  {i}: {h}" for i, h in enumerate(proof["proof"]))
             + f"\nverified: {proof['verified']}")
-    _emit(args, proof, text)
+    emit(args, proof, text)
     return 0 if proof["verified"] else 1
 
 
@@ -290,7 +300,7 @@ def run_consistency(args) -> int:
         t.close()
     text = (f"sizes {args.old_size} -> {size}: {proof['old_root']} -> {proof['root_hash']}\n"
             + "\n".join(f"  {i}: {h}" for i, h in enumerate(proof["proof"])) + f"\nverified: {proof['verified']}")
-    _emit(args, proof, text)
+    emit(args, proof, text)
     return 0 if proof["verified"] else 1
 
 
@@ -308,7 +318,7 @@ def run_head(args) -> int:
     finally:
         t.close()
     d = {"ok": True, "head": head.to_dict(), "published_to": written}
-    _emit(args, d, f"signed tree head: size {head.tree_size}, root {head.root_hash}\npublished to "
+    emit(args, d, f"signed tree head: size {head.tree_size}, root {head.root_hash}\npublished to "
                    + ", ".join(written))
     return 0
 
@@ -333,7 +343,7 @@ def run_provenance(args) -> int:
         for problem in res["problems"][:-1]:
             print(f"steward audit provenance: FAILED: {problem}", file=sys.stderr)
         return _fail(args, "audit provenance", res, f"FAILED: {res['problems'][-1]}")
-    _emit(args, res, f"OK: {res['path']}: signature by {res['key_id'][:16]} ({res['key_trust']} key), "
+    emit(args, res, f"OK: {res['path']}: signature by {res['key_id'][:16]} ({res['key_trust']} key), "
                      f"{res['subjects_checked']} files match their attested SHA-256")
     return 0
 
@@ -347,7 +357,7 @@ def run_report(args) -> int:
     r = out["report"]
     d = {"html": out["html"], "json": out["json"], "audit_ok": r["audit"]["ok"], "run_id": r["run"]["id"],
          "status": r["run"]["status"]}
-    _emit(args, d, f"wrote {out['html']} and {out['json']} (audit log {'verified' if r['audit']['ok'] else 'FAILED'})")
+    emit(args, d, f"wrote {out['html']} and {out['json']} (audit log {'verified' if r['audit']['ok'] else 'FAILED'})")
     return 0
 
 
@@ -370,9 +380,10 @@ def run_approve(args) -> int:
     from steward.governance.release import approve_run
 
     def go() -> int:
-        res = approve_run(args.run_dir, actor=args.actor, note=args.note, workspace=args.workspace,
+        res = approve_run(args.run_dir, actor=args.actor, note=args.note, workspace=args.workspace, key=args.key,
                           public_keys=args.public_key)
-        _emit(args, {"ok": True, **res}, f"approved run {res['run_id']} as {res['actor']} (audit entry {res['entry']})")
+        emit(args, {"ok": True, **res}, f"approved run {res['run_id']} as {res['actor']}, signed with key "
+                                         f"{res['key_id'][:16]} (audit entry {res['entry']})")
         return 0
 
     return _gate(args, "approve", go)
@@ -383,7 +394,7 @@ def run_release(args) -> int:
 
     def go() -> int:
         res = release_run(args.run_dir, actor=args.actor, workspace=args.workspace, public_keys=args.public_key)
-        _emit(args, {"ok": True, **res}, f"released run {res['run_id']} ({res['checkpoint']}) as {res['actor']} "
+        emit(args, {"ok": True, **res}, f"released run {res['run_id']} ({res['checkpoint']}) as {res['actor']} "
                                          f"(audit entry {res['entry']})")
         return 0
 
@@ -393,12 +404,12 @@ def run_release(args) -> int:
 # ---- risks and roles ---------------------------------------------------------------------------------
 
 
-def _sign(ws, store) -> None:
+def sign_and_publish(ws, store) -> None:
     """Sign and publish the tree head after a change made from the command line."""
     ws.publish_head(store.sign_head(ws.signer()), store.display_url)
 
 
-def _workspace_store(args):
+def workspace_store(args):
     from steward.governance.workspace import Workspace
 
     ws = Workspace(args.workspace, store=args.store)
@@ -408,7 +419,7 @@ def _workspace_store(args):
 def run_risk_list(args) -> int:
     from steward.governance.risk import register
 
-    ws, store = _workspace_store(args)
+    ws, store = workspace_store(args)
     try:
         risks = [r.to_dict() for r in register(store)]
     finally:
@@ -432,15 +443,15 @@ def run_risk_add(args) -> int:
     from steward.governance.risk import add_risk
     from steward.governance.workspace import default_actor
 
-    ws, store = _workspace_store(args)
+    ws, store = workspace_store(args)
     try:
         fields = _risk_fields(args)
         fields.setdefault("status", "open")
         risk = add_risk(store, ws.signer(), default_actor(args.actor), fields)
-        _sign(ws, store)
+        sign_and_publish(ws, store)
     finally:
         store.close()
-    _emit(args, {"ok": True, "risk": risk.to_dict()}, f"added {risk.id}: {risk.title}")
+    emit(args, {"ok": True, "risk": risk.to_dict()}, f"added {risk.id}: {risk.title}")
     return 0
 
 
@@ -448,41 +459,43 @@ def run_risk_update(args) -> int:
     from steward.governance.risk import update_risk
     from steward.governance.workspace import default_actor
 
-    ws, store = _workspace_store(args)
+    ws, store = workspace_store(args)
     try:
         risk = update_risk(store, ws.signer(), default_actor(args.actor), args.risk_id, _risk_fields(args))
-        _sign(ws, store)
+        sign_and_publish(ws, store)
     finally:
         store.close()
-    _emit(args, {"ok": True, "risk": risk.to_dict()}, f"updated {risk.id}: {risk.title} ({risk.status})")
+    emit(args, {"ok": True, "risk": risk.to_dict()}, f"updated {risk.id}: {risk.title} ({risk.status})")
     return 0
 
 
 def run_roles_list(args) -> int:
     from steward.governance.access import current_roles
 
-    ws, store = _workspace_store(args)
+    ws, store = workspace_store(args)
     try:
         roles = current_roles(store)
     finally:
         store.close()
-    _emit(args, {"store": store.display_url, "roles": roles},
+    emit(args, {"store": store.display_url, "roles": roles},
           "\n".join(f"{a}: {', '.join(r)}" for a, r in roles.items()) or "no roles assigned (everyone may act)")
     return 0
 
 
 def run_roles_change(args) -> int:
     from steward.governance.access import grant_role, revoke_role
+    from steward.governance.keys import personal_signer_if_any
     from steward.governance.workspace import default_actor
 
-    ws, store = _workspace_store(args)
+    ws, store = workspace_store(args)
     try:
         fn = grant_role if args.grant else revoke_role
-        entry = fn(store, ws.signer(), default_actor(args.actor), args.who, args.role)
-        _sign(ws, store)
+        by = default_actor(args.actor)
+        entry = fn(store, ws.signer(), by, args.who, args.role, personal_signer_if_any(args.key, by))
+        sign_and_publish(ws, store)
     finally:
         store.close()
     verb = "granted" if args.grant else "revoked"
-    _emit(args, {"ok": True, "entry": entry.to_dict()}, f"{verb} {args.role} {'to' if args.grant else 'from'} "
+    emit(args, {"ok": True, "entry": entry.to_dict()}, f"{verb} {args.role} {'to' if args.grant else 'from'} "
                                                          f"{args.who} (audit entry {entry.seq})")
     return 0

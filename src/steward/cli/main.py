@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "steward.cli.bench_cmd",
     "steward.cli.tokenizer_cmd",
     "steward.cli.governance_cmd",
+    "steward.cli.keys_cmd",
     "steward.cli.memory_cmd",
     "steward.cli.explain_cmd",
     "steward.cli.parallel_cmd",

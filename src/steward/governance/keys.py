@@ -1,4 +1,6 @@
-"""Ed25519 signing keys (ISO/IEC 27001 A.8.24): one key pair per workspace, created on first use.
+"""Ed25519 signing keys (ISO/IEC 27001 A.8.24): one key pair per workspace, created on first use,
+and one personal key pair per person (`steward keys create`), kept in that person's own config
+folder, with which they sign their approvals and registry changes.
 
 The private key file is written with mode 0600 and refused when others can read it; it is never
 logged and never copied into a run directory (only its public half and key id travel). A key id
@@ -21,6 +23,23 @@ from steward.governance._util import GovernanceError
 from steward.io import atomic_write_text
 
 KEY_ENV = "STEWARD_SIGNING_KEY"
+USER_KEY_ENV = "STEWARD_USER_KEY"
+
+
+def personal_key_path(configured: str = "") -> Path:
+    """A person's own private key: `configured` (--key), else $STEWARD_USER_KEY, else
+    $XDG_CONFIG_HOME/steward/personal_key.pem (~/.config when XDG_CONFIG_HOME is unset)."""
+    if configured:
+        return Path(configured).expanduser()
+    if os.environ.get(USER_KEY_ENV):
+        return Path(os.environ[USER_KEY_ENV]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
+    return Path(base).expanduser() / "steward" / "personal_key.pem"
+
+
+def public_key_file(private_path: Path) -> Path:
+    """Where create_signer writes the public half of the key at `private_path`."""
+    return private_path.with_name(private_path.name.removesuffix(".pem") + ".pub")
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -45,10 +64,10 @@ def load_public_key(pem: str | bytes, where: str = "public key") -> Ed25519Publi
     return key
 
 
-def load_public_key_file(path: str | Path) -> Ed25519PublicKey:
+def load_public_key_file(path: str | Path, flag: str = "--public-key") -> Ed25519PublicKey:
     p = Path(path).expanduser()
     if not p.is_file():
-        raise GovernanceError(f"--public-key: no such file {str(p)!r}")
+        raise GovernanceError(f"{flag}: no such file {str(p)!r}")
     return load_public_key(p.read_bytes(), str(p))
 
 
@@ -131,11 +150,27 @@ def create_signer(path: str | Path) -> Signer:
     finally:
         tmp.unlink(missing_ok=True)
     signer = Signer(key, p)
-    pub = p.with_name(p.name.removesuffix(".pem") + ".pub")
-    atomic_write_text(pub, signer.public_pem, mode=0o644)
+    atomic_write_text(public_key_file(p), signer.public_pem, mode=0o644)
     return signer
 
 
 def load_or_create_signer(path: str | Path) -> Signer:
     p = Path(path).expanduser()
     return load_signer(p) if p.exists() else create_signer(p)
+
+
+def load_personal_signer(path: str, who: str) -> Signer:
+    """`who`'s personal private key (--key PATH, else personal_key_path()); one line naming the fix when absent."""
+    p = personal_key_path(path)
+    if not p.is_file():
+        raise GovernanceError(f"no personal key for {who!r} at {p}: create one with `steward keys create` (as "
+                              f"{who}, on their own account) and have an admin register it with `steward keys "
+                              f"register {who} {public_key_file(p)}`")
+    return load_signer(p)
+
+
+def personal_signer_if_any(path: str, who: str) -> Signer | None:
+    """The personal key given with --key (which must exist), else the one at the default place if there is one."""
+    if path or personal_key_path().is_file():
+        return load_personal_signer(path, who)
+    return None

@@ -318,6 +318,7 @@ def _sample_run() -> dict[str, Any]:
         "audit_verified": True,
         "provenance_verified": True,
         "final_checkpoint": "/tmp/run/checkpoints/step-1",
+        "trainer_key_id": "0" * 64,
         "policy_denials": 0,
     }
 
@@ -339,7 +340,8 @@ def sample_context(stage: str) -> dict[str, Any]:
         "run": _sample_run(),
     }
     evaluation = {"final_loss": 1.0, "final_val_loss": 1.0, "initial_loss": 2.0, "steps": 1}
-    approvals = [{"actor": "approver-user", "time": "2025-01-01T00:00:00Z", "roles": ["approver"], "note": ""}]
+    approvals = [{"actor": "approver-user", "time": "2025-01-01T00:00:00Z", "roles": ["approver"], "note": "",
+                  "key_id": "0" * 64}]
     extra = {
         "train.start": {},
         "data.ingest": {"dataset": _sample_dataset()},

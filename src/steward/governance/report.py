@@ -17,7 +17,8 @@ from typing import Any
 
 from steward.governance._util import GovernanceError, jsonable, read_toml_file, utc_now
 from steward.governance._util import finite_or_none as _num
-from steward.governance.access import current_roles
+from steward.governance.access import Registry, load_registry
+from steward.governance.approvals import signed_approvals, trainer_keys
 from steward.governance.lineage import config_sha256
 from steward.governance.provenance import verify_provenance
 from steward.governance.report_html import render_html
@@ -293,7 +294,8 @@ def build_report(
 
 
 def _verify_logs(run_dir: Path, workspace: Workspace, store: AuditStore, ws_store: AuditStore | None,
-                 trusted: list, against: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                 trusted: list, against: list[str] | tuple[str, ...],
+                 registry: Registry) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The run's audit log verified as `steward audit verify RUN_DIR` verifies it (the log its run.json
     names, against the published heads: heads.jsonl, its governance.publish_heads, `against`); and the
     workspace store's log (None without one, the same result when it is the run's store)."""
@@ -302,22 +304,41 @@ def _verify_logs(run_dir: Path, workspace: Workspace, store: AuditStore, ws_stor
         published, log_id = ref.published_heads(against), ref.log_id
     except GovernanceError:  # no run.json to name the log (a store handed in without its run)
         published, log_id = workspace.published_heads(against), ""
-    audit = verify_store(store, trusted, published, log_id=log_id)
+    audit = verify_store(store, trusted, published, log_id=log_id, registry=registry)
     audit_d = {**audit.to_dict(), "line": audit.line()}
     if ws_store is None:
         return audit_d, None
     if ws_store is store:
         return audit_d, audit_d
-    r = verify_store(ws_store, trusted, published)
+    r = verify_store(ws_store, trusted, published, registry=registry)
     return audit_d, {**r.to_dict(), "line": r.line()}
 
 
-def _workspace_records(ws_store: AuditStore | None) -> tuple[dict[str, list[str]], list[dict[str, Any]], int]:
-    """Roles, the risk register and the number of risk updates of the workspace store (none without one)."""
+def _workspace_records(ws_store: AuditStore | None) -> tuple[list[dict[str, Any]], int]:
+    """The risk register and the number of risk updates of the workspace store (none without one)."""
     if ws_store is None:
-        return {}, [], 0
+        return [], 0
     risks = [r.to_dict() for r in register(ws_store)]
-    return current_roles(ws_store), risks, len(ws_store.entries(types=["risk.updated"]))
+    return risks, len(ws_store.entries(types=["risk.updated"]))
+
+
+def _keys_acted(registry: Registry, facts: dict[str, Any], signers: list[str]) -> list[dict[str, Any]]:
+    """Every key that acted for the run: the trainer's personal key (when run.started carries one),
+    each approval's personal key (and whether it verifies against the registry), the log's signing keys."""
+    started = facts["started"] or {}
+    rows = []
+    if (started.get("trainer_key") or {}).get("key_id"):
+        rows.append({"role": "trainer", "actor": facts["actor"], "key_id": started["trainer_key"]["key_id"],
+                     "registered_for": registry.names_of(started["trainer_key"]["key_id"]), "verified": None})
+    theirs = trainer_keys(registry, started)
+    for a in signed_approvals(registry, facts):
+        rows.append({"role": "approver", "actor": a.get("actor"), "key_id": a["key_id"] or None, "entry": a["seq"],
+                     "registered_for": registry.names_of(a["key_id"]), "verified": a["verified"],
+                     "registered_by": sorted({k.by for k in registry.keys if k.key_id == a["key_id"]}),
+                     "trainer_key": a["key_id"] in theirs, "problem": a["problem"]})
+    rows += [{"role": "log signer (workspace key)", "actor": None, "key_id": k, "registered_for": [], "verified": None}
+             for k in signers]
+    return rows
 
 
 def _read_summary(run_dir: Path, facts: dict[str, Any]) -> dict[str, Any]:
@@ -362,9 +383,11 @@ def _provided_card(config: dict[str, Any]) -> dict[str, str]:
 def _context(run_dir: Path, workspace: Workspace, store: AuditStore, run_id: str, ws_store: AuditStore | None,
              trusted: list, against: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """What the report's sections are made of: the verified logs, the run's facts and files, the workspace's records."""
-    audit_d, ws_audit = _verify_logs(run_dir, workspace, store, ws_store, trusted, against)
+    registry = load_registry(ws_store) if ws_store is not None else Registry()
+    audit_d, ws_audit = _verify_logs(run_dir, workspace, store, ws_store, trusted, against, registry)
     facts = run_facts(store, run_id)
-    roles, risks, risk_updates = _workspace_records(ws_store)
+    roles = registry.role_map()
+    risks, risk_updates = _workspace_records(ws_store)
     config = read_config(run_dir) or (facts["started"] or {}).get("config", {})
     recorded_hash = (facts["started"] or {}).get("config_sha256", "")
     config_matches = (config_sha256(read_config(run_dir)) == recorded_hash) if (run_dir / "config.toml").is_file() \
@@ -386,6 +409,7 @@ def _context(run_dir: Path, workspace: Workspace, store: AuditStore, run_id: str
         "workspace_store_url": ws_store.display_url if ws_store else "", "heads_file": str(workspace.heads_file),
         "key_mode": key_mode, "datasheets": _datasheets(facts), "card_provided": _provided_card(config),
         "actors": {e.actor for e in store.entries(run_id=run_id)},
+        "keys": _keys_acted(registry, facts, audit_d.get("signers") or []),
     }
 
 
@@ -419,7 +443,9 @@ def _build(run_dir, workspace, store, run_id, ws_store, public_keys, against) ->
         "policy": started.get("policy"),
         "decisions": [{k: d.get(k) for k in ("seq", "time", "actor", "stage", "rule", "subject", "effect", "message",
                                               "error")} for d in facts["decisions"]],
-        "approvals": [{k: a.get(k) for k in ("seq", "time", "actor", "note")} for a in facts["approvals"]],
+        "approvals": [{**{k: a.get(k) for k in ("seq", "time", "actor", "note")}, "key_id": a.get("approver_key_id")}
+                      for a in facts["approvals"]],
+        "keys": ctx["keys"],
         "releases": [{k: a.get(k) for k in ("seq", "time", "actor", "checkpoint")} for a in facts["releases"]],
         "roles": ctx["roles"],
         "risks": ctx["risks"],

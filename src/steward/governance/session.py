@@ -24,7 +24,9 @@ from typing import Any
 from steward.config.credentials import mask_config, scrub
 from steward.governance._util import GovernanceError, jsonable, one_line, utc_now
 from steward.governance.access import current_roles
+from steward.governance.approvals import trainer_key
 from steward.governance.datasheets import load_datasheets_file, resolve_datasheet
+from steward.governance.keys import personal_signer_if_any
 from steward.governance.lineage import (
     code_version,
     config_sha256,
@@ -160,6 +162,9 @@ class RunGovernance:
             "signing_key_id": self.signer.key_id,
             "workspace": str(self.workspace.root),
         }
+        personal = personal_signer_if_any("", self.actor)
+        if personal is not None:  # the trainer's own key: four-eyes then compares keys, not only names
+            payload["trainer_key"] = trainer_key(personal, self.actor, self.run_id, self.config_hash)
         entry = self.record("run.started", payload)
         write_run_pointer(self.run_dir, {
             "run_id": self.run_id, "log_id": self.store.log_id, "store": self.store.display_url,

@@ -16,7 +16,10 @@ Checks, in order, stopping at the first failure (which the result names):
    verified before, and broke the log at the next append);
 6. every signed tree head, from the store and from published heads files, verifies, covers no
    more entries than the store holds (truncation, rollback) and equals the recomputed root at its
-   size; consecutive heads are consistent (RFC 9162 consistency proofs).
+   size; consecutive heads are consistent (RFC 9162 consistency proofs);
+7. (given the workspace's role registry) every change of the registry held in this store was made
+   with authority (access.py), every model.approved entry is signed by a personal key registered for
+   its approver, and every trainer's key signature in run.started verifies (approvals.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 
 from steward.governance import merkle
 from steward.governance._util import canonical_json
+from steward.governance.access import Registry, load_registry
+from steward.governance.approvals import store_problem
 from steward.governance.keys import verify_signature
 from steward.governance.store import AuditStore, TreeHead, entry_bytes, head_message
 
@@ -75,12 +80,14 @@ def verify_store(
     published: list[TreeHead] | tuple[TreeHead, ...] = (),
     strict: bool = False,
     log_id: str = "",
+    registry: Registry | None = None,
 ) -> VerifyResult:
     """Verify `store`. `trusted_keys` (key id -> Ed25519 public key) are the keys signatures must
     verify with; when none are given, the keys recorded in the store are used and the result says
     so (`key_trust` = 'store'; with strict=True that is a failure). `published`: heads from files
     outside the store, of any log (those of this log are checked against it, those of other logs
-    show a replaced log); `log_id`: the log a run's governance/run.json names."""
+    show a replaced log); `log_id`: the log a run's governance/run.json names; `registry`: the
+    workspace's role registry, against which check 7 runs (skipped when None)."""
     res = VerifyResult(ok=False, store=store.display_url, log_id=store.log_id)
     try:
         _check_log_id(store, log_id, published)
@@ -105,6 +112,8 @@ def verify_store(
         res.entries, res.root, res.signers = n, roots[-1].hex(), sorted(signers)
         _check_state(state, frontier)
         checked = _check_heads(store, [*stored, *published], keys, leaves, roots, res)
+        if registry is not None:
+            _check_personal_signatures(store, registry)
     except _Failed as f:
         res.error, res.failed_entry, res.failed_head = f.msg, f.entry, f.head
         return res
@@ -249,6 +258,16 @@ def _check_heads(store: AuditStore, heads: list[TreeHead], keys: dict[str, Any],
         else:
             res.published_heads_checked += 1
     return checked
+
+
+def _check_personal_signatures(store: AuditStore, registry: Registry) -> None:
+    """Check 7: the registry changes this store holds had authority; approvals and trainers' keys verify."""
+    own = load_registry(store)
+    if own.problems:
+        raise _Failed(f"role registry: {own.problems[0]}")
+    why, seq = store_problem(store, registry)
+    if why:
+        raise _Failed(why, seq)
 
 
 def inclusion_proof(store: AuditStore, index: int, size: int | None = None) -> dict[str, Any]:

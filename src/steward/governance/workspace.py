@@ -5,6 +5,9 @@
       keys/signing_key.pub     its public half (give it to auditors)
       trusted_keys/*.pub       other public keys whose signatures verification accepts
       heads.jsonl              every signed tree head, one JSON per line (published outside the store)
+      policy.toml              the policy approve and release apply, always enforced (an admin's file;
+                               the shipped default pack when absent): a run's own governance.policy and
+                               governance.enforce govern only its training stages
       audit.db                 the workspace store: roles and the risk register (and runs, with
                                governance.store = "workspace")
 
@@ -21,6 +24,7 @@ import os
 from pathlib import Path
 
 from steward.governance._util import GovernanceError, canonical_json
+from steward.governance.access import Registry, load_registry
 from steward.governance.keys import (
     KEY_ENV,
     Signer,
@@ -88,6 +92,16 @@ class Workspace:
             return "sqlite:///" + str(Path(run_dir).resolve() / "governance" / "audit.db")
         return self.store_url
 
+    @property
+    def policy_path(self) -> Path:
+        return self.root / "policy.toml"
+
+    def gate_policy(self):
+        """The policy of the model.approve and model.release gates: WORKSPACE/policy.toml, else the default pack."""
+        from steward.governance.policy import load_policy
+
+        return load_policy(str(self.policy_path) if self.policy_path.is_file() else "default")
+
     def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -149,6 +163,17 @@ class Workspace:
         for f in extra:
             heads += read_heads(f)
         return heads
+
+    def registry(self) -> Registry:
+        """The role registry of the workspace store, read without creating it (empty when there is no store)."""
+        url = self.store_url
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            return Registry()
+        store = AuditStore(url, create=False)
+        try:
+            return load_registry(store)
+        finally:
+            store.close()
 
     def open_store(self) -> AuditStore:
         """The workspace store, with the default risk register on first use."""
