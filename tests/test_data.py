@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from _hub_layout import write_c4
 from steward.config import Data, Train
 from steward.data import (
     DataError,
@@ -191,60 +192,7 @@ def test_empty_sources(tmp_path):
         build_data(Data(source=str(tmp_path / "blank")), Train(seq_len=8, batch_size=2), BYTE, 0, 1)
 
 
-# ---- Hugging Face presets on local files in the hub layout -------------------------------------
-
-
-def write_c4(root: Path, config: str, shards: dict[str, int], per_shard: int = 4) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for split, n in shards.items():
-        out[split] = []
-        for k in range(n):
-            docs = [f"{config} {split} shard {k} record {i}: " + " ".join(make_docs(1, seed=100 * k + i))
-                    for i in range(per_shard)]
-            out[split] += docs
-            path = root / config / f"c4-{split}.{k:05d}-of-{n:05d}.json.gz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with gzip.open(path, "wt", encoding="utf-8") as f:
-                for d in docs:
-                    f.write(json.dumps({"text": d, "timestamp": "2019-04-25T12:57:54Z", "url": "https://example.org/"}) + "\n")
-    return out
-
-
-@pytest.mark.parametrize("preset,config", [("c4", "en"), ("c4-realnewslike", "realnewslike")])
-def test_c4_presets_read_local_hub_layout(tmp_path, preset, config):
-    expected = write_c4(tmp_path, config, {"train": 2, "validation": 1})
-    src = open_source(Data(source=preset, hf_data_dir=str(tmp_path)))
-    assert src.kind == "hf" and not src.finite
-    assert list(src.documents()) == expected["train"]
-    d = src.describe()
-    assert (d["hf_id"], d["hf_config"], d["license"], d["preset"]) == ("allenai/c4", config, "odc-by", preset)
-    assert d["data_files"] == [f"{config}/c4-train.00000-of-00002.json.gz", f"{config}/c4-train.00001-of-00002.json.gz"]
-    val = open_source(Data(source=preset, hf_data_dir=str(tmp_path), hf_split="validation", streaming=False))
-    assert val.finite
-    assert list(val.documents()) == expected["validation"]
-
-
-def test_wikitext_and_bookcorpus_presets_read_local_parquet(tmp_path):
-    wt = tmp_path / "wt" / "wikitext-103-raw-v1"
-    wt.mkdir(parents=True)
-    pq.write_table(pa.table({"text": ["", " = Valley = \n", "", " The valley is green . \n"]}),
-                   wt / "train-00000-of-00002.parquet")
-    pq.write_table(pa.table({"text": [" Second shard line . \n"]}), wt / "train-00001-of-00002.parquet")
-    pq.write_table(pa.table({"text": [" Held out line . \n"]}), wt / "validation-00000-of-00001.parquet")
-    src = open_source(Data(source="wikitext-103", hf_data_dir=str(tmp_path / "wt")))
-    assert list(src.documents()) == [" = Valley = \n", " The valley is green . \n", " Second shard line . \n"]
-    assert src.describe()["hf_id"] == "Salesforce/wikitext"
-    val = open_source(Data(source="wikitext-103", hf_data_dir=str(tmp_path / "wt"), hf_split="validation"))
-    assert list(val.documents()) == [" Held out line . \n"]
-
-    bc = tmp_path / "bc" / "plain_text"
-    bc.mkdir(parents=True)
-    sentences = make_docs(6, seed=3)
-    pq.write_table(pa.table({"text": sentences[:4]}), bc / "train-00000-of-00002.parquet")
-    pq.write_table(pa.table({"text": sentences[4:]}), bc / "train-00001-of-00002.parquet")
-    book = open_source(Data(source="bookcorpus", hf_data_dir=str(tmp_path / "bc")))
-    assert list(book.documents()) == sentences
-    assert book.describe()["hf_id"] == "bookcorpus/bookcorpus"
+# ---- Hugging Face sources on local files in the hub layout (the presets: test_data_presets.py) ---
 
 
 def test_hf_id_with_local_repository_clone(tmp_path):
@@ -255,16 +203,6 @@ def test_hf_id_with_local_repository_clone(tmp_path):
     )
     src = open_source(Data(source="hf:allenai/c4", hf_config="en", hf_split="validation", hf_data_dir=str(tmp_path)))
     assert list(src.documents()) == expected["validation"]
-
-
-def test_preset_layout_errors(tmp_path):
-    with pytest.raises(DataError, match=r"data\.hf_data_dir: no files match 'en/c4-train\.\*\.json\.gz'"):
-        open_source(Data(source="c4", hf_data_dir=str(tmp_path)))
-    with pytest.raises(DataError, match=r"data\.hf_split: bookcorpus has no split 'validation'"):
-        open_source(Data(source="bookcorpus", hf_data_dir=str(tmp_path), hf_split="validation"))
-    write_jsonl(tmp_path / "en" / "c4-train.00000-of-00001.json.gz", ["a doc"], field="content")
-    with pytest.raises(DataError, match=r"data\.field: record 0 of c4 \(train\) has no field 'text'"):
-        list(open_source(Data(source="c4", hf_data_dir=str(tmp_path))).documents())
 
 
 def test_stream_fingerprint_follows_records_read(tmp_path):

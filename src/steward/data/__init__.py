@@ -1,6 +1,7 @@
 """Data: document sources, tokenizers, packing into sequences, and sharded loading per data-parallel rank."""
 
 from steward.data.corpus import Corpus, stdlib_corpus
+from steward.data.errors import DataError
 from steward.data.loader import (
     DataModule,
     PackedTrainData,
@@ -11,7 +12,8 @@ from steward.data.loader import (
     split_documents,
     tokenize_documents,
 )
-from steward.data.sources import PRESETS, DataError, Source, open_source, read_documents
+from steward.data.presets import PRESETS
+from steward.data.sources import Source, open_source, read_documents
 from steward.data.tokenizer import ByteTokenizer, HFTokenizer, Tokenizer, build_tokenizer, train_bpe
 
 __all__ = [

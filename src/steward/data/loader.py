@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from steward.data.corpus import documents_fingerprint
-from steward.data.sources import DataError, Source, open_source, read_documents
+from steward.data.errors import DataError
+from steward.data.sources import Source, open_source, read_documents
 from steward.data.tokenizer import Tokenizer
 
 SPLIT_SALT = b"steward-validation-split/1"

@@ -12,8 +12,9 @@
   streaming=data.streaming)`; with `data.hf_data_dir`, `load_dataset(hf_data_dir, ...)` reads a
   local copy of the repository instead.
 - presets `c4`, `c4-realnewslike`, `wikitext-103`, `bookcorpus`: fixed hub ids and configs (see
-  `PRESETS`); with `data.hf_data_dir` the files of the split are read from a local folder laid out
-  like the hub repository, through the same `load_dataset("json"|"parquet", data_files=...)` path.
+  `steward.data.presets`); with `data.hf_data_dir` the files of the split are read from a local folder
+  laid out like the hub repository, checked first (`local_split`), through the same
+  `load_dataset("json"|"parquet", data_files=...)` path.
 
 Empty and whitespace-only texts are skipped everywhere (wikitext has a blank record between
 paragraphs). Hugging Face sources are streams when `data.streaming` is true (the default), else
@@ -27,63 +28,18 @@ stream, of exactly the records read so far and their count. `fingerprint_state()
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import itertools
 import os
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from steward.errors import StewardError
+from steward.data.errors import DataError
+from steward.data.presets import PRESETS, local_split
 from steward.io import JsonlError, read_jsonl
-
-
-class DataError(StewardError, ValueError):
-    """A data source or tokenizer that cannot be used; the message names the config key and the fix."""
-
-
-@dataclass(frozen=True)
-class Preset:
-    hf_id: str
-    config: str
-    format: str
-    """'json' (JSON lines, possibly gzipped) or 'parquet': how the files of `data_files` are read."""
-    data_files: dict[str, str]
-    """Split -> glob inside the repository; '{config}' is replaced by the config name."""
-    license: str
-    """License as the dataset card states it."""
-    example: str
-    """One file name in the repository layout, for error messages."""
-
-
-PRESETS: dict[str, Preset] = {
-    "c4": Preset(
-        "allenai/c4", "en", "json",
-        {"train": "{config}/c4-train.*.json.gz", "validation": "{config}/c4-validation.*.json.gz"},
-        "odc-by", "en/c4-train.00000-of-01024.json.gz",
-    ),
-    "c4-realnewslike": Preset(
-        "allenai/c4", "realnewslike", "json",
-        {"train": "{config}/c4-train.*.json.gz", "validation": "{config}/c4-validation.*.json.gz"},
-        "odc-by", "realnewslike/c4-train.00000-of-00512.json.gz",
-    ),
-    "wikitext-103": Preset(
-        "Salesforce/wikitext", "wikitext-103-raw-v1", "parquet",
-        {s: "{config}/" + s + "-*.parquet" for s in ("train", "validation", "test")},
-        "cc-by-sa-3.0, gfdl", "wikitext-103-raw-v1/train-00000-of-00002.parquet",
-    ),
-    # The hub repository holds Parquet files converted from the original loading script:
-    # plain_text/train-000NN-of-00010.parquet with one string column `text` (one sentence per record).
-    "bookcorpus": Preset(
-        "bookcorpus/bookcorpus", "plain_text", "parquet",
-        {"train": "{config}/train-*.parquet"},
-        "unknown", "plain_text/train-00000-of-00010.parquet",
-    ),
-}
 
 TEXT_EXTS = (".txt", ".md")
 JSONL_EXTS = (".jsonl", ".jsonl.gz")
@@ -372,25 +328,10 @@ class HFSource(Source):
         self.field = data_cfg.field
         self.license = p.license if p else ""
         self.data_files: list[str] = []
+        self.shards = ""
         if p and self.hf_data_dir:
-            self.data_files = self._local_files(p)
-
-    def _local_files(self, p: Preset) -> list[str]:
-        root = Path(self.hf_data_dir).expanduser()
-        if not root.is_dir():
-            raise DataError(f"data.hf_data_dir: {self.hf_data_dir!r} is not a folder")
-        if self.hf_split not in p.data_files:
-            raise DataError(
-                f"data.hf_split: {self.name} has no split {self.hf_split!r}; choose one of {', '.join(p.data_files)}"
-            )
-        pattern = p.data_files[self.hf_split].format(config=self.hf_config)
-        files = sorted(glob.glob(os.path.join(glob.escape(str(root)), pattern)))
-        if not files:
-            raise DataError(
-                f"data.hf_data_dir: no files match {pattern!r} under {str(root)!r}; lay it out like the hub "
-                f"repository of {p.hf_id} (e.g. {p.example})"
-            )
-        return files
+            local = local_split(p, self.hf_data_dir, self.hf_config, self.hf_split, self.name)
+            self.data_files, self.shards = local.files, local.shards
 
     def _load(self):
         import datasets
@@ -406,19 +347,31 @@ class HFSource(Source):
             return datasets.load_dataset(self.hf_id, self.hf_config or None, split=self.hf_split,
                                          streaming=self.streaming)
         except Exception as e:  # network, missing repo, bad config or split: one line for the user
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             hint = "" if self.hf_data_dir else "; offline, set data.hf_data_dir to a local copy"
-            raise DataError(
-                f"data.source: cannot load {self.hf_id!r} (config {self.hf_config or 'default'!r}, "
-                f"split {self.hf_split!r}): {type(e).__name__}: {first[:300]}{hint}"
-            ) from None
+            raise self._error("load", e, hint) from None
+
+    def _error(self, what: str, e: Exception, hint: str, where: str = "") -> DataError:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return DataError(
+            f"data.source: cannot {what} {self.hf_id!r} (config {self.hf_config or 'default'!r}, "
+            f"split {self.hf_split!r}){where}: {type(e).__name__}: {first[:300]}{hint}"
+        )
 
     def _iter(self) -> Iterator[str]:
         ds = self._load()
         if self.license == "" and getattr(ds, "info", None) is not None:
             self.license = ds.info.license or ""
         where = f"{self.name} ({self.hf_split})"
-        for i, record in enumerate(ds):
+        records = iter(ds)
+        for i in itertools.count():
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except Exception as e:  # a truncated or corrupt file, a dropped connection: one line for the user
+                fix = ("; download the files under data.hf_data_dir again" if self.hf_data_dir
+                       else "; try again, or set data.hf_data_dir to a local copy")
+                raise self._error("read", e, fix, f" after {i} records") from None
             text = _field_text(record, self.field, f"record {i} of {where}")
             if text:
                 yield text
@@ -439,6 +392,8 @@ class HFSource(Source):
             d["path"] = str(Path(self.hf_data_dir).expanduser().resolve())
         if self.data_files:
             d["data_files"] = [os.path.relpath(f, d["path"]) for f in self.data_files]
+        if self.shards:
+            d["shards"] = self.shards
         return d
 
 
