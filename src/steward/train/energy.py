@@ -141,7 +141,7 @@ class NvmlReader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.start_mj = 0
-        self.sampled_j = 0.0
+        self.sampled_j = self.sampled_s = 0.0
 
     def _power_w(self) -> float:
         return self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
@@ -151,6 +151,7 @@ class NvmlReader:
         while not self._stop.wait(self.interval_s):
             t2, p2 = time.perf_counter(), self._power_w()
             self.sampled_j += (p + p2) / 2 * (t2 - t)
+            self.sampled_s += t2 - t
             t, p = t2, p2
 
     def start(self) -> None:
@@ -159,7 +160,7 @@ class NvmlReader:
             return
         self.close()
         self._stop.clear()
-        self.sampled_j = 0.0
+        self.sampled_j = self.sampled_s = 0.0
         self._thread = threading.Thread(target=self._sample, name="steward-gpu-power", daemon=True)
         self._thread.start()
 
