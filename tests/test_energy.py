@@ -3,6 +3,7 @@ the counter's wraparound), the estimate where nothing can be read (labelled as o
 module, the per-step figures in metrics.jsonl and their totals in summary.json, and the report's section."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def set_uj(root: Path, zone_name: str, value: int) -> None:
 def test_rapl_sums_the_package_domains_only(tmp_path):
     root = powercap_tree(tmp_path, packages=2)
     r = RaplReader(root)
-    assert len(r.zones) == 2 and r.label == "rapl"
+    assert len(r.paths) == 2 and r.label == "rapl"
     r.start()
     set_uj(root, "intel-rapl:0", 1000 + 2_500_000)
     set_uj(root, "intel-rapl:1", 2000 + 1_000_000)
@@ -90,14 +91,14 @@ def test_no_powercap_or_no_package_is_unreadable(tmp_path):
 def test_unreadable_energy_file_falls_back_to_a_labelled_estimate(tmp_path, monkeypatch):
     root = powercap_tree(tmp_path, packages=1)
     (root / "intel-rapl:0" / "energy_uj").chmod(0o400)
-    real = Path.read_text
+    real = os.open
 
-    def root_only(self, *a, **k):  # root reads anything, so deny as sysfs denies a user since 2020
-        if self.name == "energy_uj":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *a, **k)
+    def root_only(path, *a, **k):  # root opens anything, so deny as sysfs denies a user since 2020
+        if Path(path).name == "energy_uj":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *a, **k)
 
-    monkeypatch.setattr(Path, "read_text", root_only)
+    monkeypatch.setattr(os, "open", root_only)
     cfg = Energy(powercap_root=str(root), cpu_watts_per_core=5.0, cpu_watts_source="a named figure")
     meter = build_meter(cfg, torch.device("cpu"))
     assert meter.source == "estimate" and not meter.measured

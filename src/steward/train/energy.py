@@ -19,7 +19,7 @@ Why these small readers rather than CodeCarbon 3.3.2 or Zeus 0.16: CodeCarbon me
 scheduler (every 15 s by default) into an emissions record for the whole run, not per optimizer step,
 and needs pandas and more; Zeus's `ZeusMonitor` does measure windows from the same NVML counter and
 RAPL files, but brings its own dependencies and gives nothing where no counter can be read, where we
-need the labelled estimate. A reading here is one NVML call, or two small file reads per package, per
+need the labelled estimate. A reading here is one NVML call, or one pread per package, per
 step (`steward bench trainer --energy` measures what that costs).
 
 Use outside the trainer (e.g. a benchmark): `meter = build_meter(Energy(), device)`, `meter.start()`,
@@ -30,6 +30,7 @@ then `meter.read()` (joules since start) or `meter.lap()` (joules since the prev
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -63,14 +64,14 @@ class Reader(Protocol):
 def _read_int(path: Path) -> int:
     try:
         return int(path.read_text().strip())
-    except PermissionError as e:
-        raise Unreadable(f"{path}: permission denied (root only since CVE-2020-8694)") from e
     except (OSError, ValueError) as e:
         raise Unreadable(f"{path}: {e}") from e
 
 
 class RaplReader:
-    """CPU package energy: the sum over the package domains under `root`, wraparound included."""
+    """CPU package energy: the sum over the package domains under `root`, wraparound included. The
+    energy_uj files stay open: a reading is one pread per package (sysfs renders the value afresh at
+    offset 0), a few microseconds."""
 
     label = "rapl"
 
@@ -80,37 +81,60 @@ class RaplReader:
             raise Unreadable(f"no powercap folder {root}")
         zones = sorted((p for p in root.iterdir() if _PACKAGE_ZONE.fullmatch(p.name)),
                        key=lambda p: int(p.name.split(":")[1]))
-        self.zones: list[tuple[Path, int]] = []
+        packages: list[tuple[Path, int]] = []
         for zone in zones:
             try:
                 name = (zone / "name").read_text().strip()
             except OSError as e:
                 raise Unreadable(f"{zone / 'name'}: {e}") from e
             if name.startswith("package"):
-                self.zones.append((zone / "energy_uj", _read_int(zone / "max_energy_range_uj")))
-        if not self.zones:
+                packages.append((zone / "energy_uj", _read_int(zone / "max_energy_range_uj")))
+        if not packages:
             raise Unreadable(f"no RAPL package domain (intel-rapl:N named package-N) under {root}")
-        self.last = [_read_int(path) for path, _ in self.zones]  # unreadable energy_uj fails here, not later
+        self.fds: list[int] = []
+        try:
+            for path, _ in packages:
+                self.fds.append(os.open(path, os.O_RDONLY))
+        except PermissionError as e:
+            self.close()
+            raise Unreadable(f"{e.filename}: permission denied (root only since CVE-2020-8694)") from e
+        except OSError as e:
+            self.close()
+            raise Unreadable(f"{e.filename}: {e.strerror}") from e
+        self.paths = [path for path, _ in packages]
+        self.max_ranges = [max_range for _, max_range in packages]
+        self.last = self._now()  # an unreadable counter fails here, not in the middle of training
         self.total_uj = 0
-        self.basis = (f"CPU: RAPL package energy of {len(self.zones)} package domain(s) under {root} "
+        self.basis = (f"CPU: RAPL package energy of {len(packages)} package domain(s) under {root} "
                       "(the whole host: every process on it)")
 
+    def _now(self) -> list[int]:
+        values = []
+        for fd, path in zip(self.fds, self.paths):
+            try:
+                values.append(int(os.pread(fd, 32, 0)))
+            except (OSError, ValueError) as e:
+                raise Unreadable(f"{path}: {e}") from e
+        return values
+
     def start(self) -> None:
-        self.last = [_read_int(path) for path, _ in self.zones]
+        self.last = self._now()
         self.total_uj = 0
 
     def read(self) -> float:
-        for i, (path, max_range) in enumerate(self.zones):
-            now = _read_int(path)
-            delta = now - self.last[i]
+        now = self._now()
+        for i, value in enumerate(now):
+            delta = value - self.last[i]
             if delta < 0:  # the counter wrapped past max_energy_range_uj
-                delta += max_range
+                delta += self.max_ranges[i]
             self.total_uj += delta
-            self.last[i] = now
+        self.last = now
         return self.total_uj / 1e6
 
     def close(self) -> None:
-        pass
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
 
 
 class NvmlReader:
