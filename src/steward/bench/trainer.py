@@ -11,6 +11,7 @@ it off (rounds interleaved, order alternating), and the meter's own cost per ste
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
@@ -133,12 +134,35 @@ def _fake_powercap(root: Path, packages: int) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def _timed_job_lap(seconds: list[float]):
+    """The trainer's per-step meter reading (steward.train.trainer.job_lap), timed where it runs: in the
+    loop, between the steps, with the loop's caches and threads around it."""
+    import steward.train.trainer as loop
+
+    inner = loop.job_lap
+
+    def timed(meter, device):
+        t0 = time.perf_counter()
+        joules = inner(meter, device)
+        seconds.append(time.perf_counter() - t0)
+        return joules
+
+    loop.job_lap = timed
+    try:
+        yield
+    finally:
+        loop.job_lap = inner
+
+
 def _bench_energy(args, base: list[str], overrides: list[str]) -> dict[str, Any]:
     """Meter on vs off, interleaved in the same invocation (order alternating per round), and the
-    meter's own per-step cost timed directly; the overhead is that cost over the median step time."""
+    meter's own per-step cost timed directly, in the loop and alone; the overhead is that cost over the
+    median step time (on a shared machine the on/off step times differ by far more than that)."""
     times: dict[bool, list[list[float]]] = {True: [], False: []}
+    in_loop: list[float] = []
     source = basis = ""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _timed_job_lap(in_loop):
         for r in range(args.rounds):
             for on in ((True, False) if r % 2 == 0 else (False, True)):
                 cfg = load_config(None, [*base, "--job.out", f"{tmp}/r{r}-{on}", *overrides,
@@ -165,6 +189,9 @@ def _bench_energy(args, base: list[str], overrides: list[str]) -> dict[str, Any]
         "step_time_off_s": med[False],
         "ratio_on_off": med[True] / med[False],
         "resolution_rounds": max(spread.values()),
+        "meter_in_loop_s": statistics.median(in_loop),
+        "meter_in_loop_max_s": max(in_loop),
+        "meter_in_loop_overhead": statistics.median(in_loop) / med[False],
         "meter_lap_s": lap_s,
         "meter_overhead": lap_s / med[False],
         "rapl_fake_tree_lap_s": rapl_s,
