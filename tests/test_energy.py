@@ -226,3 +226,44 @@ def test_report_section_says_measured_or_estimated():
     assert "Measured by hardware counters" in "".join(_energy_section(measured))
     assert _energy_evidence(measured)[0] == "yes"
     assert _energy_evidence(None)[0] == "no" and "not metered" in "".join(_energy_section(None))
+
+
+class Fixed:
+    """A reader that has used `joules` once started."""
+
+    label, basis = "rapl", "fixed"
+
+    def __init__(self, joules: float):
+        self.joules, self.started = joules, False
+
+    def start(self):
+        self.started = True
+
+    def read(self):
+        return self.joules if self.started else 0.0
+
+    def close(self):
+        pass
+
+
+def _job_lap_worker(rank, port, queue):
+    import torch.distributed as dist
+
+    from steward.train.energy import EnergyMeter, job_lap
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        meter = EnergyMeter([Fixed(1.5 if rank == 0 else 2.25)], ["rapl"], [])
+        meter.start()
+        queue.put((rank, job_lap(meter, torch.device("cpu")), job_lap(meter, torch.device("cpu"))))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_step_energy_is_summed_over_the_ranks():
+    from _multiproc import free_ports, spawn
+
+    (port,) = free_ports(1)
+    got = sorted(spawn(_job_lap_worker, (port,), nprocs=2))
+    assert got == [(0, 3.75, 0.0), (1, 3.75, 0.0)]

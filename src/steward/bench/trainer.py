@@ -123,6 +123,40 @@ def _lap_cost(meter, n: int) -> float:
     return seconds
 
 
+def _job_lap_worker(rank: int, port: int, cfg: Energy, n: int, queue) -> None:
+    """One of 2 gloo ranks timing job_lap: the meter's reading plus the all-reduce that sums it."""
+    import torch.distributed as dist
+
+    from steward.train.energy import job_lap
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        meter = build_meter(cfg, torch.device("cpu"), host_counters=rank == 0)
+        meter.start()
+        seconds = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            job_lap(meter, torch.device("cpu"))
+            seconds.append(time.perf_counter() - t0)
+        queue.put(statistics.median(seconds))
+    finally:
+        dist.destroy_process_group()
+
+
+def _two_rank_lap_cost(cfg: Energy, n: int) -> float:
+    """Median seconds of job_lap on 2 gloo ranks on this host (the slower rank's median)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    queue = mp.get_context("spawn").Queue()
+    mp.start_processes(_job_lap_worker, args=(port, cfg, n, queue), nprocs=2, start_method="spawn")
+    return max(queue.get(timeout=60) for _ in range(2))
+
+
 def _fake_powercap(root: Path, packages: int) -> Path:
     """Package zones laid out as /sys/class/powercap's (name, energy_uj, max_energy_range_uj), to time the
     RAPL reader's file reads on a host without RAPL (sysfs adds the MSR read behind energy_uj)."""
@@ -173,6 +207,7 @@ def _bench_energy(args, base: list[str], overrides: list[str]) -> dict[str, Any]
                     source, basis = trainer.energy.source, trainer.energy.basis
         device = trainer.dist.device
         lap_s = _lap_cost(build_meter(load_config(None, [*base, *overrides]).energy, device), 2000)
+        two_ranks_s = _two_rank_lap_cost(load_config(None, [*base, *overrides]).energy, 500)
         rapl_s = _lap_cost(build_meter(Energy(powercap_root=str(_fake_powercap(Path(tmp) / "pc", 2))), device),
                            2000)
     med = {on: statistics.median([t for rnd in times[on] for t in rnd]) for on in (True, False)}
@@ -194,6 +229,8 @@ def _bench_energy(args, base: list[str], overrides: list[str]) -> dict[str, Any]
         "meter_in_loop_overhead": statistics.median(in_loop) / med[False],
         "meter_lap_s": lap_s,
         "meter_overhead": lap_s / med[False],
+        "meter_2_ranks_s": two_ranks_s,
+        "meter_2_ranks_overhead": two_ranks_s / med[False],
         "rapl_fake_tree_lap_s": rapl_s,
         "rapl_fake_tree_overhead": rapl_s / med[False],
         "timer_resolution_s": time.get_clock_info("perf_counter").resolution,
