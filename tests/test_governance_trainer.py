@@ -59,6 +59,13 @@ def test_a_real_run_is_recorded_verified_and_reported(tmp_path, capsys):
     assert {d["split"] for d in ingested} >= {"train"} and all(d["fingerprint"] for d in ingested)
     report = json.loads((out / "report.json").read_text())
     assert report["audit"]["ok"] and report["provenance"]["ok"] and len(report["series"]["loss"]) == 4
+    # the energy the steps used, as summary.json has it, and the Annex XI row that cites it
+    assert report["energy"] == summary["energy"] and report["energy"]["energy_j"] > 0
+    annex = {r["id"]: r for r in report["eu_ai_act"]}["Annex XI 2(e)"]
+    assert annex["covered"] == ("yes" if summary["energy"]["measured"] else "partly")
+    assert "summary.json energy" in annex["where"]
+    html = (out / "report.html").read_text()
+    assert "<h2>Energy</h2>" in html and summary["energy"]["source"] in html
 
 
 def test_a_denied_dataset_stops_the_real_trainer_before_step_one(tmp_path, capsys):

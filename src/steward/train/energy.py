@@ -202,12 +202,15 @@ class NvmlReader:
 
 def _nvml_handle(nvml: Any, index: int) -> Any:
     """NVML's handle of torch's CUDA device `index`: by UUID, since CUDA_VISIBLE_DEVICES renumbers the
-    devices torch sees but not NVML's; by index where torch gives no UUID."""
+    devices torch sees but not NVML's; by index where torch gives no UUID or NVML does not know it."""
     uuid = None
     if torch.cuda.is_available():
         uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
     if uuid is not None:
-        return nvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
+        try:
+            return nvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
+        except nvml.NVMLError:
+            pass
     return nvml.nvmlDeviceGetHandleByIndex(index)
 
 
