@@ -206,6 +206,18 @@ def test_every_step_has_energy_and_the_summary_totals_them(tmp_path):
     assert json.loads((out / "summary.json").read_text())["energy"] == e
 
 
+def test_a_resumed_run_totals_every_step_once(tmp_path):
+    out = tmp_path / "run"
+    flags = [*DEBUG, "--job.out", str(out), "--energy.powercap_root", str(tmp_path / "none")]
+    Trainer(load_config(None, [*flags, "--train.steps", "3"]), callbacks=[]).run()  # checkpoints at 2 and 3
+    resumed = [*flags, "--train.steps", "6", "--checkpoint.resume", str(out / "checkpoints" / "step-2"),
+               "--checkpoint.allow_changes", "train.steps"]
+    summary = Trainer(load_config(None, resumed), callbacks=[]).run()  # step 3 again, then 4 to 6
+    steps = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert summary["energy"]["energy_j"] == sum(r["energy_j"] for r in steps)
+
+
 def test_energy_disabled_writes_no_energy_figures(tmp_path):
     out = tmp_path / "run"
     cfg = load_config(None, [*DEBUG, "--job.out", str(out), "--energy.enabled", "false", "--train.steps", "2"])
@@ -225,6 +237,8 @@ def test_report_section_says_measured_or_estimated():
     measured = {**estimated, "source": "nvml+rapl", "measured": True}
     assert "Measured by hardware counters" in "".join(_energy_section(measured))
     assert _energy_evidence(measured)[0] == "yes"
+    partly = {**estimated, "source": "nvml+estimate"}
+    assert "Partly estimated" in "".join(_energy_section(partly)) and _energy_evidence(partly)[0] == "partly"
     assert _energy_evidence(None)[0] == "no" and "not metered" in "".join(_energy_section(None))
 
 

@@ -109,6 +109,11 @@ def test_two_workers_record_once_from_rank_zero(tmp_path, capsys):
     assert types.count("run.started") == 1 and types.count("run.finished") == 1
     assert log["entries"][0]["payload"]["environment"]["world_size"] == 2
     assert main(["audit", "verify", str(out)]) == 0
+    # rank 0 writes each step's energy of both ranks (summed by an all-reduce); the total is their sum
+    rows = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == 4 and all(r["energy_j"] > 0 for r in rows)
+    assert summary["energy"]["energy_j"] == sum(r["energy_j"] for r in rows)
 
 
 def test_a_real_run_writes_no_store_credential_anywhere(tmp_path, capfd):

@@ -194,8 +194,13 @@ def _energy_section(e: Any) -> list[str]:
     if not isinstance(e, dict):
         return ["<h2>Energy</h2>", "<p class='muted'>not metered (energy.enabled false, or a run from before "
                 "the meter)</p>"]
-    kind = ("<p class='ok'>Measured by hardware counters.</p>" if e.get("measured") else
-            "<p class='warn'>Estimated, not measured: see the basis below for the figure and its source.</p>")
+    if e.get("measured"):
+        kind = "<p class='ok'>Measured by hardware counters.</p>"
+    elif e.get("source") == "estimate":
+        kind = "<p class='warn'>Estimated, not measured: see the basis below for the figure and its source.</p>"
+    else:
+        kind = ("<p class='warn'>Partly estimated: the parts labelled estimate in the source are estimates; the "
+                "basis below names the figure and its source.</p>")
     return ["<h2>Energy</h2>", kind, kv({
         "energy (J)": _num(e.get("energy_j")), "energy per token (J)": _num(e.get("j_per_token")),
         "CO2e (g)": _num(e.get("co2e_g")), "source": e.get("source"), "measured": bool(e.get("measured")),
