@@ -465,6 +465,8 @@ class Trainer:
                 return self.resume_check.finished
             return self.train()
         except BaseException as e:
+            if self.energy is not None:
+                self.energy.close()  # its open counters and sampling thread
             if getattr(self, "dist", None) is not None and self.dist.is_main and hasattr(self, "run_dir"):
                 try:
                     self.callbacks("on_train_failed", self, e)
