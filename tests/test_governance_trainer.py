@@ -59,6 +59,13 @@ def test_a_real_run_is_recorded_verified_and_reported(tmp_path, capsys):
     assert {d["split"] for d in ingested} >= {"train"} and all(d["fingerprint"] for d in ingested)
     report = json.loads((out / "report.json").read_text())
     assert report["audit"]["ok"] and report["provenance"]["ok"] and len(report["series"]["loss"]) == 4
+    # the energy the steps used, as summary.json has it, and the Annex XI row that cites it
+    assert report["energy"] == summary["energy"] and report["energy"]["energy_j"] > 0
+    annex = {r["id"]: r for r in report["eu_ai_act"]}["Annex XI 2(e)"]
+    assert annex["covered"] == ("yes" if summary["energy"]["measured"] else "partly")
+    assert "summary.json energy" in annex["where"]
+    html = (out / "report.html").read_text()
+    assert "<h2>Energy</h2>" in html and summary["energy"]["source"] in html
 
 
 def test_a_denied_dataset_stops_the_real_trainer_before_step_one(tmp_path, capsys):
@@ -102,6 +109,11 @@ def test_two_workers_record_once_from_rank_zero(tmp_path, capsys):
     assert types.count("run.started") == 1 and types.count("run.finished") == 1
     assert log["entries"][0]["payload"]["environment"]["world_size"] == 2
     assert main(["audit", "verify", str(out)]) == 0
+    # rank 0 writes each step's energy of both ranks (summed by an all-reduce); the total is their sum
+    rows = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == 4 and all(r["energy_j"] > 0 for r in rows)
+    assert summary["energy"]["energy_j"] == sum(r["energy_j"] for r in rows)
 
 
 def test_a_real_run_writes_no_store_credential_anywhere(tmp_path, capfd):

@@ -445,6 +445,37 @@ class Fairness:
 
 
 @dataclass
+class Energy:
+    enabled: bool = True
+    """Meter the energy of every step (metrics.jsonl energy_j and energy_source, totals and CO2e in
+    summary.json, a section in the report): GPU energy from NVML, CPU package energy from RAPL
+    (powercap), else an estimate from CPU time labelled as one."""
+
+    cpu_watts_per_core: Annotated[float, Range(0, 1000, low_open=True)] = 4.0
+    """Watts per busy core for the estimate where no CPU counter can be read (energy = process CPU time x
+    this figure). Name its source in energy.cpu_watts_source when you change it."""
+
+    cpu_watts_source: str = ("CodeCarbon's figure for a CPU missing from its TDP table (DEFAULT_POWER_PER_CORE "
+                             "= 4 W, codecarbon/core/cpu.py); AMD EPYC 7763: 280 W TDP / 64 cores = 4.4 W")
+    """Where energy.cpu_watts_per_core comes from (shown with every estimate)."""
+
+    grid_g_per_kwh: Annotated[float, Range(0, 5000)] = 475.0
+    """Carbon intensity of the electricity, in g CO2e per kWh, for summary.json's co2e_g."""
+
+    grid_source: str = "world average, IEA Global Energy & CO2 Status Report 2019 (CodeCarbon's default)"
+    """Where energy.grid_g_per_kwh comes from (shown with the CO2e figure)."""
+
+    powercap_root: Annotated[str, PathName()] = "/sys/class/powercap"
+    """Folder of the RAPL zones (intel-rapl:N with energy_uj, max_energy_range_uj, name)."""
+
+    sample_interval_s: Annotated[float, Range(0.001, 60)] = 0.1
+    """Seconds between the power samples integrated on a GPU without NVML's energy counter."""
+
+    def __post_init__(self) -> None:
+        check_constraints(self)
+
+
+@dataclass
 class JobConfig:
     job: Job = field(default_factory=Job)
     model: Model = field(default_factory=Model)
@@ -456,3 +487,4 @@ class JobConfig:
     memory: Memory = field(default_factory=Memory)
     governance: Governance = field(default_factory=Governance)
     fairness: Fairness = field(default_factory=Fairness)
+    energy: Energy = field(default_factory=Energy)

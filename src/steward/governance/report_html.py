@@ -188,6 +188,26 @@ def _charts(s: dict[str, Any]) -> list[str]:
             + svg_chart("Throughput", [("tokens/s", s["tokens_per_s"], "#2b8a3e")], "tokens per second")]
 
 
+def _energy_section(e: Any) -> list[str]:
+    """The energy the training steps used (summary.json["energy"], steward.train.energy): measured or
+    estimated, with what was read or the estimate's figure and its source, per token and as CO2e."""
+    if not isinstance(e, dict):
+        return ["<h2>Energy</h2>", "<p class='muted'>not metered (energy.enabled false, or a run from before "
+                "the meter)</p>"]
+    if e.get("measured"):
+        kind = "<p class='ok'>Measured by hardware counters.</p>"
+    elif e.get("source") == "estimate":
+        kind = "<p class='warn'>Estimated, not measured: see the basis below for the figure and its source.</p>"
+    else:
+        kind = ("<p class='warn'>Partly estimated: the parts labelled estimate in the source are estimates; the "
+                "basis below names the figure and its source.</p>")
+    return ["<h2>Energy</h2>", kind, kv({
+        "energy (J)": _num(e.get("energy_j")), "energy per token (J)": _num(e.get("j_per_token")),
+        "CO2e (g)": _num(e.get("co2e_g")), "source": e.get("source"), "measured": bool(e.get("measured")),
+        "basis": e.get("basis"), "grid intensity (g CO2e/kWh)": _num(e.get("grid_g_per_kwh")),
+        "grid intensity source": e.get("grid_source"), "window": e.get("window")})]
+
+
 def _datasheets_section(datasheets: list[dict[str, Any]]) -> list[str]:
     sheets = []
     for d in datasheets:
@@ -269,7 +289,7 @@ def _audit_section(audit: dict[str, Any]) -> list[str]:
 
 def render_html(r: dict[str, Any]) -> str:
     """The report as one HTML page: model card, charts, fairness and explanations (when recorded),
-    datasheets, the evidence tables, decisions, risks, lineage and the audit verification."""
+    energy, datasheets, the evidence tables, decisions, risks, lineage and the audit verification."""
     card = r["model_card"]
     md = card["model_details"]
     return page(f"Steward report: {esc(md.get('name'))} ({esc(r['run']['id'])})", [
@@ -278,6 +298,7 @@ def render_html(r: dict[str, Any]) -> str:
         *_charts(r["series"]),
         *_fairness_section(card["metrics"].get("fairness")),
         *_explanations_section(r.get("explanations")),
+        *_energy_section(r.get("energy")),
         *_datasheets_section(r["datasheets"]),
         *_evidence_sections(r),
         *_decisions_sections(r),

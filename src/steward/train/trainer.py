@@ -33,6 +33,7 @@ from steward.train.distributed import (
     environment,
     init_distributed,
 )
+from steward.train.energy import EnergyMeter, build_meter, energy_summary, job_lap
 from steward.train.metrics import MetricsWriter, Progress, device_peak_flops, peak_memory_bytes
 from steward.train.optim import build_optimizer, build_scheduler
 from steward.train.resume import ResumeCheck, check_resume, config_text, finished_message
@@ -84,6 +85,8 @@ class Trainer:
     datasets: list[dict[str, Any]]
     resume_check: ResumeCheck
     """What setup found about the resume (checkpoint, allowed config changes, a finished run)."""
+    energy: EnergyMeter | None
+    """The energy meter of the training loop (None with energy.enabled false)."""
     memory: dict[str, Any]
     """The rematerialization plan (decided by steward.planning.remat, applied by steward.memory): policies
     per block, predicted peak, budget."""
@@ -100,6 +103,7 @@ class Trainer:
         self.plan = None  # the planner's choice, with parallel.auto
         self.pipeline = None  # this rank's stage and schedule, with parallel.pp > 1
         self.memory = {}  # set by _build_model's rematerialization step
+        self.energy = None  # set when the loop starts
 
     def task_callbacks(self) -> list[Callback]:
         """The callbacks this kind of training brings (a subclass adds its own)."""
@@ -355,6 +359,11 @@ class Trainer:
             self.metrics.write({"step": 0, "val_loss": fig["first_val_loss"]})
             self.callbacks("on_eval", self, 0, {"val_loss": fig["first_val_loss"]})
         self.model.train()
+        meter = self.energy = build_meter(cfg.energy, self.dist.device, self.dist.local_rank == 0) \
+            if cfg.energy.enabled else None
+        if meter is not None:
+            fig.setdefault("energy_j", 0.0)
+            meter.start()
         wall0 = time.perf_counter()
         while self.step < t.steps:
             if self.dist.device.type == "cuda":
@@ -385,6 +394,10 @@ class Trainer:
                 record["val_loss"] = fig["final_val_loss"] = self.evaluate()
                 fig.setdefault("first_val_loss", record["val_loss"])
                 self.callbacks("on_eval", self, self.step, {"val_loss": record["val_loss"]})
+            if meter is not None:  # since the previous step's reading: this step and its validation
+                record["energy_j"] = job_lap(meter, self.dist.device)
+                record["energy_source"] = meter.source
+                fig["energy_j"] += record["energy_j"]
             self.callbacks("on_step_end", self, self.step, record)  # callbacks may add figures
             if self.step % t.log_every == 0 or "val_loss" in record or self.step == t.steps:
                 self.metrics.write(record)
@@ -397,6 +410,8 @@ class Trainer:
         ):
             self.save()
         self.progress.close()
+        if meter is not None:
+            meter.close()
         return self._finish(time.perf_counter() - wall0, peak)
 
     def _finish(self, wall: float, peak: float | None) -> dict[str, Any]:
@@ -433,6 +448,8 @@ class Trainer:
             "final_checkpoint": fig.get("final_checkpoint"),
             "config_hash": self.config_hash,
             "memory": self.memory or None,  # the rematerialization plan and its predicted peak
+            "energy": energy_summary(self.energy, fig["energy_j"], fig["tokens_seen"], self.cfg.energy)
+            if self.energy is not None else None,
         }
         self.callbacks("on_summary", self, summary)  # callbacks may add figures
         if self.dist.is_main:
@@ -448,6 +465,8 @@ class Trainer:
                 return self.resume_check.finished
             return self.train()
         except BaseException as e:
+            if self.energy is not None:
+                self.energy.close()  # its open counters and sampling thread
             if getattr(self, "dist", None) is not None and self.dist.is_main and hasattr(self, "run_dir"):
                 try:
                     self.callbacks("on_train_failed", self, e)
