@@ -48,7 +48,9 @@ def loso_corpus(runs: list[dict[str, Any]]) -> dict[str, Any]:
     from steward.planning.costfit import band, cases, loso
 
     rows, constants = loso(cases(runs))
-    return {**_summary(rows), "rows": rows, "constants_by_held_out_source": constants, "band": band(rows)}
+    b = band(rows)
+    return {**_summary(rows), "rows": rows, "constants_by_held_out_source": constants,
+            "band": {"lo": b.lo, "hi": b.hi, "coverage": b.coverage, "runs": b.runs}}
 
 
 def format_rows(loso_result: dict[str, Any], in_sample: dict[str, Any]) -> list[str]:
@@ -68,6 +70,9 @@ def format_rows(loso_result: dict[str, Any], in_sample: dict[str, Any]) -> list[
     for s, v in loso_result["by_source"].items():
         lines.append(f"{s:<16} {v['runs']:>4} {v['mean_abs_error']:>15.1%} {v['max_abs_error']:>9.1%} "
                      f"{v['mean_signed_error']:>+8.1%}")
+    b = loso_result["band"]
+    lines.append(f"error band (central {b['coverage']:.0%} of the leave-one-source-out errors): "
+                 f"lo {b['lo']:+.4f}, hi {b['hi']:+.4f}")
     lines.append(f"layouts that ran but do not fit the memory model: {sum(not f for f in fits.values())} of "
                  f"{len(fits)}")
     return lines

@@ -9,7 +9,7 @@ Deterministic: the same rows give the same constants.
 
 Leave-one-source-out: for each source, fit on the other sources' rows only, then predict that source's
 rows. Those errors are the model's out-of-sample errors (`loso`); the error band `steward plan` and
-`steward simulate` print is their largest |log error| (`band`).
+`steward simulate` print is their central 90% (`band`, stored as `kernels.BAND`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from steward.planning.cost import Calibration, predict
-from steward.planning.kernels import FITTED, NAMES, Constants, from_vector
+from steward.planning.kernels import FITTED, NAMES, Constants, ErrorBand, from_vector
 
 START = Constants(gemm=0.8, gemm_half=100.0, attention=0.6, elementwise=4.0, score_passes=8.0, overlap=0.8,
                   layer_overhead=1e-4, collective_half=FITTED.collective_half)
@@ -137,7 +137,10 @@ def loso(all_cases: list[Case]) -> tuple[list[dict[str, Any]], dict[str, dict[st
     return [rows[cs.run["id"]] for cs in all_cases], constants
 
 
-def band(rows: list[dict[str, Any]]) -> float:
-    """The error band from leave-one-source-out rows: the largest |log(predicted / published)|, so the
-    truth lies within a factor exp(band) of a prediction on every row seen out of sample."""
-    return max(abs(math.log1p(r["error"])) for r in rows) if rows else 0.0
+def band(rows: list[dict[str, Any]], coverage: float = 0.9) -> ErrorBand:
+    """The error band of leave-one-source-out rows: the central `coverage` of their errors (linear
+    interpolation between order statistics, numpy's default percentile)."""
+    errors = np.array([r["error"] for r in rows])
+    tail = 100 * (1 - coverage) / 2
+    return ErrorBand(lo=float(np.percentile(errors, tail)), hi=float(np.percentile(errors, 100 - tail)),
+                     coverage=coverage, runs=len(rows))

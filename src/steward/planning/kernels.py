@@ -65,6 +65,35 @@ FITTED = Constants(gemm=0.8757, gemm_half=72.26, attention=0.2220, elementwise=4
 """Fitted on every source of published_runs.toml by `steward bench costmodel` (in-sample for those runs;
 the bench's leave-one-source-out errors are the out-of-sample figures)."""
 
+
+
+@dataclass(frozen=True)
+class ErrorBand:
+    """The measured error of a prediction: the central `coverage` of the leave-one-source-out errors
+    (predicted / published throughput - 1) over `runs` published runs. The true step time of a
+    prediction t lies in [t (1 + lo), t (1 + hi)] for that share of runs."""
+
+    lo: float
+    hi: float
+    coverage: float
+    runs: int
+
+    def time_range(self, step_time: float) -> tuple[float, float]:
+        return step_time * (1 + self.lo), step_time * (1 + self.hi)
+
+    def faster(self, t_a: float, t_b: float) -> bool:
+        """Whether a layout predicted at t_a is faster than one at t_b beyond the band: a's slowest
+        plausible time below b's fastest."""
+        return self.time_range(t_a)[1] < self.time_range(t_b)[0]
+
+    def describe(self) -> str:
+        return (f"error band {self.lo:+.0%} to {self.hi:+.0%} on throughput (central {self.coverage:.0%} of "
+                f"{self.runs} published runs, each predicted without its source: steward bench costmodel)")
+
+
+BAND = ErrorBand(lo=-0.3759, hi=0.2677, coverage=0.9, runs=47)
+"""Measured by `steward bench costmodel` (its 'error band' line) with FITTED's model."""
+
 NEUTRAL = Constants()
 """The CPU trainer's constants: the calibrated matmul rate as measured, no shape or overlap factors."""
 
