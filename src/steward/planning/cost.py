@@ -25,21 +25,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steward.models.gpt import ModelArgs, block_params, flops_per_token
+from steward.planning import kernels
 from steward.planning.footprint import (
     BF16_BYTES,
     FP32_BYTES,
     autocast_copy_bytes,
     ddp_bucket_bytes,
     fsdp_unsharded_bytes,
+    gpt_layer_activation_bytes,
     layer_activation_bytes,
     loss_activation_bytes,
     model_state_bytes,
-    gpt_layer_activation_bytes,
     stage_activation_bytes,
     stage_blocks,
     stage_params,
 )
-from steward.planning import kernels
 from steward.planning.kernels import FITTED, NEUTRAL, Constants
 from steward.planning.topology import Cluster, Link
 

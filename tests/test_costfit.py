@@ -1,0 +1,82 @@
+"""The cost model's fitted constants (`planning.costfit`): a deterministic fit, leave-one-source-out that
+never sees the held-out source, the error band's comparisons, and `steward plan --layout` printing it."""
+
+import json
+
+import pytest
+
+from steward.cli.main import main
+from steward.planning import costfit
+from steward.planning.kernels import BAND, FITTED, NAMES, ErrorBand
+from steward.planning.published import load_runs
+
+LAYOUT = "tp=8,pp=4,dp_replicate=1,dp_shard=16,micro_batch=1,recompute=full"
+BASE = ["plan", "--model", "175b", "--cluster", "a100-80gb-ib", "--nodes", "64"]
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Three sources, few rows each: enough for the constants to move, quick to fit."""
+    runs = load_runs()
+    pick = [r for r in runs if r["source"] == "megatron-sc21"][:3]
+    pick += [r for r in runs if r["source"] == "kempnerforge"][:4]
+    pick += [r for r in runs if r["source"] == "llm-foundry"][:3]
+    return pick
+
+
+def test_fit_is_deterministic_and_moves_the_constants(small):
+    a = costfit.fit(costfit.cases(small))
+    b = costfit.fit(costfit.cases(small))
+    assert a == b
+    assert a != costfit.START
+
+
+def test_leave_one_source_out_ignores_the_held_out_rows(small):
+    """Perturbing a held-out source's published figure changes neither the constants that predict it
+    nor its predicted value; it changes its error."""
+    rows, constants = costfit.loso(costfit.cases(small))
+    held = "kempnerforge"
+    perturbed = [dict(r, published=r["published"] * 3) if r["source"] == held else r for r in small]
+    rows2, constants2 = costfit.loso(costfit.cases(perturbed))
+    assert constants2[held] == constants[held]
+    assert constants2["megatron-sc21"] != constants["megatron-sc21"]  # a fold that trains on it does move
+    for r, r2 in zip(rows, rows2):
+        assert r2["predicted"] == pytest.approx(r["predicted"], rel=1e-12) or r["source"] != held
+        if r["source"] == held:
+            assert r2["error"] == pytest.approx((1 + r["error"]) / 3 - 1)
+
+
+def test_shipped_constants_are_the_fit_on_every_source():
+    """kernels.FITTED is what the fit gives on the whole corpus (rounded to 4 significant digits)."""
+    fitted = costfit.fit(costfit.cases(load_runs()))
+    for name in NAMES:
+        assert getattr(FITTED, name) == pytest.approx(getattr(fitted, name), rel=2e-3), name
+
+
+def test_band_from_rows_and_comparisons():
+    rows = [{"error": e} for e in (-0.5, -0.2, 0.0, 0.1, 0.3)]
+    b = costfit.band(rows, coverage=0.5)
+    assert (b.lo, b.hi, b.runs) == (pytest.approx(-0.2), pytest.approx(0.1), 5)
+    band = ErrorBand(lo=-0.2, hi=0.25, coverage=0.9, runs=10)
+    assert band.time_range(10.0) == (pytest.approx(8.0), pytest.approx(12.5))
+    assert band.faster(10.0, 15.7)  # 12.5 < 12.56
+    assert not band.faster(10.0, 15.6)  # 12.5 > 12.48: within the band
+    assert not band.faster(15.7, 10.0)
+
+
+def test_plan_layout_prints_the_band(capsys):
+    assert main([*BASE, "--layout", LAYOUT]) == 0
+    out = capsys.readouterr().out
+    assert "band" in out and "error band" in out and f"{BAND.lo:+.0%}" in out
+    assert main([*BASE, "--layout", LAYOUT, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    lo, hi = d["error_band"]["step_time_range_s"]
+    t = d["predicted"]["step_time_s"]
+    assert lo == pytest.approx(t * (1 + BAND.lo)) and hi == pytest.approx(t * (1 + BAND.hi))
+
+
+def test_plan_marks_alternatives_within_the_band(capsys):
+    assert main([*BASE, "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "error band" in out
+    assert out.count("within the band of best") + out.count("slower than best beyond the band") == 2
