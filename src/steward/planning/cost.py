@@ -188,7 +188,7 @@ def _bandwidth(link: Link, message: float, c: Constants) -> float:
 def all_reduce_time(nbytes: float, n: int, link: Link, c: Constants = NEUTRAL) -> float:
     if n <= 1 or nbytes <= 0:
         return 0.0
-    bw = _bandwidth(link, nbytes / n, c)
+    bw = _bandwidth(link, nbytes, c)
     return link.base_latency + 2 * (n - 1) * link.latency + 2 * (n - 1) / n * nbytes / bw
 
 
@@ -196,7 +196,7 @@ def gather_time(nbytes: float, n: int, link: Link, c: Constants = NEUTRAL) -> fl
     """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size)."""
     if n <= 1 or nbytes <= 0:
         return 0.0
-    return link.base_latency + (n - 1) * link.latency + (n - 1) / n * nbytes / _bandwidth(link, nbytes / n, c)
+    return link.base_latency + (n - 1) * link.latency + (n - 1) / n * nbytes / _bandwidth(link, nbytes, c)
 
 
 def p2p_time(nbytes: float, link: Link, c: Constants = NEUTRAL) -> float:
@@ -209,13 +209,19 @@ def _link_class(cluster: Cluster, link: Link) -> str:
 
 def _links(req: Request, lay: Layout) -> dict[str, Link]:
     """The link each mesh dim's collectives cross: ranks fill a node before the next; mesh order
-    (pp, dp_replicate, dp_shard, tp)."""
+    (pp, dp_replicate, dp_shard, tp). A group that spans nodes with r of its ranks in each node runs its
+    rings over r network adapters at once (NCCL builds one ring per adapter on multi-rail nodes such as
+    DGX: node-to-node bandwidth = r adapters), up to the node's own link."""
     cl = req.cluster
 
     def link(n: int, stride: int) -> Link:
-        if req.placement_aware or cl.nodes == 1:
-            return cl.link(n, stride)
-        return cl.inter if n > 1 else cl.intra
+        if not (req.placement_aware or cl.nodes == 1):
+            return cl.inter if n > 1 else cl.intra
+        lk = cl.link(n, stride)
+        rails = min(n, cl.devices_per_node // stride) if stride < cl.devices_per_node else 1
+        if lk is cl.inter and rails > 1:
+            return dataclasses.replace(lk, bandwidth=min(lk.bandwidth * rails, cl.intra.bandwidth))
+        return lk
 
     return {"tp": link(lay.tp, 1), "dp_shard": link(lay.dp_shard, lay.tp),
             "dp_replicate": link(lay.dp_replicate, lay.tp * lay.dp_shard),
