@@ -6,6 +6,7 @@ import json
 import pytest
 
 from steward.cli.main import main
+from steward.models.gpt import build_model_args
 from steward.planning import costfit
 from steward.planning.kernels import BAND, FITTED, NAMES, ErrorBand
 from steward.planning.published import load_runs
@@ -80,3 +81,26 @@ def test_plan_marks_alternatives_within_the_band(capsys):
     out = capsys.readouterr().out
     assert "error band" in out
     assert out.count("within the band of best") + out.count("slower than best beyond the band") == 2
+
+
+def test_simulate_names_the_layout_that_beats_the_baseline_on_both():
+    """The layout simulate reports beats the baseline on predicted time and memory, is the fastest that
+    does, and its verdict is the band's comparison."""
+    from steward.planning.cost import Request, calibration_for, predict
+    from steward.planning.layout import layouts
+    from steward.planning.simulate import simulate
+    from steward.planning.topology import load_cluster
+
+    cluster = load_cluster("h100-80gb-ib", 4)
+    req = Request(args=build_model_args("7b"), global_batch=128, seq_len=4096, cluster=cluster,
+                  memory_limit=0.9 * cluster.device.memory_bytes, name="7b")
+    result = simulate(req)
+    d, base = result["dominates"], result["baseline"]
+    assert d is not None
+    assert d["step_time_s"] < base["step_time_s"] and d["memory_per_device_bytes"] < base["memory_per_device_bytes"]
+    assert result["dominates_beyond_band"] is BAND.faster(d["step_time_s"], base["step_time_s"])
+    cal = calibration_for(cluster)
+    better = [p for p in (predict(req, lay, cal) for lay in layouts(req))
+              if p.memory_per_device_bytes <= req.memory_limit
+              and p.memory_per_device_bytes < base["memory_per_device_bytes"] and p.step_time_s < base["step_time_s"]]
+    assert d["step_time_s"] == pytest.approx(min(p.step_time_s for p in better))
