@@ -104,3 +104,31 @@ def test_simulate_names_the_layout_that_beats_the_baseline_on_both():
               if p.memory_per_device_bytes <= req.memory_limit
               and p.memory_per_device_bytes < base["memory_per_device_bytes"] and p.step_time_s < base["step_time_s"]]
     assert d["step_time_s"] == pytest.approx(min(p.step_time_s for p in better))
+
+
+def test_host_kernel_figures_give_the_cpu_constants():
+    """A calibrated CPU: the GEMM shape factor solved from two products reproduces both measured rates,
+    and host_constants runs the calibration's own product at the measured rate (nothing fitted)."""
+    import dataclasses
+
+    from steward.planning.calibrate import gemm_half
+    from steward.planning.cost import calibration_for, host_constants
+    from steward.planning.kernels import NEUTRAL, Constants, gemm_rate
+    from steward.planning.topology import load_cluster
+
+    half = gemm_half(512, 100e9, 64, 40e9)
+    peak = 100e9 * (512 / 3 + half) / (512 / 3)
+    c = Constants(gemm_half=half)
+    assert gemm_rate(64, 64, 64, peak, c) == pytest.approx(40e9)
+    assert gemm_rate(512, 512, 512, peak, c) == pytest.approx(100e9)
+    assert gemm_half(512, 100e9, 64, 100e9) == 0.0
+    cpu = load_cluster("cpu-host")
+    dev = dataclasses.replace(cpu.device, kernels={"matmul_n": 512.0, "gemm_half": half, "attention": 0.2,
+                                                   "elementwise_bandwidth": cpu.device.memory_bandwidth / 2})
+    cluster = dataclasses.replace(cpu, device=dev)
+    k = host_constants(cluster)
+    rate = dev.flops("fp32")
+    assert gemm_rate(512, 512, 512, rate, k) == pytest.approx(rate)
+    assert (k.attention, k.elementwise) == (0.2, pytest.approx(8.0))
+    assert calibration_for(cluster).kernel_constants() == k
+    assert calibration_for(cpu).kernel_constants() == NEUTRAL  # uncalibrated: the rates as they are

@@ -171,11 +171,29 @@ class Calibration:
 
 def calibration_for(cluster: Cluster) -> Calibration:
     """The cluster device's per-layer overheads (its preset's, or this host's calibration where the
-    cluster was discovered here)."""
+    cluster was discovered here); on a CPU with calibrated kernel figures, the kernels' constants from
+    them (`host_constants`)."""
     o = cluster.device.layer_overhead
     plain = o.get("plain", 0.0)
+    cpu = cluster.device.kind == "cpu"
     return Calibration(layer_overhead_s=plain, layer_overhead_tp_s=o.get("tp", plain),
-                       layer_overhead_fsdp_s=o.get("fsdp", plain), synchronous=cluster.device.kind == "cpu")
+                       layer_overhead_fsdp_s=o.get("fsdp", plain), synchronous=cpu,
+                       constants=host_constants(cluster) if cpu and cluster.device.kernels else None)
+
+
+def host_constants(cluster: Cluster) -> Constants:
+    """The kernels' constants of a calibrated host, from its measured figures (nothing fitted): the
+    GEMM rate by shape normalised so the calibration's own square product (of size 'matmul_n') runs
+    at the measured rate, attention at its measured fraction, and element-wise traffic at the
+    element-wise kernels' bandwidth instead of a copy's."""
+    k, dev = cluster.device.kernels, cluster.device
+    half = k.get("gemm_half", 0.0)
+    intensity = k.get("matmul_n", 0.0) / 3
+    gemm = (intensity + half) / intensity if intensity else 1.0
+    ew = k.get("elementwise_bandwidth", 0.0)
+    elementwise = NEUTRAL.elementwise * (dev.memory_bandwidth / ew if ew and dev.memory_bandwidth else 1.0)
+    return dataclasses.replace(NEUTRAL, gemm=gemm, gemm_half=half, attention=k.get("attention", 1.0),
+                               elementwise=elementwise)
 
 
 # ---- collectives (alpha-beta, ring algorithms) ---------------------------------------------------
