@@ -95,6 +95,15 @@ class Implementation:
     """ZeRO-1 / distributed optimizer: fp32 master weights and AdamW moments sharded over dp_replicate."""
     loss_bytes_per_logit: int = 12
     """Bytes per token and vocabulary entry the loss keeps for backward (three fp32 tensors in Steward)."""
+    selective_attention_core: bool = False
+    """'selective' recomputes only the attention core (Korthikanti et al. 2022's selective recompute, as
+    Megatron-LM runs it): no extra tensor-parallel collectives or element-wise pass; Steward's 'selective'
+    recomputes norms, RoPE and activations, and the tensor-parallel all-gathers before them."""
+    vocab_parallel_loss: bool = False
+    """Under tensor parallel the loss is computed on vocabulary shards (Megatron-LM), so the logits are
+    not all-gathered."""
+    optimizer_bytes_per_param: int = ADAM_BYTES_PER_PARAM
+    """Memory traffic of one optimizer step per parameter held (Steward: clipped foreach AdamW)."""
 
 
 @dataclass
@@ -342,9 +351,13 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
     matmul = kernels.block_gemm_time(args, tokens_mb, tp, rates.flops, c) + kernels.attention_time(
         args, lay.micro_batch_size, req.seq_len, tp, rates.flops, rates.memory_bandwidth, c,
         req.impl.unfused_attention, e)
+    core = req.impl.selective_attention_core and lay.recompute == "selective"
     recompute_time = matmul / 3 if lay.recompute == "full" else 0.0  # the forward runs again
     layer_traffic = c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
-    if lay.recompute in ("selective", "full"):
+    if core:  # the attention core's forward runs again
+        recompute_time = kernels.attention_time(args, lay.micro_batch_size, req.seq_len, tp, rates.flops,
+                                                rates.memory_bandwidth, c, req.impl.unfused_attention, e) / 3
+    elif lay.recompute in ("selective", "full"):
         layer_traffic *= 1.25  # the forward's element-wise work runs again (a quarter of the traffic)
     loss_traffic = loss_activation_bytes(args, tokens_mb, tp, e, autocast)
     overhead = cal.overhead(tp > 1, lay.fsdp) / rates.share
@@ -353,9 +366,9 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
 
     # tensor parallel: per block and micro-batch, forward all-gathers twice and reduce-scatters
     # twice a [mb, s, h] activation, backward the same; full recompute repeats the forward's four,
-    # selective the two all-gathers (their outputs are recomputed, not kept)
+    # Steward's selective the two all-gathers (their outputs are recomputed, not kept)
     act_full = tokens_mb * h * e
-    n_coll = 8 + {"full": 4, "selective": 2}.get(lay.recompute, 0)
+    n_coll = 8 + {"full": 4, "selective": 0 if core else 2}.get(lay.recompute, 0)
     tp_per_layer = n_coll * gather_time(act_full, tp, tp_link, c)
     tp_bytes_layer = n_coll * (tp - 1) / tp * act_full if tp > 1 else 0
     stage_compute, stage_tp, tp_bytes_stage = [], [], []
@@ -366,8 +379,9 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
         if st == pp - 1:
             comp += kernels.head_gemm_time(args, tokens_mb, tp, rates.flops, c) + loss_traffic / rates.memory_bandwidth
             # head: all-gather the sequence in, the logits out (forward), reduce-scatter back
-            t += 2 * gather_time(act_full, tp, tp_link, c) + gather_time(tokens_mb * v * e, tp, tp_link, c)
-            b += (2 * act_full + tokens_mb * v * e) * (tp - 1) / tp if tp > 1 else 0
+            logits = 0 if req.impl.vocab_parallel_loss else tokens_mb * v * e
+            t += 2 * gather_time(act_full, tp, tp_link, c) + gather_time(logits, tp, tp_link, c)
+            b += (2 * act_full + logits) * (tp - 1) / tp if tp > 1 else 0
         if st == 0:
             t += 2 * gather_time(act_full, tp, tp_link, c)  # embedding's reduce-scatter and its backward
             b += 2 * act_full * (tp - 1) / tp if tp > 1 else 0
@@ -440,7 +454,8 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
     else:
         dp_exposed = max(0.0, dp.time - c.overlap * window) + dp.exposed_once if dp.time else 0.0
 
-    optimizer_time = ADAM_BYTES_PER_PARAM * (p_local / (lay.dp_shard if lay.fsdp else 1)) / rates.memory_bandwidth
+    p_opt = p_local / (lay.dp_shard if lay.fsdp else 1) / (lay.dp_replicate if req.impl.optimizer_sharded else 1)
+    optimizer_time = req.impl.optimizer_bytes_per_param * p_opt / rates.memory_bandwidth
     step = pipeline_time + dp_exposed + optimizer_time
 
     tokens = req.global_batch * req.seq_len
