@@ -54,6 +54,14 @@ def test_shipped_constants_are_the_fit_on_every_source():
         assert getattr(FITTED, name) == pytest.approx(getattr(fitted, name), rel=2e-3), name
 
 
+@pytest.mark.slow
+def test_shipped_band_is_the_leave_one_source_out_band():
+    """kernels.BAND is the central 90% of the corpus's leave-one-source-out errors (4 decimals)."""
+    rows, _ = costfit.loso(costfit.cases(load_runs()))
+    b = costfit.band(rows)
+    assert (BAND.lo, BAND.hi, BAND.runs) == (pytest.approx(b.lo, abs=1e-4), pytest.approx(b.hi, abs=1e-4), len(rows))
+
+
 def test_band_from_rows_and_comparisons():
     rows = [{"error": e} for e in (-0.5, -0.2, 0.0, 0.1, 0.3)]
     b = costfit.band(rows, coverage=0.5)

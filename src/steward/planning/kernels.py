@@ -66,7 +66,6 @@ FITTED = Constants(gemm=0.9128, gemm_half=71.78, attention=0.3744, elementwise=1
 the bench's leave-one-source-out errors are the out-of-sample figures)."""
 
 
-
 @dataclass(frozen=True)
 class ErrorBand:
     """The measured error of a prediction: the central `coverage` of the leave-one-source-out errors
