@@ -1,11 +1,17 @@
 """`steward bench costmodel`: the cost model against the published runs of
 `steward/planning/published_runs.toml`, each at its published layout (the path of `steward plan
---layout`). The model has no constants fitted to the corpus, so every row is out of sample; a
-leave-one-source-out loop belongs with the first fitted constant.
+--layout`).
+
+The model's constants (`planning.kernels.Constants`) are fitted to this corpus, so the bench reports two
+sets of errors: leave-one-source-out (each source's rows predicted by constants fitted on the other
+sources only: out of sample, the figures to quote) and in-sample (the constants fitted on every source,
+`kernels.FITTED`, which `steward plan` and `steward simulate` use). `--chart FILE.png` draws predicted
+against published for both (matplotlib).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
@@ -22,30 +28,98 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
             "mean_signed_error": sum(errors) / len(errors)}
 
 
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    sources = sorted({r["source"] for r in rows})
+    return {"runs": len(rows), "sources": len(sources), **summarize(rows),
+            "by_source": {s: {"runs": sum(r["source"] == s for r in rows),
+                              **summarize([r for r in rows if r["source"] == s])} for s in sources}}
+
+
 def evaluate_corpus(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every run predicted with the cost model's constants as shipped (`kernels.FITTED`)."""
     from steward.planning.published import predict_run
 
     rows = [predict_run(run) for run in runs]
-    sources = sorted({r["source"] for r in rows})
-    return {"runs": len(rows), "sources": len(sources), **summarize(rows),
-            "by_source": {s: summarize([r for r in rows if r["source"] == s]) for s in sources},
-            "rows": rows, "fitted": "nothing: the cost model's constants are not fitted to this corpus"}
+    return {**_summary(rows), "rows": rows}
 
 
-def format_rows(result: dict[str, Any]) -> list[str]:
-    lines = [f"{'run':<38} {'metric':<22} {'published':>10} {'predicted':>10} {'error':>8}  fits"]
-    for r in result["rows"]:
-        lines.append(f"{r['id']:<38} {r['metric']:<22} {r['published']:>10.4g} {r['predicted']:>10.4g} "
-                     f"{r['error']:>+8.1%}  {'yes' if r['fits'] else 'NO'}")
-    lines.append(f"{result['runs']} runs, {result['sources']} sources: mean |error| {result['mean_abs_error']:.1%}, "
-                 f"max |error| {result['max_abs_error']:.1%}, mean signed error {result['mean_signed_error']:+.1%}")
+def loso_corpus(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Leave-one-source-out errors, with the constants each fold fitted."""
+    from steward.planning.costfit import band, cases, loso
+
+    rows, constants = loso(cases(runs))
+    b = band(rows)
+    return {**_summary(rows), "rows": rows, "constants_by_held_out_source": constants,
+            "band": {"lo": b.lo, "hi": b.hi, "coverage": b.coverage, "runs": b.runs}}
+
+
+def format_rows(loso_result: dict[str, Any], in_sample: dict[str, Any]) -> list[str]:
+    fits = {r["id"]: r["fits"] for r in in_sample["rows"]}
+    ins = {r["id"]: r for r in in_sample["rows"]}
+    lines = [f"{'run':<42} {'source':<14} {'metric':<20} {'published':>10} {'LOSO pred':>10} {'LOSO err':>9} "
+             f"{'in-sample':>10}  fits"]
+    for r in loso_result["rows"]:
+        lines.append(f"{r['id']:<42} {r['source']:<14} {r['metric']:<20} {r['published']:>10.4g} "
+                     f"{r['predicted']:>10.4g} {r['error']:>+9.1%} {ins[r['id']]['error']:>+10.1%}  "
+                     f"{'yes' if fits[r['id']] else 'NO'}")
+    for label, res in (("leave-one-source-out", loso_result), ("in-sample (fitted on all sources)", in_sample)):
+        lines.append(f"{label}: {res['runs']} runs, {res['sources']} sources: mean |error| "
+                     f"{res['mean_abs_error']:.1%}, max |error| {res['max_abs_error']:.1%}, "
+                     f"mean signed error {res['mean_signed_error']:+.1%}")
+    lines.append(f"{'source':<16} {'runs':>4} {'LOSO mean|err|':>15} {'max|err|':>9} {'signed':>8}")
+    for s, v in loso_result["by_source"].items():
+        lines.append(f"{s:<16} {v['runs']:>4} {v['mean_abs_error']:>15.1%} {v['max_abs_error']:>9.1%} "
+                     f"{v['mean_signed_error']:>+8.1%}")
+    b = loso_result["band"]
+    lines.append(f"error band (central {b['coverage']:.0%} of the leave-one-source-out errors): "
+                 f"lo {b['lo']:+.4f}, hi {b['hi']:+.4f}")
+    lines.append(f"layouts that ran but do not fit the memory model: {sum(not f for f in fits.values())} of "
+                 f"{len(fits)}")
     return lines
 
 
-@register("costmodel", "the cost model vs published runs at their published layouts (errors per row)")
+def chart_png(loso_result: dict[str, Any], in_sample: dict[str, Any], path: str) -> str:
+    """Predicted / published per run, leave-one-source-out and in-sample; returns what was written."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "no chart: matplotlib is not installed (pip install matplotlib)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    sources = sorted(loso_result["by_source"])
+    for i, s in enumerate(sources):
+        rows = [r for r in loso_result["rows"] if r["source"] == s]
+        ax.scatter([i + 1] * len(rows), [1 + r["error"] for r in rows], label=f"{s} (LOSO)", marker="o")
+        ins = [r for r in in_sample["rows"] if r["source"] == s]
+        ax.scatter([i + 1.25] * len(ins), [1 + r["error"] for r in ins], marker="x", color="grey")
+    ax.axhline(1.0, color="black", lw=0.8)
+    for y in (0.85, 1.15):
+        ax.axhline(y, color="red", lw=0.6, ls="--")
+    ax.set_xticks(range(1, len(sources) + 1), sources, rotation=30, ha="right")
+    ax.set_ylabel("predicted / published (o: leave-one-source-out, x: in-sample)")
+    ax.set_yscale("log")
+    ax.set_title("steward bench costmodel: cost model vs published runs (dashed: +-15%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"chart: {path}"
+
+
+@register("costmodel", "the cost model vs published runs: leave-one-source-out and in-sample errors per row")
 def bench_costmodel(argv: list[str]) -> dict[str, Any]:
     from steward.planning.published import load_runs
 
-    result = evaluate_corpus(load_runs())
-    print("\n".join(format_rows(result)), file=sys.stderr)
-    return result
+    p = argparse.ArgumentParser(prog="steward bench costmodel")
+    p.add_argument("--chart", default="", help="write predicted vs published to this PNG file")
+    args, _ = p.parse_known_args(argv)
+    runs = load_runs()
+    in_sample = evaluate_corpus(runs)
+    out = loso_corpus(runs)
+    lines = format_rows(out, in_sample)
+    if args.chart:
+        lines.append(chart_png(out, in_sample, args.chart))
+    print("\n".join(lines), file=sys.stderr)
+    return {"leave_one_source_out": out, "in_sample": in_sample}

@@ -2,8 +2,10 @@
 planner's predicted step time and memory per device against the measured ones, with the error of each.
 
 In the same invocation it first calibrates this machine (matmul rate, memory bandwidth, per-layer
-overhead, gloo all-reduce) into a temporary file, so predictions use figures measured next to the
-runs they predict. Memory is measured as the peak of live tensor bytes (`LiveTensorBytes`): what the
+overhead, gloo all-reduce, and the kernel figures: GEMM rate by shape, attention, element-wise
+bandwidth) into a temporary file, so predictions use figures measured next to the runs they predict.
+Nothing is fitted to the measured steps: every error it prints is out of sample. It prints the
+prediction without the kernel figures too ('rates only', the model before them). Memory is measured as the peak of live tensor bytes (`LiveTensorBytes`): what the
 planner models, without the Python runtime and allocator slack that the process's RSS would add.
 Memory is tracked over the first two steps, step time is the median of the later (untracked) steps.
 """
@@ -181,11 +183,16 @@ def measure(overrides: list[str], nproc: int) -> dict[str, Any]:
     return measure_many([overrides], nproc)[0]
 
 
-def predicted(overrides: list[str], nproc: int):
-    """The planner's prediction for the layout `overrides` resolve to on `nproc` local processes."""
+def predicted(overrides: list[str], nproc: int, rates_only: bool = False):
+    """The planner's prediction for the layout `overrides` resolve to on `nproc` local processes.
+    `rates_only`: without this host's kernel figures (the calibrated large-matmul rate for every GEMM and
+    attention, a copy's bandwidth for element-wise kernels), as the model predicted before them."""
+    import dataclasses
+
     from steward.config import load_config
     from steward.parallel.mesh import ParallelDims
     from steward.planning.cost import Layout, calibration_for, predict
+    from steward.planning.kernels import NEUTRAL
     from steward.planning.layout import request_from_config
 
     cfg = load_config(None, overrides)
@@ -194,7 +201,10 @@ def predicted(overrides: list[str], nproc: int):
     local = cfg.train.batch_size // dims.dp
     recompute = {"keep": "none"}.get(cfg.memory.policy, cfg.memory.policy)
     lay = Layout(dims.tp, dims.pp, dims.dp_replicate, dims.dp_shard, local // dims.grad_accum, recompute)
-    return lay, predict(req, lay, calibration_for(req.cluster))
+    cal = calibration_for(req.cluster)
+    if rates_only:
+        cal = dataclasses.replace(cal, constants=NEUTRAL)
+    return lay, predict(req, lay, cal)
 
 
 LAYOUTS = {
@@ -238,7 +248,8 @@ def bench_planner(argv: list[str]) -> dict[str, Any]:
             for name in names:
                 nproc, overrides = configs[name]
                 layout, pred = predicted(overrides, nproc)
-                rows.append(_row(name, nproc, layout, pred, measured[name]))
+                rates_only = predicted(overrides, nproc, rates_only=True)[1].step_time_s
+                rows.append(_row(name, nproc, layout, pred, measured[name], rates_only))
         finally:
             if old is None:
                 os.environ.pop("STEWARD_CALIBRATION", None)
@@ -273,7 +284,7 @@ def _measure_by_process_count(configs: dict[str, tuple[int, list[str]]]) -> dict
     return measured
 
 
-def _row(name: str, nproc: int, layout, pred, got: dict[str, Any]) -> dict[str, Any]:
+def _row(name: str, nproc: int, layout, pred, got: dict[str, Any], rates_only_s: float) -> dict[str, Any]:
     """One layout: predicted against measured step time (median) and memory (the largest rank's peak)."""
     step = statistics.median(got["step_times"])
     mem = max(got["peak_bytes"])
@@ -284,6 +295,8 @@ def _row(name: str, nproc: int, layout, pred, got: dict[str, Any]) -> dict[str, 
         "predicted_step_time_s": pred.step_time_s,
         "measured_step_time_s": step,
         "step_time_error": pred.step_time_s / step - 1,
+        "rates_only_step_time_s": rates_only_s,
+        "rates_only_step_time_error": rates_only_s / step - 1,
         "predicted_memory_bytes": pred.memory_per_device_bytes,
         "measured_memory_bytes": mem,
         "memory_error": pred.memory_per_device_bytes / mem - 1,
@@ -304,16 +317,19 @@ def _result(args: argparse.Namespace, rows: list[dict[str, Any]], cal: dict[str,
     for r in rows:
         result[f"{r['layout']} step time"] = (
             f"predicted {r['predicted_step_time_s']:.4f} s, measured {r['measured_step_time_s']:.4f} s, "
-            f"error {r['step_time_error']:+.1%}")
+            f"error {r['step_time_error']:+.1%} (rates only: {r['rates_only_step_time_s']:.4f} s, "
+            f"{r['rates_only_step_time_error']:+.1%})")
         result[f"{r['layout']} memory"] = (
             f"predicted {r['predicted_memory_bytes'] / 1e6:.2f} MB, measured {r['measured_memory_bytes'] / 1e6:.2f} MB, "
             f"error {r['memory_error']:+.1%}")
     result.update(
         mean_abs_step_time_error=statistics.mean(abs(r["step_time_error"]) for r in rows),
+        mean_signed_step_time_error=statistics.mean(r["step_time_error"] for r in rows),
+        mean_abs_step_time_error_rates_only=statistics.mean(abs(r["rates_only_step_time_error"]) for r in rows),
         mean_abs_memory_error=statistics.mean(abs(r["memory_error"]) for r in rows),
         max_abs_memory_error=max(abs(r["memory_error"]) for r in rows),
         calibration={k: cal[k] for k in ("matmul_flops", "memory_bandwidth", "layer_overhead_s", "layer_overhead_tp_s",
-                                         "layer_overhead_fsdp_s")}
+                                         "layer_overhead_fsdp_s", "kernels") if k in cal}
         | {"collective_bandwidth": cal.get("collective", {}).get("bandwidth"),
            "collective_latency": cal.get("collective", {}).get("latency")},
         rows=rows,

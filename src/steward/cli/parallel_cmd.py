@@ -152,6 +152,10 @@ def run_plan(args) -> int:
             if "collective" in result:
                 c = result["collective"]
                 print(f"collective: {c['name']}: {c['bandwidth'] / 1e9:.3g} GB/s, {c['latency'] * 1e6:.3g} us per step")
+            if "kernels" in result:
+                k = result["kernels"]
+                print(f"kernels: GEMM half rate at intensity {k['gemm_half']:.3g}, attention at "
+                      f"{k['attention']:.0%} of the matmul rate, element-wise {k['elementwise_bandwidth'] / 1e9:.3g} GB/s")
             print(f"stored in {result['path']}")
         return 0
     if args.top < 1:

@@ -51,6 +51,52 @@ def memory_bandwidth(device: torch.device, nbytes: int, reps: int = 5) -> float:
     return 2 * nbytes / _best_time(lambda: dst.copy_(src), device, reps)
 
 
+def gemm_half(n_big: int, rate_big: float, n_small: int, rate_small: float) -> float:
+    """The GEMM intensity at which the rate halves, from two square products: rate(n) = R I / (I + h)
+    with I = n / 3, solved for h (0 when the small one is as fast; large when it barely runs)."""
+    i_b, i_s, ratio = n_big / 3, n_small / 3, rate_small / rate_big
+    if ratio >= 1:
+        return 0.0
+    if ratio * i_b <= i_s:
+        return 1e6
+    return i_s * i_b * (1 - ratio) / (ratio * i_b - i_s)
+
+
+def attention_seconds(device: torch.device, heads: int, seq: int, head_dim: int, reps: int = 5) -> float:
+    """Forward and backward of causal scaled_dot_product_attention over one sequence."""
+    q, k, v = (torch.randn(1, heads, seq, head_dim, device=device, requires_grad=True) for _ in range(3))
+
+    def step():
+        torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward()
+
+    return _best_time(step, device, reps)
+
+
+def elementwise_bandwidth(device: torch.device, elements: int, reps: int = 5) -> float:
+    """Bytes/s of a typical element-wise kernel chain (SiLU times a gate, forward and backward), counting
+    each tensor read or written once: forward reads 2 and writes 1, backward reads 3 and writes 2."""
+    x, y = (torch.randn(elements, device=device, requires_grad=True) for _ in range(2))
+    g = torch.randn(elements, device=device)
+
+    def step():
+        (torch.nn.functional.silu(x) * y).backward(g)
+
+    return 8 * 4 * elements / _best_time(step, device, reps)
+
+
+def kernel_figures(device: torch.device, n_big: int, rate_big: float, quick: bool = False) -> dict[str, float]:
+    """This host's kernel figures the cost model reads (`cost.host_constants`): the GEMM shape factor
+    from a 64-wide product against the n_big one, fused attention's rate as a fraction of the large
+    product's (FLOPs as the model counts them, 6 h s per token with the causal half skipped), and the
+    element-wise kernels' bandwidth."""
+    half = gemm_half(n_big, rate_big, 64, matmul_flops(device, torch.float32, 64))
+    heads, seq, hd = 4, 128 if quick else 256, 64
+    att_rate = 6 * heads * hd * seq * seq / attention_seconds(device, heads, seq, hd)
+    gemm = (n_big / 3 + half) / (n_big / 3)
+    return {"matmul_n": float(n_big), "gemm_half": half, "attention": att_rate / (rate_big * gemm),
+            "elementwise_bandwidth": elementwise_bandwidth(device, (1 if quick else 4) * 2**20)}
+
+
 def layer_overhead(device: torch.device, wrap: str = "plain", reps: int = 20) -> float:
     """Seconds for forward + backward of one tiny block: what each layer costs beyond its arithmetic
     (op dispatch, autograd, kernel launches). `wrap`: 'plain', 'tp' (tensor parallel with sequence
@@ -176,7 +222,9 @@ def calibrate(nproc: int = 2, path: Path | None = None, quick: bool = False) -> 
     if not cuda:
         torch.set_num_threads(1)  # one worker process per core is how the trainer runs here
     try:
-        flops = {"fp32": matmul_flops(device, torch.float32, 4096 if cuda else (256 if quick else 512))}
+        n_fp32 = 4096 if cuda else (256 if quick else 512)
+        flops = {"fp32": matmul_flops(device, torch.float32, n_fp32)}
+        kernels = {} if cuda else kernel_figures(device, n_fp32, flops["fp32"], quick)
         if cuda:
             flops["bf16"] = matmul_flops(device, torch.bfloat16, 8192)
             flops["tf32"] = flops["fp32"]
@@ -198,6 +246,8 @@ def calibrate(nproc: int = 2, path: Path | None = None, quick: bool = False) -> 
         "layer_overhead_tp_s": overheads.get("tp", overheads["plain"]),
         "layer_overhead_fsdp_s": overheads.get("fsdp", overheads["plain"]),
     }
+    if kernels:
+        result["kernels"] = kernels
     gpus = torch.cuda.device_count() if cuda else 0
     if nproc > 1 and (not cuda or gpus >= nproc):
         sizes = [2**k for k in range(12, 23, 2)] if quick else None

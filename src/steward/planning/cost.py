@@ -9,11 +9,13 @@ Memory per device (the fullest pipeline stage), counted with the one memory mode
   * activations by the per-layer counting of Korthikanti et al. 2022 (`footprint.layer_activation_bytes`);
   * pipeline 1F1B: the first stage holds pp micro-batches in flight;
   * the loss: logits and their fp32 softmax and gradient on the last stage.
-Step time: compute FLOPs over the device's matmul rate (peak x efficiency), element-wise traffic over
-memory bandwidth, a per-layer framework overhead (measured by calibration), every collective with the
-alpha-beta model on the link class it crosses (tensor parallel inside a node on the critical path;
-FSDP/DDP overlapped with compute except one block; pipeline sends per micro-batch), the 1F1B bubble
+Step time: each GEMM at the rate of its shape, attention (fused or unfused), element-wise traffic over
+memory bandwidth and a per-layer overhead (`kernels`, with constants fitted to published runs on GPUs,
+this host's calibration on CPUs), every collective with the alpha-beta model on the link class it
+crosses at a bandwidth that grows with the message (tensor parallel on the critical path; FSDP/DDP
+partly hidden behind compute, except one block; pipeline sends per micro-batch), the 1F1B bubble
 ((pp - 1) extra micro-batch slots) and the optimizer's memory traffic.
+The training code's memory habits are the request's `Implementation` (Steward's trainer by default).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from steward.models.gpt import ModelArgs, block_params, flops_per_token
+from steward.planning import kernels
 from steward.planning.footprint import (
     BF16_BYTES,
     FP32_BYTES,
     autocast_copy_bytes,
     ddp_bucket_bytes,
     fsdp_unsharded_bytes,
+    gpt_layer_activation_bytes,
     layer_activation_bytes,
     loss_activation_bytes,
     model_state_bytes,
@@ -36,17 +40,12 @@ from steward.planning.footprint import (
     stage_blocks,
     stage_params,
 )
+from steward.planning.kernels import FITTED, NEUTRAL, Constants
 from steward.planning.topology import Cluster, Link
 
 ADAM_BYTES_PER_PARAM = 92
 """Bytes of memory traffic per parameter for one clipped AdamW step (foreach, fp32): m lerp 12, v
 update 20, denominator 24, parameter update 16, weight decay 8, norm and clip 12."""
-
-ELEMENTWISE_TRAFFIC = 4.0
-"""Element-wise memory traffic per training step of a layer, in multiples of the bytes it keeps for
-backward (forward writes and reads each kept tensor once, backward reads it and writes its gradient).
-An assumption, not a measurement."""
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -79,6 +78,34 @@ class Layout:
                 f"micro_batch={self.micro_batch_size} recompute={self.recompute}")
 
 
+@dataclass(frozen=True)
+class Implementation:
+    """How the training code running a layout keeps memory and runs attention. The defaults are Steward's
+    trainer; published runs name their framework's (`published.FRAMEWORKS`)."""
+
+    unfused_attention: bool = False
+    """Attention materialises the s x s scores (Megatron-LM 2021/2022, BLOOM) instead of a fused kernel."""
+    gpt_activations: bool = False
+    """Activations as a GPT block keeps them (16-bit LayerNorm, GELU; `footprint.gpt_layer_activation_bytes`)
+    instead of Steward's decoder (fp32 RMSNorm statistics, SwiGLU)."""
+    fsdp_sync_each_micro_batch: bool = False
+    """FSDP reduce-scatters gradients after every micro-batch (torchtitan, Composer), so they stay
+    sharded; Steward's trainer turns the sync off while micro-batches accumulate."""
+    optimizer_sharded: bool = False
+    """ZeRO-1 / distributed optimizer: fp32 master weights and AdamW moments sharded over dp_replicate."""
+    loss_bytes_per_logit: int = 12
+    """Bytes per token and vocabulary entry the loss keeps for backward (three fp32 tensors in Steward)."""
+    selective_attention_core: bool = False
+    """'selective' recomputes only the attention core (Korthikanti et al. 2022's selective recompute, as
+    Megatron-LM runs it): no extra tensor-parallel collectives or element-wise pass; Steward's 'selective'
+    recomputes norms, RoPE and activations, and the tensor-parallel all-gathers before them."""
+    vocab_parallel_loss: bool = False
+    """Under tensor parallel the loss is computed on vocabulary shards (Megatron-LM), so the logits are
+    not all-gathered."""
+    optimizer_bytes_per_param: int = ADAM_BYTES_PER_PARAM
+    """Memory traffic of one optimizer step per parameter held (Steward: clipped foreach AdamW)."""
+
+
 @dataclass
 class Request:
     """What to plan for. `dtype`: 'bf16' (GPU mixed precision: bf16 compute and activations, fp32
@@ -95,6 +122,7 @@ class Request:
     placement_aware: bool = True
     """False: ranks placed without regard to nodes, so every group of two or more spans nodes (the
     simulator's baseline)."""
+    impl: Implementation = field(default_factory=Implementation)
 
     @property
     def act_bytes(self) -> int:
@@ -136,6 +164,13 @@ class Calibration:
     layer_overhead_fsdp_s: float = 0.0
     synchronous: bool = False
     """CPU: every op's dispatch cost adds to its run time; GPU: launches overlap with device work."""
+    constants: Constants | None = None
+    """The kernels' constants; None: `kernels.FITTED` on GPUs, `kernels.NEUTRAL` on CPUs."""
+
+    def kernel_constants(self) -> Constants:
+        if self.constants is not None:
+            return self.constants
+        return NEUTRAL if self.synchronous else FITTED
 
     def overhead(self, tp: bool, fsdp: bool) -> float:
         extra_tp = max(0.0, self.layer_overhead_tp_s - self.layer_overhead_s) if tp else 0.0
@@ -145,31 +180,54 @@ class Calibration:
 
 def calibration_for(cluster: Cluster) -> Calibration:
     """The cluster device's per-layer overheads (its preset's, or this host's calibration where the
-    cluster was discovered here)."""
+    cluster was discovered here); on a CPU with calibrated kernel figures, the kernels' constants from
+    them (`host_constants`)."""
     o = cluster.device.layer_overhead
     plain = o.get("plain", 0.0)
+    cpu = cluster.device.kind == "cpu"
     return Calibration(layer_overhead_s=plain, layer_overhead_tp_s=o.get("tp", plain),
-                       layer_overhead_fsdp_s=o.get("fsdp", plain), synchronous=cluster.device.kind == "cpu")
+                       layer_overhead_fsdp_s=o.get("fsdp", plain), synchronous=cpu,
+                       constants=host_constants(cluster) if cpu and cluster.device.kernels else None)
+
+
+def host_constants(cluster: Cluster) -> Constants:
+    """The kernels' constants of a calibrated host, from its measured figures (nothing fitted): the
+    GEMM rate by shape normalised so the calibration's own square product (of size 'matmul_n') runs
+    at the measured rate, attention at its measured fraction, and element-wise traffic at the
+    element-wise kernels' bandwidth instead of a copy's."""
+    k, dev = cluster.device.kernels, cluster.device
+    half = k.get("gemm_half", 0.0)
+    intensity = k.get("matmul_n", 0.0) / 3
+    gemm = (intensity + half) / intensity if intensity else 1.0
+    ew = k.get("elementwise_bandwidth", 0.0)
+    elementwise = NEUTRAL.elementwise * (dev.memory_bandwidth / ew if ew and dev.memory_bandwidth else 1.0)
+    return dataclasses.replace(NEUTRAL, gemm=gemm, gemm_half=half, attention=k.get("attention", 1.0),
+                               elementwise=elementwise)
 
 
 # ---- collectives (alpha-beta, ring algorithms) ---------------------------------------------------
 
 
-def all_reduce_time(nbytes: float, n: int, link: Link) -> float:
+def _bandwidth(link: Link, message: float, c: Constants) -> float:
+    return kernels.collective_bandwidth(link.effective_bandwidth, message, c)
+
+
+def all_reduce_time(nbytes: float, n: int, link: Link, c: Constants = NEUTRAL) -> float:
     if n <= 1 or nbytes <= 0:
         return 0.0
-    return link.base_latency + 2 * (n - 1) * link.latency + 2 * (n - 1) / n * nbytes / link.effective_bandwidth
+    bw = _bandwidth(link, nbytes, c)
+    return link.base_latency + 2 * (n - 1) * link.latency + 2 * (n - 1) / n * nbytes / bw
 
 
-def gather_time(nbytes: float, n: int, link: Link) -> float:
+def gather_time(nbytes: float, n: int, link: Link, c: Constants = NEUTRAL) -> float:
     """All-gather or reduce-scatter of a buffer of `nbytes` (the full, gathered size)."""
     if n <= 1 or nbytes <= 0:
         return 0.0
-    return link.base_latency + (n - 1) * link.latency + (n - 1) / n * nbytes / link.effective_bandwidth
+    return link.base_latency + (n - 1) * link.latency + (n - 1) / n * nbytes / _bandwidth(link, nbytes, c)
 
 
-def p2p_time(nbytes: float, link: Link) -> float:
-    return link.base_latency + link.latency + nbytes / link.effective_bandwidth
+def p2p_time(nbytes: float, link: Link, c: Constants = NEUTRAL) -> float:
+    return link.base_latency + link.latency + nbytes / _bandwidth(link, nbytes, c)
 
 
 def _link_class(cluster: Cluster, link: Link) -> str:
@@ -178,13 +236,19 @@ def _link_class(cluster: Cluster, link: Link) -> str:
 
 def _links(req: Request, lay: Layout) -> dict[str, Link]:
     """The link each mesh dim's collectives cross: ranks fill a node before the next; mesh order
-    (pp, dp_replicate, dp_shard, tp)."""
+    (pp, dp_replicate, dp_shard, tp). A group that spans nodes with r of its ranks in each node runs its
+    rings over r network adapters at once (NCCL builds one ring per adapter on multi-rail nodes such as
+    DGX: node-to-node bandwidth = r adapters), up to the node's own link."""
     cl = req.cluster
 
     def link(n: int, stride: int) -> Link:
-        if req.placement_aware or cl.nodes == 1:
-            return cl.link(n, stride)
-        return cl.inter if n > 1 else cl.intra
+        if not (req.placement_aware or cl.nodes == 1):
+            return cl.inter if n > 1 else cl.intra
+        lk = cl.link(n, stride)
+        rails = min(n, cl.devices_per_node // stride) if stride < cl.devices_per_node else 1
+        if lk is cl.inter and rails > 1:
+            return dataclasses.replace(lk, bandwidth=min(lk.bandwidth * rails, cl.intra.bandwidth))
+        return lk
 
     return {"tp": link(lay.tp, 1), "dp_shard": link(lay.dp_shard, lay.tp),
             "dp_replicate": link(lay.dp_replicate, lay.tp * lay.dp_shard),
@@ -196,12 +260,15 @@ def _links(req: Request, lay: Layout) -> dict[str, Link]:
 
 def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
     """Bytes on a device of pipeline stage `st` at the step's peak, by part, and their 'total'."""
-    args, e, tp, pp = req.args, req.act_bytes, lay.tp, lay.pp
+    args, e, tp, pp, impl = req.args, req.act_bytes, lay.tp, lay.pp, req.impl
     n_micro = req.micro_batches(lay)
     blocks = stage_blocks(args.n_layers, pp)
     p_local = stage_params(args, pp, st) / tp  # norms are replicated under tp: a small overcount
     p_sharded = p_local / lay.dp_shard if lay.fsdp else p_local
     states = model_state_bytes(p_sharded)
+    if impl.optimizer_sharded:
+        states["params"] /= lay.dp_replicate
+        states["optimizer"] /= lay.dp_replicate
     grads = states["grads"]
     copies = 0.0
     if lay.fsdp:
@@ -210,7 +277,7 @@ def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
         in_flight = blocks[st] if pp > 1 else min(2, blocks[st])
         root = args.vocab_size * args.dim if st == 0 or st == pp - 1 else 0
         copies = fsdp_unsharded_bytes(block_params(args), root, in_flight, e, tp)
-        if n_micro > 1 and pp == 1:
+        if n_micro > 1 and pp == 1 and not impl.fsdp_sync_each_micro_batch:
             grads = FP32_BYTES * p_local  # gradient sync off between micro-batches keeps them unsharded
     elif lay.ddp:
         copies += ddp_bucket_bytes(p_local)
@@ -218,7 +285,8 @@ def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
         copies += autocast_copy_bytes(p_local)
     in_flight_mb = min(pp - st, n_micro) if pp > 1 else 1
     acts = stage_activation_bytes(args, lay.micro_batch_size * req.seq_len, tp, lay.recompute, e,
-                                  req.autocast(lay), blocks[st], in_flight_mb, st == pp - 1)
+                                  req.autocast(lay), blocks[st], in_flight_mb, st == pp - 1,
+                                  _gpt_layer(req, lay), impl.loss_bytes_per_logit)
     # gradients exist alongside activations once accumulation carries them between micro-batches;
     # otherwise the peak is the larger of activations at the start of backward and gradients at
     # its end (with the optimizer's temporaries: one gradient-sized buffer for foreach AdamW)
@@ -233,6 +301,17 @@ def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
     params, optim = states["params"], states["optimizer"]
     total = params + optim + copies + at_peak["gradients"] + at_peak["activations"]
     return {"params": params, "optimizer": optim, "weight_copies": copies, **at_peak, "total": total}
+
+
+def _gpt_layer(req: Request, lay: Layout):
+    """The per-layer activation counting of GPT-style training code, or None for Steward's decoder."""
+    if not req.impl.gpt_activations:
+        return None
+    tokens, s = lay.micro_batch_size * req.seq_len, req.seq_len if req.impl.unfused_attention else 0
+
+    def layer(recompute: str) -> float:
+        return gpt_layer_activation_bytes(req.args, tokens, lay.tp, recompute, req.act_bytes, s)
+    return layer
 
 
 def device_memory(req: Request, lay: Layout) -> dict[str, float]:
@@ -264,45 +343,49 @@ class _Rates:
 def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
                  tp_link: Link) -> tuple[list[float], list[float], list[float]]:
     """Per pipeline stage and micro-batch: compute seconds, tensor-parallel seconds, tensor-parallel bytes."""
-    args, e, tp, pp = req.args, req.act_bytes, lay.tp, lay.pp
+    args, e, tp, pp, c = req.args, req.act_bytes, lay.tp, lay.pp, cal.kernel_constants()
     tokens_mb = lay.micro_batch_size * req.seq_len
     autocast = req.autocast(lay)
     blocks = stage_blocks(args.n_layers, pp)
     h, v = args.dim, args.vocab_size
-    # matmul FLOPs per token: 6 x parameters of the block's linears; attention scores with the causal
-    # mask's saving (fused kernels skip the masked half): 6 h s
-    layer_flops = (6 * (block_params(args) - 2 * h) + 6 * h * req.seq_len) * tokens_mb / tp
-    recompute_flops = layer_flops / 3 if lay.recompute == "full" else 0.0
-    head_flops = 6 * h * v * tokens_mb / tp
-    layer_traffic = ELEMENTWISE_TRAFFIC * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
-    if lay.recompute in ("selective", "full"):
+    matmul = kernels.block_gemm_time(args, tokens_mb, tp, rates.flops, c) + kernels.attention_time(
+        args, lay.micro_batch_size, req.seq_len, tp, rates.flops, rates.memory_bandwidth, c,
+        req.impl.unfused_attention, e)
+    core = req.impl.selective_attention_core and lay.recompute == "selective"
+    recompute_time = matmul / 3 if lay.recompute == "full" else 0.0  # the forward runs again
+    layer_traffic = c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
+    if core:  # the attention core's forward runs again
+        recompute_time = kernels.attention_time(args, lay.micro_batch_size, req.seq_len, tp, rates.flops,
+                                                rates.memory_bandwidth, c, req.impl.unfused_attention, e) / 3
+    elif lay.recompute in ("selective", "full"):
         layer_traffic *= 1.25  # the forward's element-wise work runs again (a quarter of the traffic)
     loss_traffic = loss_activation_bytes(args, tokens_mb, tp, e, autocast)
     overhead = cal.overhead(tp > 1, lay.fsdp) / rates.share
-    busy = (layer_flops + recompute_flops) / rates.flops + layer_traffic / rates.memory_bandwidth
+    busy = matmul + recompute_time + layer_traffic / rates.memory_bandwidth + c.layer_overhead
     layer_time = busy + overhead if cal.synchronous else max(busy, overhead)
 
     # tensor parallel: per block and micro-batch, forward all-gathers twice and reduce-scatters
     # twice a [mb, s, h] activation, backward the same; full recompute repeats the forward's four,
-    # selective the two all-gathers (their outputs are recomputed, not kept)
+    # Steward's selective the two all-gathers (their outputs are recomputed, not kept)
     act_full = tokens_mb * h * e
-    n_coll = 8 + {"full": 4, "selective": 2}.get(lay.recompute, 0)
-    tp_per_layer = n_coll * gather_time(act_full, tp, tp_link)
+    n_coll = 8 + {"full": 4, "selective": 0 if core else 2}.get(lay.recompute, 0)
+    tp_per_layer = n_coll * gather_time(act_full, tp, tp_link, c)
     tp_bytes_layer = n_coll * (tp - 1) / tp * act_full if tp > 1 else 0
     stage_compute, stage_tp, tp_bytes_stage = [], [], []
     for st in range(pp):
-        c = blocks[st] * layer_time
+        comp = blocks[st] * layer_time
         t = blocks[st] * tp_per_layer
         b = blocks[st] * tp_bytes_layer
         if st == pp - 1:
-            c += head_flops / rates.flops + loss_traffic / rates.memory_bandwidth
+            comp += kernels.head_gemm_time(args, tokens_mb, tp, rates.flops, c) + loss_traffic / rates.memory_bandwidth
             # head: all-gather the sequence in, the logits out (forward), reduce-scatter back
-            t += 2 * gather_time(act_full, tp, tp_link) + gather_time(tokens_mb * v * e, tp, tp_link)
-            b += (2 * act_full + tokens_mb * v * e) * (tp - 1) / tp if tp > 1 else 0
+            logits = 0 if req.impl.vocab_parallel_loss else tokens_mb * v * e
+            t += 2 * gather_time(act_full, tp, tp_link, c) + gather_time(logits, tp, tp_link, c)
+            b += (2 * act_full + logits) * (tp - 1) / tp if tp > 1 else 0
         if st == 0:
-            t += 2 * gather_time(act_full, tp, tp_link)  # embedding's reduce-scatter and its backward
+            t += 2 * gather_time(act_full, tp, tp_link, c)  # embedding's reduce-scatter and its backward
             b += 2 * act_full * (tp - 1) / tp if tp > 1 else 0
-        stage_compute.append(c)
+        stage_compute.append(comp)
         stage_tp.append(t)
         tp_bytes_stage.append(b)
     return stage_compute, stage_tp, tp_bytes_stage
@@ -318,7 +401,8 @@ class _DataParallel:
     bytes_replicate: float = 0.0
 
 
-def _data_parallel(req: Request, lay: Layout, links: dict[str, Link], p_local: float) -> _DataParallel:
+def _data_parallel(req: Request, lay: Layout, links: dict[str, Link], p_local: float,
+                   c: Constants) -> _DataParallel:
     """Per step, on the fullest stage (`p_local` parameters per tensor-parallel rank)."""
     args, shard, rep = req.args, lay.dp_shard, lay.dp_replicate
     if lay.fsdp:
@@ -326,9 +410,9 @@ def _data_parallel(req: Request, lay: Layout, links: dict[str, Link], p_local: f
         gathers = 1 if lay.pp > 1 else 2 * req.micro_batches(lay)  # forward and backward per micro-batch
         # one collective per block and one for the root's parameters, each paying the latency
         groups = max(stage_blocks(args.n_layers, lay.pp)) + 1
-        ag = groups * gather_time(compute_bytes * p_local / groups, shard, links["dp_shard"])
-        rs = groups * gather_time(FP32_BYTES * p_local / groups, shard, links["dp_shard"])
-        ar = groups * all_reduce_time(FP32_BYTES * p_local / shard / groups, rep, links["dp_replicate"])
+        ag = groups * gather_time(compute_bytes * p_local / groups, shard, links["dp_shard"], c)
+        rs = groups * gather_time(FP32_BYTES * p_local / groups, shard, links["dp_shard"], c)
+        ar = groups * all_reduce_time(FP32_BYTES * p_local / shard / groups, rep, links["dp_replicate"], c)
         out = _DataParallel(time=gathers * ag + rs + ar, exposed_once=(ag + rs) / groups)
         if shard > 1:
             out.bytes_shard = (gathers * compute_bytes + FP32_BYTES) * p_local * (shard - 1) / shard
@@ -336,7 +420,7 @@ def _data_parallel(req: Request, lay: Layout, links: dict[str, Link], p_local: f
             out.bytes_replicate = 2 * (rep - 1) / rep * FP32_BYTES * p_local / shard
         return out
     if lay.ddp:
-        t = all_reduce_time(FP32_BYTES * p_local, rep, links["dp_replicate"])
+        t = all_reduce_time(FP32_BYTES * p_local, rep, links["dp_replicate"], c)
         return _DataParallel(time=t, exposed_once=t / max(1, args.n_layers // lay.pp),
                              bytes_replicate=2 * (rep - 1) / rep * FP32_BYTES * p_local)
     return _DataParallel()
@@ -355,21 +439,23 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
     stage_time = [c + t for c, t in zip(stage_compute, stage_tp)]
     slowest = max(range(pp), key=lambda i: stage_time[i])
     act_full = lay.micro_batch_size * req.seq_len * args.dim * req.act_bytes
-    p2p = p2p_time(act_full / tp, links["pp"]) if pp > 1 else 0.0
+    c = cal.kernel_constants()
+    p2p = p2p_time(act_full / tp, links["pp"], c) if pp > 1 else 0.0
     slot = max(stage_time) + 2 * p2p
     pipeline_time = (n_micro + pp - 1) * slot
     bubble = (pp - 1) * max(stage_time)  # the sends of those slots are in pipeline_p2p
     compute_only = n_micro * max(stage_time)
 
     p_local = max(stage_params(args, pp, st) for st in range(pp)) / tp
-    dp = _data_parallel(req, lay, links, p_local)
+    dp = _data_parallel(req, lay, links, p_local, c)
     window = compute_only if pp == 1 else max(stage_time)  # under pp only the last micro-batch overlaps
     if cal.synchronous:
         dp_exposed = dp.time  # no device streams: the CPU waits for each collective
     else:
-        dp_exposed = max(0.0, dp.time - window) + dp.exposed_once if dp.time else 0.0
+        dp_exposed = max(0.0, dp.time - c.overlap * window) + dp.exposed_once if dp.time else 0.0
 
-    optimizer_time = ADAM_BYTES_PER_PARAM * (p_local / (lay.dp_shard if lay.fsdp else 1)) / rates.memory_bandwidth
+    p_opt = p_local / (lay.dp_shard if lay.fsdp else 1) / (lay.dp_replicate if req.impl.optimizer_sharded else 1)
+    optimizer_time = req.impl.optimizer_bytes_per_param * p_opt / rates.memory_bandwidth
     step = pipeline_time + dp_exposed + optimizer_time
 
     tokens = req.global_batch * req.seq_len

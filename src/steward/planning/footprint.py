@@ -149,23 +149,48 @@ def layer_activation_bytes(args: ModelArgs, tokens: int, tp: int, recompute: str
     return tokens * per_token
 
 
-def loss_activation_bytes(args: ModelArgs, tokens: int, tp: int, e: int, autocast: bool = False) -> float:
-    """The last stage's extra: the final norm site, and at the loss's backward three fp32 vocabulary-wide
-    tensors per token (log-softmax output, the loss gradient, the log-softmax gradient)."""
-    return tokens * (norm_site_bytes(args.dim, tp, e, autocast) + 12 * args.vocab_size)
+def gpt_layer_activation_bytes(args: ModelArgs, tokens: int, tp: int, recompute: str, e: int,
+                               unfused_seq_len: int = 0) -> float:
+    """Bytes one GPT block (16-bit LayerNorm, GELU MLP, no dropout) keeps for backward over `tokens` tokens
+    on one device, by Korthikanti et al. 2022's section 4 counting less its dropout masks, with sequence
+    parallel (everything / tp). Per token: the two LayerNorm inputs (2 e h); attention: its input, q, k, v
+    and its output (e (3 h + 2 h_kv)), and with unfused attention (`unfused_seq_len` s > 0) the softmax
+    output per head (e a s; flash attention keeps none); MLP: its input, fc1 and GELU outputs (e (h + 2 F)),
+    F = 3 f / 2 the GELU width of the equivalent SwiGLU hidden f. `selective` drops the s^2 part, `full`
+    keeps the block input (e h / tp). How Megatron-LM, llm-foundry and BLOOM's code keep activations."""
+    h, hkv, f = args.dim, args.kv_heads * args.head_dim, args.ffn_dim
+    if recompute == "full":
+        return tokens * e * h / tp
+    per_token = e * (2 * h + 3 * h + 2 * hkv + h + 3 * f)
+    if recompute == "none":
+        per_token += e * args.n_heads * unfused_seq_len
+    return tokens * per_token / tp
+
+
+def loss_activation_bytes(args: ModelArgs, tokens: int, tp: int, e: int, autocast: bool = False,
+                          bytes_per_logit: int = 12) -> float:
+    """The last stage's extra: the final norm site, and at the loss's backward `bytes_per_logit` per token
+    and vocabulary entry: three fp32 tensors (log-softmax output, the loss gradient, the log-softmax
+    gradient) in Steward's trainer."""
+    return tokens * (norm_site_bytes(args.dim, tp, e, autocast) + bytes_per_logit * args.vocab_size)
 
 
 def stage_activation_bytes(args: ModelArgs, tokens: int, tp: int, recompute: str, e: int, autocast: bool,
-                           blocks: int, in_flight: int, last: bool) -> float:
+                           blocks: int, in_flight: int, last: bool, layer=None,
+                           bytes_per_logit: int = 12) -> float:
     """Activations of one pipeline stage of `blocks` blocks with `in_flight` micro-batches of `tokens`
     tokens kept (1F1B), at the start of the last backward: recomputation rebuilds one block's keep
-    activations during its backward; the `last` stage adds the loss's."""
-    act_layer = layer_activation_bytes(args, tokens, tp, recompute, e, autocast)
+    activations during its backward; the `last` stage adds the loss's. `layer(recompute)`: a block's
+    bytes (default: this decoder's, `layer_activation_bytes`)."""
+    if layer is None:
+        def layer(policy: str) -> float:
+            return layer_activation_bytes(args, tokens, tp, policy, e, autocast)
+    act_layer = layer(recompute)
     acts = act_layer * blocks * in_flight
     if recompute == "full":  # one block's activations rebuilt during its backward
-        acts += layer_activation_bytes(args, tokens, tp, "none", e, autocast)
+        acts += layer("none")
     elif recompute == "selective":
-        acts += layer_activation_bytes(args, tokens, tp, "none", e, autocast) - act_layer
+        acts += layer("none") - act_layer
     if last:
-        acts += loss_activation_bytes(args, tokens, tp, e, autocast)
+        acts += loss_activation_bytes(args, tokens, tp, e, autocast, bytes_per_logit)
     return acts

@@ -52,6 +52,10 @@ class Device:
     layer_overhead: dict[str, float] = field(default_factory=dict)
     """Seconds of framework work per layer per micro-batch (forward + backward) beyond the arithmetic:
     'plain', 'tp' (under tensor parallel), 'fsdp' (under FSDP2). Calibration replaces them."""
+    kernels: dict[str, float] = field(default_factory=dict)
+    """This host's kernel figures from calibration (`calibrate.kernel_figures`): 'gemm_half' (the GEMM
+    intensity at half the large-matmul rate), 'attention' (fused attention's rate as a fraction of it),
+    'elementwise_bandwidth' (bytes/s element-wise kernels reach). Empty: none measured."""
 
     @property
     def plannable(self) -> bool:

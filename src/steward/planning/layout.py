@@ -12,6 +12,7 @@ from typing import Any
 from steward.errors import StewardError
 from steward.models.gpt import flops_per_token
 from steward.planning.cost import Calibration, Layout, Prediction, Request, calibration_for, predict
+from steward.planning.kernels import BAND, ErrorBand
 from steward.planning.units import GB, GIB
 
 RECOMPUTE = ("none", "selective", "full")
@@ -207,6 +208,21 @@ def model_tflops_per_device(req: Request, pred: Prediction, world: int) -> float
 MODEL_FLOPS = "model FLOPs = 6 N + 12 L h s per token (N non-embedding parameters; PaLM appendix B; no recompute)"
 
 
+def band_for(req: Request) -> ErrorBand | None:
+    """The measured error band of the request's predictions: GPUs (the fitted constants); None on a CPU,
+    whose figures come from this host's calibration instead."""
+    return None if req.cluster.device.kind == "cpu" else BAND
+
+
+def band_text(req: Request, step_time: float) -> str:
+    """', true step time a-b s' within the measured band, or '' where none is measured."""
+    b = band_for(req)
+    if b is None:
+        return ""
+    lo, hi = b.time_range(step_time)
+    return f" (band {lo:.4g}-{hi:.4g} s)"
+
+
 def format_evaluation(req: Request, p: Plan) -> list[str]:
     """Lines for `steward plan --layout`."""
     pr = p.predicted
@@ -214,10 +230,11 @@ def format_evaluation(req: Request, p: Plan) -> list[str]:
         _request_line(req),
         "",
         f"layout {p.layout}",
-        f"      step {pr.step_time_s:.4g} s, {pr.tokens_per_s:.4g} tokens/s "
+        f"      step {pr.step_time_s:.4g} s{band_text(req, pr.step_time_s)}, {pr.tokens_per_s:.4g} tokens/s "
         f"({pr.tokens_per_s / p.layout.world:.4g} per device), "
         f"{model_tflops_per_device(req, pr, p.layout.world):.4g} TFLOP/s per device, MFU {pr.mfu:.1%}",
         f"      ({MODEL_FLOPS})",
+        f"      {_band_line(req)}",
         f"      memory {pr.memory_per_device_bytes / GIB:.2f} GiB/device: "
         + ("fits" if p.fits else "DOES NOT FIT") + f" the limit of {req.memory_limit / GIB:.1f} GiB",
         "      time:   " + ", ".join(f"{k} {v:.3g} s" for k, v in pr.time.items()),
@@ -227,8 +244,11 @@ def format_evaluation(req: Request, p: Plan) -> list[str]:
 
 def evaluation_dict(req: Request, p: Plan) -> dict[str, Any]:
     """`steward plan --layout --json`: the plan, its prediction, fits, and the TFLOP/s with its formula."""
+    b = band_for(req)
+    band = None if b is None else {"lo": b.lo, "hi": b.hi, "coverage": b.coverage, "runs": b.runs,
+                                   "step_time_range_s": list(b.time_range(p.predicted.step_time_s))}
     return {**p.to_dict(), "tflops_per_device": model_tflops_per_device(req, p.predicted, p.layout.world),
-            "flop_formula": MODEL_FLOPS, "request": request_dict(req)}
+            "flop_formula": MODEL_FLOPS, "request": request_dict(req), "error_band": band}
 
 
 # ---- the trainer's parallel.auto --------------------------------------------------------------------
@@ -278,10 +298,18 @@ def format_plan(result: PlanResult) -> list[str]:
         f"{result.considered} layouts considered, {result.fitting} fit",
         "",
     ]
+    req, best_t = result.request, result.best.predicted.step_time_s
+    b = band_for(req)
+    out[-1:-1] = [_band_line(req)]
     for i, p in enumerate([result.best, *result.alternatives]):
         pr = p.predicted
-        out.append(f"{'best' if i == 0 else f'#{i + 1}':<5} {p.layout}")
-        out.append(f"      step {pr.step_time_s:.4g} s, {pr.tokens_per_s:.4g} tokens/s, MFU {pr.mfu:.1%}, "
+        tie = ""
+        if i and b is not None:
+            tie = ("  (slower than best beyond the band)" if b.faster(best_t, pr.step_time_s)
+                   else "  (within the band of best: not shown slower)")
+        out.append(f"{'best' if i == 0 else f'#{i + 1}':<5} {p.layout}{tie}")
+        out.append(f"      step {pr.step_time_s:.4g} s{band_text(req, pr.step_time_s)}, {pr.tokens_per_s:.4g} "
+                   f"tokens/s, MFU {pr.mfu:.1%}, "
                    f"memory {pr.memory_per_device_bytes / GIB:.2f} GiB/device, "
                    f"comm {pr.comm_bytes_per_step['intra'] / GB:.3g} GB intra + "
                    f"{pr.comm_bytes_per_step['inter'] / GB:.3g} GB inter per device")
@@ -289,6 +317,11 @@ def format_plan(result: PlanResult) -> list[str]:
             out.append("      time:   " + ", ".join(f"{k} {v:.3g} s" for k, v in pr.time.items()))
             out.append("      memory: " + ", ".join(f"{k} {v / GIB:.3g} GiB" for k, v in pr.memory.items()))
     return out
+
+
+def _band_line(req: Request) -> str:
+    b = band_for(req)
+    return b.describe() if b else "no measured error band on a CPU (its figures come from this host's calibration)"
 
 
 def _request_line(req: Request) -> str:

@@ -11,15 +11,39 @@ from typing import Any
 
 import tomllib
 
-from steward.planning.cost import Calibration, Prediction, Request
+from steward.planning.cost import Calibration, Implementation, Prediction, Request
 from steward.planning.layout import Layout, evaluate, parse_layout
 from steward.planning.model_spec import model_args
 from steward.planning.topology import load_cluster
 from steward.planning.units import GIB
 
 CORPUS = Path(__file__).with_name("published_runs.toml")
-PRESET = {"a100": "a100-80gb-ib", "h100": "h100-80gb-ib"}
+FUSED_ADAM_BYTES_PER_PARAM = 30
+"""A fused (apex / DeepSpeed) Adam step per parameter: reads the fp32 master weight, gradient and both
+moments (16 bytes), writes the weight and moments (12) and the 16-bit model copy (2)."""
+PRESET = {"a100": "a100-80gb-ib", "h100": "h100-80gb-ib", "h200": "h200-141gb-ib"}
 """The cluster preset a run's GPU is evaluated on (its links; the run's own interconnect is in the corpus)."""
+
+MEGATRON = Implementation(unfused_attention=True, gpt_activations=True, selective_attention_core=True,
+                          vocab_parallel_loss=True, optimizer_bytes_per_param=FUSED_ADAM_BYTES_PER_PARAM)
+FRAMEWORKS = {
+    "megatron": MEGATRON,
+    "megatron-deepspeed": dataclasses.replace(MEGATRON, optimizer_sharded=True),
+    "llm-foundry": Implementation(gpt_activations=True, fsdp_sync_each_micro_batch=True, loss_bytes_per_logit=4),
+    "torchtitan": Implementation(fsdp_sync_each_micro_batch=True),
+    "kempnerforge": Implementation(fsdp_sync_each_micro_batch=True),
+}
+"""What the cost model takes from a run's training code (`cost.Implementation`):
+  * megatron (Megatron-LM 2021/2022): the attention scores materialised (fused softmax, no flash kernel);
+    GPT activations (Korthikanti et al. 2022's counting, which is Megatron's); selective recompute of the
+    attention core only; the vocabulary-parallel cross entropy (no logits all-gather); apex's fused Adam;
+  * megatron-deepspeed (BLOOM-176B): the same, and ZeRO stage 1 (BLOOM's model card and paper: optimizer
+    states sharded over data parallel);
+  * llm-foundry (Composer FSDP): flash attention, GPT activations (LayerNorm, GELU), gradients
+    reduce-scattered after each micro-batch (FSDP FULL_SHARD under Composer's accumulation), logits and
+    their gradient in 16 bits (4 bytes per token and vocabulary entry);
+  * torchtitan, KempnerForge (FSDP2, Llama): Steward's decoder's activations, gradients reduce-scattered
+    after each micro-batch (no set_requires_gradient_sync(False) in their accumulation loops)."""
 
 
 def load_runs(path: Path | str = CORPUS) -> list[dict[str, Any]]:
@@ -43,15 +67,20 @@ def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
     m = run["model"]
     dims = {k: m[k] for k in ("n_layers", "dim", "n_heads", "n_kv_heads", "ffn_dim", "vocab_size", "mlp")}
     args = model_args("tiny", {**dims, "max_seq_len": run["seq_len"]}, where=f"{run['id']}: model.")
-    cluster = load_cluster(PRESET[run["gpu"]], nodes=max(1, run["gpus"] // 8))
-    if "gpu_memory_gib" in run:
-        cluster = dataclasses.replace(cluster, device=dataclasses.replace(
-            cluster.device, memory_bytes=int(run["gpu_memory_gib"] * GIB)))
+    per_node = min(run["gpus"], run.get("gpus_per_node", 8))
+    cluster = dataclasses.replace(load_cluster(PRESET[run["gpu"]]), nodes=max(1, run["gpus"] // per_node),
+                                  devices_per_node=per_node)
+    board = {k: f(run[key]) for k, key, f in (("memory_bytes", "gpu_memory_gib", lambda v: int(v * GIB)),
+                                                ("memory_bandwidth", "gpu_memory_bandwidth_gb_s", lambda v: v * 1e9))
+             if key in run}
+    if board:
+        cluster = dataclasses.replace(cluster, device=dataclasses.replace(cluster.device, **board))
     lay = run["layout"]
     layout = parse_layout(",".join(f"{k}={lay[k]}" for k in ("tp", "pp", "dp_replicate", "dp_shard",
                                                                  "micro_batch", "recompute")))
     req = Request(args=args, global_batch=run["global_batch"], seq_len=run["seq_len"], cluster=cluster,
-                  memory_limit=cluster.device.memory_bytes, dtype="bf16", name=run["id"])
+                  memory_limit=cluster.device.memory_bytes, dtype="bf16", name=run["id"],
+                  impl=FRAMEWORKS[run["framework"]])
     return req, layout
 
 

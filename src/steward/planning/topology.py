@@ -391,6 +391,7 @@ def apply_calibration(cluster: Cluster, cal: dict[str, Any]) -> Cluster:
         layer_overhead={**cluster.device.layer_overhead, **{
             k: float(cal[key]) for k, key in (("plain", "layer_overhead_s"), ("tp", "layer_overhead_tp_s"),
                                               ("fsdp", "layer_overhead_fsdp_s")) if key in cal}},
+        kernels={str(k): float(v) for k, v in cal.get("kernels", {}).items()},
     )
     intra = cluster.intra
     if "collective" in cal:

@@ -1,0 +1,142 @@
+"""The cost model's fitted constants (`planning.costfit`): a deterministic fit, leave-one-source-out that
+never sees the held-out source, the error band's comparisons, and `steward plan --layout` printing it."""
+
+import json
+
+import pytest
+
+from steward.cli.main import main
+from steward.models.gpt import build_model_args
+from steward.planning import costfit
+from steward.planning.kernels import BAND, FITTED, NAMES, ErrorBand
+from steward.planning.published import load_runs
+
+LAYOUT = "tp=8,pp=4,dp_replicate=1,dp_shard=16,micro_batch=1,recompute=full"
+BASE = ["plan", "--model", "175b", "--cluster", "a100-80gb-ib", "--nodes", "64"]
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Three sources, few rows each: enough for the constants to move, quick to fit."""
+    runs = load_runs()
+    pick = [r for r in runs if r["source"] == "megatron-sc21"][:3]
+    pick += [r for r in runs if r["source"] == "kempnerforge"][:4]
+    pick += [r for r in runs if r["source"] == "llm-foundry"][:3]
+    return pick
+
+
+def test_fit_is_deterministic_and_moves_the_constants(small):
+    a = costfit.fit(costfit.cases(small))
+    b = costfit.fit(costfit.cases(small))
+    assert a == b
+    assert a != costfit.START
+
+
+def test_leave_one_source_out_ignores_the_held_out_rows(small):
+    """Perturbing a held-out source's published figure changes neither the constants that predict it
+    nor its predicted value; it changes its error."""
+    rows, constants = costfit.loso(costfit.cases(small))
+    held = "kempnerforge"
+    perturbed = [dict(r, published=r["published"] * 3) if r["source"] == held else r for r in small]
+    rows2, constants2 = costfit.loso(costfit.cases(perturbed))
+    assert constants2[held] == constants[held]
+    assert constants2["megatron-sc21"] != constants["megatron-sc21"]  # a fold that trains on it does move
+    for r, r2 in zip(rows, rows2):
+        assert r2["predicted"] == pytest.approx(r["predicted"], rel=1e-12) or r["source"] != held
+        if r["source"] == held:
+            assert r2["error"] == pytest.approx((1 + r["error"]) / 3 - 1)
+
+
+def test_shipped_constants_are_the_fit_on_every_source():
+    """kernels.FITTED is what the fit gives on the whole corpus (rounded to 4 significant digits)."""
+    fitted = costfit.fit(costfit.cases(load_runs()))
+    for name in NAMES:
+        assert getattr(FITTED, name) == pytest.approx(getattr(fitted, name), rel=2e-3), name
+
+
+@pytest.mark.slow
+def test_shipped_band_is_the_leave_one_source_out_band():
+    """kernels.BAND is the central 90% of the corpus's leave-one-source-out errors (4 decimals)."""
+    rows, _ = costfit.loso(costfit.cases(load_runs()))
+    b = costfit.band(rows)
+    assert (BAND.lo, BAND.hi, BAND.runs) == (pytest.approx(b.lo, abs=1e-4), pytest.approx(b.hi, abs=1e-4), len(rows))
+
+
+def test_band_from_rows_and_comparisons():
+    rows = [{"error": e} for e in (-0.5, -0.2, 0.0, 0.1, 0.3)]
+    b = costfit.band(rows, coverage=0.5)
+    assert (b.lo, b.hi, b.runs) == (pytest.approx(-0.2), pytest.approx(0.1), 5)
+    band = ErrorBand(lo=-0.2, hi=0.25, coverage=0.9, runs=10)
+    assert band.time_range(10.0) == (pytest.approx(8.0), pytest.approx(12.5))
+    assert band.faster(10.0, 15.7)  # 12.5 < 12.56
+    assert not band.faster(10.0, 15.6)  # 12.5 > 12.48: within the band
+    assert not band.faster(15.7, 10.0)
+
+
+def test_plan_layout_prints_the_band(capsys):
+    assert main([*BASE, "--layout", LAYOUT]) == 0
+    out = capsys.readouterr().out
+    assert "band" in out and "error band" in out and f"{BAND.lo:+.0%}" in out
+    assert main([*BASE, "--layout", LAYOUT, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    lo, hi = d["error_band"]["step_time_range_s"]
+    t = d["predicted"]["step_time_s"]
+    assert lo == pytest.approx(t * (1 + BAND.lo)) and hi == pytest.approx(t * (1 + BAND.hi))
+
+
+def test_plan_marks_alternatives_within_the_band(capsys):
+    assert main([*BASE, "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "error band" in out
+    assert out.count("within the band of best") + out.count("slower than best beyond the band") == 2
+
+
+def test_simulate_names_the_layout_that_beats_the_baseline_on_both():
+    """The layout simulate reports beats the baseline on predicted time and memory, is the fastest that
+    does, and its verdict is the band's comparison."""
+    from steward.planning.cost import Request, calibration_for, predict
+    from steward.planning.layout import layouts
+    from steward.planning.simulate import simulate
+    from steward.planning.topology import load_cluster
+
+    cluster = load_cluster("a100-80gb-ib", 64)
+    req = Request(args=build_model_args("175b"), global_batch=2048, seq_len=2048, cluster=cluster,
+                  memory_limit=0.9 * cluster.device.memory_bytes, name="175b")
+    result = simulate(req)
+    d, base = result["dominates"], result["baseline"]
+    cal = calibration_for(cluster)
+    better = [p for p in (predict(req, lay, cal) for lay in layouts(req))
+              if p.memory_per_device_bytes <= req.memory_limit
+              and p.memory_per_device_bytes < base["memory_per_device_bytes"] and p.step_time_s < base["step_time_s"]]
+    assert better and d is not None  # this request has one (the brute force above says so)
+    assert d["step_time_s"] < base["step_time_s"] and d["memory_per_device_bytes"] < base["memory_per_device_bytes"]
+    assert d["step_time_s"] == pytest.approx(min(p.step_time_s for p in better))
+    assert result["dominates_beyond_band"] is BAND.faster(d["step_time_s"], base["step_time_s"])
+
+
+def test_host_kernel_figures_give_the_cpu_constants():
+    """A calibrated CPU: the GEMM shape factor solved from two products reproduces both measured rates,
+    and host_constants runs the calibration's own product at the measured rate (nothing fitted)."""
+    import dataclasses
+
+    from steward.planning.calibrate import gemm_half
+    from steward.planning.cost import calibration_for, host_constants
+    from steward.planning.kernels import NEUTRAL, Constants, gemm_rate
+    from steward.planning.topology import load_cluster
+
+    half = gemm_half(512, 100e9, 64, 40e9)
+    peak = 100e9 * (512 / 3 + half) / (512 / 3)
+    c = Constants(gemm_half=half)
+    assert gemm_rate(64, 64, 64, peak, c) == pytest.approx(40e9)
+    assert gemm_rate(512, 512, 512, peak, c) == pytest.approx(100e9)
+    assert gemm_half(512, 100e9, 64, 100e9) == 0.0
+    cpu = load_cluster("cpu-host")
+    dev = dataclasses.replace(cpu.device, kernels={"matmul_n": 512.0, "gemm_half": half, "attention": 0.2,
+                                                   "elementwise_bandwidth": cpu.device.memory_bandwidth / 2})
+    cluster = dataclasses.replace(cpu, device=dev)
+    k = host_constants(cluster)
+    rate = dev.flops("fp32")
+    assert gemm_rate(512, 512, 512, rate, k) == pytest.approx(rate)
+    assert (k.attention, k.elementwise) == (0.2, pytest.approx(8.0))
+    assert calibration_for(cluster).kernel_constants() == k
+    assert calibration_for(cpu).kernel_constants() == NEUTRAL  # uncalibrated: the rates as they are
