@@ -17,7 +17,6 @@ binomial test at 0.05). The tasks in
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -29,15 +28,13 @@ import torch
 from steward.explain import make_instance, pad_batch
 from steward.explain.formula import equivalent, rules_formula, show
 from steward.explain.planted import TASKS, TUNING_TASKS, PlantedTask, task_names, write_csv
+from steward.explain.search import binomial_tail
 
 LEARNED = 0.95
 """Test accuracy from which a task counts as learned (issue 18's 'where the model learned the rule')."""
 TARGET_FIDELITY, TARGET_RULES = 0.95, 10
-
-
-def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p): how likely `k` or more hits are by chance."""
-    return float(min(1.0, sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))))
+SIM_K = 3
+"""Top relevance words the simulated word user sees per text."""
 
 
 def match_planted(rules: Any, planted: Any) -> dict[str, Any]:
@@ -110,7 +107,8 @@ def run_task(task: PlantedTask, args: argparse.Namespace) -> dict[str, Any]:
     expl = train_classifier(train.texts, train.labels, tok, args.flavor, args.steps, seed=args.seed, pooling="mean")
     train_s = time.perf_counter() - t0
     fit_n = min(1000, args.train)
-    res = evaluate_task(expl, train.texts[:fit_n], test.texts, tok, "", ["0", "1"], args.max_rules, args.ig_steps)
+    res = evaluate_task(expl, train.texts[:fit_n], test.texts, tok, "", ["0", "1"], min(args.max_rules, TARGET_RULES),
+                        args.ig_steps, search="beam", sim_k=SIM_K)
     rules, (instances, an_test), table = res.pop("rules_obj"), res.pop("test_obj"), res["table"]
     comp = {m: row["aopc_comprehensiveness"] for m, row in table.items()}
     out: dict[str, Any] = {
@@ -121,26 +119,32 @@ def run_task(task: PlantedTask, args: argparse.Namespace) -> dict[str, Any]:
         "comprehensiveness_aopc": comp,
         "engine_aopc_best": all(comp["rules"] >= v for m, v in comp.items() if m != "rules"),
         "rules": res["rules"], "held_out": res["held_out"], "train_s": train_s,
+        "relevance": res["relevance"], "relevance_aopc_fitting": res["relevance_aopc_fitting"],
+        "engine_base": table["rules"]["engine_base"], "simulatability": res["simulatability"],
+        "search": res["search"],
     }
     if task.rule is not None:
         out["formula"] = match_planted(rules, task.rule)
     else:
         rule_pred, _ = rules.predict(instances, an_test)
         out["control"] = control_verdict(rule_pred, test.labels, out["n_rules"])
+        out["control"]["engine_says_no_rule"] = rules.no_rule_above_chance
     out["explain_s"] = time.perf_counter() - t0 - train_s
     return out
 
 
 def format_planted(results: dict[str, dict[str, Any]]) -> str:
     methods = list(next(iter(results.values()))["comprehensiveness_aopc"])
-    head = f"{'task':<12}{'set':<8}{'acc':>6}{'=rule':>7}{'fid':>7}{'rules':>6}  " + "".join(f"{m[:10]:>11}" for m in methods)
+    head = (f"{'task':<12}{'set':<8}{'acc':>6}{'=rule':>8}{'fid':>7}{'rules':>6}{'sim-r':>7}{'sim-w':>7}  " +
+            "".join(f"{m[:10]:>11}" for m in methods) + "  relevance")
     lines = [head]
     for name, r in results.items():
         eq = ("k=" + str(r["formula"]["top_rules"]) if r["formula"]["equal"] else "no") if "formula" in r else \
-            ("claim" if r["control"]["claims_rule"] else "none")
-        lines.append(f"{name:<12}{'tuning' if r['tuning'] else 'held':<8}{r['model_accuracy']:>6.3f}{eq:>7}"
-                     f"{r['fidelity']:>7.3f}{r['n_rules']:>6d}  " +
-                     "".join(f"{r['comprehensiveness_aopc'][m]:>11.3f}" for m in methods))
+            ("claim" if r["control"]["claims_rule"] else "no rule")
+        sim = r["simulatability"]
+        lines.append(f"{name:<12}{'tuning' if r['tuning'] else 'held':<8}{r['model_accuracy']:>6.3f}{eq:>8}"
+                     f"{r['fidelity']:>7.3f}{r['n_rules']:>6d}{sim['rules']:>7.3f}{sim['top_words']:>7.3f}  " +
+                     "".join(f"{r['comprehensiveness_aopc'][m]:>11.3f}" for m in methods) + f"  {r['relevance']}")
     return "\n".join(lines)
 
 
