@@ -104,12 +104,13 @@ def toy_args(vocab: int, flavor: str = "debug") -> ModelArgs:
 
 
 def train_next_token(texts: Sequence[str], labels: np.ndarray, tok: WordTokenizer, flavor: str = "debug",
-                     steps: int = 300, batch_size: int = 64, lr: float = 3e-3, seed: int = 0) -> Explainable:
-    """Our decoder trained to continue '<text> =>' with the label word; returns the 'lm' Explainable
-    restricted to the label tokens."""
+                     steps: int = 300, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+                     label_words: Sequence[str] = LABELS) -> Explainable:
+    """Our decoder trained to continue '<text> =>' with the label word (class c: `label_words[c]`);
+    returns the 'lm' Explainable restricted to the label tokens."""
     torch.manual_seed(seed)
     model = build_model(toy_args(tok.vocab_size, flavor), device="cpu")
-    label_ids = torch.tensor([tok.ids[w] for w in LABELS])
+    label_ids = torch.tensor([tok.ids[w] for w in label_words])
     seqs = [make_instance(t, tok, " =>").tokens for t in texts]
     nb = len(seqs) // batch_size
     batches = [pad_batch(seqs[i * batch_size:(i + 1) * batch_size], tok.pad_id) for i in range(nb)]
@@ -121,7 +122,7 @@ def train_next_token(texts: Sequence[str], labels: np.ndarray, tok: WordTokenize
         return F.cross_entropy(logits, targets[i])  # next-token loss at the label position
 
     _train(model, loss_fn, nb, steps, lr, seed)
-    return Explainable(model, "lm", classes=label_ids.tolist(), pad_id=tok.pad_id, class_names=LABELS)
+    return Explainable(model, "lm", classes=label_ids.tolist(), pad_id=tok.pad_id, class_names=list(label_words))
 
 
 # ---- the classifier task (issue 7's head and data) -------------------------------------------------
