@@ -123,6 +123,12 @@ def test_binomial_and_control_verdict():
     assert chance["claims_rule"] and chance["above_chance"] and chance["label_accuracy"] == 1.0
     none = control_verdict(np.zeros(100, dtype=int), labels, n_rules=1)
     assert not none["claims_rule"] and not none["above_chance"] and none["chance"] == 0.5
+    # rules that follow a model which learned something from the noise: above chance for the model only
+    model = np.array([0, 0, 1, 1] * 25)
+    follows = control_verdict(model.copy(), labels, n_rules=2, model_pred=model)
+    assert follows["model_fidelity"] == 1.0 and follows["model_majority"] == 0.5 and follows["model_above_chance"]
+    assert follows["label_accuracy"] == 0.5 and not follows["above_chance"]
+    assert not control_verdict(np.zeros(100, dtype=int), labels, 1, model_pred=model)["model_above_chance"]
 
 
 def _result(tuning, acc, equal, fid, n_rules, best, rule="a"):

@@ -60,14 +60,24 @@ def match_planted(rules: Any, planted: Any) -> dict[str, Any]:
             (show(whole)[:400] + " ..." if whole is not None else show(None))}
 
 
-def control_verdict(rule_pred: np.ndarray, labels: np.ndarray, n_rules: int, alpha: float = 0.05) -> dict[str, Any]:
+def control_verdict(rule_pred: np.ndarray, labels: np.ndarray, n_rules: int, alpha: float = 0.05,
+                    model_pred: np.ndarray | None = None) -> dict[str, Any]:
     """On random labels: does the engine claim a rule (any rule besides the default line), and do its
-    rules predict the labels above chance (the majority rate), one-sided binomial at `alpha`?"""
+    rules predict the labels above chance (the majority rate), one-sided binomial at `alpha`? With the
+    model's predictions: do the rules predict the model above chance (its majority rate), the same test:
+    a model that learned something from noise can follow a rule that the labels do not."""
     n, hits = len(labels), int((rule_pred == labels).sum())
     chance = float(max(labels.mean(), 1 - labels.mean()))
     p = binomial_tail(hits, n, chance)
-    return {"claims_rule": n_rules > 1, "label_accuracy": hits / n, "chance": chance, "p_value": p,
-            "above_chance": p < alpha}
+    out = {"claims_rule": n_rules > 1, "label_accuracy": hits / n, "chance": chance, "p_value": p,
+           "above_chance": p < alpha}
+    if model_pred is not None:
+        agree = int((rule_pred == model_pred).sum())
+        majority = float(np.bincount(model_pred, minlength=2).max() / n)
+        p_model = binomial_tail(agree, n, majority)
+        out.update(model_fidelity=agree / n, model_majority=majority, model_p_value=p_model,
+                   model_above_chance=p_model < alpha)
+    return out
 
 
 def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -141,7 +151,7 @@ def run_task(task: PlantedTask, args: argparse.Namespace, form: str = "classifie
         out["formula"] = match_planted(rules, task.rule)
     else:
         rule_pred, _ = rules.predict(instances, an_test)
-        out["control"] = control_verdict(rule_pred, test.labels, out["n_rules"])
+        out["control"] = control_verdict(rule_pred, test.labels, out["n_rules"], model_pred=an_test.pred)
         out["control"]["engine_says_no_rule"] = rules.no_rule_above_chance
     out["explain_s"] = time.perf_counter() - t0 - train_s
     return out
