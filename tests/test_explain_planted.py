@@ -165,3 +165,27 @@ def test_task_names():
     assert task_names("all") == list(TASKS) and task_names("order, rare") == ["order", "rare"]
     with pytest.raises(ExplainError, match="--planted: unknown task 'nope'"):
         task_names("trigger,nope")
+
+
+@pytest.mark.slow
+def test_language_model_form_recovers_the_trigger():
+    """The LM form end to end at a small size: our decoder continues 'TEXT =>' with ' yes' / ' no', and the
+    searched rules over its next token read as the planted trigger, with both simulated users reported."""
+    import argparse
+
+    import torch
+
+    from steward.bench.explain_planted import run_task
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = argparse.Namespace(train=320, test=40, seed=0, write_csv="", flavor="debug", steps=60, max_rules=30,
+                                  ig_steps=4)
+        r = run_task(TASKS["trigger"], args, "lm")
+    finally:
+        torch.set_num_threads(before)
+    assert r["form"] == "lm" and r["model_accuracy"] >= 0.95
+    assert r["formula"]["equal"] and r["rules"][0].endswith("THEN predict 'yes'")
+    assert r["n_rules"] <= 10 and 0 <= r["simulatability"]["top_words"] <= 1
+    assert r["simulatability"]["rules"] == r["fidelity"]
