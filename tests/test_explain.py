@@ -395,3 +395,32 @@ def test_capture_nests_and_float64_relevance_keeps_its_dtype():
     pos = torch.tensor([6, 6])
     assert rollout(probs, pos).dtype == torch.float64
     assert grad_attention(probs, [torch.ones_like(p) for p in probs], pos).dtype == torch.float64
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_binary_classifier_predicting_class_0_gets_the_relevance_of_its_negated_logit(pooling):
+    """A single-logit classifier's class 0 has the constant score 0 in (0, z): its relevance is that of -z.
+    Negating the head (z -> -z) turns the class-0 prediction into a class-1 prediction of the same
+    function, so every gradient method must give the same, non-zero relevance on both models."""
+    import copy
+
+    from steward.models.heads import SequenceClassifier
+
+    torch.manual_seed(0)
+    model = SequenceClassifier(build_model(ARGS, device="cpu"), ARGS.dim, num_labels=1, pooling=pooling)
+    torch.nn.init.normal_(model.head.weight, std=0.5)
+    with torch.no_grad():
+        model.head.bias.fill_(-20.0)  # every input predicts class 0
+    flipped = copy.deepcopy(model)
+    with torch.no_grad():
+        flipped.head.weight.neg_()
+        flipped.head.bias.neg_()
+    tokens, lengths = pad_batch([[3, 5, 7, 9, 2], [4, 6, 8]], 0)
+    methods = ("grad_attention", "grad_cam", "integrated_gradients")
+    rel0, _, pred0 = relevance(Explainable(model, "classify"), tokens, lengths, methods)
+    rel1, _, pred1 = relevance(Explainable(flipped, "classify"), tokens, lengths, methods)
+    assert pred0.tolist() == [0, 0] and pred1.tolist() == [1, 1]
+    for m in ("grad_cam", "integrated_gradients"):
+        assert rel0[m].abs().sum() > 0, m
+    for m in methods:
+        torch.testing.assert_close(rel0[m], rel1[m], rtol=1e-4, atol=1e-6)

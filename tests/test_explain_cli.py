@@ -201,7 +201,8 @@ def test_explain_on_every_run_type(run_type, request, madlibs_texts, tmp_path, c
         assert "no rule explains this prediction" in res["no_rule"]
     assert main(["explain", str(run), "--text", text]) == 0
     out = capsys.readouterr().out
-    assert f"prediction: {res['prediction']!r}" in out and "relevance (grad_attention):" in out
+    assert res["method"] == saved["search"]["relevance"]  # --method auto: the relevance the rules were fitted with
+    assert f"prediction: {res['prediction']!r}" in out and f"relevance ({res['method']}):" in out
     assert ("rule " in out or "rule: no rule explains" in out) and "model loaded in" in out
 
 
@@ -225,3 +226,26 @@ def test_a_contradicting_rule_is_never_printed(tmp_path, capsys):
     assert rules.sentence(0) not in out and rules.sentence(-1) not in out
     assert f"no rule explains this prediction (1 rule(s) hold here, none predicts '{pred}'" in out
     assert "0.750 of 20 held-out texts" in out and "relevance (grad_attention):" in out
+
+
+def test_global_on_a_random_label_classifier_says_no_rule_above_chance(tmp_path, capsys):
+    """A classifier trained on the planted control's random labels (plain text and label columns):
+    `--global` prints that it found no rule above chance and writes an empty list that says so; `--text`
+    then shows no rule, with that reason."""
+    from steward.explain.planted import TASKS, write_csv
+
+    train, _ = TASKS["control"].splits(320, 10, seed=0)
+    data = write_csv(tmp_path / "control.csv", *train)
+    run = _train(tmp_path / "run", ["--train.task", "classify", "--model.flavor", "debug", "--train.steps", "40",
+                                    "--train.batch_size", "16", "--train.warmup_steps", "2", "--train.val_every", "0",
+                                    "--fairness.data", str(data)])
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(train.texts[:120]) + "\n")
+    capsys.readouterr()
+    assert main(["explain", str(run), "--global", "--data", str(texts), "--max-rules", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "no rule above chance: none of the" in out
+    saved = json.loads((run / "explain" / "rules.json").read_text())
+    assert saved["rules"] == [] and saved["no_rule_above_chance"] and saved["search"]["kind"] == "beam"
+    assert main(["explain", str(run), "--text", train.texts[0]]) == 0
+    assert "rule: no rule explains this prediction (no rule above chance" in capsys.readouterr().out

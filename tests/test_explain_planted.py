@@ -123,6 +123,12 @@ def test_binomial_and_control_verdict():
     assert chance["claims_rule"] and chance["above_chance"] and chance["label_accuracy"] == 1.0
     none = control_verdict(np.zeros(100, dtype=int), labels, n_rules=1)
     assert not none["claims_rule"] and not none["above_chance"] and none["chance"] == 0.5
+    # rules that follow a model which learned something from the noise: above chance for the model only
+    model = np.array([0, 0, 1, 1] * 25)
+    follows = control_verdict(model.copy(), labels, n_rules=2, model_pred=model)
+    assert follows["model_fidelity"] == 1.0 and follows["model_majority"] == 0.5 and follows["model_above_chance"]
+    assert follows["label_accuracy"] == 0.5 and not follows["above_chance"]
+    assert not control_verdict(np.zeros(100, dtype=int), labels, 1, model_pred=model)["model_above_chance"]
 
 
 def _result(tuning, acc, equal, fid, n_rules, best, rule="a"):
@@ -159,3 +165,27 @@ def test_task_names():
     assert task_names("all") == list(TASKS) and task_names("order, rare") == ["order", "rare"]
     with pytest.raises(ExplainError, match="--planted: unknown task 'nope'"):
         task_names("trigger,nope")
+
+
+@pytest.mark.slow
+def test_language_model_form_recovers_the_trigger():
+    """The LM form end to end at a small size: our decoder continues 'TEXT =>' with ' yes' / ' no', and the
+    searched rules over its next token read as the planted trigger, with both simulated users reported."""
+    import argparse
+
+    import torch
+
+    from steward.bench.explain_planted import run_task
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = argparse.Namespace(train=320, test=40, seed=0, write_csv="", flavor="debug", steps=60, max_rules=30,
+                                  ig_steps=4)
+        r = run_task(TASKS["trigger"], args, "lm")
+    finally:
+        torch.set_num_threads(before)
+    assert r["form"] == "lm" and r["model_accuracy"] >= 0.95
+    assert r["formula"]["equal"] and r["rules"][0].endswith("THEN predict 'yes'")
+    assert r["n_rules"] <= 10 and 0 <= r["simulatability"]["top_words"] <= 1
+    assert r["simulatability"]["rules"] == r["fidelity"]

@@ -106,6 +106,9 @@ def bench_explain(argv: list[str]) -> dict[str, Any]:
     p.add_argument("--task", choices=("all", "next-token", "classifier"), default="all")
     p.add_argument("--planted", nargs="?", const="all", default=None, metavar="TASK,...",
                    help="instead: the planted-rule test bed (steward.explain.planted), all tasks or those named")
+    p.add_argument("--form", choices=("classifier", "lm", "both"), default="classifier",
+                   help="with --planted: each task as a classifier, as a language model ('<text> =>' then ' yes' "
+                        "or ' no'), or both")
     p.add_argument("--write-csv", metavar="DIR", default="",
                    help="with --planted: also write DIR/TASK-train.csv and TASK-test.csv (text,label) for steward train")
     p.add_argument("--flavor", choices=("debug", "tiny"), default="debug", help="size of the trained toy decoder")

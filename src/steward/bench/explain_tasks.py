@@ -22,7 +22,9 @@ from steward.explain import (
     make_instance,
     pad_batch,
 )
-from steward.explain.faithfulness import ENGINE_BASES
+from steward.explain.faithfulness import ENGINE_BASES, RELEVANCE_CHOICES
+from steward.explain.search import fit_searched
+from steward.explain.simulate import simulatability
 from steward.models.gpt import ModelArgs, build_model
 
 
@@ -102,12 +104,13 @@ def toy_args(vocab: int, flavor: str = "debug") -> ModelArgs:
 
 
 def train_next_token(texts: Sequence[str], labels: np.ndarray, tok: WordTokenizer, flavor: str = "debug",
-                     steps: int = 300, batch_size: int = 64, lr: float = 3e-3, seed: int = 0) -> Explainable:
-    """Our decoder trained to continue '<text> =>' with the label word; returns the 'lm' Explainable
-    restricted to the label tokens."""
+                     steps: int = 300, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+                     label_words: Sequence[str] = LABELS) -> Explainable:
+    """Our decoder trained to continue '<text> =>' with the label word (class c: `label_words[c]`);
+    returns the 'lm' Explainable restricted to the label tokens."""
     torch.manual_seed(seed)
     model = build_model(toy_args(tok.vocab_size, flavor), device="cpu")
-    label_ids = torch.tensor([tok.ids[w] for w in LABELS])
+    label_ids = torch.tensor([tok.ids[w] for w in label_words])
     seqs = [make_instance(t, tok, " =>").tokens for t in texts]
     nb = len(seqs) // batch_size
     batches = [pad_batch(seqs[i * batch_size:(i + 1) * batch_size], tok.pad_id) for i in range(nb)]
@@ -119,7 +122,7 @@ def train_next_token(texts: Sequence[str], labels: np.ndarray, tok: WordTokenize
         return F.cross_entropy(logits, targets[i])  # next-token loss at the label position
 
     _train(model, loss_fn, nb, steps, lr, seed)
-    return Explainable(model, "lm", classes=label_ids.tolist(), pad_id=tok.pad_id, class_names=LABELS)
+    return Explainable(model, "lm", classes=label_ids.tolist(), pad_id=tok.pad_id, class_names=list(label_words))
 
 
 # ---- the classifier task (issue 7's head and data) -------------------------------------------------
@@ -165,16 +168,28 @@ def _head(an: Analysis, k: int) -> Analysis:
 
 
 def evaluate_task(expl: Explainable, train_texts: Sequence[str], test_texts: Sequence[str], tok: WordTokenizer,
-                  suffix: str, class_names: Sequence[str], max_rules: int, ig_steps: int) -> dict[str, Any]:
-    """Rules fitted on `train_texts`; the faithfulness table on `test_texts` (held out)."""
+                  suffix: str, class_names: Sequence[str], max_rules: int, ig_steps: int,
+                  search: str = "cover", sim_k: int = 3) -> dict[str, Any]:
+    """Rules fitted on `train_texts`; the faithfulness table on `test_texts` (held out). `search`
+    'cover': the covering learner over words, bigrams and attention facts, relevance grad_attention;
+    'beam': the relevance chosen per model and the beam search (`steward.explain.search`), with both
+    simulated users' accuracy (`steward.explain.simulate`, top `sim_k` words)."""
     train = [make_instance(t, tok, suffix) for t in train_texts]
     test = [make_instance(t, tok, suffix) for t in test_texts]
-    an_train = analyse(expl, train, ENGINE_BASES)
-    _, rules = fit_rules(train, an_train, class_names, max_rules=max_rules)
     k = min(300, len(train))  # the base is chosen on (part of) the fitting data, never the held-out
-    base = choose_engine_base(expl, train[:k], _head(an_train, k), rules)
+    extra: dict[str, Any] = {}
+    if search == "beam":
+        an_train = analyse(expl, train, RELEVANCE_CHOICES, ig_steps=ig_steps)
+        rules, base, aopc = fit_searched(expl, train, an_train, class_names, max_rules, choice_texts=k)
+        extra = {"relevance": rules.search["relevance"], "relevance_aopc_fitting": aopc, "search": rules.search}
+    else:
+        an_train = analyse(expl, train, ENGINE_BASES)
+        _, rules = fit_rules(train, an_train, class_names, max_rules=max_rules)
+        base = choose_engine_base(expl, train[:k], _head(an_train, k), rules)
     an_test = analyse(expl, test, METHODS, ig_steps=ig_steps)
     table = faithfulness_table(expl, test, an_test, rules, engine_base=base)
+    if search == "beam":
+        extra["simulatability"] = simulatability(rules, (train, an_train), (test, an_test), extra["relevance"], sim_k)
     return {
         "model_accuracy_note": "fidelity is against the model's predictions, not the labels",
         "held_out": len(test),
@@ -182,6 +197,7 @@ def evaluate_task(expl: Explainable, train_texts: Sequence[str], test_texts: Seq
         "table": table,
         "rules": rules.text().splitlines(),
         "flagged_identity_rules": rules.flagged(),
+        **extra,
         "rules_obj": rules,
         "test_obj": (test, an_test),
     }

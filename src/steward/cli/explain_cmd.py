@@ -19,8 +19,13 @@ def register(sub) -> None:
     p.add_argument("--global", dest="global_", action="store_true",
                    help="fit the global rule list on --data and write the faithfulness table")
     p.add_argument("--data", help="with --global: a .txt file (one text per line) or .jsonl (field 'text')")
-    p.add_argument("--method", default="grad_attention",
-                   help="relevance method: attention, rollout, grad_attention, grad_cam, integrated_gradients")
+    p.add_argument("--method", default="auto",
+                   help="relevance method: auto, attention, rollout, grad_attention, grad_cam, integrated_gradients "
+                        "(auto: with --global, the one most comprehensive on the fitting texts; with --text, the "
+                        "one the rules file was fitted with, else grad_attention)")
+    p.add_argument("--search", choices=("beam", "cover"), default="beam",
+                   help="with --global: beam (conjunctions of word conditions, each rule tested against chance) "
+                        "or cover (the covering learner over words, bigrams and attention facts)")
     p.add_argument("--rules", help="rules JSON to apply with --text (default: RUN_DIR/explain/rules.json if present)")
     p.add_argument("--html", help="with --text: also write the highlighted words to this HTML file")
     p.add_argument("--samples", type=int, default=32,
@@ -95,8 +100,8 @@ def run(args) -> int:
 
     if bool(args.text) == bool(args.global_):
         raise ExplainError("give either --text \"...\" or --global --data FILE")
-    if args.method not in METHODS or args.method == "random":
-        raise ExplainError(f"--method: {args.method!r} is not one of attention, rollout, grad_attention, "
+    if args.method != "auto" and (args.method not in METHODS or args.method == "random"):
+        raise ExplainError(f"--method: {args.method!r} is not one of auto, attention, rollout, grad_attention, "
                            "grad_cam, integrated_gradients")
     if args.threads < 1:
         raise ExplainError(f"--threads: must be >= 1, got {args.threads}")
@@ -134,6 +139,8 @@ def _run(args) -> int:
     t0 = time.perf_counter()
     if args.samples < 1:
         raise ExplainError(f"--samples: must be >= 1, got {args.samples}")
+    if args.method == "auto":
+        args.method = ((rules.search or {}).get("relevance") if rules is not None else None) or "grad_attention"
     result = explain_instance(run_.explainable, inst, rules, args.method, n_samples=args.samples,
                               tokenizer=run_.tokenizer)
     result.update(checkpoint=str(run_.checkpoint), tokens=len(inst.tokens), load_s=load_s,
@@ -169,16 +176,7 @@ def _run(args) -> int:
 def _global(args, run_) -> int:
     import numpy as np
 
-    from steward.explain import (
-        ExplainError,
-        analyse,
-        choose_engine_base,
-        faithfulness_table,
-        fit_rules,
-        format_table,
-        make_instance,
-    )
-    from steward.explain.faithfulness import ENGINE_BASES
+    from steward.explain import ExplainError, analyse, faithfulness_table, format_table, make_instance
     from steward.io import atomic_write_json, atomic_write_text, sha256_file
 
     if not args.data:
@@ -197,11 +195,7 @@ def _global(args, run_) -> int:
     n_test = max(1, int(round(args.held_out * len(instances))))
     test = [instances[i] for i in order[:n_test]]
     train = [instances[i] for i in order[n_test:]]
-    names = expl.all_class_names(tok)
-    bases = tuple(dict.fromkeys((args.method, *ENGINE_BASES)))
-    an_train = analyse(expl, train, bases, batch_size=32)
-    _, rules = fit_rules(train, an_train, names, method=args.method, max_rules=args.max_rules)
-    base = choose_engine_base(expl, train, an_train, rules, bases)  # on the fitting data, not the held-out
+    rules, base = _fit(args, expl, train, expl.all_class_names(tok))
     methods = ("attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients", "random")
     table = faithfulness_table(expl, test, analyse(expl, test, methods, batch_size=32), rules, engine_base=base)
     rules.fidelity, rules.fidelity_texts = table["rules"]["fidelity"], len(test)  # what --text reports
@@ -209,8 +203,8 @@ def _global(args, run_) -> int:
     atomic_write_json(out / "rules.json", rules.to_json())
     atomic_write_text(out / "rules.txt", rules.text() + "\n")
     result = {"run_dir": str(run_.run_dir), "checkpoint": str(run_.checkpoint), "data": args.data,
-              "fitted_on": len(train), "held_out": len(test), "method": args.method,
-              "table": table, "rules": rules.text().splitlines(), "fairness_flags": rules.flagged()}
+              "fitted_on": len(train), "held_out": len(test), "method": args.method, "search": rules.search,
+              "no_rule_above_chance": rules.no_rule_above_chance, "table": table, "rules": rules.text().splitlines(), "fairness_flags": rules.flagged()}
     atomic_write_json(out / "faithfulness.json", result)
     result["artifacts"] = {str(out / n): sha256_file(out / n) for n in ("rules.json", "rules.txt", "faithfulness.json")}
     result["audit_entry"] = _audit(run_.run_dir, result)
@@ -230,6 +224,28 @@ def _global(args, run_) -> int:
     if result["audit_entry"] is not None:
         print(f"audit log: explain.artifacts recorded as entry {result['audit_entry']}")
     return 0
+
+
+def _fit(args, expl, train: list, names: list[str]) -> tuple:
+    """The rule list fitted on `train` and the engine's base ranking, both chosen on `train` (never the
+    held-out texts); `args.method` becomes the relevance used (auto: chosen by the beam's fit)."""
+    from steward.explain import analyse, choose_engine_base, fit_rules
+    from steward.explain.faithfulness import ENGINE_BASES, RELEVANCE_CHOICES
+    from steward.explain.search import fit_beam_rules, fit_searched
+
+    if args.search == "beam":
+        an_train = analyse(expl, train, RELEVANCE_CHOICES, batch_size=32)
+        if args.method == "auto":
+            rules, base, _ = fit_searched(expl, train, an_train, names, max_rules=args.max_rules)
+            args.method = rules.search["relevance"]
+            return rules, base
+        rules = fit_beam_rules(train, an_train, names, args.method, max_rules=args.max_rules)
+        return rules, choose_engine_base(expl, train, an_train, rules, RELEVANCE_CHOICES)
+    args.method = "grad_attention" if args.method == "auto" else args.method
+    bases = tuple(dict.fromkeys((args.method, *ENGINE_BASES)))
+    an_train = analyse(expl, train, bases, batch_size=32)
+    _, rules = fit_rules(train, an_train, names, method=args.method, max_rules=args.max_rules)
+    return rules, choose_engine_base(expl, train, an_train, rules, bases)
 
 
 def _audit(run_dir: Path, result: dict) -> int | None:

@@ -127,6 +127,18 @@ class Forward:
     pooling: str = "last"
     """Which attention rows the prediction reads: 'last' (the row at `positions`) or 'mean' (the mean of
     the rows 0..position, a mean-pooling classifier)."""
+    binary_logit: bool = False
+    """The scores are a single binary logit z read as (0, z)."""
+
+    def explained(self) -> torch.Tensor:
+        """The scores whose predicted column gradients explain: the scores themselves, except for a
+        binary logit, where class 0's score 0 is constant (its gradient is zero); there each class's
+        explained score is its logit margin over the other, (-z, z), so a prediction of class 0 is
+        explained by -z (what lowers z raises it) with the same argmax."""
+        if self.binary_logit:
+            z = self.scores[:, 1:2]
+            return torch.cat([-z, z], -1)
+        return self.scores
 
 
 class Explainable:
@@ -165,32 +177,33 @@ class Explainable:
                 return m
         raise ExplainError(f"{type(self.model).__name__} has no token embedding to attribute to")
 
-    def _call(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The model's logits: [B, C] for a classifier, [B, T, V] for a language model."""
+    def _call(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The model's logits: [B, C] for a classifier, [B, T, V] for a language model; and whether they
+        are a binary logit z read as (0, z)."""
         if self.kind == "classify":
             mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None].to(tokens.device)
             out = self.model(tokens, mask)
             logits = out[1] if isinstance(out, tuple) else out
             if logits.shape[-1] == 1:  # a binary logit z: p(1) = sigmoid(z) = softmax([0, z])[1]
-                logits = torch.cat([torch.zeros_like(logits), logits], -1)
-            return logits
+                return torch.cat([torch.zeros_like(logits), logits], -1), True
+            return logits, False
         hf = _hf_model(self.model)
         if hf is not None:
-            return hf(input_ids=tokens, use_cache=False).logits
-        return self.model(tokens)
+            return hf(input_ids=tokens, use_cache=False).logits, False
+        return self.model(tokens), False
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, attentions: bool = False) -> Forward:
         """Scores at each row's prediction; with `attentions`, inside `eager_attention`."""
         positions = lengths.long() - 1
         ctx = eager_attention(self.model) if attentions else contextlib.nullcontext()
         with ctx as capture:
-            logits = self._call(tokens, lengths)
+            logits, binary = self._call(tokens, lengths)
         probs = capture.probs if capture is not None else []
         if logits.dim() == 3:
             logits = logits[torch.arange(len(tokens)), positions]
         if self.classes is not None:
             logits = logits[:, self.classes.to(logits.device)]
-        return Forward(upcast(logits), positions, probs, self.pooling)
+        return Forward(upcast(logits), positions, probs, self.pooling, binary)
 
     def scores(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, C] scores on the fused path (no capture)."""

@@ -102,21 +102,36 @@ def format_table(table: dict[str, dict[str, Any]]) -> str:
 
 
 ENGINE_BASES = ("attention", "rollout", "grad_attention")
+RELEVANCE_CHOICES = ("attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients")
+"""The methods the engine chooses its relevance among (per model, on the fitting data)."""
+
+
+def _most_comprehensive(expl: Explainable, instances: Sequence[Instance], analysis: Analysis,
+                        rankings: dict[str, Sequence[np.ndarray]], bins: Sequence[float]) -> tuple[str, dict[str, float]]:
+    """The name of the ranking with the highest comprehensiveness AOPC on `instances` (ties: the first),
+    and every ranking's AOPC."""
+    p_full = analysis.prob[np.arange(len(instances)), analysis.pred]
+    aopc = {name: eraser(expl, instances, r, analysis.pred, p_full, bins)["aopc_comprehensiveness"]
+            for name, r in rankings.items()}
+    return max(aopc, key=lambda n: aopc[n]), aopc
 
 
 def choose_engine_base(expl: Explainable, instances: Sequence[Instance], analysis: Analysis, rules: RuleList,
                        candidates: Sequence[str] = ENGINE_BASES, bins: Sequence[float] = BINS) -> str:
-    """The attention-derived relevance the engine ranks words by after the firing rule's: the candidate
-    whose engine ranking is most comprehensive (AOPC) on `instances`, which must be the data the rules
-    were fitted on, never the held-out data they are judged on."""
+    """The relevance the engine ranks words by after the firing rule's: the candidate whose engine
+    ranking is most comprehensive (AOPC) on `instances`, which must be the data the rules were fitted
+    on, never the held-out data they are judged on."""
     from steward.explain.rules import rule_relevance
 
-    p_full = analysis.prob[np.arange(len(instances)), analysis.pred]
-    best, best_aopc = candidates[0], -np.inf
-    for base in candidates:
-        ranking = [rule_relevance(rules, i, a, r, int(p)) for i, a, r, p in
-                   zip(instances, analysis.word_att, analysis.word_rel[base], analysis.pred)]
-        aopc = eraser(expl, instances, ranking, analysis.pred, p_full, bins)["aopc_comprehensiveness"]
-        if aopc > best_aopc:
-            best, best_aopc = base, aopc
-    return best
+    rankings = {base: [rule_relevance(rules, i, a, r, int(p)) for i, a, r, p in
+                       zip(instances, analysis.word_att, analysis.word_rel[base], analysis.pred)]
+                for base in candidates}
+    return _most_comprehensive(expl, instances, analysis, rankings, bins)[0]
+
+
+def choose_relevance(expl: Explainable, instances: Sequence[Instance], analysis: Analysis,
+                     candidates: Sequence[str] = RELEVANCE_CHOICES,
+                     bins: Sequence[float] = BINS) -> tuple[str, dict[str, float]]:
+    """The relevance method that fits this model: the candidate with the highest comprehensiveness AOPC
+    on `instances` (fitting data, never the held-out data), and each candidate's AOPC."""
+    return _most_comprehensive(expl, instances, analysis, {m: analysis.word_rel[m] for m in candidates}, bins)

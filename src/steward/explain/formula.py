@@ -120,14 +120,24 @@ def equivalent(f: Formula, g: Formula, max_words: int = 14, max_ordered: int = 5
     return {"equal": True, "worlds": worlds, "exhaustive": exhaustive, "counterexample": None}
 
 
-def condition_formula(kind: str, text: str) -> Formula | None:
-    """A rule condition over words as a formula (None for an attention fact)."""
-    if kind == "word":
-        return text
-    if kind == "ngram":
-        return ("seq", *text.split())
+def _term(t: str) -> Formula:
+    return ("seq", *t.split()) if " " in t else t
+
+
+def condition_formula(cond: Any) -> Formula | None:
+    """A rule condition (`steward.explain.rules.Condition`) over words as a formula (None for an
+    attention fact)."""
+    kind, text = cond.kind, cond.text
+    if kind in ("word", "ngram"):
+        return _term(text)
     if kind == "any":
-        return ("or", *(condition_formula("ngram" if " " in t else "word", t) for t in text.split(" | ")))
+        return ("or", *(_term(t) for t in text.split(" | ")))
+    if kind == "absent":
+        return ("not", text)
+    if kind == "before":
+        return ("before", *text.split())
+    if kind == "atleast":
+        return ("atleast", cond.count, *(_term(t) for t in text.split(" | ")))
     return None
 
 
@@ -136,7 +146,7 @@ def rules_formula(rules: Any, positive: int = 1, first: int | None = None) -> Fo
     if c1 then l1 elif c2 then l2 ... else default. None when a rule uses an attention fact."""
     out: Formula = rules.default == positive
     for r in reversed(rules.rules[:first]):
-        conds = [condition_formula(c.kind, c.text) for c in r.conditions]
+        conds = [condition_formula(c) for c in r.conditions]
         if any(c is None for c in conds):
             return None
         cond = conds[0] if len(conds) == 1 else ("and", *conds)

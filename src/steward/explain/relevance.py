@@ -5,7 +5,8 @@
   R = A_L' ... A_1', read at the prediction row;
 - gradient-weighted attention (Chefer, Gur and Wolf 2021, "Generic Attention-model Explainability",
   eq. 5-6): R = I, then per layer R += mean_h[(dy/dA_l * A_l)^+] R, read at the prediction row, with y
-  the predicted class's logit;
+  the predicted class's logit (a binary classifier's single logit z: y = z for class 1, -z for class 0,
+  `Forward.explained`);
 - Grad-CAM on the last attention layer (Selvaraju et al. 2017, as Chefer, Gur and Wolf 2021 apply it
   to transformers as a baseline): the last layer's attention row at the prediction, each head weighted
   by the mean of its gradient over that row, averaged over heads, negatives clipped;
@@ -82,7 +83,7 @@ def integrated_gradients(expl: Explainable, tokens: torch.Tensor, lengths: torch
     from captum.attr import LayerIntegratedGradients
 
     def fn(t: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        return expl.scores(t, n)
+        return expl.forward(t, n).explained()
 
     lig = LayerIntegratedGradients(fn, expl.embedding())
     baseline = torch.full_like(tokens, expl.pad_id)
@@ -100,7 +101,7 @@ def captured_forward(expl: Explainable, tokens: torch.Tensor, lengths: torch.Ten
         pred = fwd.scores.argmax(-1)
         g = None
         if grads:
-            y = fwd.scores[torch.arange(len(pred)), pred].sum()
+            y = fwd.explained()[torch.arange(len(pred)), pred].sum()
             g = list(torch.autograd.grad(y, fwd.probs))
     return fwd, g, pred
 

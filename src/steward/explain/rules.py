@@ -147,17 +147,22 @@ def analyse(expl: Explainable, instances: Sequence[Instance], methods: Sequence[
 class Condition:
     kind: str
     """'word': the text contains the word; 'ngram': it contains the word sequence; 'any': it contains
-    one of the terms of `text` (separated by ' | ', a lexicon the learner groups); 'attends': the
-    prediction position attends to the word above theta in every layer of first..last."""
+    one of the terms of `text` (separated by ' | ', a lexicon the learner groups); 'absent': it does not
+    contain the word; 'before': it contains the first word of `text` and, somewhere after it, the second;
+    'atleast': it contains at least `count` of the terms of `text` (' | '); 'attends': the prediction
+    position attends to the word above theta in every layer of first..last."""
     text: str
     first: int = -1
     last: int = -1
     theta: float = 0.0
+    count: int = 0
 
     @property
     def key(self) -> str:
         if self.kind == "attends":
             return f"attends:{self.text}@{self.first}-{self.last}>{self.theta:g}"
+        if self.kind == "atleast":
+            return f"atleast{self.count}:{self.text}"
         return f"{self.kind}:{self.text}"
 
     @property
@@ -166,22 +171,46 @@ class Condition:
 
     @property
     def terms(self) -> list[str]:
-        return self.text.split(" | ") if self.kind == "any" else [self.text]
+        if self.kind in ("any", "atleast"):
+            return self.text.split(" | ")
+        return self.text.split() if self.kind == "before" else [self.text]
 
     def sentence(self) -> str:
+        quoted = ", ".join(f"'{t}'" for t in self.terms)
         if self.kind == "any":
-            return "the text contains any of " + ", ".join(f"'{t}'" for t in self.terms)
+            return "the text contains any of " + quoted
+        if self.kind == "atleast":
+            return f"the text contains at least {self.count} of " + quoted
+        if self.kind == "absent":
+            return f"the text does not contain '{self.text}'"
+        if self.kind == "before":
+            return f"the text contains '{self.terms[0]}' and later '{self.terms[1]}'"
         if self.kind == "attends":
             layers = f"layer {self.first + 1}" if self.first == self.last else f"layers {self.first + 1}-{self.last + 1}"
             return f"the prediction attends to '{self.text}' above {self.theta:g} in {layers}"
         return f"the text contains '{self.text}'"
 
-    def holds(self, inst: Instance, att: np.ndarray) -> bool:
+    def holds(self, inst: Instance, att: np.ndarray | None) -> bool:
+        lower = [w.lower() for w in inst.words]
+        if self.kind == "absent":
+            return self.text not in lower
+        if self.kind == "atleast":
+            return sum(t in lower for t in self.terms) >= self.count
         return bool(self.where(inst, att))
 
-    def where(self, inst: Instance, att: np.ndarray) -> list[int]:
-        """Indices of the words that make this condition true (empty: it does not hold)."""
+    def where(self, inst: Instance, att: np.ndarray | None) -> list[int]:
+        """Indices of the words that make this condition true (empty: none does; an 'absent' condition
+        is made true by no word)."""
         lower = [w.lower() for w in inst.words]
+        if self.kind == "absent":
+            return []
+        if self.kind == "before":
+            a, b = self.terms
+            first = next((i for i, w in enumerate(lower) if w == a), None)
+            later = [] if first is None else [i for i in range(first + 1, len(lower)) if lower[i] == b]
+            return [first, *later] if later else []
+        if self.kind == "atleast" and not self.holds(inst, att):
+            return []
         found: list[int] = []
         for term in self.terms:
             words = term.split()
@@ -265,6 +294,23 @@ class RuleList:
     """Share of held-out texts on which the list predicts what the model does (set by `--global`)."""
     fidelity_texts: int = 0
     """How many held-out texts `fidelity` was measured on."""
+    search: dict[str, Any] | None = None
+    """How a searched list was found (`steward.explain.search`): its test and counts; None for the
+    covering learner's lists."""
+
+    @property
+    def no_rule_above_chance(self) -> bool:
+        """A searched list in which no rule passed the significance test."""
+        return self.search is not None and not self.rules
+
+    def no_rule_line(self) -> str:
+        """What the engine says when no rule beats chance."""
+        s = self.search or {}
+        words = len(s.get("candidate_words", []))
+        return (f"no rule above chance: none of the {s.get('scored', 0)} conjunctions"
+                f"{f' over {words} candidate words' if words else ''} passed the one-sided binomial test at "
+                f"alpha {s.get('alpha', 0.05):g} (Bonferroni) and its replication on held-back fitting texts; "
+                "word rules do not explain the model's predictions here")
 
     def _holds(self, rule: Rule, inst: Instance, att: np.ndarray) -> bool:
         return all(c.holds(inst, att) for c in rule.conditions)
@@ -295,6 +341,8 @@ class RuleList:
         return "IF " + " AND ".join(c.sentence() for c in r.conditions) + f" THEN predict '{self.class_names[r.label]}'"
 
     def text(self) -> str:
+        if self.no_rule_above_chance:
+            return f"{self.no_rule_line()}\n    {self.sentence(-1)}"
         return "\n".join(f"{i + 1:>2}. {self.sentence(i)}" for i in range(len(self.rules))) + \
             f"\n    {self.sentence(-1)}"
 
@@ -315,6 +363,8 @@ class RuleList:
             "otherwise": self.sentence(-1),
             "fidelity": self.fidelity,
             "fidelity_texts": self.fidelity_texts,
+            "search": self.search,
+            "no_rule_above_chance": self.no_rule_above_chance,
         }
 
     @classmethod
@@ -324,7 +374,7 @@ class RuleList:
         rules = [Rule(tuple(Condition(**c) for c in r["if"]), r["then"], r["precision"], r["support"],
                       r["coverage"]) for r in obj["rules"]]
         return cls(rules, obj["default"], obj["class_names"], fidelity=obj.get("fidelity"),
-                   fidelity_texts=int(obj.get("fidelity_texts", 0)))
+                   fidelity_texts=int(obj.get("fidelity_texts", 0)), search=obj.get("search"))
 
 
 def learn_rules(X: np.ndarray, y: np.ndarray, conditions: Sequence[Condition], class_names: Sequence[str],
@@ -421,7 +471,7 @@ def anchor_precision(expl: Explainable, inst: Instance, rules: RuleList, rule: i
     else:  # word conditions need no attention: the fused path is enough
         with torch.no_grad():
             pred = expl.scores(*pad_batch([s.tokens for s in samples], expl.pad_id)).argmax(-1).numpy()
-        ok = [all(c.where(s, None) for c in r.conditions) for s in samples]
+        ok = [all(c.holds(s, None) for c in r.conditions) for s in samples]
     used = int(sum(ok))
     if not used:
         return float("nan"), 0
@@ -434,7 +484,7 @@ def agreeing_rules(rules: RuleList, inst: Instance, att: np.ndarray, pred: int) 
     hold but conclude another class (they contradict the model here, so they explain nothing)."""
     holding = rules.holding(inst, att)
     agree = [i for i in holding if rules.rules[i].label == pred]
-    if not holding and rules.default == pred:
+    if not holding and rules.default == pred and not rules.no_rule_above_chance:
         agree = [-1]
     return agree, [i for i in holding if rules.rules[i].label != pred]
 
@@ -456,6 +506,8 @@ def _rule_facts(expl: Explainable, inst: Instance, rules: RuleList, i: int, mask
 
 def unexplained(rules: RuleList, pred: int, contradicting: int) -> str:
     """Why no rule is shown for the prediction `pred`, with the rule list's measured fidelity."""
+    if rules.no_rule_above_chance:
+        return f"no rule explains this prediction ({rules.no_rule_line()})"
     name = rules.class_names[pred]
     why = (f"{contradicting} rule(s) hold here, none predicts {name!r}" if contradicting else
            f"no rule holds here and the default line predicts {rules.class_names[rules.default]!r}")
