@@ -105,7 +105,8 @@ def bench_explain(argv: list[str]) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="steward bench explain")
     p.add_argument("--task", choices=("all", "next-token", "classifier"), default="all")
     p.add_argument("--planted", nargs="?", const="all", default=None, metavar="TASK,...",
-                   help="instead: the planted-rule test bed (steward.explain.planted), all tasks or those named")
+                   help="instead: the planted-rule test bed (steward.explain.planted): all (the first tasks), "
+                        "fresh (the later held-out ones, steward.explain.planted_fresh) or tasks named")
     p.add_argument("--form", choices=("classifier", "lm", "both"), default="classifier",
                    help="with --planted: each task as a classifier, as a language model ('<text> =>' then ' yes' "
                         "or ' no'), or both")

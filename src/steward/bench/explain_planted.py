@@ -30,7 +30,8 @@ import torch
 
 from steward.explain import make_instance, pad_batch
 from steward.explain.formula import equivalent, rules_formula, show
-from steward.explain.planted import TASKS, TUNING_TASKS, PlantedTask, task_names, write_csv
+from steward.explain.planted import TUNING_TASKS, PlantedTask, write_csv
+from steward.explain.planted_fresh import PLANTED, planted_names
 from steward.explain.search import binomial_tail
 
 LEARNED = 0.95
@@ -180,8 +181,8 @@ def bench_planted(args: argparse.Namespace) -> dict[str, Any]:
                            "fidelity_resolution": 1 / args.test}
     for form in FORMS if args.form == "both" else (args.form,):
         results: dict[str, dict[str, Any]] = {}
-        for name in task_names(args.planted):
-            r = results[name] = run_task(TASKS[name], args, form)
+        for name in planted_names(args.planted):
+            r = results[name] = run_task(PLANTED[name], args, form)
             print(f"[planted {form} {name}] {r['description']}: accuracy {r['model_accuracy']:.3f}, "
                   f"{r['train_s']:.0f} s training, {r['explain_s']:.0f} s explaining", file=sys.stderr)
         summary = summarise(results)

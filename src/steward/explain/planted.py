@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -168,11 +168,15 @@ TUNING_TASKS = ("trigger", "disjunction", "conjunction")
 """The at most three tasks the engine may be tuned on; every other task is held out."""
 
 
-def task_names(spec: str) -> list[str]:
-    """'all' or a comma-separated list of task names, checked."""
-    names = list(TASKS) if spec in ("", "all") else [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in TASKS]
+def task_names(spec: str, tasks: Mapping[str, PlantedTask] = TASKS,
+               groups: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """'all' or a comma-separated list of names from `tasks` and `groups` (each group standing for its
+    tasks; by default only 'all', every task in `TASKS`), checked."""
+    groups = {"all": list(TASKS)} if groups is None else groups
+    parts = ["all"] if spec == "" else [s.strip() for s in spec.split(",") if s.strip()]
+    names = [n for p in parts for n in groups.get(p, [p])]
+    unknown = [n for n in names if n not in tasks]
     if unknown or not names:
         raise ExplainError(f"--planted: unknown task {unknown[0] if unknown else spec!r}; "
-                         f"choose from all, {', '.join(TASKS)}")
+                         f"choose from {', '.join([*groups, *tasks])}")
     return names
