@@ -104,6 +104,9 @@ class Implementation:
     not all-gathered."""
     optimizer_bytes_per_param: int = ADAM_BYTES_PER_PARAM
     """Memory traffic of one optimizer step per parameter held (Steward: clipped foreach AdamW)."""
+    selective_recompute_matmuls: tuple[str, ...] = ()
+    """Linear layers (wq, wk, wv, wo, w1, w3, w2) whose forward 'selective' runs again in backward
+    (torchtitan's per-op policy saves every other matmul); Steward's 'selective' keeps all seven."""
 
 
 @dataclass
@@ -359,6 +362,9 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
                                                 rates.memory_bandwidth, c, req.impl.unfused_attention, e) / 3
     elif lay.recompute in ("selective", "full"):
         layer_traffic *= 1.25  # the forward's element-wise work runs again (a quarter of the traffic)
+    if lay.recompute == "selective" and req.impl.selective_recompute_matmuls:
+        recompute_time += kernels.forward_gemm_time(args, tokens_mb, tp, rates.flops, c,
+                                                    req.impl.selective_recompute_matmuls)
     loss_traffic = loss_activation_bytes(args, tokens_mb, tp, e, autocast)
     overhead = cal.overhead(tp > 1, lay.fsdp) / rates.share
     busy = matmul + recompute_time + layer_traffic / rates.memory_bandwidth + c.layer_overhead

@@ -119,6 +119,16 @@ def block_gemm_time(args: ModelArgs, tokens: float, tp: int, rate: float, c: Con
             + gemm_time(tokens, h, f / tp, rate, c))  # w2
 
 
+def forward_gemm_time(args: ModelArgs, tokens: float, tp: int, rate: float, c: Constants,
+                      weights: tuple[str, ...]) -> float:
+    """Forward only of the block's linear layers named in `weights` (wq, wk, wv, wo, w1, w3, w2), each its
+    own GEMM: what a recompute policy that re-runs those matmuls adds."""
+    h, hkv, f = args.dim, args.kv_heads * args.head_dim, args.ffn_dim
+    n_k = {"wq": (h / tp, h), "wk": (hkv / tp, h), "wv": (hkv / tp, h), "wo": (h, h / tp),
+           "w1": (f / tp, h), "w3": (f / tp, h), "w2": (h, f / tp)}
+    return sum(gemm_time(tokens, *n_k[w], rate, c) for w in weights) / 3
+
+
 def head_gemm_time(args: ModelArgs, tokens: float, tp: int, rate: float, c: Constants) -> float:
     return gemm_time(tokens, args.vocab_size / tp, args.dim, rate, c)
 

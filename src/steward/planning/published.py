@@ -30,7 +30,7 @@ FRAMEWORKS = {
     "megatron": MEGATRON,
     "megatron-deepspeed": dataclasses.replace(MEGATRON, optimizer_sharded=True),
     "llm-foundry": Implementation(gpt_activations=True, fsdp_sync_each_micro_batch=True, loss_bytes_per_logit=4),
-    "torchtitan": Implementation(fsdp_sync_each_micro_batch=True),
+    "torchtitan": Implementation(fsdp_sync_each_micro_batch=True, selective_recompute_matmuls=("wk", "wo", "w3")),
     "kempnerforge": Implementation(fsdp_sync_each_micro_batch=True),
 }
 """What the cost model takes from a run's training code (`cost.Implementation`):
@@ -43,7 +43,11 @@ FRAMEWORKS = {
     reduce-scattered after each micro-batch (FSDP FULL_SHARD under Composer's accumulation), logits and
     their gradient in 16 bits (4 bytes per token and vocabulary entry);
   * torchtitan, KempnerForge (FSDP2, Llama): Steward's decoder's activations, gradients reduce-scattered
-    after each micro-batch (no set_requires_gradient_sync(False) in their accumulation loops)."""
+    after each micro-batch (no set_requires_gradient_sync(False) in their accumulation loops);
+    torchtitan's selective ('op') activation checkpointing saves the outputs of matmuls, flash attention
+    and reduce-scatters "except every second mm" (torchtitan/parallelisms/parallelize_llama.py
+    _apply_ac_to_transformer_block, @582fe7d1f52ef96987a9d5265b3e2bbefc92d583; the same policy in the
+    mid-2024 code), counted per block: wq wk wv wo w1 w3 w2, so wk, wo and w3 run again in backward."""
 
 
 def load_runs(path: Path | str = CORPUS) -> list[dict[str, Any]]:
