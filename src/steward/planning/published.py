@@ -79,6 +79,9 @@ def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
              if key in run}
     if board:
         cluster = dataclasses.replace(cluster, device=dataclasses.replace(cluster.device, **board))
+    if "node_network_gb_s" in run:  # the node's adapters together, shared by its GPUs
+        inter = dataclasses.replace(cluster.inter, bandwidth=run["node_network_gb_s"] * 1e9 / per_node)
+        cluster = dataclasses.replace(cluster, inter=inter)
     lay = run["layout"]
     layout = parse_layout(",".join(f"{k}={lay[k]}" for k in ("tp", "pp", "dp_replicate", "dp_shard",
                                                                  "micro_batch", "recompute")))
