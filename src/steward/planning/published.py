@@ -31,7 +31,7 @@ FRAMEWORKS = {
     "megatron-deepspeed": dataclasses.replace(MEGATRON, optimizer_sharded=True),
     "llm-foundry": Implementation(gpt_activations=True, fsdp_sync_each_micro_batch=True, loss_bytes_per_logit=4),
     "torchtitan": Implementation(fsdp_sync_each_micro_batch=True, selective_recompute_matmuls=("wk", "wo", "w3")),
-    "kempnerforge": Implementation(fsdp_sync_each_micro_batch=True),
+    "kempnerforge": Implementation(),
 }
 """What the cost model takes from a run's training code (`cost.Implementation`):
   * megatron (Megatron-LM 2021/2022): the attention scores materialised (fused softmax, no flash kernel);
@@ -42,8 +42,11 @@ FRAMEWORKS = {
   * llm-foundry (Composer FSDP): flash attention, GPT activations (LayerNorm, GELU), gradients
     reduce-scattered after each micro-batch (FSDP FULL_SHARD under Composer's accumulation), logits and
     their gradient in 16 bits (4 bytes per token and vocabulary entry);
-  * torchtitan, KempnerForge (FSDP2, Llama): Steward's decoder's activations, gradients reduce-scattered
-    after each micro-batch (no set_requires_gradient_sync(False) in their accumulation loops);
+  * torchtitan (FSDP2, Llama): Steward's decoder's activations, gradients reduce-scattered after each
+    micro-batch (no set_requires_gradient_sync(False) in its accumulation loop);
+  * KempnerForge (FSDP2, Llama): Steward's decoder's activations and, as Steward's trainer, gradient sync
+    off between micro-batches (scripts/train.py's maybe_no_sync, kempnerforge/training/grad.py:
+    set_requires_gradient_sync(False) before the last micro-step, @01b461a, the report's commit);
     torchtitan's selective ('op') activation checkpointing saves the outputs of matmuls, flash attention
     and reduce-scatters "except every second mm" (torchtitan/parallelisms/parallelize_llama.py
     _apply_ac_to_transformer_block, @582fe7d1f52ef96987a9d5265b3e2bbefc92d583; the same policy in the
