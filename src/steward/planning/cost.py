@@ -414,18 +414,16 @@ def _data_parallel(req: Request, lay: Layout, links: dict[str, Link], p_local: f
     if lay.fsdp:
         compute_bytes = req.act_bytes
         gathers = 1 if lay.pp > 1 else 2 * req.micro_batches(lay)  # forward and backward per micro-batch
-        # gradients reduced once per step, or after every micro-batch where the training code syncs them
-        reduces = req.micro_batches(lay) if req.impl.fsdp_sync_each_micro_batch and lay.pp == 1 else 1
         # one collective per block and one for the root's parameters, each paying the latency
         groups = max(stage_blocks(args.n_layers, lay.pp)) + 1
         ag = groups * gather_time(compute_bytes * p_local / groups, shard, links["dp_shard"], c)
         rs = groups * gather_time(FP32_BYTES * p_local / groups, shard, links["dp_shard"], c)
         ar = groups * all_reduce_time(FP32_BYTES * p_local / shard / groups, rep, links["dp_replicate"], c)
-        out = _DataParallel(time=gathers * ag + reduces * (rs + ar), exposed_once=(ag + rs) / groups)
+        out = _DataParallel(time=gathers * ag + rs + ar, exposed_once=(ag + rs) / groups)
         if shard > 1:
-            out.bytes_shard = (gathers * compute_bytes + reduces * FP32_BYTES) * p_local * (shard - 1) / shard
+            out.bytes_shard = (gathers * compute_bytes + FP32_BYTES) * p_local * (shard - 1) / shard
         if rep > 1:
-            out.bytes_replicate = reduces * 2 * (rep - 1) / rep * FP32_BYTES * p_local / shard
+            out.bytes_replicate = 2 * (rep - 1) / rep * FP32_BYTES * p_local / shard
         return out
     if lay.ddp:
         t = all_reduce_time(FP32_BYTES * p_local, rep, links["dp_replicate"], c)
