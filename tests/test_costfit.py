@@ -140,3 +140,54 @@ def test_host_kernel_figures_give_the_cpu_constants():
     assert (k.attention, k.elementwise) == (0.2, pytest.approx(8.0))
     assert calibration_for(cluster).kernel_constants() == k
     assert calibration_for(cpu).kernel_constants() == NEUTRAL  # uncalibrated: the rates as they are
+
+
+def _run(run_id):
+    return next(r for r in load_runs() if r["id"] == run_id)
+
+
+def test_torchtitan_selective_reruns_the_forward_of_every_second_matmul():
+    """torchtitan's 'op' checkpointing re-runs wk, wo and w3 in backward: on one GPU (no collectives to
+    hide) the step grows by exactly their forward GEMMs, per block and micro-batch."""
+    import dataclasses
+
+    from steward.planning import kernels
+    from steward.planning.cost import Calibration, predict
+    from steward.planning.published import request_for
+
+    req, lay = request_for(_run("torchtitan-llama3-8b-a100-64gpu"))
+    lay = dataclasses.replace(lay, dp_shard=1)
+    req = dataclasses.replace(req, global_batch=2, cluster=dataclasses.replace(req.cluster, nodes=1,
+                                                                                  devices_per_node=1))
+    plain = dataclasses.replace(req, impl=dataclasses.replace(req.impl, selective_recompute_matmuls=()))
+    cal = Calibration(constants=FITTED)
+    extra = predict(req, lay, cal).step_time_s - predict(plain, lay, cal).step_time_s
+    per_block = kernels.forward_gemm_time(req.args, req.seq_len, 1, req.cluster.device.flops("bf16"), FITTED,
+                                          ("wk", "wo", "w3"))
+    assert per_block > 0
+    assert extra == pytest.approx(req.args.n_layers * 2 * per_block, rel=1e-9)
+
+
+def test_a_runs_node_network_replaces_the_presets_adapters():
+    """BLOOM's nodes had 4 x 100 Gb/s Omni-Path: 50 GB/s per node, shared by its 8 GPUs."""
+    from steward.planning.published import request_for
+
+    req, _ = request_for(_run("bloom-176b-a100-384gpu"))
+    assert req.cluster.inter.bandwidth == pytest.approx(50e9 / 8)
+    req, _ = request_for(_run("narayanan-1t-3072gpu"))
+    assert req.cluster.inter.bandwidth == pytest.approx(25e9)  # the DGX preset's adapter per GPU
+
+
+def test_kempnerforge_holds_bf16_states():
+    """KempnerForge's bf16 model: parameters, gradients and AdamW moments at half Steward's fp32 bytes."""
+    import dataclasses
+
+    from steward.planning.cost import Implementation, device_memory
+    from steward.planning.published import request_for
+
+    req, lay = request_for(_run("kempner-llama3-7b-h200-1gpu-tp1-fsdp1"))
+    fp32 = device_memory(dataclasses.replace(req, impl=Implementation()), lay)
+    bf16 = device_memory(req, lay)
+    for part in ("params", "optimizer"):
+        assert bf16[part] == pytest.approx(fp32[part] / 2)
+    assert bf16["total"] < req.cluster.device.memory_bytes < fp32["total"]

@@ -104,6 +104,12 @@ class Implementation:
     not all-gathered."""
     optimizer_bytes_per_param: int = ADAM_BYTES_PER_PARAM
     """Memory traffic of one optimizer step per parameter held (Steward: clipped foreach AdamW)."""
+    param_bytes: int = FP32_BYTES
+    """Bytes per element of the parameters, their gradients and AdamW's moments (Steward: fp32 master
+    weights); 2 where the training code casts the model to bf16 and has no master copy."""
+    selective_recompute_matmuls: tuple[str, ...] = ()
+    """Linear layers (wq, wk, wv, wo, w1, w3, w2) whose forward 'selective' runs again in backward
+    (torchtitan's per-op policy saves every other matmul); Steward's 'selective' keeps all seven."""
 
 
 @dataclass
@@ -135,7 +141,7 @@ class Request:
 
     def autocast(self, lay: Layout) -> bool:
         """bf16 autocast over fp32 weights: FSDP2 casts the parameters; elsewhere the trainer autocasts."""
-        return self.act_bytes == BF16_BYTES and not lay.fsdp
+        return self.act_bytes == BF16_BYTES and not lay.fsdp and self.impl.param_bytes == FP32_BYTES
 
 
 @dataclass
@@ -265,7 +271,7 @@ def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
     blocks = stage_blocks(args.n_layers, pp)
     p_local = stage_params(args, pp, st) / tp  # norms are replicated under tp: a small overcount
     p_sharded = p_local / lay.dp_shard if lay.fsdp else p_local
-    states = model_state_bytes(p_sharded)
+    states = {k: v * impl.param_bytes / FP32_BYTES for k, v in model_state_bytes(p_sharded).items()}
     if impl.optimizer_sharded:
         states["params"] /= lay.dp_replicate
         states["optimizer"] /= lay.dp_replicate
@@ -278,7 +284,7 @@ def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
         root = args.vocab_size * args.dim if st == 0 or st == pp - 1 else 0
         copies = fsdp_unsharded_bytes(block_params(args), root, in_flight, e, tp)
         if n_micro > 1 and pp == 1 and not impl.fsdp_sync_each_micro_batch:
-            grads = FP32_BYTES * p_local  # gradient sync off between micro-batches keeps them unsharded
+            grads = impl.param_bytes * p_local  # gradient sync off between micro-batches keeps them unsharded
     elif lay.ddp:
         copies += ddp_bucket_bytes(p_local)
     if req.autocast(lay):
@@ -359,6 +365,9 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
                                                 rates.memory_bandwidth, c, req.impl.unfused_attention, e) / 3
     elif lay.recompute in ("selective", "full"):
         layer_traffic *= 1.25  # the forward's element-wise work runs again (a quarter of the traffic)
+    if lay.recompute == "selective" and req.impl.selective_recompute_matmuls:
+        recompute_time += kernels.forward_gemm_time(args, tokens_mb, tp, rates.flops, c,
+                                                    req.impl.selective_recompute_matmuls)
     loss_traffic = loss_activation_bytes(args, tokens_mb, tp, e, autocast)
     overhead = cal.overhead(tp > 1, lay.fsdp) / rates.share
     busy = matmul + recompute_time + layer_traffic / rates.memory_bandwidth + c.layer_overhead

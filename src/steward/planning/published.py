@@ -12,6 +12,7 @@ from typing import Any
 import tomllib
 
 from steward.planning.cost import Calibration, Implementation, Prediction, Request
+from steward.planning.footprint import BF16_BYTES
 from steward.planning.layout import Layout, evaluate, parse_layout
 from steward.planning.model_spec import model_args
 from steward.planning.topology import load_cluster
@@ -24,14 +25,18 @@ moments (16 bytes), writes the weight and moments (12) and the 16-bit model copy
 PRESET = {"a100": "a100-80gb-ib", "h100": "h100-80gb-ib", "h200": "h200-141gb-ib"}
 """The cluster preset a run's GPU is evaluated on (its links; the run's own interconnect is in the corpus)."""
 
+BF16_ADAM_BYTES_PER_PARAM = 14
+"""A fused Adam step on bf16 parameters and moments: reads the weight, gradient and both moments (8 bytes),
+writes the weight and moments (6)."""
+
 MEGATRON = Implementation(unfused_attention=True, gpt_activations=True, selective_attention_core=True,
                           vocab_parallel_loss=True, optimizer_bytes_per_param=FUSED_ADAM_BYTES_PER_PARAM)
 FRAMEWORKS = {
     "megatron": MEGATRON,
     "megatron-deepspeed": dataclasses.replace(MEGATRON, optimizer_sharded=True),
     "llm-foundry": Implementation(gpt_activations=True, fsdp_sync_each_micro_batch=True, loss_bytes_per_logit=4),
-    "torchtitan": Implementation(fsdp_sync_each_micro_batch=True),
-    "kempnerforge": Implementation(fsdp_sync_each_micro_batch=True),
+    "torchtitan": Implementation(fsdp_sync_each_micro_batch=True, selective_recompute_matmuls=("wk", "wo", "w3")),
+    "kempnerforge": Implementation(param_bytes=BF16_BYTES, optimizer_bytes_per_param=BF16_ADAM_BYTES_PER_PARAM),
 }
 """What the cost model takes from a run's training code (`cost.Implementation`):
   * megatron (Megatron-LM 2021/2022): the attention scores materialised (fused softmax, no flash kernel);
@@ -42,8 +47,18 @@ FRAMEWORKS = {
   * llm-foundry (Composer FSDP): flash attention, GPT activations (LayerNorm, GELU), gradients
     reduce-scattered after each micro-batch (FSDP FULL_SHARD under Composer's accumulation), logits and
     their gradient in 16 bits (4 bytes per token and vocabulary entry);
-  * torchtitan, KempnerForge (FSDP2, Llama): Steward's decoder's activations, gradients reduce-scattered
-    after each micro-batch (no set_requires_gradient_sync(False) in their accumulation loops)."""
+  * torchtitan (FSDP2, Llama): Steward's decoder's activations, gradients reduce-scattered after each
+    micro-batch (no set_requires_gradient_sync(False) in its accumulation loop);
+  * KempnerForge (FSDP2, Llama): Steward's decoder's activations and, as Steward's trainer, gradient sync
+    off between micro-batches (scripts/train.py's maybe_no_sync, kempnerforge/training/grad.py:
+    set_requires_gradient_sync(False) before the last micro-step, @01b461a, the report's commit); the
+    model cast to bf16 with no fp32 master copy (scripts/train.py: model.to(dtype=tc.param_dtype), the
+    config's param_dtype bf16 for mixed_precision 'bf16'), so gradients and AdamW's moments are bf16
+    too, stepped by fused AdamW (config/schema.py: fused = True);
+    torchtitan's selective ('op') activation checkpointing saves the outputs of matmuls, flash attention
+    and reduce-scatters "except every second mm" (torchtitan/parallelisms/parallelize_llama.py
+    _apply_ac_to_transformer_block, @582fe7d1f52ef96987a9d5265b3e2bbefc92d583; the same policy in the
+    mid-2024 code), counted per block: wq wk wv wo w1 w3 w2, so wk, wo and w3 run again in backward."""
 
 
 def load_runs(path: Path | str = CORPUS) -> list[dict[str, Any]]:
@@ -75,6 +90,9 @@ def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
              if key in run}
     if board:
         cluster = dataclasses.replace(cluster, device=dataclasses.replace(cluster.device, **board))
+    if "node_network_gb_s" in run:  # the node's adapters together, shared by its GPUs
+        inter = dataclasses.replace(cluster.inter, bandwidth=run["node_network_gb_s"] * 1e9 / per_node)
+        cluster = dataclasses.replace(cluster, inter=inter)
     lay = run["layout"]
     layout = parse_layout(",".join(f"{k}={lay[k]}" for k in ("tp", "pp", "dp_replicate", "dp_shard",
                                                                  "micro_batch", "recompute")))
