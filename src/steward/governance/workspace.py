@@ -164,16 +164,27 @@ class Workspace:
             heads += read_heads(f)
         return heads
 
-    def registry(self) -> Registry:
-        """The role registry of the workspace store, read without creating it (empty when there is no store)."""
+    def registry(self, trusted_keys: dict[str, object]) -> tuple[Registry, str]:
+        """The role registry of the workspace store, read without creating it (empty when there is no
+        store), and registry_problem's answer for it."""
         url = self.store_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            return Registry()
+            return Registry(), ""
         store = AuditStore(url, create=False)
         try:
-            return load_registry(store)
+            return load_registry(store), self.registry_problem(store, trusted_keys)
         finally:
             store.close()
+
+    def registry_problem(self, store: AuditStore, trusted_keys: dict[str, object]) -> str:
+        """Why the registry of `store`, the workspace store, cannot be trusted ('' when it can): the store
+        does not verify with `trusted_keys` against heads.jsonl. A registry read from an edited store (a
+        key.revoked or role.revoked row deleted) would count approvals it must not."""
+        from steward.governance.verify import verify_store
+
+        res = verify_store(store, trusted_keys, self.published_heads())
+        return "" if res.ok else (f"the workspace store {res.store} does not verify, so its role registry cannot be "
+                                  f"trusted: {res.error}")
 
     def open_store(self) -> AuditStore:
         """The workspace store, with the default risk register on first use."""

@@ -1,0 +1,110 @@
+"""Attacks on the personal keys, approvals and release gate of issue 20 item 2, as a hostile trainer
+and a careless user would try them: each either fails with one line, or is caught by `audit verify`
+and not counted by release."""
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from _people import ADMIN, act_as, key_path, register_person
+from steward.governance.keys import create_signer, load_signer
+from steward.governance.provenance import attest_later_files
+from steward.governance.store import AuditStore
+from steward.governance.workspace import Workspace
+from test_governance_keys import RELEASE_DENIED, _release_as_carol
+from test_governance_run import cli, fake_train
+
+
+@pytest.fixture
+def run(tmp_path):
+    """alice trains (default policy); bob is a registered approver."""
+    run_dir = tmp_path / "run"
+    assert fake_train(run_dir)[1] is None
+    register_person("alice", "trainer")
+    register_person("bob", "approver")
+    return run_dir
+
+
+def _one_line(err: str) -> bool:
+    return err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_deleted_revocation_row_does_not_bring_a_revoked_key_back(run, capsys, monkeypatch):
+    """bob's key is revoked; deleting the key.revoked row from the workspace's SQLite file (no key needed)
+    must not let his next approval count: the registry is read only from a workspace store that verifies."""
+    act_as(monkeypatch, ADMIN)
+    assert cli(capsys, "keys", "revoke", "bob", load_signer(key_path("bob")).key_id[:12])[0] == 0
+    db = Path(os.environ["STEWARD_WORKSPACE"]) / "audit.db"
+    with sqlite3.connect(db) as c:
+        assert c.execute("DELETE FROM steward_entries WHERE type = 'key.revoked'").rowcount == 1
+    act_as(monkeypatch, "bob")
+    code, out, err = cli(capsys, "approve", run)
+    assert code == 1 and out == "" and _one_line(err), err
+    assert "the workspace store" in err and "does not verify" in err and "entries" in err
+    code, out, err = cli(capsys, "audit", "verify", run)
+    assert code == 1 and _one_line(err) and "workspace store" in err, err
+    code, _, err = _release_as_carol(capsys, monkeypatch, run)
+    assert code == 1 and _one_line(err) and "workspace store" in err, err
+
+
+def test_a_fresh_key_at_training_does_not_satisfy_a_trainer_key_rule(tmp_path, capsys, monkeypatch):
+    """The README's fix for a trainer who trains under a name not theirs: a model.approve rule
+    `size(run.trainer_key_id) == 64`. mallory (an approver) trains as alice with a key she just made
+    (registered for nobody), then approves as herself: the rule must deny it."""
+    policy = Path(os.environ["STEWARD_WORKSPACE"]) / "policy.toml"
+    policy.write_text('[policy]\nname = "keyed"\n[[rule]]\nname = "trainer-key"\nstage = "model.approve"\n'
+                      'expr = "size(run.trainer_key_id) == 64"\nmessage = "train with your personal key"\n')
+    register_person("alice", "trainer")
+    register_person("mallory", "approver")
+    fresh = tmp_path / "fresh.pem"
+    create_signer(fresh)
+    monkeypatch.setenv("STEWARD_USER_KEY", str(fresh))
+    run_dir = tmp_path / "run"
+    assert fake_train(run_dir, actor="alice")[1] is None
+    act_as(monkeypatch, "mallory")
+    code, _, err = cli(capsys, "approve", run_dir)
+    assert code == 1 and "policy rule 'trainer-key' denied model.approve" in err, err
+
+
+def _resign_provenance(run_dir: Path) -> None:
+    """What `steward explain RUN_DIR --global` does after an approval (or anyone with the workspace key):
+    provenance.json re-signed with other contents, and provenance.written recorded again."""
+    (run_dir / "explain").mkdir()
+    (run_dir / "explain" / "rules.json").write_text('{"rules": []}\n')
+    ws = Workspace()
+    run_id = json.loads((run_dir / "governance" / "run.json").read_text())["run_id"]
+    with AuditStore(f"sqlite:///{run_dir / 'governance' / 'audit.db'}", create=False) as store:
+        assert attest_later_files(run_dir, ["explain/rules.json"], store=store, run_id=run_id, actor="alice",
+                                  signer=ws.signer(), trusted_keys=ws.trusted_keys(), producer="test") is not None
+
+
+def test_an_approval_counts_only_for_the_provenance_it_signed(run, capsys, monkeypatch):
+    act_as(monkeypatch, "bob")
+    assert cli(capsys, "approve", run)[0] == 0
+    _resign_provenance(run)
+    assert cli(capsys, "audit", "provenance", run)[0] == 0 and cli(capsys, "audit", "verify", run)[0] == 0
+    code, _, err = _release_as_carol(capsys, monkeypatch, run)
+    assert code == 1 and RELEASE_DENIED in err, err
+    act_as(monkeypatch, "bob")  # bob approves what is there now
+    assert cli(capsys, "approve", run)[0] == 0
+    code, _, err = _release_as_carol(capsys, monkeypatch, run)
+    assert code == 0, err
+
+
+def test_one_key_approving_twice_is_one_approval(run, capsys, monkeypatch):
+    policy = Path(os.environ["STEWARD_WORKSPACE"]) / "policy.toml"
+    policy.write_text('[policy]\nname = "ws"\n[[rule]]\nname = "two-approvals"\nstage = "model.release"\n'
+                      'expr = "size(approvals) >= 2"\nmessage = "two approvals needed"\n')
+    act_as(monkeypatch, "bob")
+    assert cli(capsys, "approve", run)[0] == 0
+    assert cli(capsys, "approve", run, "--note", "really")[0] == 0
+    code, _, err = _release_as_carol(capsys, monkeypatch, run)
+    assert code == 1 and "policy rule 'two-approvals' denied model.release" in err, err
+    register_person("dave", "approver")
+    act_as(monkeypatch, "dave")
+    assert cli(capsys, "approve", run)[0] == 0
+    code, _, err = _release_as_carol(capsys, monkeypatch, run)
+    assert code == 0, err
