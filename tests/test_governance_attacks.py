@@ -17,6 +17,19 @@ from steward.governance.workspace import Workspace
 from test_governance_keys import RELEASE_DENIED, _release_as_carol
 from test_governance_run import cli, fake_train
 
+# an SM2 key pair (openssl genpkey -algorithm SM2): valid PEM of a curve `cryptography` does not support
+SM2_PUBLIC = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoEcz1UBgi0DQgAECHRGErg/DLHIBQyYzCNfpz9lN5Tk
+Tg4GOW9kI6F/B9BpTCJtaejT0LlYzJP/QL359aRANIY9hbELaZ0LzWtE2A==
+-----END PUBLIC KEY-----
+"""
+SM2_PRIVATE = """-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqBHM9VAYItBG0wawIBAQQgiAMYoqs0CRelUxAg
+OcFiFVwyRs1XNLL7yekUT0/AHQ+hRANCAAQIdEYSuD8MscgFDJjMI1+nP2U3lORO
+DgY5b2QjoX8H0GlMIm1p6NPQuVjMk/9Avfn1pEA0hj2FsQtpnQvNa0TY
+-----END PRIVATE KEY-----
+"""
+
 
 @pytest.fixture
 def run(tmp_path):
@@ -108,3 +121,36 @@ def test_one_key_approving_twice_is_one_approval(run, capsys, monkeypatch):
     assert cli(capsys, "approve", run)[0] == 0
     code, _, err = _release_as_carol(capsys, monkeypatch, run)
     assert code == 0, err
+
+
+def test_a_pem_of_an_unsupported_key_type_is_one_line(run, capsys, monkeypatch, tmp_path):
+    pub, priv = tmp_path / "sm2.pub", tmp_path / "sm2.pem"
+    pub.write_text(SM2_PUBLIC)
+    priv.write_text(SM2_PRIVATE)
+    priv.chmod(0o600)
+    act_as(monkeypatch, ADMIN)
+    code, out, err = cli(capsys, "keys", "register", "zed", pub)
+    assert code == 2 and out == "" and _one_line(err) and str(pub) in err and "not supported" in err, err
+    code, out, err = cli(capsys, "audit", "verify", run, "--public-key", pub)
+    assert code == 2 and _one_line(err) and str(pub) in err, err
+    act_as(monkeypatch, "bob")
+    code, out, err = cli(capsys, "approve", run, "--key", priv)
+    assert code == 1 and _one_line(err) and f"cannot approve: signing key {priv}" in err, err
+
+
+def test_a_key_or_workspace_where_no_folder_can_be_made_is_one_line(capsys, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    code, out, err = cli(capsys, "keys", "create", "--key", a_file / "personal_key.pem")
+    assert code == 2 and out == "" and _one_line(err) and str(a_file) in err, err
+    code, out, err = cli(capsys, "keys", "list", "--workspace", a_file / "ws")
+    assert code == 2 and out == "" and _one_line(err) and str(a_file / "ws") in err, err
+
+
+def test_a_workspace_policy_that_is_not_a_file_does_not_fall_back_to_the_default(run, capsys, monkeypatch, tmp_path):
+    """A policy.toml the admin linked to a share that is gone (or a folder) is an error, not the default pack."""
+    (Path(os.environ["STEWARD_WORKSPACE"]) / "policy.toml").symlink_to(tmp_path / "unmounted" / "policy.toml")
+    act_as(monkeypatch, "bob")
+    code, out, err = cli(capsys, "approve", run)
+    assert code == 2 and out == "" and _one_line(err) and "policy.toml" in err, err
+    assert "model.approved" not in json.dumps(cli(capsys, "audit", "log", run, "--json")[1])

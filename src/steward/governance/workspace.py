@@ -97,13 +97,25 @@ class Workspace:
         return self.root / "policy.toml"
 
     def gate_policy(self):
-        """The policy of the model.approve and model.release gates: WORKSPACE/policy.toml, else the default pack."""
+        """The policy of the model.approve and model.release gates: WORKSPACE/policy.toml, else (when there
+        is nothing by that name) the default pack. A policy.toml that is there but is no file (a folder, a
+        link to a share that is gone) is an error: falling back would drop the admin's stricter rules."""
         from steward.governance.policy import load_policy
 
-        return load_policy(str(self.policy_path) if self.policy_path.is_file() else "default")
+        p = self.policy_path
+        if not os.path.lexists(p):
+            return load_policy("default")
+        if not p.is_file():
+            raise GovernanceError(f"{p} is not a policy file (a folder, or a link to a missing file); approve and "
+                                  "release do not fall back to the default pack: point it at the workspace's policy "
+                                  "or remove it")
+        return load_policy(str(p))
 
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as e:  # a file where a folder should be, no permission
+            raise GovernanceError(f"governance.workspace: cannot create {self.root} ({e.strerror})") from None
 
     # ---- keys -----------------------------------------------------------------------------------
 
