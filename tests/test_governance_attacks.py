@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from _people import ADMIN, act_as, key_path, register_person
+from steward.governance.access import load_registry
 from steward.governance.keys import create_signer, load_signer
 from steward.governance.provenance import attest_later_files
 from steward.governance.store import AuditStore
@@ -154,3 +155,46 @@ def test_a_workspace_policy_that_is_not_a_file_does_not_fall_back_to_the_default
     code, out, err = cli(capsys, "approve", run)
     assert code == 2 and out == "" and _one_line(err) and "policy.toml" in err, err
     assert "model.approved" not in json.dumps(cli(capsys, "audit", "log", run, "--json")[1])
+
+
+def _append_copy(store: AuditStore, entry) -> int:
+    """A registry change appended again, as it was signed, with the workspace's key (which a trainer holds)."""
+    ws = Workspace()
+    new = store.append(entry.type, entry.payload, actor=entry.actor, run_id="", signer=ws.signer())
+    ws.publish_head(store.sign_head(ws.signer()), store.display_url)
+    return new.seq
+
+
+def test_a_replayed_key_registration_does_not_undo_a_revocation(run, capsys, monkeypatch):
+    """bob's key is revoked; appending the admin's signed registration of it again (a consistent, signed log)
+    must not register it again: a signed change takes effect once."""
+    bob = load_signer(key_path("bob")).key_id
+    act_as(monkeypatch, ADMIN)
+    assert cli(capsys, "keys", "revoke", "bob", bob[:12])[0] == 0
+    with Workspace().open_store() as store:
+        original = next(e for e in store.entries(types=["key.registered"]) if e.payload["actor"] == "bob")
+        replayed = _append_copy(store, original)
+    code, _, err = cli(capsys, "audit", "verify", Path(os.environ["STEWARD_WORKSPACE"]) / "audit.db")
+    assert code == 1 and f"role registry: entry {replayed} (key.registered" in err, err
+    assert f"repeats the signed change of entry {original.seq} (replayed)" in err
+    act_as(monkeypatch, "bob")
+    code, _, err = cli(capsys, "approve", run)
+    assert code == 1 and "is not registered for 'bob'" in err, err
+
+
+def test_a_signed_change_from_another_workspace_does_not_take_effect(run, capsys, monkeypatch, tmp_path):
+    """The same admin (same personal key) runs a second workspace; a change they signed there, appended to
+    this workspace's store, is not a change they made here."""
+    first = os.environ["STEWARD_WORKSPACE"]
+    monkeypatch.setenv("STEWARD_WORKSPACE", str(tmp_path / "other"))
+    register_person("mallory", "approver")  # in the other workspace, signed by ADMIN's key
+    with Workspace().open_store() as store:
+        grant = next(e for e in store.entries(types=["role.granted"]) if e.payload["actor"] == "mallory")
+    monkeypatch.setenv("STEWARD_WORKSPACE", first)
+    register_person("mallory", "trainer")
+    with Workspace().open_store() as store:
+        replayed = _append_copy(store, grant)
+    code, _, err = cli(capsys, "audit", "verify", Path(first) / "audit.db")
+    assert code == 1 and f"role registry: entry {replayed} (role.granted" in err, err
+    with Workspace().open_store() as store:
+        assert load_registry(store).roles["mallory"] == {"trainer"}
