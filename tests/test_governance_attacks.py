@@ -198,3 +198,13 @@ def test_a_signed_change_from_another_workspace_does_not_take_effect(run, capsys
     assert code == 1 and f"role registry: entry {replayed} (role.granted" in err, err
     with Workspace().open_store() as store:
         assert load_registry(store).roles["mallory"] == {"trainer"}
+
+
+def test_text_that_is_not_utf8_is_one_line(run, capsys, monkeypatch):
+    """Bytes the locale cannot decode reach Python as lone surrogates (`--note $'\\xff'` in a shell)."""
+    act_as(monkeypatch, "bob")
+    code, out, err = cli(capsys, "approve", run, "--note", "ok\udcff")
+    assert code == 2 and out == "" and _one_line(err) and "note: not valid UTF-8 text" in err, err
+    act_as(monkeypatch, ADMIN)
+    code, out, err = cli(capsys, "keys", "register", "bo\udcffb", key_path("bob").with_suffix(".pub"))
+    assert code == 2 and out == "" and _one_line(err) and "who: not valid UTF-8 text" in err, err
