@@ -208,3 +208,12 @@ def test_text_that_is_not_utf8_is_one_line(run, capsys, monkeypatch):
     act_as(monkeypatch, ADMIN)
     code, out, err = cli(capsys, "keys", "register", "bo\udcffb", key_path("bob").with_suffix(".pub"))
     assert code == 2 and out == "" and _one_line(err) and "who: not valid UTF-8 text" in err, err
+
+
+def test_the_workspace_key_cannot_be_registered_as_a_persons_key(run, capsys, monkeypatch):
+    """A careless admin registering WORKSPACE/keys/signing_key.pub for bob would let every trainer (who
+    holds the workspace key) approve as bob."""
+    act_as(monkeypatch, ADMIN)
+    code, out, err = cli(capsys, "keys", "register", "bob", Path(os.environ["STEWARD_WORKSPACE"]) / "keys" /
+                         "signing_key.pub")
+    assert code == 2 and out == "" and _one_line(err) and "is the workspace's signing key" in err, err

@@ -221,6 +221,10 @@ def register_key(store: AuditStore, signer: Signer, by: str, actor: str, public_
                               + (f"admins: {', '.join(admins)})" if admins else
                                  "nobody is yet: `steward roles grant NAME admin` first)"))
     kid = key_id(public_key)
+    if kid == signer.key_id:
+        raise GovernanceError(f"key {kid[:16]} is the workspace's signing key, which everyone who records in the "
+                              f"workspace holds, so it cannot speak for {actor!r}: register the .pub that "
+                              f"`steward keys create` made on {actor}'s own account")
     if reg.key_for(actor, kid) is not None:
         raise GovernanceError(f"key {kid[:16]} is already registered for {actor!r}")
     payload = {"actor": actor, "key_id": kid, "public_key": public_pem(public_key)}
