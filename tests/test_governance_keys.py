@@ -240,13 +240,15 @@ def test_a_revoked_key_approves_no_more_and_its_earlier_approval_stands(run, cap
 
 
 def test_a_workspace_policy_can_require_a_trainer_key(tmp_path, capsys, monkeypatch):
-    """run.trainer_key_id (the trainer's key, when its signature over run.started verifies) closes the gap
-    of a trainer who trained under a name no key is registered for, without their key at hand."""
+    """run.trainer_key_id (the trainer's key, when its signature over run.started verifies and it is
+    registered for the trainer's name) closes the gap of a trainer who trained under a name no key is
+    registered for, without their key at hand (tests/test_governance_attacks.py: nor with a fresh key)."""
     policy = Path(os.environ["STEWARD_WORKSPACE"]) / "policy.toml"
     policy.write_text('[policy]\nname = "keyed"\n[[rule]]\nname = "trainer-key"\nstage = "model.approve"\n'
                       'expr = "size(run.trainer_key_id) == 64"\nmessage = "train with your personal key"\n')
     keyless, keyed = tmp_path / "keyless", tmp_path / "keyed"
     assert fake_train(keyless, actor="zed")[1] is None
+    register_person("alice", "trainer")  # her key is registered before she trains with it
     monkeypatch.setenv("STEWARD_USER_KEY", str(key_path("alice")))
     assert fake_train(keyed)[1] is None
     register_person("bob", "approver")

@@ -69,6 +69,19 @@ def _joined_lines(e: BaseException) -> str:
     return str(e) if len(lines) <= 1 else " ".join(lines)
 
 
+def _undecodable(args: argparse.Namespace) -> str:
+    """The name of the first argument made of bytes the locale could not decode ('' when none): Python
+    keeps them as lone surrogates, which no file, log entry or signature can hold."""
+    for name, value in vars(args).items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -80,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     if rest and not getattr(args, "accepts_overrides", False):
         command.error(f"unrecognized arguments: {' '.join(rest)}")
     args.overrides = rest
+    bad = _undecodable(args)
+    if bad:
+        print(f"{command.prog}: error: {bad}: not valid UTF-8 text (bytes the locale could not decode); give it "
+              "in UTF-8", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except StewardError as e:

@@ -9,8 +9,10 @@ authority as it goes:
   roles: recorded as bootstrap);
 - only an admin registers or revokes a key; an admin with no registered key may register only their
   own first key;
-- a change made by someone who holds a registered key carries their signature over the change
-  (made with their personal key, which never leaves their own machine).
+- a change made by someone who holds a registered key carries their signature over the change and
+  the store's log id (made with their personal key, which never leaves their own machine); a signed
+  change takes effect once: an entry that repeats it (replayed, to register a revoked key again, or
+  from another workspace's log) does not.
 
 A change that breaks these rules does not take effect, and `problems` names it: `audit verify`
 fails on it. So whoever can append to the store with the workspace key, but lacks an admin's
@@ -37,7 +39,7 @@ ROLES = ("trainer", "data-steward", "approver", "auditor", "admin")
 ROLE_EVENTS = ("role.granted", "role.revoked")
 KEY_EVENTS = ("key.registered", "key.revoked")
 REGISTRY_EVENTS = ROLE_EVENTS + KEY_EVENTS
-CHANGE_DOMAIN = b"steward-registry-change-v1\n"
+CHANGE_DOMAIN = b"steward-registry-change-v2\n"
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Registry:
     keys: list[RegisteredKey] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Registry entries that broke the rules above (they did not take effect)."""
+    signed_changes: dict[str, int] = field(default_factory=dict)
+    """The signature of each signed change that took effect -> its entry."""
 
     def role_map(self) -> dict[str, list[str]]:
         return {a: sorted(r) for a, r in sorted(self.roles.items()) if r}
@@ -83,13 +87,14 @@ class Registry:
         return sorted({k.name for k in self.keys if k.key_id == key_id})
 
 
-def change_message(type: str, payload: dict[str, Any]) -> bytes:
-    """What the signature of a registry change covers: the event type and its payload (less the signature)."""
+def change_message(type: str, payload: dict[str, Any], log_id: str) -> bytes:
+    """What the signature of a registry change covers: the event type, its payload (less the signature)
+    and the log it is made in."""
     body = {k: v for k, v in payload.items() if k != "by_signature"}
-    return CHANGE_DOMAIN + canonical_json({"type": type, "payload": body})
+    return CHANGE_DOMAIN + canonical_json({"type": type, "payload": body, "log_id": log_id})
 
 
-def _authority(reg: Registry, e: Entry) -> str:
+def _authority(reg: Registry, e: Entry, log_id: str) -> str:
     """Why entry `e` may not change the registry as it stands ('' when it may)."""
     p, by = e.payload, str(e.payload.get("by", ""))
     admins = reg.admins()
@@ -102,8 +107,10 @@ def _authority(reg: Registry, e: Entry) -> str:
             sig = bytes.fromhex(str(p.get("by_signature", "")))
         except ValueError:
             sig = b""
-        if key is None or not verify_signature(key.public_key, change_message(e.type, p), sig):
-            return f"{by!r} holds a registered key but the change is not signed with it"
+        if key is None or not verify_signature(key.public_key, change_message(e.type, p, log_id), sig):
+            return f"{by!r} holds a registered key but the change is not signed with it (in this log)"
+        if p["by_signature"] in reg.signed_changes:
+            return f"repeats the signed change of entry {reg.signed_changes[p['by_signature']]} (replayed)"
     if e.type in KEY_EVENTS:
         if not admins:
             return "a key was registered or revoked while nobody held 'admin'"
@@ -131,7 +138,7 @@ def load_registry(store: AuditStore) -> Registry:
     """Replay the store's registry events; a change without authority is skipped and named in `problems`."""
     reg = Registry()
     for e in store.entries(types=REGISTRY_EVENTS):
-        why, pub = _authority(reg, e), None
+        why, pub = _authority(reg, e, store.log_id), None
         if not why and e.type == "key.registered":
             try:
                 pub = load_public_key(str(e.payload.get("public_key", "")), "public key")
@@ -144,6 +151,8 @@ def load_registry(store: AuditStore) -> Registry:
             reg.problems.append(f"{e.label()}: {why}")
             continue
         _apply(reg, e, pub)
+        if e.payload.get("by_signature"):
+            reg.signed_changes[str(e.payload["by_signature"])] = e.seq
     return reg
 
 
@@ -164,8 +173,8 @@ def _record(store: AuditStore, signer: Signer, type: str, payload: dict[str, Any
             raise GovernanceError(f"{by!r} holds a registered key, so their registry changes must be signed with "
                                   f"it ({found}): give {by}'s private key with --key")
         payload["by_key_id"] = personal.key_id
-        payload["by_signature"] = personal.sign(change_message(type, payload)).hex()
-    why = _authority(reg, Entry(-1, "", by, "", type, payload, "", "", "", ""))
+        payload["by_signature"] = personal.sign(change_message(type, payload, store.log_id)).hex()
+    why = _authority(reg, Entry(-1, "", by, "", type, payload, "", "", "", ""), store.log_id)
     if why:
         raise GovernanceError(why)
     return store.append(type, payload, actor=by, run_id="", signer=signer)
@@ -212,6 +221,10 @@ def register_key(store: AuditStore, signer: Signer, by: str, actor: str, public_
                               + (f"admins: {', '.join(admins)})" if admins else
                                  "nobody is yet: `steward roles grant NAME admin` first)"))
     kid = key_id(public_key)
+    if kid == signer.key_id:
+        raise GovernanceError(f"key {kid[:16]} is the workspace's signing key, which everyone who records in the "
+                              f"workspace holds, so it cannot speak for {actor!r}: register the .pub that "
+                              f"`steward keys create` made on {actor}'s own account")
     if reg.key_for(actor, kid) is not None:
         raise GovernanceError(f"key {kid[:16]} is already registered for {actor!r}")
     payload = {"actor": actor, "key_id": kid, "public_key": public_pem(public_key)}

@@ -78,6 +78,16 @@ def run_start_problem(run_id: str, started: dict[str, Any]) -> str:
     return ""
 
 
+def registered_trainer_key(reg: Registry, run_id: str, started: dict[str, Any]) -> str:
+    """The id of the key that signed run.started, when its signature verifies and it was registered for
+    the trainer's name when the run started; '' otherwise (a key made for the occasion, or none, proves
+    nothing about who trained)."""
+    kid = str((started.get("trainer_key") or {}).get("key_id", ""))
+    if not kid or run_start_problem(run_id, started):
+        return ""
+    return kid if reg.key_for(str(started.get("actor", "")), kid, at=str(started.get("time", ""))) else ""
+
+
 def approval_problem(reg: Registry, run_id: str, actor: str, time: str, payload: dict[str, Any]) -> str:
     """Why an approval by `actor`, recorded at `time`, is not signed by a key registered for `actor` ('' if it is)."""
     kid = str(payload.get("approver_key_id", ""))

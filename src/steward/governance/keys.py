@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -59,6 +59,8 @@ def load_public_key(pem: str | bytes, where: str = "public key") -> Ed25519Publi
         key = serialization.load_pem_public_key(data)
     except ValueError as e:
         raise GovernanceError(f"{where}: not a PEM public key ({e})") from None
+    except UnsupportedAlgorithm as e:  # valid PEM of a kind `cryptography` cannot load (an SM2 key, ...)
+        raise GovernanceError(f"{where}: not an Ed25519 public key ({e})") from None
     if not isinstance(key, Ed25519PublicKey):
         raise GovernanceError(f"{where}: not an Ed25519 public key (got {type(key).__name__})")
     return key
@@ -123,6 +125,9 @@ def load_signer(path: str | Path) -> Signer:
         key = serialization.load_pem_private_key(p.read_bytes(), password=None)
     except (ValueError, TypeError) as e:
         raise GovernanceError(f"signing key {p}: not an unencrypted PEM private key ({type(e).__name__})") from None
+    except UnsupportedAlgorithm as e:
+        raise GovernanceError(f"signing key {p}: not an Ed25519 key ({e}); create one with "
+                              "`openssl genpkey -algorithm ed25519`") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise GovernanceError(f"signing key {p}: not an Ed25519 key (got {type(key).__name__}); create one with "
                               "`openssl genpkey -algorithm ed25519`")
@@ -133,11 +138,14 @@ def create_signer(path: str | Path) -> Signer:
     """Create a key at `path` unless one is there (then load it): safe when two processes race,
     since the file appears complete, with mode 0600, in one link()."""
     p = Path(path).expanduser()
-    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:  # a file where a folder should be, no permission
+        raise GovernanceError(f"cannot write the key {p}: {e.strerror} ({e.filename})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(pem)

@@ -18,7 +18,7 @@ from steward.governance._util import GovernanceError
 from steward.governance.access import load_registry
 from steward.governance.approvals import (
     approver_key_check,
-    run_start_problem,
+    registered_trainer_key,
     sign_approval,
     signed_approvals,
 )
@@ -66,6 +66,9 @@ class _Gate:
             self.registry = load_registry(self.ws_store)
             self.roles = self.registry.role_map()
             trusted = self.ws.trusted_keys(public_keys)
+            why = "" if self.ws_store is self.store else self.ws.registry_problem(self.ws_store, trusted)
+            if why:
+                raise GateRefused(why)
             self.audit = verify_store(self.store, trusted, self.ref.published_heads(), log_id=self.ref.log_id,
                                       registry=self.registry)
             self.facts = run_facts(self.store, self.ref.run_id)
@@ -95,15 +98,21 @@ class _Gate:
             "audit_verified": self.audit.ok, "policy_denials": f["policy_denials"],
             "provenance_verified": bool(self.provenance and self.provenance["ok"]),
             "final_checkpoint": summary.get("final_checkpoint"),
-            "trainer_key_id": "" if run_start_problem(self.ref.run_id, started)
-            else str((started.get("trainer_key") or {}).get("key_id", "")),
+            "trainer_key_id": registered_trainer_key(self.registry, self.ref.run_id, started),
         }, summary
 
     def approvals(self) -> list[dict[str, Any]]:
-        """The approvals the policy sees: signed by a key registered for the approver that is not the trainer's."""
-        return [{"actor": a.get("actor"), "time": a.get("time"), "note": a.get("note", ""), "key_id": a["key_id"],
-                 "roles": self.roles.get(a.get("actor", ""), [])}
-                for a in signed_approvals(self.registry, self.facts) if a["verified"] and not a["trainer_key"]]
+        """The approvals the policy sees: signed by a key registered for the approver that is not the
+        trainer's, of the provenance.json the run has now (an approval signed over another digest approved
+        other files), one per key (a key that approved twice is still one person)."""
+        current = (self.facts.get("provenance") or {}).get("sha256")
+        by_key: dict[str, dict[str, Any]] = {}
+        for a in signed_approvals(self.registry, self.facts):
+            if a["verified"] and not a["trainer_key"] and a.get("provenance_sha256") == current:
+                by_key.setdefault(a["key_id"], {"actor": a.get("actor"), "time": a.get("time"),
+                                                "note": a.get("note", ""), "key_id": a["key_id"],
+                                                "roles": self.roles.get(a.get("actor", ""), [])})
+        return list(by_key.values())
 
     def decide(self, stage: str, extra: dict[str, Any], subject: str) -> list[dict[str, Any]]:
         if self.policy is None:

@@ -97,13 +97,25 @@ class Workspace:
         return self.root / "policy.toml"
 
     def gate_policy(self):
-        """The policy of the model.approve and model.release gates: WORKSPACE/policy.toml, else the default pack."""
+        """The policy of the model.approve and model.release gates: WORKSPACE/policy.toml, else (when there
+        is nothing by that name) the default pack. A policy.toml that is there but is no file (a folder, a
+        link to a share that is gone) is an error: falling back would drop the admin's stricter rules."""
         from steward.governance.policy import load_policy
 
-        return load_policy(str(self.policy_path) if self.policy_path.is_file() else "default")
+        p = self.policy_path
+        if not os.path.lexists(p):
+            return load_policy("default")
+        if not p.is_file():
+            raise GovernanceError(f"{p} is not a policy file (a folder, or a link to a missing file); approve and "
+                                  "release do not fall back to the default pack: point it at the workspace's policy "
+                                  "or remove it")
+        return load_policy(str(p))
 
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as e:  # a file where a folder should be, no permission
+            raise GovernanceError(f"governance.workspace: cannot create {self.root} ({e.strerror})") from None
 
     # ---- keys -----------------------------------------------------------------------------------
 
@@ -164,16 +176,27 @@ class Workspace:
             heads += read_heads(f)
         return heads
 
-    def registry(self) -> Registry:
-        """The role registry of the workspace store, read without creating it (empty when there is no store)."""
+    def registry(self, trusted_keys: dict[str, object]) -> tuple[Registry, str]:
+        """The role registry of the workspace store, read without creating it (empty when there is no
+        store), and registry_problem's answer for it."""
         url = self.store_url
         if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            return Registry()
+            return Registry(), ""
         store = AuditStore(url, create=False)
         try:
-            return load_registry(store)
+            return load_registry(store), self.registry_problem(store, trusted_keys)
         finally:
             store.close()
+
+    def registry_problem(self, store: AuditStore, trusted_keys: dict[str, object]) -> str:
+        """Why the registry of `store`, the workspace store, cannot be trusted ('' when it can): the store
+        does not verify with `trusted_keys` against heads.jsonl. A registry read from an edited store (a
+        key.revoked or role.revoked row deleted) would count approvals it must not."""
+        from steward.governance.verify import verify_store
+
+        res = verify_store(store, trusted_keys, self.published_heads())
+        return "" if res.ok else (f"the workspace store {res.store} does not verify, so its role registry cannot be "
+                                  f"trusted: {res.error}")
 
     def open_store(self) -> AuditStore:
         """The workspace store, with the default risk register on first use."""
