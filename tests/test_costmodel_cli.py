@@ -155,3 +155,59 @@ def test_bench_arithmetic_on_a_synthetic_corpus():
     m = dict(run, metric="tflops_per_gpu", flop_formula="megatron", published=1.0)
     r = predict_run(m)
     assert r["predicted"] == pytest.approx(megatron_flops(m) / r["step_time_s"] / lay.world / 1e12)
+
+
+def test_memory_check_compares_rows_with_a_measured_peak():
+    """Rows with `measured_memory_gib` are compared with the memory `steward plan` predicts for their layout
+    (error = predicted / measured - 1); rows without it are left out."""
+    from steward.bench.costmodel import evaluate_corpus, format_memory, memory_check
+
+    run = dict(load_runs()[0])
+    assert "measured_memory_gib" not in run
+    req, lay = request_for(run)
+    gib = evaluate(req, lay).predicted.memory_per_device_bytes / GIB
+    over, under = dict(run, id="over", measured_memory_gib=gib / 1.25), dict(run, id="under", measured_memory_gib=gib / 0.9)
+    m = memory_check(evaluate_corpus([over, dict(run, id="none"), under]))
+    assert [r["id"] for r in m["rows"]] == ["over", "under"] and m["runs"] == 2
+    assert [r["memory_error"] for r in m["rows"]] == [pytest.approx(0.25), pytest.approx(-0.1)]
+    assert m["rows"][0]["predicted_memory_gib"] == pytest.approx(gib)
+    assert (m["min_error"], m["max_error"]) == (pytest.approx(-0.1), pytest.approx(0.25))
+    assert m["within_tolerance"] == 1 and m["mean_abs_error"] == pytest.approx(0.175)
+    assert "error -10.0% to +25.0%, mean |error| 17.5%, within 20% on 1 of 2" in format_memory(m)[-1]
+
+
+def test_measured_memory_is_a_field_of_the_corpus(tmp_path):
+    """Each source's measured peak memory lives in `measured_memory_gib`, not in free text; a bad value is
+    a one-line error naming the field."""
+    from steward.errors import ConfigError
+
+    runs = load_runs()
+    measured = [r for r in runs if "measured_memory_gib" in r]
+    assert len(measured) == 16 and {r["source"] for r in measured} == {"torchtitan", "kempnerforge"}
+    assert not any("memory" in r.get("notes", "") and "GiB per GPU" in r["notes"] for r in runs)
+    assert not any("measured peak memory" in r.get("notes", "") for r in runs)
+    f = tmp_path / "runs.toml"
+    f.write_text('[[run]]\nid = "x"\nmeasured_memory_gib = "80 GB"\n')
+    with pytest.raises(ConfigError, match="run 'x': measured_memory_gib: '80 GB' must be a positive number") as e:
+        load_runs(f)
+    assert "\n" not in str(e.value)
+
+
+def test_bench_costmodel_json_has_the_memory_comparison(monkeypatch, capsys):
+    import steward.planning.published as published
+
+    runs = load_runs()
+    small = [r for r in runs if r["source"] == "llm-foundry"][:2]
+    small += [r for r in runs if r["source"] == "kempnerforge" and r["gpus"] <= 2]
+    monkeypatch.setattr(published, "load_runs", lambda: small)
+    assert main(["bench", "costmodel", "--json"]) == 0
+    captured = capsys.readouterr()
+    d = json.loads(captured.out)
+    m = d["memory"]
+    assert {"runs", "min_error", "max_error", "mean_abs_error", "tolerance", "within_tolerance", "rows"} <= set(m)
+    assert m["runs"] == 3 and [r["id"] for r in m["rows"]] == [r["id"] for r in small[2:]]
+    for row, run in zip(m["rows"], small[2:]):
+        assert row["measured_memory_gib"] == run["measured_memory_gib"]
+        assert row["memory_error"] == pytest.approx(predict_run(run)["predicted_memory_gib"]
+                                                    / run["measured_memory_gib"] - 1)
+    assert f"memory model vs measured peak memory: 3 runs, error {m['min_error']:+.1%}" in captured.err

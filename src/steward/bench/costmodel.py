@@ -6,7 +6,8 @@ The model's constants (`planning.kernels.Constants`) are fitted to this corpus, 
 sets of errors: leave-one-source-out (each source's rows predicted by constants fitted on the other
 sources only: out of sample, the figures to quote) and in-sample (the constants fitted on every source,
 `kernels.FITTED`, which `steward plan` and `steward simulate` use). `--chart FILE.png` draws predicted
-against published for both (matplotlib).
+against published for both (matplotlib). Rows whose source measured the peak memory per GPU
+(`measured_memory_gib`) also compare the memory model with it (`memory_check`; `memory` in --json).
 """
 
 from __future__ import annotations
@@ -51,6 +52,34 @@ def loso_corpus(runs: list[dict[str, Any]]) -> dict[str, Any]:
     b = band(rows)
     return {**_summary(rows), "rows": rows, "constants_by_held_out_source": constants,
             "band": {"lo": b.lo, "hi": b.hi, "coverage": b.coverage, "runs": b.runs}}
+
+
+MEMORY_TOLERANCE = 0.20
+"""The memory comparison counts the rows whose |predicted / measured - 1| is within this."""
+
+
+def memory_check(in_sample: dict[str, Any]) -> dict[str, Any]:
+    """The memory model (`cost.device_memory`, as `steward plan` evaluates each layout; memory is not
+    fitted) against the peak memory per GPU the sources measured: every row with `measured_memory_gib`,
+    error = predicted / measured - 1, its range and how many are within `MEMORY_TOLERANCE`."""
+    rows = [{k: r[k] for k in ("id", "source", "measured_memory_gib", "predicted_memory_gib", "memory_error")}
+            for r in in_sample["rows"] if "measured_memory_gib" in r]
+    errors = [r["memory_error"] for r in rows]
+    return {"runs": len(rows), "min_error": min(errors, default=0.0), "max_error": max(errors, default=0.0),
+            "mean_abs_error": sum(abs(e) for e in errors) / len(errors) if errors else 0.0,
+            "tolerance": MEMORY_TOLERANCE, "within_tolerance": sum(abs(e) <= MEMORY_TOLERANCE for e in errors),
+            "rows": rows}
+
+
+def format_memory(memory: dict[str, Any]) -> list[str]:
+    lines = [f"{'run (measured peak memory)':<42} {'source':<14} {'measured':>9} {'predicted':>10} {'error':>8}"]
+    for r in memory["rows"]:
+        lines.append(f"{r['id']:<42} {r['source']:<14} {r['measured_memory_gib']:>5.1f} GiB "
+                     f"{r['predicted_memory_gib']:>6.2f} GiB {r['memory_error']:>+8.1%}")
+    lines.append(f"memory model vs measured peak memory: {memory['runs']} runs, error {memory['min_error']:+.1%} "
+                 f"to {memory['max_error']:+.1%}, mean |error| {memory['mean_abs_error']:.1%}, within "
+                 f"{memory['tolerance']:.0%} on {memory['within_tolerance']} of {memory['runs']}")
+    return lines
 
 
 def format_rows(loso_result: dict[str, Any], in_sample: dict[str, Any]) -> list[str]:
@@ -118,8 +147,9 @@ def bench_costmodel(argv: list[str]) -> dict[str, Any]:
     runs = load_runs()
     in_sample = evaluate_corpus(runs)
     out = loso_corpus(runs)
-    lines = format_rows(out, in_sample)
+    memory = memory_check(in_sample)
+    lines = format_rows(out, in_sample) + format_memory(memory)
     if args.chart:
         lines.append(chart_png(out, in_sample, args.chart))
     print("\n".join(lines), file=sys.stderr)
-    return {"leave_one_source_out": out, "in_sample": in_sample}
+    return {"leave_one_source_out": out, "in_sample": in_sample, "memory": memory}

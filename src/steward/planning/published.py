@@ -11,6 +11,7 @@ from typing import Any
 
 import tomllib
 
+from steward.errors import ConfigError
 from steward.planning.cost import Calibration, Implementation, Prediction, Request
 from steward.planning.footprint import BF16_BYTES
 from steward.planning.layout import Layout, evaluate, parse_layout
@@ -63,7 +64,13 @@ FRAMEWORKS = {
 
 def load_runs(path: Path | str = CORPUS) -> list[dict[str, Any]]:
     with open(path, "rb") as f:
-        return tomllib.load(f)["run"]
+        runs = tomllib.load(f)["run"]
+    for run in runs:
+        gib = run.get("measured_memory_gib")
+        if gib is not None and (isinstance(gib, bool) or not isinstance(gib, (int, float)) or gib <= 0):
+            raise ConfigError(f"{path}: run {run.get('id')!r}: measured_memory_gib: {gib!r} must be a positive "
+                             "number (the measured peak memory per GPU in GiB), or leave the key out")
+    return runs
 
 
 def megatron_flops(run: dict[str, Any]) -> float:
@@ -119,11 +126,17 @@ def simulator_runs(runs: list[dict[str, Any]] | None = None) -> list[dict[str, A
 
 
 def predict_run(run: dict[str, Any], cal: Calibration | None = None) -> dict[str, Any]:
-    """Published vs predicted in the run's metric; error = predicted / published - 1."""
+    """Published vs predicted in the run's metric; error = predicted / published - 1. A run with a
+    measured peak memory (`measured_memory_gib`) also gets `memory_error` = predicted / measured - 1."""
     req, layout = request_for(run)
     p = evaluate(req, layout, cal)
     pred = p.predicted
     value = predicted_value(run, req, layout, pred)
-    return {"id": run["id"], "source": run["source"], "metric": run["metric"], "published": run["published"],
-            "predicted": value, "error": value / run["published"] - 1, "fits": p.fits,
-            "predicted_memory_gib": pred.memory_per_device_bytes / GIB, "step_time_s": pred.step_time_s}
+    memory_gib = pred.memory_per_device_bytes / GIB
+    row = {"id": run["id"], "source": run["source"], "metric": run["metric"], "published": run["published"],
+           "predicted": value, "error": value / run["published"] - 1, "fits": p.fits,
+           "predicted_memory_gib": memory_gib, "step_time_s": pred.step_time_s}
+    if "measured_memory_gib" in run:
+        row["measured_memory_gib"] = run["measured_memory_gib"]
+        row["memory_error"] = memory_gib / run["measured_memory_gib"] - 1
+    return row
