@@ -45,14 +45,13 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return float(min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms)))
 
 
-def _word_counts(instances: Sequence[Instance]) -> tuple[list[set[str]], dict[str, int]]:
-    """Each text's set of (lower-case) words, and in how many texts each word occurs."""
-    sets = [{w.lower() for w in inst.words} for inst in instances]
-    count: dict[str, int] = {}
-    for ws in sets:
-        for w in ws:
-            count[w] = count.get(w, 0) + 1
-    return sets, count
+def _word_texts(instances: Sequence[Instance]) -> dict[str, list[int]]:
+    """Each (lower-case) word's texts, by index."""
+    texts: dict[str, list[int]] = {}
+    for i, inst in enumerate(instances):
+        for w in {w.lower() for w in inst.words}:
+            texts.setdefault(w, []).append(i)
+    return texts
 
 
 def relevance_ranking(instances: Sequence[Instance], word_rel: Sequence[np.ndarray], usable: set[str]) -> list[str]:
@@ -69,7 +68,7 @@ def relevance_ranking(instances: Sequence[Instance], word_rel: Sequence[np.ndarr
     return sorted((w for w in mass if w in usable), key=lambda w: (-mass[w], w))
 
 
-def effect_ranking(sets: Sequence[set[str]], pred: np.ndarray, usable: set[str]) -> list[str]:
+def effect_ranking(word_texts: dict[str, list[int]], pred: np.ndarray, usable: set[str]) -> list[str]:
     """The `usable` words by how far the model's predictions on the texts that contain them depart from
     its predictions overall: the smallest one-sided binomial tail of the texts' most frequent predicted
     class against that class's rate over all texts (the search's own test, on one literal). A word the
@@ -77,7 +76,7 @@ def effect_ranking(sets: Sequence[set[str]], pred: np.ndarray, usable: set[str])
     rate = np.bincount(pred).astype(float) / len(pred)
     p: dict[str, float] = {}
     for w in usable:
-        hits = np.bincount(pred[[w in ws for ws in sets]], minlength=len(rate))
+        hits = np.bincount(pred[word_texts[w]], minlength=len(rate))
         c = int(hits.argmax())
         p[w] = binomial_tail(int(hits[c]), int(hits.sum()), float(rate[c]))
     return sorted(usable, key=lambda w: (p[w], w))
@@ -89,11 +88,11 @@ def candidate_words(instances: Sequence[Instance], word_rel: Sequence[np.ndarray
     many: the `n_words` with the largest summed relevance share (`relevance_ranking`) and, with the
     model's predictions `pred`, the `n_effect` whose presence most changes them (`effect_ranking`); the
     union, ordered by the better of a word's two ranks (ties: the relevance rank first)."""
-    sets, count = _word_counts(instances)
+    word_texts = _word_texts(instances)
     n = len(instances)
-    usable = {w for w, c in count.items() if min_support <= c <= n - min_support}
+    usable = {w for w, t in word_texts.items() if min_support <= len(t) <= n - min_support}
     by_rel = relevance_ranking(instances, word_rel, usable)[:n_words]
-    by_effect = effect_ranking(sets, np.asarray(pred), usable)[:n_effect] if pred is not None and n_effect else []
+    by_effect = effect_ranking(word_texts, np.asarray(pred), usable)[:n_effect] if pred is not None and n_effect else []
     rank = {w: (i, 0) for i, w in enumerate(by_rel)}
     for i, w in enumerate(by_effect):
         rank[w] = min(rank.get(w, (i, 1)), (i, 1))
