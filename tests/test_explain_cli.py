@@ -288,3 +288,29 @@ def test_global_with_labels_says_first_when_the_rules_describe_the_model_only(tm
     assert main(["explain", str(run), "--global", "--data", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--data {bad}: label 'maybe' is not one of the model's classes ('0', '1')" in err[0]
+
+
+def test_data_labels_are_read_from_csv_and_jsonl_all_or_none(tmp_path):
+    """--data's labels: a .csv 'label' column or a .jsonl 'label' field, given for every text or for none
+    (a one-line error naming the text otherwise); a .csv needs a 'text' column; labels map to classes."""
+    from steward.cli.explain_cmd import _label_ids, _read_texts
+    from steward.explain import ExplainError
+
+    rows = [(f"text {i}", str(i % 2)) for i in range(12)]
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    assert _read_texts(str(csv_path), 100) == ([t for t, _ in rows], [y for _, y in rows])
+    assert _read_texts(str(csv_path), 10)[1] == [y for _, y in rows[:10]]
+    plain = tmp_path / "d.jsonl"
+    plain.write_text("".join(json.dumps({"text": t}) + "\n" for t, _ in rows))
+    assert _read_texts(str(plain), 100) == ([t for t, _ in rows], None)
+    partial = tmp_path / "p.jsonl"
+    partial.write_text("".join(json.dumps({"text": t, **({"label": y} if i != 3 else {})}) + "\n"
+                               for i, (t, y) in enumerate(rows)))
+    with pytest.raises(ExplainError, match="text 4 has no label while others do"):
+        _read_texts(str(partial), 100)
+    no_text = tmp_path / "n.csv"
+    no_text.write_text("body,label\n" + "x,1\n" * 12)
+    with pytest.raises(ExplainError, match="no 'text' column"):
+        _read_texts(str(no_text), 100)
+    assert _label_ids("d", ["yes", " no", "1"], [" no", " yes", "1"]) == [1, 0, 2]

@@ -131,7 +131,7 @@ def _checked(path: str, texts: list[str], labels: list[str | None], what: str) -
         missing = next(i for i, y in enumerate(labels) if y is None)
         raise ExplainError(f"--data {path}: text {missing + 1} has no label while others do; give {what} for "
                            "every text or for none")
-    return texts, (labels if given else None)  # type: ignore[return-value]
+    return texts, ([y for y in labels if y is not None] if given else None)
 
 
 def _label_ids(path: str, labels: list[str], names: list[str]) -> list[int]:
