@@ -3,6 +3,7 @@
 import base64
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -249,3 +250,67 @@ def test_global_on_a_random_label_classifier_says_no_rule_above_chance(tmp_path,
     assert saved["rules"] == [] and saved["no_rule_above_chance"] and saved["search"]["kind"] == "beam"
     assert main(["explain", str(run), "--text", train.texts[0]]) == 0
     assert "rule: no rule explains this prediction (no rule above chance" in capsys.readouterr().out
+
+
+def test_global_with_labels_says_first_when_the_rules_describe_the_model_only(tmp_path, capsys):
+    """A classifier that learned the planted trigger, fitted from a CSV with a label column: with the true
+    labels the rules are reported as usual; with random labels on the same texts `--global` says first
+    that the model's rules predict the labels no better than chance (the rules still listed, rules.json
+    flagged) and `--text` says it first too; a label that is no class is a one-line error."""
+    from steward.explain.planted import TASKS, write_csv
+
+    train, _ = TASKS["trigger"].splits(320, 10, seed=0)
+    data = write_csv(tmp_path / "trigger.csv", *train)
+    run = _train(tmp_path / "run", ["--train.task", "classify", "--model.flavor", "debug", "--train.steps", "40",
+                                    "--train.batch_size", "16", "--train.warmup_steps", "2", "--train.val_every", "0",
+                                    "--fairness.data", str(data)])
+    capsys.readouterr()
+    truth = write_csv(tmp_path / "truth.csv", train.texts[:150], train.labels[:150])
+    g = _json(capsys, ["explain", str(run), "--global", "--data", str(truth), "--json", "--max-rules", "10"])
+    from steward.explain import RuleList
+    from steward.explain.formula import equivalent, rules_formula
+
+    listed = RuleList.from_json(json.loads((run / "explain" / "rules.json").read_text()))
+    assert equivalent(rules_formula(listed, first=1), "saffron")["equal"], g["rules"]  # the model learned it
+    assert not g["rules_describe_model_only"] and g["search"]["label_check"]["above_chance"]
+    noise = write_csv(tmp_path / "noise.csv", train.texts[:150], np.random.default_rng(1).integers(0, 2, 150))
+    assert main(["explain", str(run), "--global", "--data", str(noise), "--max-rules", "10"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no rule above chance on the labels: the model's rules (below) describe the model only; "
+                          "they predict the labels no better than chance (p = ")
+    assert listed.sentence(0) in out  # the rules stay: they are true of the model
+    saved = json.loads((run / "explain" / "rules.json").read_text())
+    assert saved["rules_describe_model_only"] and not saved["search"]["label_check"]["above_chance"]
+    assert main(["explain", str(run), "--text", train.texts[0]]) == 0
+    assert capsys.readouterr().out.startswith("no rule above chance on the labels")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\n" + "".join(f"{t},maybe\n" for t in train.texts[:20]))
+    assert main(["explain", str(run), "--global", "--data", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--data {bad}: label 'maybe' is not one of the model's classes ('0', '1')" in err[0]
+
+
+def test_data_labels_are_read_from_csv_and_jsonl_all_or_none(tmp_path):
+    """--data's labels: a .csv 'label' column or a .jsonl 'label' field, given for every text or for none
+    (a one-line error naming the text otherwise); a .csv needs a 'text' column; labels map to classes."""
+    from steward.cli.explain_cmd import _label_ids, _read_texts
+    from steward.explain import ExplainError
+
+    rows = [(f"text {i}", str(i % 2)) for i in range(12)]
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    assert _read_texts(str(csv_path), 100) == ([t for t, _ in rows], [y for _, y in rows])
+    assert _read_texts(str(csv_path), 10)[1] == [y for _, y in rows[:10]]
+    plain = tmp_path / "d.jsonl"
+    plain.write_text("".join(json.dumps({"text": t}) + "\n" for t, _ in rows))
+    assert _read_texts(str(plain), 100) == ([t for t, _ in rows], None)
+    partial = tmp_path / "p.jsonl"
+    partial.write_text("".join(json.dumps({"text": t, **({"label": y} if i != 3 else {})}) + "\n"
+                               for i, (t, y) in enumerate(rows)))
+    with pytest.raises(ExplainError, match="text 4 has no label while others do"):
+        _read_texts(str(partial), 100)
+    no_text = tmp_path / "n.csv"
+    no_text.write_text("body,label\n" + "x,1\n" * 12)
+    with pytest.raises(ExplainError, match="no 'text' column"):
+        _read_texts(str(no_text), 100)
+    assert _label_ids("d", ["yes", " no", "1"], [" no", " yes", "1"]) == [1, 0, 2]

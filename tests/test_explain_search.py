@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from steward.explain import Instance, RuleList, analyse, explain_instance, make_instance
+from steward.explain import Analysis, Instance, RuleList, analyse, explain_instance, make_instance
 from steward.explain.formula import equivalent, rules_formula
-from steward.explain.search import binomial_tail, fit_searched, literal_space, search_rules
+from steward.explain.search import (
+    binomial_tail,
+    candidate_words,
+    fit_searched,
+    label_check,
+    literal_space,
+    search_rules,
+)
 from steward.explain.simulate import WordUser, simulatability
 
 VOCAB = ["a", "b", "c", "d", "e", "f", "g"]
@@ -113,3 +120,54 @@ def _part(an, a, b):
     from steward.explain import Analysis
 
     return Analysis(an.pred[a:b], an.prob[a:b], {m: r[a:b] for m, r in an.word_rel.items()}, an.word_att[a:b])
+
+
+def test_a_rare_word_the_model_follows_becomes_a_candidate_and_a_rule():
+    """A trigger in 3% of the texts carries little summed relevance: ranked by it alone, it is no
+    candidate; the ranking by how much a word's presence changes the predictions adds it, and the
+    search then lists it."""
+    rng = np.random.default_rng(0)
+    common = [f"w{i}" for i in range(16)]
+    texts = []
+    for _ in range(1000):
+        words = [w for w in common if rng.random() < 0.4] or ["w0"]
+        if rng.random() < 0.03:
+            words.insert(int(rng.integers(len(words) + 1)), "orchid")
+        texts.append(Instance(words, [], []))
+    pred = np.array([int("orchid" in t.words) for t in texts])
+    # relevance spread evenly over each text's words: orchid's share, summed over its ~30 texts, is small
+    rel = [np.ones(len(t.words)) for t in texts]
+    assert "orchid" not in candidate_words(texts, rel, 12, 5)  # the old selection's miss
+    words = candidate_words(texts, rel, 12, 5, pred, n_effect=4)
+    assert words.index("orchid") == 1 and set(candidate_words(texts, rel, 12, 5)) < set(words)  # ranks tie: 2nd
+    conds, X = literal_space(texts, words)
+    rules = search_rules(X, pred, conds, ["0", "1"])
+    assert equivalent(rules_formula(rules), "orchid")["equal"], rules.text()
+
+
+def test_rules_that_do_not_predict_the_labels_describe_the_model_only():
+    """Rules that the model's predictions follow, checked on labelled held-back texts: against random
+    labels the engine says first that no rule is above chance on the labels (the rules stay, flagged in
+    rules.json); against labels that follow the rule it says nothing of the kind."""
+    texts = _texts(600)
+    follows_a = np.array([int("a" in t.words) for t in texts])
+    conds, X = literal_space(texts, VOCAB)
+    held = _texts(300, seed=5)
+    truth = np.array([int("a" in t.words) for t in held])
+
+    rules = search_rules(X, follows_a, conds, ["0", "1"])
+    fired = rules.predict(held, Analysis(truth, None, {}, [None] * len(held)))[1]
+    check = label_check(rules, fired, np.random.default_rng(2).integers(0, 2, len(held)))
+    assert not check["above_chance"] and check["p_value"] >= 0.05 and check["texts"] == 300
+    assert rules.rules and rules.describes_model_only and not rules.no_rule_above_chance
+    line = rules.text().splitlines()[0]
+    assert line.startswith("no rule above chance on the labels: the model's rules (below) describe the model only")
+    assert rules.sentence(0) in rules.text()  # the rules stay available: they are true of the model
+    saved = rules.to_json()
+    assert saved["rules_describe_model_only"] and RuleList.from_json(json.loads(json.dumps(saved))).describes_model_only
+
+    planted = search_rules(X, follows_a, conds, ["0", "1"])
+    check = label_check(planted, fired, truth)
+    assert check["above_chance"] and check["p_value"] < 1e-10
+    assert not planted.describes_model_only and "on the labels" not in planted.text()
+    assert not planted.to_json()["rules_describe_model_only"]

@@ -18,7 +18,9 @@ def register(sub) -> None:
                                   "classifier's label)")
     p.add_argument("--global", dest="global_", action="store_true",
                    help="fit the global rule list on --data and write the faithfulness table")
-    p.add_argument("--data", help="with --global: a .txt file (one text per line) or .jsonl (field 'text')")
+    p.add_argument("--data", help="with --global: a .txt file (one text per line), .jsonl (field 'text', optional "
+                                  "'label') or .csv (column 'text', optional 'label'); with labels, the rules are "
+                                  "also checked against them on the held-out texts")
     p.add_argument("--method", default="auto",
                    help="relevance method: auto, attention, rollout, grad_attention, grad_cam, integrated_gradients "
                         "(auto: with --global, the one most comprehensive on the fitting texts; with --text, the "
@@ -69,30 +71,82 @@ def _html(result: dict) -> str:
     ], css="body{font-family:sans-serif}") + "\n"
 
 
-def _read_texts(path: str, limit: int) -> list[str]:
+def _read_texts(path: str, limit: int) -> tuple[list[str], list[str] | None]:
+    """The texts of --data (.txt: one per line; .jsonl: field 'text'; .csv: column 'text') and their
+    labels where the file gives them (.jsonl: field 'label' on every line; .csv: a 'label' column), else
+    None."""
     from steward.explain import ExplainError
     from steward.io import JsonlError, read_jsonl
 
     p = Path(path)
     if not p.is_file():
-        raise ExplainError(f"--data: no such file {path!r} (give a .txt with one text per line or a .jsonl)")
+        raise ExplainError(f"--data: no such file {path!r} (give a .txt with one text per line, a .jsonl or a .csv)")
+    if p.suffix == ".csv":
+        return _read_csv(p, limit)
     jsonl = p.suffix == ".jsonl"
     bad = f"--data {path}: line {{}} is not a JSON object with a 'text' field"
     rows = read_jsonl(p) if jsonl else (
         (n, line) for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if line.strip())
-    texts = []
+    texts, labels = [], []
     try:
         for n, row in rows:
             if jsonl and not (isinstance(row, dict) and "text" in row):
                 raise ExplainError(bad.format(n))
             texts.append(str(row["text"]) if jsonl else row)
+            labels.append(str(row["label"]) if jsonl and "label" in row else None)
             if len(texts) >= limit:
                 break
     except JsonlError as e:
         raise ExplainError(bad.format(e.lineno)) from None
+    return _checked(path, texts, labels, "a 'label' field")
+
+
+def _read_csv(p: Path, limit: int) -> tuple[list[str], list[str] | None]:
+    import csv
+
+    from steward.explain import ExplainError
+
+    with p.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        if "text" not in (reader.fieldnames or []):
+            raise ExplainError(f"--data {p}: no 'text' column (columns: {', '.join(reader.fieldnames or [])}); "
+                               "give a CSV with a 'text' column and optionally 'label'")
+        has_label = "label" in (reader.fieldnames or [])
+        texts, labels = [], []
+        for row in reader:
+            texts.append(row["text"] or "")
+            labels.append(row["label"] or None if has_label else None)
+            if len(texts) >= limit:
+                break
+    return _checked(str(p), texts, labels, "a value in the 'label' column")
+
+
+def _checked(path: str, texts: list[str], labels: list[str | None], what: str) -> tuple[list[str], list[str] | None]:
+    from steward.explain import ExplainError
+
     if len(texts) < 10:
         raise ExplainError(f"--data {path}: {len(texts)} texts; give at least 10 (one per line)")
-    return texts
+    given = [i for i, y in enumerate(labels) if y is not None]
+    if given and len(given) < len(labels):
+        missing = next(i for i, y in enumerate(labels) if y is None)
+        raise ExplainError(f"--data {path}: text {missing + 1} has no label while others do; give {what} for "
+                           "every text or for none")
+    return texts, ([y for y in labels if y is not None] if given else None)
+
+
+def _label_ids(path: str, labels: list[str], names: list[str]) -> list[int]:
+    """--data labels as the model's class indices: a class's name, or its name without surrounding
+    spaces (a language model's token ' yes' is the label 'yes')."""
+    from steward.explain import ExplainError
+
+    index = {n: i for i, n in enumerate(names)}
+    for i, n in enumerate(names):
+        index.setdefault(n.strip(), i)
+    unknown = next((y for y in labels if y not in index and y.strip() not in index), None)
+    if unknown is not None:
+        shown = ", ".join(repr(n) for n in names[:8]) + (", ..." if len(names) > 8 else "")
+        raise ExplainError(f"--data {path}: label {unknown!r} is not one of the model's classes ({shown})")
+    return [index[y] if y in index else index[y.strip()] for y in labels]
 
 
 def run(args) -> int:
@@ -152,6 +206,8 @@ def _run(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
+    if "labels_note" in result:
+        print(result["labels_note"])
     print(f"prediction: {result['prediction']!r} (p = {result['probability']:.3f})")
     if rules is None:
         print(f"rules: none ({rules_path} absent; `steward explain RUN_DIR --global --data FILE` fits them)")
@@ -177,6 +233,7 @@ def _global(args, run_) -> int:
     import numpy as np
 
     from steward.explain import ExplainError, analyse, faithfulness_table, format_table, make_instance
+    from steward.explain.search import label_check
     from steward.io import atomic_write_json, atomic_write_text, sha256_file
 
     if not args.data:
@@ -187,30 +244,38 @@ def _global(args, run_) -> int:
         raise ExplainError(f"--max-rules: must be >= 2 (one rule and the default), got {args.max_rules}")
     tok, expl = run_.tokenizer, run_.explainable
     limit = run_.config.train.seq_len
-    instances = [make_instance(t, tok) for t in _read_texts(args.data, args.limit)]
-    instances = [i for i in instances if len(i.tokens) <= limit]
-    if len(instances) < 10:
+    names = expl.all_class_names(tok)
+    texts, labels = _read_texts(args.data, args.limit)
+    ids = _label_ids(args.data, labels, names) if labels is not None else [-1] * len(texts)
+    kept = [(inst, y) for inst, y in ((make_instance(t, tok), y) for t, y in zip(texts, ids)) if len(inst.tokens) <= limit]
+    if len(kept) < 10:
         raise ExplainError(f"--data: fewer than 10 texts fit the run's train.seq_len {limit}")
-    order = np.random.default_rng(0).permutation(len(instances))
-    n_test = max(1, int(round(args.held_out * len(instances))))
-    test = [instances[i] for i in order[:n_test]]
-    train = [instances[i] for i in order[n_test:]]
-    rules, base = _fit(args, expl, train, expl.all_class_names(tok))
+    order = np.random.default_rng(0).permutation(len(kept))
+    n_test = max(1, int(round(args.held_out * len(kept))))
+    test = [kept[i][0] for i in order[:n_test]]
+    train = [kept[i][0] for i in order[n_test:]]
+    rules, base = _fit(args, expl, train, names)
     methods = ("attention", "rollout", "grad_attention", "grad_cam", "integrated_gradients", "random")
-    table = faithfulness_table(expl, test, analyse(expl, test, methods, batch_size=32), rules, engine_base=base)
+    an_test = analyse(expl, test, methods, batch_size=32)
+    table = faithfulness_table(expl, test, an_test, rules, engine_base=base)
     rules.fidelity, rules.fidelity_texts = table["rules"]["fidelity"], len(test)  # what --text reports
+    if labels is not None and rules.rules and rules.search is not None:  # the labels: never seen by the fit
+        label_check(rules, rules.predict(test, an_test)[1], np.array([kept[i][1] for i in order[:n_test]]))
     out = run_.run_dir / "explain"
     atomic_write_json(out / "rules.json", rules.to_json())
     atomic_write_text(out / "rules.txt", rules.text() + "\n")
     result = {"run_dir": str(run_.run_dir), "checkpoint": str(run_.checkpoint), "data": args.data,
               "fitted_on": len(train), "held_out": len(test), "method": args.method, "search": rules.search,
-              "no_rule_above_chance": rules.no_rule_above_chance, "table": table, "rules": rules.text().splitlines(), "fairness_flags": rules.flagged()}
+              "no_rule_above_chance": rules.no_rule_above_chance,
+              "rules_describe_model_only": rules.describes_model_only, "table": table, "rules": rules.text().splitlines(), "fairness_flags": rules.flagged()}
     atomic_write_json(out / "faithfulness.json", result)
     result["artifacts"] = {str(out / n): sha256_file(out / n) for n in ("rules.json", "rules.txt", "faithfulness.json")}
     result["audit_entry"] = _audit(run_.run_dir, result)
     if args.json:
         print(json.dumps(result))
         return 0
+    if rules.describes_model_only:
+        print(rules.labels_line())  # first: the rules below are true of the model, not of the labels
     print(format_table(table))
     print(f"\nrules (fitted on {len(train)} texts, measured on {len(test)} held out):\n{rules.text()}")
     flags = rules.flagged()

@@ -312,6 +312,20 @@ class RuleList:
                 f"alpha {s.get('alpha', 0.05):g} (Bonferroni) and its replication on held-back fitting texts; "
                 "word rules do not explain the model's predictions here")
 
+    @property
+    def describes_model_only(self) -> bool:
+        """Listed rules that the data's labels, checked on held-back texts, do not follow above chance
+        (`steward.explain.search.label_check`): true of the model, not of the task."""
+        check = (self.search or {}).get("label_check")
+        return bool(self.rules and check and not check["above_chance"])
+
+    def labels_line(self) -> str:
+        """What the engine says first when the model's rules do not predict the labels."""
+        c = (self.search or {})["label_check"]
+        return ("no rule above chance on the labels: the model's rules (below) describe the model only; they "
+                f"predict the labels no better than chance (p = {c['p_value']:.2g}, the best of {len(c['rules'])} "
+                f"rule(s), one-sided binomial with Bonferroni, on {c['texts']} held-out labelled texts)")
+
     def _holds(self, rule: Rule, inst: Instance, att: np.ndarray) -> bool:
         return all(c.holds(inst, att) for c in rule.conditions)
 
@@ -343,7 +357,7 @@ class RuleList:
     def text(self) -> str:
         if self.no_rule_above_chance:
             return f"{self.no_rule_line()}\n    {self.sentence(-1)}"
-        return "\n".join(f"{i + 1:>2}. {self.sentence(i)}" for i in range(len(self.rules))) + \
+        return (f"{self.labels_line()}\n" if self.describes_model_only else "") + "\n".join(f"{i + 1:>2}. {self.sentence(i)}" for i in range(len(self.rules))) + \
             f"\n    {self.sentence(-1)}"
 
     def flagged(self) -> list[dict[str, Any]]:
@@ -365,6 +379,7 @@ class RuleList:
             "fidelity_texts": self.fidelity_texts,
             "search": self.search,
             "no_rule_above_chance": self.no_rule_above_chance,
+            "rules_describe_model_only": self.describes_model_only,
         }
 
     @classmethod
@@ -543,6 +558,8 @@ def explain_instance(expl: Explainable, inst: Instance, rules: RuleList | None, 
         out["also_hold"] = shown[1:]
         out["contradicting"] = len(contra)
         out["rules_fidelity"] = rules.fidelity
+        if rules.describes_model_only:
+            out["labels_note"] = rules.labels_line()
         if not shown:
             out["no_rule"] = unexplained(rules, pred, len(contra))
     return out

@@ -45,12 +45,18 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return float(min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms)))
 
 
-def candidate_words(instances: Sequence[Instance], word_rel: Sequence[np.ndarray], n_words: int,
-                    min_support: int) -> list[str]:
-    """The `n_words` words (lower case) with the largest summed share of their texts' positive relevance,
-    among the words that occur in at least `min_support` texts and are absent from as many."""
+def _word_texts(instances: Sequence[Instance]) -> dict[str, list[int]]:
+    """Each (lower-case) word's texts, by index."""
+    texts: dict[str, list[int]] = {}
+    for i, inst in enumerate(instances):
+        for w in {w.lower() for w in inst.words}:
+            texts.setdefault(w, []).append(i)
+    return texts
+
+
+def relevance_ranking(instances: Sequence[Instance], word_rel: Sequence[np.ndarray], usable: set[str]) -> list[str]:
+    """The `usable` words by their summed share of their texts' positive relevance, largest first."""
     mass: dict[str, float] = {}
-    count: dict[str, int] = {}
     for inst, rel in zip(instances, word_rel):
         pos = np.clip(rel, 0, None)
         share = pos / pos.sum() if pos.sum() > 0 else np.zeros_like(pos)
@@ -59,10 +65,38 @@ def candidate_words(instances: Sequence[Instance], word_rel: Sequence[np.ndarray
             seen[w.lower()] = max(seen.get(w.lower(), 0.0), float(s))
         for w, s in seen.items():
             mass[w] = mass.get(w, 0.0) + s
-            count[w] = count.get(w, 0) + 1
+    return sorted((w for w in mass if w in usable), key=lambda w: (-mass[w], w))
+
+
+def effect_ranking(word_texts: dict[str, list[int]], pred: np.ndarray, usable: set[str]) -> list[str]:
+    """The `usable` words by how far the model's predictions on the texts that contain them depart from
+    its predictions overall: the smallest one-sided binomial tail of the texts' most frequent predicted
+    class against that class's rate over all texts (the search's own test, on one literal). A word the
+    model follows ranks high however rarely it occurs, where its summed relevance stays small."""
+    rate = np.bincount(pred).astype(float) / len(pred)
+    p: dict[str, float] = {}
+    for w in usable:
+        hits = np.bincount(pred[word_texts[w]], minlength=len(rate))
+        c = int(hits.argmax())
+        p[w] = binomial_tail(int(hits[c]), int(hits.sum()), float(rate[c]))
+    return sorted(usable, key=lambda w: (p[w], w))
+
+
+def candidate_words(instances: Sequence[Instance], word_rel: Sequence[np.ndarray], n_words: int,
+                    min_support: int, pred: np.ndarray | None = None, n_effect: int = 0) -> list[str]:
+    """Among the words (lower case) that occur in at least `min_support` texts and are absent from as
+    many: the `n_words` with the largest summed relevance share (`relevance_ranking`) and, with the
+    model's predictions `pred`, the `n_effect` whose presence most changes them (`effect_ranking`); the
+    union, ordered by the better of a word's two ranks (ties: the relevance rank first)."""
+    word_texts = _word_texts(instances)
     n = len(instances)
-    ok = [w for w in mass if min_support <= count[w] <= n - min_support]
-    return sorted(ok, key=lambda w: (-mass[w], w))[:n_words]
+    usable = {w for w, t in word_texts.items() if min_support <= len(t) <= n - min_support}
+    by_rel = relevance_ranking(instances, word_rel, usable)[:n_words]
+    by_effect = effect_ranking(word_texts, np.asarray(pred), usable)[:n_effect] if pred is not None and n_effect else []
+    rank = {w: (i, 0) for i, w in enumerate(by_rel)}
+    for i, w in enumerate(by_effect):
+        rank[w] = min(rank.get(w, (i, 1)), (i, 1))
+    return sorted(rank, key=lambda w: rank[w])
 
 
 def literal_space(instances: Sequence[Instance], words: Sequence[str], n_ordered: int = 6,
@@ -184,11 +218,36 @@ def search_rules(X: np.ndarray, y: np.ndarray, conditions: Sequence[Condition], 
     return RuleList(rules, default, list(class_names), search=search)
 
 
+def label_check(rules: RuleList, fired: np.ndarray, labels: np.ndarray, alpha: float = 0.05) -> dict[str, Any]:
+    """Whether the listed rules predict the data's labels, not only the model, on held-back texts whose
+    labels are known: `fired` is the firing rule per text (-1: the default line), `labels` the class
+    per text. Per rule: its label hits among the texts on which it fires, one-sided binomial against
+    its class's label rate among the texts it reaches (no earlier rule fires); Bonferroni over the
+    rules. `above_chance`: some rule passes at `alpha`. A model that learned word rules from noise
+    follows rules that the labels do not (the planted control); the list then describes the model only
+    (`RuleList.describes_model_only`). Recorded in `rules.search["label_check"]` and returned."""
+    fired, labels = np.asarray(fired), np.asarray(labels)
+    per = []
+    for i, r in enumerate(rules.rules):
+        reach = (fired == -1) | (fired >= i)
+        covered = fired == i
+        n, hits = int(covered.sum()), int((labels[covered] == r.label).sum())
+        rate = float((labels[reach] == r.label).mean()) if reach.any() else 0.0
+        per.append({"rule": i + 1, "texts": n, "label_hits": hits, "label_rate": rate,
+                    "p_value": binomial_tail(hits, n, rate) if n else 1.0})
+    p = min([min(1.0, q["p_value"] * len(per)) for q in per], default=1.0)
+    check = {"texts": len(labels), "alpha": alpha, "rules": per, "p_value": p, "above_chance": p < alpha}
+    if rules.search is not None:
+        rules.search["label_check"] = check
+    return check
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """The beam search's settings (tuned on the planted test bed's tuning tasks only)."""
 
     n_words: int = 12
+    n_effect: int = 4
     n_ordered: int = 6
     n_counted: int = 6
     max_conditions: int = 3
@@ -202,7 +261,7 @@ def fit_beam_rules(instances: Sequence[Instance], analysis: Analysis, class_name
     """Candidate words from `method`'s relevance over `instances`, then the searched rule list that
     mimics the model's predictions on them (`analysis.pred`)."""
     s = settings
-    words = candidate_words(instances, analysis.word_rel[method], s.n_words, s.min_support)
+    words = candidate_words(instances, analysis.word_rel[method], s.n_words, s.min_support, analysis.pred, s.n_effect)
     conds, X = literal_space(instances, words, s.n_ordered, s.n_counted)
     rules = search_rules(X, analysis.pred, conds, class_names, max_rules, s.max_conditions, s.beam_width,
                          s.min_support, s.alpha)
