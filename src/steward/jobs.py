@@ -142,3 +142,46 @@ def evaluate_run(run_dir: str | Path, data: str, *, size: int = 3000, bootstrap:
     report["run_dir"] = str(run_dir)
     report["data"] = data
     return report
+
+
+def _lm_run(run_dir: Path, what: str) -> TrainedRun:
+    """The trained language model of RUN_DIR; a one-line StewardError for a classify run or a missing checkpoint."""
+    from steward.train import checkpoint as ckpt
+
+    try:
+        cfg, _ = ckpt.run_config_and_checkpoint(run_dir)
+        if cfg.train.task != "lm":
+            raise StewardError(f"RUN_DIR {run_dir}: train.task is {cfg.train.task!r}; {what} needs a language-model run")
+        return load_trained(run_dir)
+    except ckpt.CheckpointError as e:
+        raise StewardError(str(e)) from None
+
+
+def domain_data(run: TrainedRun, spec: str, overrides: list[str]):
+    """The run's data.* settings with data.source = spec and the caller's data.* overrides applied."""
+    return load_config(run.run_dir / "config.toml", [*overrides, "--data.source", spec]).data
+
+
+def evaluate_domains(run_dirs: list[str | Path], specs: list[str], *, max_windows: int = 64,
+                     overrides: list[str] | None = None) -> dict[str, Any]:
+    """Loss and perplexity of each run on the held-out windows of each data source (`steward eval`), and
+    the matrix training domain (the run's data.source) x evaluation domain; written to each run's
+    RUN_DIR/eval/domains.json. Raises StewardError (DataError, a run that cannot be read) in one line."""
+    from steward.io import atomic_write_json
+    from steward.train.evaluate import domain_loss, heldout_windows
+
+    rows = []
+    for run_dir in map(Path, run_dirs):
+        run = _lm_run(run_dir, "steward eval")
+        domains = {}
+        for spec in specs:
+            windows = heldout_windows(domain_data(run, spec, overrides or []), run.tokenizer,
+                                      run.cfg.train.seq_len, max_windows)
+            domains[spec] = domain_loss(run.model, windows)
+        rows.append({"run_dir": str(run_dir), "trained_on": run.cfg.data.source, "checkpoint": run.checkpoint.name,
+                     "seq_len": run.cfg.train.seq_len, "domains": domains})
+    result = {"format": "steward-eval/1", "domains": list(specs), "max_windows": max_windows, "runs": rows,
+              "matrix": [[row["domains"][s]["loss"] for s in specs] for row in rows]}
+    for row in rows:
+        atomic_write_json(Path(row["run_dir"]) / "eval" / "domains.json", result)
+    return result

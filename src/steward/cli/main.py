@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "steward.cli.explain_cmd",
     "steward.cli.parallel_cmd",
     "steward.cli.fairness_cmd",
+    "steward.cli.eval_cmd",
 ]
 
 

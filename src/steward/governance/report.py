@@ -431,19 +431,31 @@ def _build(run_dir, workspace, store, run_id, ws_store, public_keys, against) ->
         "workspace_audit": ctx["workspace_audit"],
         "provenance": {k: v for k, v in prov.items() if k != "statement"} if prov else None,
         "explanations": _read_explanations(run_dir),
+        "cross_domain": _read_cross_domain(run_dir),
     })
 
 
-def _read_explanations(run_dir: Path) -> dict[str, Any] | None:
-    """RUN_DIR/explain/faithfulness.json, written by `steward explain RUN_DIR --global`, if present."""
-    path = Path(run_dir) / "explain" / "faithfulness.json"
+def _read_run_json(run_dir: Path, rel: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The `keys` of the JSON file RUN_DIR/rel, if present; {"error": ...} when it is not valid JSON."""
+    path = Path(run_dir) / rel
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
     except ValueError:
         return {"error": f"{path} is not valid JSON"}
-    return {k: data.get(k) for k in ("table", "rules", "fairness_flags", "fitted_on", "held_out", "method", "data")}
+    return {k: data.get(k) for k in keys}
+
+
+def _read_explanations(run_dir: Path) -> dict[str, Any] | None:
+    """RUN_DIR/explain/faithfulness.json, written by `steward explain RUN_DIR --global`, if present."""
+    return _read_run_json(run_dir, "explain/faithfulness.json",
+                          ("table", "rules", "fairness_flags", "fitted_on", "held_out", "method", "data"))
+
+
+def _read_cross_domain(run_dir: Path) -> dict[str, Any] | None:
+    """RUN_DIR/eval/domains.json, written by `steward eval`, if present."""
+    return _read_run_json(run_dir, "eval/domains.json", ("domains", "runs", "matrix", "max_windows"))
 
 
 def generate_report(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:

@@ -153,6 +153,30 @@ def _explanations_section(ex: Any) -> list[str]:
     ]
 
 
+def _cross_domain_section(cd: Any) -> list[str]:
+    """`steward eval`'s loss per evaluation domain (RUN_DIR/eval/domains.json): one row per run scored with
+    this one, by the domain it trained on. Empty when none was written."""
+    if not isinstance(cd, dict):
+        return []
+    if cd.get("error"):
+        return ["<h2>Cross-domain evaluation</h2>", f"<p class='bad'>{esc(cd['error'])}</p>"]
+    specs = [str(s) for s in cd.get("domains") or []]
+
+    def cell(d: Any) -> str:
+        loss, ppl = (_num(d.get("loss")), _num(d.get("perplexity"))) if isinstance(d, dict) else (None, None)
+        return "" if loss is None or ppl is None else f"{loss:.4f} (ppl {ppl:.2f})"
+
+    rows = [{"run": r.get("run_dir"), "trained": r.get("trained_on"),
+             **{f"d{i}": cell((r.get("domains") or {}).get(s)) for i, s in enumerate(specs)}}
+            for r in cd.get("runs") or [] if isinstance(r, dict)]
+    return [
+        "<h2>Cross-domain evaluation</h2>",
+        f"<p>Next-token loss (and perplexity) on the held-out windows of each domain, at most "
+        f"{esc(cd.get('max_windows'))} windows each (0: all); rows: the domain each run trained on.</p>",
+        _table(rows, [("run", "run"), ("trained", "trained on"), *((f"d{i}", s) for i, s in enumerate(specs))]),
+    ]
+
+
 def _header(r: dict[str, Any]) -> list[str]:
     """Title line, run line, the audit banner and the failure (if the run failed)."""
     run, audit, md = r["run"], r["audit"], r["model_card"]["model_details"]
@@ -272,6 +296,7 @@ def render_html(r: dict[str, Any]) -> str:
         *_charts(r["series"]),
         *_fairness_section(card["metrics"].get("fairness")),
         *_explanations_section(r.get("explanations")),
+        *_cross_domain_section(r.get("cross_domain")),
         *_datasheets_section(r["datasheets"]),
         *_evidence_sections(r),
         *_decisions_sections(r),
