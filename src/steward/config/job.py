@@ -68,8 +68,9 @@ class Model:
 @dataclass
 class Data:
     source: Annotated[str, PathName()] = "stdlib-docs"
-    """What to train on: 'stdlib-docs' (built from the installed Python's docstrings), a text file or
-    folder, a .jsonl or .parquet file or folder, 'hf:<id>' for a Hugging Face dataset, or a preset:
+    """What to train on: 'stdlib-docs' (built from the installed Python's docstrings), 'manpages',
+    'licenses' or 'debian-packages' (this Debian-based machine's man pages, license texts and package
+    descriptions), a text file or folder, a .jsonl or .parquet file or folder, 'hf:<id>' for a Hugging Face dataset, or a preset:
     c4, c4-realnewslike, wikitext-103, bookcorpus."""
 
     field: str = "text"
