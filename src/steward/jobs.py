@@ -185,3 +185,42 @@ def evaluate_domains(run_dirs: list[str | Path], specs: list[str], *, max_window
     for row in rows:
         atomic_write_json(Path(row["run_dir"]) / "eval" / "domains.json", result)
     return result
+
+
+def drift_check(run_dir: str | Path, data: str, *, reference: str = "", max_windows: int = 0,
+                overrides: list[str] | None = None) -> dict[str, Any]:
+    """`steward drift`: the run's drift monitor (its drift.* settings; --drift.* overrides apply) calibrated on
+    the held-out windows of `reference` (default: the run's data.source), then fed the held-out windows of
+    `data`; every window scored and the first alarm. Written to RUN_DIR/drift/offline.json."""
+    from steward.io import atomic_write_json
+    from steward.train.drift import feed_stream, monitor_of, sequence_features
+    from steward.train.evaluate import heldout_windows
+
+    run = _lm_run(Path(run_dir), "steward drift")
+    cfg = load_config(run.run_dir / "config.toml", overrides or [])
+    monitor = monitor_of(cfg, run.tokenizer.vocab_size)
+    rows, d = cfg.train.batch_size, cfg.drift
+    need = rows * d.window * d.reference_windows
+    ref_spec = reference or run.cfg.data.source
+    streams = {}
+    for name, spec in (("reference", ref_spec), ("data", data)):
+        windows = heldout_windows(domain_data(run, spec, overrides or []), run.tokenizer, cfg.train.seq_len,
+                                  max_windows)
+        if name == "reference":
+            if len(windows) < need:
+                raise StewardError(
+                    f"--reference: {spec!r} holds {len(windows)} held-out sequences; the reference needs "
+                    f"drift.reference_windows x drift.window x train.batch_size = {need}; lower those (--drift.* "
+                    "flags) or give more data")
+            windows = windows[:need]
+        streams[name] = (windows, *sequence_features(run.model, windows, monitor.needs_embeddings))
+    feed_stream(monitor, *streams["reference"], rows)
+    results = feed_stream(monitor, *streams["data"], rows)
+    windows = [{"window": r.index - d.reference_windows, **r.figures()} for r in results]
+    first = next((w["window"] for w in windows if "drift_alarm" in w), None)
+    out = {"format": "steward-drift/1", "run_dir": str(run_dir), "reference": ref_spec, "data": data,
+           "detectors": list(d.detector_list), "window_batches": d.window, "batch_rows": rows, "alpha": d.alpha,
+           "reference_windows": d.reference_windows, "calibration": monitor.calibrations[0],
+           "windows": windows, "alarms": sum("drift_alarm" in w for w in windows), "first_alarm_window": first}
+    atomic_write_json(run.run_dir / "drift" / "offline.json", out)
+    return out

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "steward.cli.parallel_cmd",
     "steward.cli.fairness_cmd",
     "steward.cli.eval_cmd",
+    "steward.cli.drift_cmd",
 ]
 
 

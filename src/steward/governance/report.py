@@ -90,8 +90,8 @@ def _iso27001(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         _row("A.8.16", "Monitoring activities",
              f"{ctx['n_metrics']} metric records, {counts.get('eval.completed', 0)} evaluations, "
              f"{counts.get('fairness.evaluated', 0)} fairness evaluations, "
-             f"{counts.get('monitor.alert', 0) + counts.get('fairness.alert', 0)} alerts",
-             "metrics.jsonl; eval.completed, fairness.evaluated, monitor.alert events",
+             f"{counts.get('monitor.alert', 0) + counts.get('fairness.alert', 0) + counts.get('drift.alert', 0)} alerts",
+             "metrics.jsonl; eval.completed, fairness.evaluated, monitor.alert, drift.alert events",
              audit["ok"] if counts.get("eval.completed") else None),
         _row("A.8.24", "Use of cryptography",
              f"Ed25519 signatures on every entry, tree head{' and provenance.json' if prov else ''}; signing key "
@@ -432,6 +432,9 @@ def _build(run_dir, workspace, store, run_id, ws_store, public_keys, against) ->
         "provenance": {k: v for k, v in prov.items() if k != "statement"} if prov else None,
         "explanations": _read_explanations(run_dir),
         "cross_domain": _read_cross_domain(run_dir),
+        "drift": _read_run_json(run_dir, "drift/report.json", ("detectors", "window", "reference_windows", "alpha",
+                                                                "action", "windows_scored", "alarms", "alerts",
+                                                                "history", "calibrations", "stopped")),
     })
 
 

@@ -177,6 +177,40 @@ def _cross_domain_section(cd: Any) -> list[str]:
     ]
 
 
+_DRIFT_COLOURS = {"tokens": "#1f77b4", "embedding": "#2ca02c", "loss": "#d62728"}
+
+
+def _drift_section(dr: Any) -> list[str]:
+    """The drift monitor of the run (RUN_DIR/drift/report.json, written by steward.train.drift): each
+    detector's statistic over its threshold per window (1 is the threshold), the calibrations and the alerts."""
+    if not isinstance(dr, dict):
+        return []
+    if dr.get("error"):
+        return ["<h2>Data drift</h2>", f"<p class='bad'>{esc(dr['error'])}</p>"]
+    history = [h for h in dr.get("history") or [] if isinstance(h, dict)]
+    series = []
+    for name in dr.get("detectors") or []:
+        pts = [[h["step"], h[f"drift_{name}"] / h[f"drift_{name}_threshold"]] for h in history
+               if _num(h.get(f"drift_{name}")) is not None and _num(h.get(f"drift_{name}_threshold"))]
+        series.append((str(name), pts, _DRIFT_COLOURS.get(str(name), "#555")))
+    alerts = [{"step": a.get("step"), "window": a.get("window"), "detectors": ", ".join(a.get("detectors") or []),
+               "action": a.get("action"),
+               "stats": "; ".join(f"{k} {_num(v) or 0:.4g} > {_num((a.get('thresholds') or {}).get(k)) or 0:.4g}"
+                                  for k, v in (a.get("statistics") or {}).items() if k in (a.get("detectors") or []))}
+              for a in dr.get("alerts") or [] if isinstance(a, dict)]
+    return [
+        "<h2>Data drift</h2>",
+        f"<p>Detectors {esc(', '.join(map(str, dr.get('detectors') or [])))} on windows of {esc(dr.get('window'))} "
+        f"steps, reference {esc(dr.get('reference_windows'))} windows, false-alarm rate {esc(dr.get('alpha'))} per "
+        f"window (thresholds calibrated by permutation on the reference); {esc(dr.get('windows_scored'))} windows "
+        f"scored, {esc(dr.get('alarms'))} alarms, action {esc(dr.get('action'))}.</p>",
+        (f"<p class='bad'>{esc(dr['stopped'])}</p>" if dr.get("stopped") else ""),
+        svg_chart("Drift statistic / threshold per window", series, "statistic / threshold"),
+        _table(alerts, [("step", "step"), ("window", "window"), ("detectors", "detectors"),
+                        ("stats", "statistic > threshold"), ("action", "action")]),
+    ]
+
+
 def _header(r: dict[str, Any]) -> list[str]:
     """Title line, run line, the audit banner and the failure (if the run failed)."""
     run, audit, md = r["run"], r["audit"], r["model_card"]["model_details"]
@@ -297,6 +331,7 @@ def render_html(r: dict[str, Any]) -> str:
         *_fairness_section(card["metrics"].get("fairness")),
         *_explanations_section(r.get("explanations")),
         *_cross_domain_section(r.get("cross_domain")),
+        *_drift_section(r.get("drift")),
         *_datasheets_section(r["datasheets"]),
         *_evidence_sections(r),
         *_decisions_sections(r),
