@@ -21,7 +21,9 @@ from steward.train.optim import build_optimizer, build_scheduler
 from steward.train.trainer import Trainer, clip_grad_norm, lm_loss
 
 
-class _StepClock(Callback):
+class StepClock(Callback):
+    """The time each step ended (after the trainer's own callbacks)."""
+
     def __init__(self) -> None:
         self.times: dict[int, float] = {}
 
@@ -30,7 +32,7 @@ class _StepClock(Callback):
 
 
 def _trainer_round(cfg, warmup: int) -> tuple[float, Trainer]:
-    clock = _StepClock()
+    clock = StepClock()
     trainer = Trainer(cfg, callbacks=[clock])
     trainer.run()
     steps = cfg.train.steps
