@@ -124,3 +124,7 @@ def test_steward_drift_offline(switching_data, tmp_path, capsys):
     assert "drift from window" in capsys.readouterr().out
     assert main(["drift", str(out), "--data", str(digits), "--drift.reference_windows", "1000"]) == 2
     assert "the reference needs" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["drift", str(out), "--data", str(prose), *flags, "--json"]) == 0  # held-out prose the reference left
+    same = json.loads(capsys.readouterr().out)
+    assert same["windows"] and same["alarms"] == 0

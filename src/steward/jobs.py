@@ -190,8 +190,15 @@ def evaluate_domains(run_dirs: list[str | Path], specs: list[str], *, max_window
 def drift_check(run_dir: str | Path, data: str, *, reference: str = "", max_windows: int = 0,
                 overrides: list[str] | None = None) -> dict[str, Any]:
     """`steward drift`: the run's drift monitor (its drift.* settings; --drift.* overrides apply) calibrated on
-    the held-out windows of `reference` (default: the run's data.source), then fed the held-out windows of
-    `data`; every window scored and the first alarm. Written to RUN_DIR/drift/offline.json."""
+    held-out sequences of `reference` (default: the run's data.source), then fed the held-out sequences of
+    `data`; every window scored and the first alarm. Written to RUN_DIR/drift/offline.json.
+
+    Each source's held-out sequences are shuffled (seed train.seed) before they are cut into batches, as
+    the trainer's shuffled batches are: the calibration assumes a window's rows are drawn like the
+    reference's, which consecutive sequences of one document are not. When `data` is the reference source,
+    it is fed the sequences the reference did not use."""
+    import numpy as np
+
     from steward.io import atomic_write_json
     from steward.train.drift import feed_stream, monitor_of, sequence_features
     from steward.train.evaluate import heldout_windows
@@ -202,20 +209,22 @@ def drift_check(run_dir: str | Path, data: str, *, reference: str = "", max_wind
     rows, d = cfg.train.batch_size, cfg.drift
     need = rows * d.window * d.reference_windows
     ref_spec = reference or run.cfg.data.source
-    streams = {}
-    for name, spec in (("reference", ref_spec), ("data", data)):
-        windows = heldout_windows(domain_data(run, spec, overrides or []), run.tokenizer, cfg.train.seq_len,
-                                  max_windows)
-        if name == "reference":
-            if len(windows) < need:
-                raise StewardError(
-                    f"--reference: {spec!r} holds {len(windows)} held-out sequences; the reference needs "
-                    f"drift.reference_windows x drift.window x train.batch_size = {need}; lower those (--drift.* "
-                    "flags) or give more data")
-            windows = windows[:need]
-        streams[name] = (windows, *sequence_features(run.model, windows, monitor.needs_embeddings))
-    feed_stream(monitor, *streams["reference"], rows)
-    results = feed_stream(monitor, *streams["data"], rows)
+    rng = np.random.default_rng(cfg.train.seed)
+
+    def shuffled(spec: str) -> np.ndarray:
+        w = heldout_windows(domain_data(run, spec, overrides or []), run.tokenizer, cfg.train.seq_len, 0)
+        w = w[rng.permutation(len(w))]
+        return w[:max_windows] if max_windows else w
+
+    ref = shuffled(ref_spec)
+    new = ref[need:] if data == ref_spec else shuffled(data)
+    if len(ref) < need or len(new) < rows * d.window:
+        raise StewardError(
+            f"--reference/--data: {len(ref)} held-out sequences of {ref_spec!r} and {len(new)} of {data!r}; the "
+            f"reference needs drift.reference_windows x drift.window x train.batch_size = {need} and the data one "
+            "window more; lower those (--drift.* flags) or give more data")
+    feed_stream(monitor, ref[:need], *sequence_features(run.model, ref[:need], monitor.needs_embeddings), rows)
+    results = feed_stream(monitor, new, *sequence_features(run.model, new, monitor.needs_embeddings), rows)
     windows = [{"window": r.index - d.reference_windows, **r.figures()} for r in results]
     first = next((w["window"] for w in windows if "drift_alarm" in w), None)
     out = {"format": "steward-drift/1", "run_dir": str(run_dir), "reference": ref_spec, "data": data,
