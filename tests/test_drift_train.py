@@ -125,6 +125,9 @@ def test_steward_drift_offline(switching_data, tmp_path, capsys):
     assert main(["drift", str(out), "--data", str(digits), "--drift.reference_windows", "1000"]) == 2
     assert "the reference needs" in capsys.readouterr().err
     capsys.readouterr()
-    assert main(["drift", str(out), "--data", str(prose), *flags, "--json"]) == 0  # held-out prose the reference left
+    # the held-out prose the reference left: no alarm (a reference of 16 batches, so that the loss detector's
+    # calibration has more than a handful of batch losses to resample)
+    assert main(["drift", str(out), "--data", str(prose), *flags, "--drift.window", "2", "--drift.reference_windows",
+                 "8", "--json"]) == 0
     same = json.loads(capsys.readouterr().out)
-    assert same["windows"] and same["alarms"] == 0
+    assert len(same["windows"]) >= 5 and same["alarms"] == 0
