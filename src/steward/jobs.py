@@ -120,23 +120,47 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
     return TrainedRun(cfg, tokenizer, model, run_dir, path)
 
 
+def _classify_run(run: Path, what: str) -> TrainedRun:
+    """The trained classifier of RUN_DIR; FairnessError (one line) for another task or a missing checkpoint."""
+    from steward.fairness.metrics import FairnessError
+
+    return _run_of_task(run, "classify", f"{what} needs a classify run", FairnessError)
+
+
+def fairness_domains(run_dir: str | Path, sources: list[str], *, before: str | Path | None = None, size: int = 2000,
+                     seed: int = 0) -> dict[str, Any]:
+    """The classifier's fairness per domain (each test-bed source's balanced test split), the spread of each
+    family's gap across the domains, and with `before` (the same task without the adversary) the adversary's
+    effect per domain (gap after - gap before). Written to RUN_DIR/fairness/domains.json. Raises FairnessError."""
+    from steward.classify.evaluate import domain_reports, domain_spread
+    from steward.io import atomic_write_json
+
+    runs = {"after": run_dir, **({"before": before} if before else {})}
+    results = {}
+    for label, path in runs.items():
+        t = _classify_run(Path(path), "fairness domains")
+        reports = domain_reports(t.cfg, t.tokenizer, t.model, sources, size=size, seed=seed)
+        results[label] = {"run_dir": str(path), "spread": domain_spread(reports), "domains": {
+            name: {k: r[k] for k in ("n", "overall_auc", "final_score", "mean_abs_gap",
+                                     "demographic_parity_difference", "equalized_odds_difference")}
+            for name, r in reports.items()}}
+    out = {"format": "steward-fairness-domains/1", "sources": list(sources), "size": size, "seed": seed, **results}
+    if before:
+        out["adversary_effect"] = {
+            name: {fam: gap - results["before"]["domains"][name]["mean_abs_gap"][fam]
+                   for fam, gap in d["mean_abs_gap"].items()} for name, d in results["after"]["domains"].items()}
+    atomic_write_json(Path(run_dir) / "fairness" / "domains.json", out)
+    return out
+
+
 def evaluate_run(run_dir: str | Path, data: str, *, size: int = 3000, bootstrap: int = 200,
                  predictions: str | Path | None = None) -> dict[str, Any]:
     """The fairness report of a classify run's newest checkpoint on the identity set `data` ('madlibs' or
     a file in the identities layout): what `steward fairness eval` prints; with `predictions`, the
     per-example scores are written there as CSV. Raises FairnessError."""
     from steward.classify.evaluate import evaluate_classifier
-    from steward.fairness.metrics import FairnessError
-    from steward.train import checkpoint as ckpt
 
-    run = Path(run_dir)
-    try:
-        cfg, _ = ckpt.run_config_and_checkpoint(run)
-        if cfg.train.task != "classify":
-            raise FairnessError(f"RUN_DIR {run}: train.task is {cfg.train.task!r}; fairness eval needs a classify run")
-        trained = load_trained(run)
-    except ckpt.CheckpointError as e:
-        raise FairnessError(str(e)) from None
+    trained = _classify_run(Path(run_dir), "fairness eval")
     report = evaluate_classifier(trained.cfg, trained.tokenizer, trained.model, data, size=size, bootstrap=bootstrap,
                                  predictions=predictions)
     report["run_dir"] = str(run_dir)
@@ -144,17 +168,23 @@ def evaluate_run(run_dir: str | Path, data: str, *, size: int = 3000, bootstrap:
     return report
 
 
-def _lm_run(run_dir: Path, what: str) -> TrainedRun:
-    """The trained language model of RUN_DIR; a one-line StewardError for a classify run or a missing checkpoint."""
+def _run_of_task(run: Path, task: str, need: str, error: type[StewardError]) -> TrainedRun:
+    """The trained model of RUN_DIR when its train.task is `task`; `error` (one line) otherwise or when it has
+    no complete checkpoint."""
     from steward.train import checkpoint as ckpt
 
     try:
-        cfg, _ = ckpt.run_config_and_checkpoint(run_dir)
-        if cfg.train.task != "lm":
-            raise StewardError(f"RUN_DIR {run_dir}: train.task is {cfg.train.task!r}; {what} needs a language-model run")
-        return load_trained(run_dir)
+        cfg, _ = ckpt.run_config_and_checkpoint(run)
+        if cfg.train.task != task:
+            raise error(f"RUN_DIR {run}: train.task is {cfg.train.task!r}; {need}")
+        return load_trained(run)
     except ckpt.CheckpointError as e:
-        raise StewardError(str(e)) from None
+        raise error(str(e)) from None
+
+
+def _lm_run(run_dir: Path, what: str) -> TrainedRun:
+    """The trained language model of RUN_DIR; a one-line StewardError for a classify run or a missing checkpoint."""
+    return _run_of_task(run_dir, "lm", f"{what} needs a language-model run", StewardError)
 
 
 def domain_data(run: TrainedRun, spec: str, overrides: list[str]):

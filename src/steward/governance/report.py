@@ -432,6 +432,8 @@ def _build(run_dir, workspace, store, run_id, ws_store, public_keys, against) ->
         "provenance": {k: v for k, v in prov.items() if k != "statement"} if prov else None,
         "explanations": _read_explanations(run_dir),
         "cross_domain": _read_cross_domain(run_dir),
+        "fairness_domains": _read_run_json(run_dir, "fairness/domains.json",
+                                           ("sources", "size", "after", "before", "adversary_effect")),
         "drift": _read_run_json(run_dir, "drift/report.json", ("detectors", "window", "reference_windows", "alpha",
                                                                 "action", "windows_scored", "alarms", "alerts",
                                                                 "history", "calibrations", "stopped")),

@@ -177,6 +177,34 @@ def _cross_domain_section(cd: Any) -> list[str]:
     ]
 
 
+def _fairness_domains_section(fd: Any) -> list[str]:
+    """`steward fairness domains`: each family's mean |gap| per domain (with the adversary's effect when a
+    run without it was given) and its spread across the domains. Empty when none was written."""
+    if not isinstance(fd, dict):
+        return []
+    if fd.get("error"):
+        return ["<h2>Fairness across domains</h2>", f"<p class='bad'>{esc(fd['error'])}</p>"]
+    after, effect = fd.get("after") or {}, fd.get("adversary_effect") or {}
+    domains = after.get("domains") or {}
+    families = list(next(iter(domains.values()), {}).get("mean_abs_gap") or {})
+    rows = []
+    for name, d in domains.items():
+        row: dict[str, Any] = {"domain": name, "auc": f"{_num(d.get('overall_auc')) or 0:.3f}"}
+        for f in families:
+            gap, eff = _num((d.get("mean_abs_gap") or {}).get(f)), _num((effect.get(name) or {}).get(f))
+            row[f] = "" if gap is None else f"{gap:.4f}" + ("" if eff is None else f" ({eff:+.4f})")
+        rows.append(row)
+    rows.append({"domain": "spread (max - min)", "auc": "",
+                 **{f: f"{_num((after.get('spread') or {}).get(f, {}).get('spread')) or 0:.4f}" for f in families}})
+    return [
+        "<h2>Fairness across domains</h2>",
+        f"<p>Mean |bias AUC - overall AUC| per identity family on the balanced test split ({esc(fd.get('size'))} rows) "
+        "of each test-bed source; in brackets, the adversary's effect (this run minus the run without it) when "
+        "one was given.</p>",
+        _table(rows, [("domain", "domain"), ("auc", "AUC"), *((f, f) for f in families)]),
+    ]
+
+
 _DRIFT_COLOURS = {"tokens": "#1f77b4", "embedding": "#2ca02c", "loss": "#d62728"}
 
 
@@ -329,6 +357,7 @@ def render_html(r: dict[str, Any]) -> str:
         *_model_card_section(card),
         *_charts(r["series"]),
         *_fairness_section(card["metrics"].get("fairness")),
+        *_fairness_domains_section(r.get("fairness_domains")),
         *_explanations_section(r.get("explanations")),
         *_cross_domain_section(r.get("cross_domain")),
         *_drift_section(r.get("drift")),
