@@ -131,3 +131,22 @@ def test_steward_drift_offline(switching_data, tmp_path, capsys):
                  "8", "--json"]) == 0
     same = json.loads(capsys.readouterr().out)
     assert len(same["windows"]) >= 5 and same["alarms"] == 0
+
+
+@pytest.mark.slow
+def test_drift_stop_stops_every_rank_at_the_same_step(switching_data, tmp_path):
+    """Two data-parallel processes: rank 0 decides, the decision is broadcast, both ranks stop (no hang)."""
+    from steward.jobs import WorkersFailed, launch_local
+
+    out = tmp_path / "run"
+    with pytest.raises(WorkersFailed) as failed:
+        launch_local(None, [*RUN, "--train.steps", "60", "--data.source", str(switching_data), "--job.out", str(out),
+                            "--drift.action", "stop", "--drift.window", "4", "--governance.enabled", "false",
+                            "--parallel.dp_replicate", "2", "--checkpoint.enabled", "false"], nproc=2)
+    assert failed.value.code == 2
+    report = json.loads((out / "drift" / "report.json").read_text())
+    assert report["stopped"].startswith("drift: window") and report["alarms"] == 1
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    # the run ends inside the alarming step, before its metrics line: report.json holds that window
+    assert max(r["step"] for r in rows) == report["alerts"][0]["step"] - 1 < 59
+    assert report["history"][-1]["step"] == report["alerts"][0]["step"]
