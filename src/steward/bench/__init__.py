@@ -25,6 +25,7 @@ def register(name: str, help: str):
 def benchmarks() -> dict[str, tuple[str, BenchFn]]:
     import steward.bench.comm  # noqa: F401  (registers)
     import steward.bench.costmodel  # noqa: F401  (registers)
+    import steward.bench.drift  # noqa: F401  (registers)
     import steward.bench.explain  # noqa: F401  (registers)
     import steward.bench.fairness  # noqa: F401  (registers)
     import steward.bench.memory  # noqa: F401  (registers)

@@ -29,7 +29,9 @@ from steward.train.optim import build_optimizer, build_scheduler
 from steward.train.trainer import Trainer, clip_grad_norm, lm_loss
 
 
-class _StepClock(Callback):
+class StepClock(Callback):
+    """The time each step ended (after the trainer's own callbacks)."""
+
     def __init__(self) -> None:
         self.times: dict[int, float] = {}
 
@@ -42,8 +44,8 @@ class _StepClock(Callback):
         return [self.times[s] - self.times[s - 1] for s in steps if s > warmup and s - 1 in self.times]
 
 
-def _trainer_round(cfg, warmup: int) -> tuple[float, Trainer, _StepClock]:
-    clock = _StepClock()
+def _trainer_round(cfg, warmup: int) -> tuple[float, Trainer, StepClock]:
+    clock = StepClock()
     trainer = Trainer(cfg, callbacks=[clock])
     trainer.run()
     steps = cfg.train.steps

@@ -125,3 +125,28 @@ def chart(reports: dict[str, dict[str, Any]]) -> bytes:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
+
+
+def domain_reports(cfg, tokenizer, model, sources: list[str], *, size: int, seed: int,
+                   bootstrap: int = 0) -> dict[str, dict[str, Any]]:
+    """The fairness report of a trained classifier on the balanced `test` split (`size` rows, `seed`) of each
+    test-bed source (steward.fairness.testbed: registers such as forum comments, reviews, news)."""
+    from steward.fairness.testbed import check_sources, generate_source
+
+    out = {}
+    for name in check_sources(sources):
+        d = generate_source(name, size, seed=seed, split="test")
+        prob = score(model, tokenizer, d.texts, cfg.train.seq_len)
+        out[name] = fairness_report(d.labels, prob, d.groups, d.families, bootstrap=bootstrap, seed=cfg.train.seed)
+    return out
+
+
+def domain_spread(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per identity family: the largest and smallest mean |gap| over the domains, and their difference."""
+    families = next(iter(reports.values()))["mean_abs_gap"]
+    out = {}
+    for fam in families:
+        gaps = [r["mean_abs_gap"][fam] for r in reports.values()]
+        out[fam] = {"max": float(np.nanmax(gaps)), "min": float(np.nanmin(gaps)),
+                    "spread": float(np.nanmax(gaps) - np.nanmin(gaps))}
+    return out

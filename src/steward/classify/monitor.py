@@ -28,20 +28,11 @@ from steward.fairness.data import IdentityData
 from steward.fairness.metrics import fairness_report, summary_figures
 from steward.fairness.predictions import write_predictions
 from steward.io import atomic_write_json
-from steward.train.callbacks import Callback, StopTraining
+from steward.train.callbacks import Callback, StopTraining, governance_session
 
 if TYPE_CHECKING:
     from steward.classify.trainer import ClassifyTrainer
     from steward.config import JobConfig
-
-
-def _governance(trainer: ClassifyTrainer):
-    """The governance callback's open run session, if the run has one (rank 0 only)."""
-    for cb in trainer.callbacks.callbacks:
-        gov = getattr(cb, "gov", None)
-        if gov is not None and not getattr(gov, "closed", False) and hasattr(gov, "record"):
-            return gov
-    return None
 
 
 def compact(report: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +84,7 @@ class FairnessMonitor(Callback):
             f"fairness step {step}: auc {report['overall_auc']:.3f} gaps "
             + " ".join(f"{k} {v:.3f}" for k, v in gaps.items())
         )
-        gov = _governance(trainer) if trainer.rank == 0 else None
+        gov = governance_session(trainer) if trainer.rank == 0 else None
         if gov is not None:
             gov.record("fairness.evaluated", {"step": int(step), "final": False, **compact(report)})
         if not f.max_gap or not gaps[worst] > f.max_gap:
@@ -125,6 +116,6 @@ class FairnessMonitor(Callback):
         if trainer.rank == 0:
             atomic_write_json(trainer.run_dir / "fairness" / "report.json", report)
             write_predictions(trainer.run_dir / "fairness" / "predictions.csv", data, prob)
-            gov = _governance(trainer)
+            gov = governance_session(trainer)
             if gov is not None:
                 gov.record("fairness.evaluated", {"step": int(trainer.step), "final": True, **fig})

@@ -1,4 +1,5 @@
-"""`steward fairness eval RUN_DIR --data ...`: group fairness of a trained classifier, with tables and a chart."""
+"""`steward fairness eval RUN_DIR --data ...`: group fairness of a trained classifier, with tables and a chart.
+`steward fairness domains RUN_DIR`: the same per domain (the test bed's sources) and its spread across them."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ def register(sub) -> None:
                    "predictions.csv (predictions-before.csv for --before)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=run_eval)
+    d = fsub.add_parser("domains", help="fairness per domain: each test-bed source's balanced split, the spread "
+                        "across domains, the adversary's effect per domain")
+    d.add_argument("run_dir", help="folder of a finished train.task = classify run")
+    d.add_argument("--sources", default="all",
+                   help="test-bed sources (steward.fairness.testbed), comma-separated, or 'all'")
+    d.add_argument("--before", help="the same task trained without the adversary: its gaps and the effect per domain")
+    d.add_argument("--size", type=int, default=2000, help="balanced test rows generated per source")
+    d.add_argument("--seed", type=int, default=0, help="seed of the generated test rows")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+    d.set_defaults(func=run_domains)
     p.set_defaults(func=lambda args: p.print_help() or 0)
 
 
@@ -55,4 +66,32 @@ def run_eval(args) -> int:
         print(f"{r['run']:<7} {r['family']:<20} {r['mean_abs_gap']:>9.4f} {ci:>17} "
               f"{r['demographic_parity_difference']:>8.3f} {r['equalized_odds_difference']:>8.3f} {r['overall_auc']:>6.3f}")
     print("wrote " + ", ".join(files.values()))
+    return 0
+
+
+def run_domains(args) -> int:
+    from steward.errors import UserError
+    from steward.fairness.metrics import FairnessError
+    from steward.fairness.testbed import SOURCES
+    from steward.jobs import fairness_domains
+
+    if args.size < 2:
+        raise UserError("--size must be >= 2")
+    sources = list(SOURCES) if args.sources == "all" else [x.strip() for x in args.sources.split(",")]
+    try:
+        out = fairness_domains(args.run_dir, sources, before=args.before, size=args.size, seed=args.seed)
+    except FairnessError as e:
+        raise UserError(str(e)) from None
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    families = list(next(iter(out["after"]["domains"].values()))["mean_abs_gap"])
+    print(f"mean |gap| per domain{' (after - before: the adversary' + chr(39) + 's effect)' if args.before else ''}")
+    print(f"{'domain':<10} {'AUC':>6} " + " ".join(f"{f:>24}" for f in families))
+    for name, d in out["after"]["domains"].items():
+        cells = [f"{d['mean_abs_gap'][f]:.4f}" + (f" ({out['adversary_effect'][name][f]:+.4f})" if args.before else "")
+                 for f in families]
+        print(f"{name:<10} {d['overall_auc']:>6.3f} " + " ".join(f"{c:>24}" for c in cells))
+    print(f"{'spread':<10} {'':>6} " + " ".join(f"{out['after']['spread'][f]['spread']:>24.4f}" for f in families))
+    print(f"wrote {args.run_dir}/fairness/domains.json")
     return 0

@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "steward.cli.explain_cmd",
     "steward.cli.parallel_cmd",
     "steward.cli.fairness_cmd",
+    "steward.cli.eval_cmd",
+    "steward.cli.drift_cmd",
 ]
 
 

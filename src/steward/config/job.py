@@ -68,8 +68,9 @@ class Model:
 @dataclass
 class Data:
     source: Annotated[str, PathName()] = "stdlib-docs"
-    """What to train on: 'stdlib-docs' (built from the installed Python's docstrings), a text file or
-    folder, a .jsonl or .parquet file or folder, 'hf:<id>' for a Hugging Face dataset, or a preset:
+    """What to train on: 'stdlib-docs' (built from the installed Python's docstrings), 'manpages',
+    'licenses' or 'debian-packages' (this Debian-based machine's man pages, license texts and package
+    descriptions), a text file or folder, a .jsonl or .parquet file or folder, 'hf:<id>' for a Hugging Face dataset, or a preset:
     c4, c4-realnewslike, wikitext-103, bookcorpus."""
 
     field: str = "text"
@@ -444,6 +445,50 @@ class Fairness:
                               "column names separated by commas, e.g. 'col_a,col_b'")
 
 
+DRIFT_DETECTORS = ("tokens", "embedding", "loss")
+"""The names of steward.drift.monitor.DETECTORS (a test keeps the two equal)."""
+
+
+@dataclass
+class Drift:
+    enabled: bool = False
+    """Watch the training data for drift (train.task = lm): per-window statistics in metrics.jsonl, an audit
+    event and drift.action when a window departs from the reference; see steward.drift."""
+
+    window: Annotated[int, Range(1, 10**6)] = 4
+    """Optimizer steps per window (its units: the rows of those steps' batches, on rank 0)."""
+
+    reference_windows: Annotated[int, Range(2, 10**4)] = 8
+    """Windows that make the reference (from the start, and again after each alarm)."""
+
+    detectors: str = "tokens"
+    """Comma-separated: 'tokens' (Jensen-Shannon divergence of unigram counts), 'embedding' (MMD of the
+    model's pooled final hidden state; the decoder flavors, without pipeline parallelism), 'loss'
+    (Page-Hinkley on the window's mean loss)."""
+
+    alpha: Annotated[float, Range(0, 0.5, low_open=True)] = 0.0005
+    """False-alarm rate per window of the whole monitor (split evenly over the detectors, Bonferroni), calibrated
+    on the reference by permutation. 0.0005 is half of 'at most one false alarm per 1,000 windows', so that
+    a rate measured over a few thousand windows stays under 1/1000 despite its sampling error."""
+
+    action: Literal["alert", "stop"] = "alert"
+    """What an alarm does: 'alert' (a drift.alert audit event and a message; the monitor then learns the new
+    data as its reference) or 'stop' (ends the run with a one-line reason)."""
+
+    def __post_init__(self) -> None:
+        check_constraints(self)
+        check_choices(self)
+        names = [d.strip() for d in self.detectors.split(",")]
+        bad = [d for d in names if d not in DRIFT_DETECTORS]
+        if bad or len(set(names)) != len(names):
+            raise ConfigError(f"drift.detectors: {self.detectors!r}: give distinct names from "
+                              f"{', '.join(DRIFT_DETECTORS)}, separated by commas")
+
+    @property
+    def detector_list(self) -> tuple[str, ...]:
+        return tuple(d.strip() for d in self.detectors.split(","))
+
+
 @dataclass
 class Energy:
     enabled: bool = True
@@ -488,3 +533,4 @@ class JobConfig:
     governance: Governance = field(default_factory=Governance)
     fairness: Fairness = field(default_factory=Fairness)
     energy: Energy = field(default_factory=Energy)
+    drift: Drift = field(default_factory=Drift)

@@ -24,6 +24,7 @@ import os
 import sys
 import sysconfig
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,9 +139,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "steward"
 
 
-def _cache_path(root: str) -> Path:
-    key = hashlib.sha256(f"{CORPUS_VERSION}|{sys.version}|{root}".encode()).hexdigest()[:20]
-    return cache_dir() / f"stdlib-docs-{key}.json"
+def _cache_path(name: str, root: str, version: int) -> Path:
+    key = hashlib.sha256(f"{version}|{sys.version}|{root}".encode()).hexdigest()[:20]
+    return cache_dir() / f"{name}-{key}.json"
 
 
 def _load_cached(path: Path, root: str) -> Corpus | None:
@@ -162,15 +163,22 @@ def _save_cached(path: Path, corpus: Corpus) -> None:
         atomic_write_text(path, json.dumps(data))
 
 
-@functools.cache
-def _cached(root: str, use_disk: bool) -> Corpus:
-    path = _cache_path(root)
+def cached_corpus(name: str, root: str, version: int, build: Callable[[str], Corpus], use_disk: bool = True) -> Corpus:
+    """`build(root)`, or its copy on disk under `cache_dir()` keyed by `name`, `version` (of the
+    extraction rules), the Python version and `root`; a copy whose fingerprint does not match its
+    documents is rebuilt."""
+    path = _cache_path(name, root, version)
     corpus = _load_cached(path, root) if use_disk else None
     if corpus is None:
-        corpus = build_corpus(root)
+        corpus = build(root)
         if use_disk:
             _save_cached(path, corpus)
     return corpus
+
+
+@functools.cache
+def _cached(root: str, use_disk: bool) -> Corpus:
+    return cached_corpus("stdlib-docs", root, CORPUS_VERSION, build_corpus, use_disk)
 
 
 def stdlib_corpus(root: str | None = None, use_disk_cache: bool = True) -> Corpus:

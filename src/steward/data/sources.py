@@ -3,6 +3,8 @@
 `open_source(cfg.data)` picks the kind from `data.source`:
 
 - `stdlib-docs`: the default corpus (see `steward.data.corpus`).
+- `manpages`, `licenses`, `debian-packages`: man pages, license texts and package descriptions of
+  this (Debian-based) machine (see `steward.data.system`).
 - a `.txt`/`.md` file or a folder of them (recursively, sorted by path). `data.text_split` says
   what a document is: `paragraph` (default: blocks separated by blank lines, so a single file still
   gives enough documents to hold some out for validation) or `file`.
@@ -40,6 +42,11 @@ from typing import Any
 from steward.data.errors import DataError
 from steward.data.presets import PRESETS, local_split
 from steward.io import JsonlError, read_jsonl
+
+__all__ = ["DataError", "PRESETS", "Source", "open_source", "read_documents"]
+
+SYSTEM_SOURCES = ("manpages", "licenses", "debian-packages")
+"""Corpora built from text the machine has (steward.data.system.SYSTEM_CORPORA; a test keeps the two equal)."""
 
 TEXT_EXTS = (".txt", ".md")
 JSONL_EXTS = (".jsonl", ".jsonl.gz")
@@ -158,6 +165,30 @@ class StdlibSource(Source):
             "license": "PSF-2.0",
             "corpus_fingerprint": corpus.fingerprint,
         }
+
+
+class SystemSource(Source):
+    """manpages, licenses, debian-packages: text this machine has (see `steward.data.system`)."""
+
+    kind = "system"
+    finite = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def _iter(self) -> Iterator[str]:
+        from steward.data.system import system_corpus
+
+        return iter(system_corpus(self.name).documents)
+
+    def describe(self) -> dict[str, Any]:
+        from steward.data.system import SYSTEM_CORPORA, system_corpus
+
+        corpus = system_corpus(self.name)
+        return {**super().describe(), "path": corpus.root, "num_files": corpus.num_files,
+                "num_bytes": corpus.num_bytes, "license": SYSTEM_CORPORA[self.name].license,
+                "corpus_fingerprint": corpus.fingerprint}
 
 
 class _FileSource(Source):
@@ -402,6 +433,8 @@ def open_source(data_cfg) -> Source:
     spec = data_cfg.source
     if spec == "stdlib-docs":
         return StdlibSource()
+    if spec in SYSTEM_SOURCES:
+        return SystemSource(spec)
     if spec in PRESETS:
         return HFSource(data_cfg, PRESETS[spec].hf_id, preset=spec)
     if spec.startswith("hf:"):
@@ -412,5 +445,6 @@ def open_source(data_cfg) -> Source:
     if Path(spec).expanduser().exists():
         return _local_source(data_cfg)
     raise DataError(
-        f"data.source: {spec!r} is not a file or folder, nor one of stdlib-docs, {', '.join(PRESETS)}, hf:<id>"
+        f"data.source: {spec!r} is not a file or folder, nor one of stdlib-docs, {', '.join(SYSTEM_SOURCES)}, "
+        f"{', '.join(PRESETS)}, hf:<id>"
     )

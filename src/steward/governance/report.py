@@ -91,8 +91,8 @@ def _iso27001(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         _row("A.8.16", "Monitoring activities",
              f"{ctx['n_metrics']} metric records, {counts.get('eval.completed', 0)} evaluations, "
              f"{counts.get('fairness.evaluated', 0)} fairness evaluations, "
-             f"{counts.get('monitor.alert', 0) + counts.get('fairness.alert', 0)} alerts",
-             "metrics.jsonl; eval.completed, fairness.evaluated, monitor.alert events",
+             f"{counts.get('monitor.alert', 0) + counts.get('fairness.alert', 0) + counts.get('drift.alert', 0)} alerts",
+             "metrics.jsonl; eval.completed, fairness.evaluated, monitor.alert, drift.alert events",
              audit["ok"] if counts.get("eval.completed") else None),
         _row("A.8.24", "Use of cryptography",
              f"Ed25519 signatures on every entry, tree head{' and provenance.json' if prov else ''}; signing key "
@@ -473,19 +473,36 @@ def _build(run_dir, workspace, store, run_id, ws_store, public_keys, against) ->
         "workspace_audit": ctx["workspace_audit"],
         "provenance": {k: v for k, v in prov.items() if k != "statement"} if prov else None,
         "explanations": _read_explanations(run_dir),
+        "cross_domain": _read_cross_domain(run_dir),
+        "fairness_domains": _read_run_json(run_dir, "fairness/domains.json",
+                                           ("sources", "size", "after", "before", "adversary_effect")),
+        "drift": _read_run_json(run_dir, "drift/report.json", ("detectors", "window", "reference_windows", "alpha",
+                                                                "action", "windows_scored", "alarms", "alerts",
+                                                                "history", "calibrations", "stopped")),
     })
 
 
-def _read_explanations(run_dir: Path) -> dict[str, Any] | None:
-    """RUN_DIR/explain/faithfulness.json, written by `steward explain RUN_DIR --global`, if present."""
-    path = Path(run_dir) / "explain" / "faithfulness.json"
+def _read_run_json(run_dir: Path, rel: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The `keys` of the JSON file RUN_DIR/rel, if present; {"error": ...} when it is not valid JSON."""
+    path = Path(run_dir) / rel
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
     except ValueError:
         return {"error": f"{path} is not valid JSON"}
-    return {k: data.get(k) for k in ("table", "rules", "fairness_flags", "fitted_on", "held_out", "method", "data")}
+    return {k: data.get(k) for k in keys}
+
+
+def _read_explanations(run_dir: Path) -> dict[str, Any] | None:
+    """RUN_DIR/explain/faithfulness.json, written by `steward explain RUN_DIR --global`, if present."""
+    return _read_run_json(run_dir, "explain/faithfulness.json",
+                          ("table", "rules", "fairness_flags", "fitted_on", "held_out", "method", "data"))
+
+
+def _read_cross_domain(run_dir: Path) -> dict[str, Any] | None:
+    """RUN_DIR/eval/domains.json, written by `steward eval`, if present."""
+    return _read_run_json(run_dir, "eval/domains.json", ("domains", "runs", "matrix", "max_windows"))
 
 
 def generate_report(run_dir: str | Path, **kwargs: Any) -> dict[str, Any]:

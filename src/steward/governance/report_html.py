@@ -153,6 +153,92 @@ def _explanations_section(ex: Any) -> list[str]:
     ]
 
 
+def _cross_domain_section(cd: Any) -> list[str]:
+    """`steward eval`'s loss per evaluation domain (RUN_DIR/eval/domains.json): one row per run scored with
+    this one, by the domain it trained on. Empty when none was written."""
+    if not isinstance(cd, dict):
+        return []
+    if cd.get("error"):
+        return ["<h2>Cross-domain evaluation</h2>", f"<p class='bad'>{esc(cd['error'])}</p>"]
+    specs = [str(s) for s in cd.get("domains") or []]
+
+    def cell(d: Any) -> str:
+        loss, ppl = (_num(d.get("loss")), _num(d.get("perplexity"))) if isinstance(d, dict) else (None, None)
+        return "" if loss is None or ppl is None else f"{loss:.4f} (ppl {ppl:.2f})"
+
+    rows = [{"run": r.get("run_dir"), "trained": r.get("trained_on"),
+             **{f"d{i}": cell((r.get("domains") or {}).get(s)) for i, s in enumerate(specs)}}
+            for r in cd.get("runs") or [] if isinstance(r, dict)]
+    return [
+        "<h2>Cross-domain evaluation</h2>",
+        f"<p>Next-token loss (and perplexity) on the held-out windows of each domain, at most "
+        f"{esc(cd.get('max_windows'))} windows each (0: all); rows: the domain each run trained on.</p>",
+        _table(rows, [("run", "run"), ("trained", "trained on"), *((f"d{i}", s) for i, s in enumerate(specs))]),
+    ]
+
+
+def _fairness_domains_section(fd: Any) -> list[str]:
+    """`steward fairness domains`: each family's mean |gap| per domain (with the adversary's effect when a
+    run without it was given) and its spread across the domains. Empty when none was written."""
+    if not isinstance(fd, dict):
+        return []
+    if fd.get("error"):
+        return ["<h2>Fairness across domains</h2>", f"<p class='bad'>{esc(fd['error'])}</p>"]
+    after, effect = fd.get("after") or {}, fd.get("adversary_effect") or {}
+    domains = after.get("domains") or {}
+    families = list(next(iter(domains.values()), {}).get("mean_abs_gap") or {})
+    rows = []
+    for name, d in domains.items():
+        row: dict[str, Any] = {"domain": name, "auc": f"{_num(d.get('overall_auc')) or 0:.3f}"}
+        for f in families:
+            gap, eff = _num((d.get("mean_abs_gap") or {}).get(f)), _num((effect.get(name) or {}).get(f))
+            row[f] = "" if gap is None else f"{gap:.4f}" + ("" if eff is None else f" ({eff:+.4f})")
+        rows.append(row)
+    rows.append({"domain": "spread (max - min)", "auc": "",
+                 **{f: f"{_num((after.get('spread') or {}).get(f, {}).get('spread')) or 0:.4f}" for f in families}})
+    return [
+        "<h2>Fairness across domains</h2>",
+        f"<p>Mean |bias AUC - overall AUC| per identity family on the balanced test split ({esc(fd.get('size'))} rows) "
+        "of each test-bed source; in brackets, the adversary's effect (this run minus the run without it) when "
+        "one was given.</p>",
+        _table(rows, [("domain", "domain"), ("auc", "AUC"), *((f, f) for f in families)]),
+    ]
+
+
+_DRIFT_COLOURS = {"tokens": "#1f77b4", "embedding": "#2ca02c", "loss": "#d62728"}
+
+
+def _drift_section(dr: Any) -> list[str]:
+    """The drift monitor of the run (RUN_DIR/drift/report.json, written by steward.train.drift): each
+    detector's statistic over its threshold per window (1 is the threshold), the calibrations and the alerts."""
+    if not isinstance(dr, dict):
+        return []
+    if dr.get("error"):
+        return ["<h2>Data drift</h2>", f"<p class='bad'>{esc(dr['error'])}</p>"]
+    history = [h for h in dr.get("history") or [] if isinstance(h, dict)]
+    series = []
+    for name in dr.get("detectors") or []:
+        pts = [[h["step"], h[f"drift_{name}"] / h[f"drift_{name}_threshold"]] for h in history
+               if _num(h.get(f"drift_{name}")) is not None and _num(h.get(f"drift_{name}_threshold"))]
+        series.append((str(name), pts, _DRIFT_COLOURS.get(str(name), "#555")))
+    alerts = [{"step": a.get("step"), "window": a.get("window"), "detectors": ", ".join(a.get("detectors") or []),
+               "action": a.get("action"),
+               "stats": "; ".join(f"{k} {_num(v) or 0:.4g} > {_num((a.get('thresholds') or {}).get(k)) or 0:.4g}"
+                                  for k, v in (a.get("statistics") or {}).items() if k in (a.get("detectors") or []))}
+              for a in dr.get("alerts") or [] if isinstance(a, dict)]
+    return [
+        "<h2>Data drift</h2>",
+        f"<p>Detectors {esc(', '.join(map(str, dr.get('detectors') or [])))} on windows of {esc(dr.get('window'))} "
+        f"steps, reference {esc(dr.get('reference_windows'))} windows, false-alarm rate {esc(dr.get('alpha'))} per "
+        f"window (thresholds calibrated by permutation on the reference); {esc(dr.get('windows_scored'))} windows "
+        f"scored, {esc(dr.get('alarms'))} alarms, action {esc(dr.get('action'))}.</p>",
+        (f"<p class='bad'>{esc(dr['stopped'])}</p>" if dr.get("stopped") else ""),
+        svg_chart("Drift statistic / threshold per window", series, "statistic / threshold"),
+        _table(alerts, [("step", "step"), ("window", "window"), ("detectors", "detectors"),
+                        ("stats", "statistic > threshold"), ("action", "action")]),
+    ]
+
+
 def _header(r: dict[str, Any]) -> list[str]:
     """Title line, run line, the audit banner and the failure (if the run failed)."""
     run, audit, md = r["run"], r["audit"], r["model_card"]["model_details"]
@@ -297,8 +383,11 @@ def render_html(r: dict[str, Any]) -> str:
         *_model_card_section(card),
         *_charts(r["series"]),
         *_fairness_section(card["metrics"].get("fairness")),
+        *_fairness_domains_section(r.get("fairness_domains")),
         *_explanations_section(r.get("explanations")),
         *_energy_section(r.get("energy")),
+        *_cross_domain_section(r.get("cross_domain")),
+        *_drift_section(r.get("drift")),
         *_datasheets_section(r["datasheets"]),
         *_evidence_sections(r),
         *_decisions_sections(r),

@@ -55,6 +55,16 @@ class Callback:
         """*rank 0*, when the run stops with an error (including StopTraining)."""
 
 
+def governance_session(trainer: Trainer):
+    """The governance callback's open run session, if the run has one (rank 0 only): where a monitor
+    records its audit events."""
+    for cb in trainer.callbacks.callbacks:
+        gov = getattr(cb, "gov", None)
+        if gov is not None and not getattr(gov, "closed", False) and hasattr(gov, "record"):
+            return gov
+    return None
+
+
 class CallbackList:
     def __init__(self, callbacks: list[Callback]):
         self.callbacks = list(callbacks)

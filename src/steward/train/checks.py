@@ -32,6 +32,7 @@ def check_job(cfg: JobConfig, world_size: int | None = None, local_world_size: i
     check_fairness(cfg)
     check_compression(cfg)
     check_memory(cfg)
+    _check_drift(cfg)
     if world_size is not None:
         dp = validate_world(cfg, world_size, local_world_size)[2]
         # the processes of this node (all of them unless told) each hold their slice of every batch
@@ -49,6 +50,20 @@ def _check_inputs(cfg: JobConfig) -> None:
     if c.resume and c.resume != "latest" and not Path(c.resume).exists():
         raise ConfigError(f"checkpoint.resume: {c.resume!r} does not exist; give 'latest' or a checkpoint folder")
     allowed_changes(cfg)  # names config keys
+
+
+def _check_drift(cfg: JobConfig) -> None:
+    """The drift monitor watches language-model training; its embedding detector needs the decoder's final
+    norm on the stage that runs the monitor."""
+    d = cfg.drift
+    if not d.enabled:
+        return
+    if cfg.train.task != "lm":
+        raise ConfigError("drift.enabled: the drift monitor watches language-model training (train.task = lm); "
+                          "for a classifier use the fairness monitor, or `steward drift` on a language-model run")
+    if "embedding" in d.detector_list and (cfg.model.hf_path or cfg.parallel.pp > 1):
+        raise ConfigError("drift.detectors: 'embedding' needs the decoder flavor's final norm in one pipeline stage "
+                          "(not model.hf_path, not parallel.pp > 1); use tokens or loss")
 
 
 def _check_cluster(cfg: JobConfig) -> None:

@@ -104,9 +104,14 @@ class Trainer:
         self.pipeline = None  # this rank's stage and schedule, with parallel.pp > 1
         self.memory = {}  # set by _build_model's rematerialization step
         self.energy = None  # set when the loop starts
+        self.last_batch: torch.Tensor | None = None  # this rank's rows of the latest step (the drift monitor's input)
 
     def task_callbacks(self) -> list[Callback]:
         """The callbacks this kind of training brings (a subclass adds its own)."""
+        if self.cfg.drift.enabled:
+            from steward.train.drift import DriftCallback
+
+            return [CommBytes(), DriftCallback(self.cfg)]
         return [CommBytes()]
 
     @property
@@ -256,7 +261,7 @@ class Trainer:
         if self.pipeline is not None:
             return self._pipeline_step()
         accum = self.dims.grad_accum
-        batch = self.data.train.next_batch().to(self.dist.device, non_blocking=True)
+        batch = self.last_batch = self.data.train.next_batch().to(self.dist.device, non_blocking=True)
         total = torch.zeros((), device=self.dist.device, dtype=self.dtype)
         for i, micro in enumerate(batch.chunk(accum)):
             last = i == accum - 1
@@ -290,7 +295,7 @@ class Trainer:
         return float(value) / (self.world_size // self.dims.pp)
 
     def _pipeline_step(self) -> tuple[float, float]:
-        batch = self.data.train.next_batch().to(self.dist.device, non_blocking=True)
+        batch = self.last_batch = self.data.train.next_batch().to(self.dist.device, non_blocking=True)
         with self.autocast:
             loss = self.pipeline.step(batch[:, :-1], batch[:, 1:])  # 1F1B over dims.grad_accum micro-batches
         grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip, pp_group=self.mesh["pp"].get_group())
