@@ -54,7 +54,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                    choices=("representation", "demographic_parity", "equalized_odds", "equal_opportunity"))
     p.add_argument("--adversary-input", default="standardized_logit", choices=("standardized_logit", "probability"),
                    help="fairness.adversary_input: the batch-standardised logit, or Zhang et al.'s probability")
-    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--alpha", type=float, default=None, help="fairness.alpha (default: the config's)")
     p.add_argument("--baselines", default="reweigh,group_dro",
                    help="fairness.loss_weights methods also trained per seed, on the same data ('' for none): "
                    "reweigh (Kamiran and Calders), group_dro (Sagawa et al.)")
@@ -91,6 +91,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     if a.source_size < 2 or a.source_eval_size < 2:
         p.error("--source-size and --source-eval-size: must be >= 2")
     a.source_names = _source_names(p, a.sources)
+    if a.alpha is None:
+        from steward.config.job import Fairness
+
+        a.alpha = Fairness.alpha
     a.baseline_methods = [m for m in a.baselines.split(",") if m]
     if any(m not in ("reweigh", "group_dro") for m in a.baseline_methods):
         p.error(f"--baselines: {a.baselines!r}; give reweigh, group_dro or both, comma-separated, or ''")

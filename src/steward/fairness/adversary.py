@@ -10,11 +10,12 @@ logit each) from what the predictor P exposes:
 - "equal_opportunity": p on the rows labelled non-toxic (y = 0) only, the adversary's loss taken
   over those rows: identity independent of the prediction among the rows whose label is the
   favourable outcome (Hardt et al. 2016's equality of opportunity; the paper's section 4 notes
-  the one-label case). Why it exists: an equalized-odds adversary conditions on the training label
-  as given; where a group's friendly rows were labelled toxic (label noise by group), a prediction
-  that follows the text differs by group among the rows labelled toxic, so that adversary pushes
-  those rows' scores up, towards the shortcut (measured: README, "Why the adversary did little").
-  Rows labelled non-toxic are the ones such noise leaves clean.
+  the one-label case). An equalized-odds adversary conditions on the training label as given:
+  where a group's friendly rows were labelled toxic (label noise by group), even a prediction that
+  follows the text differs by group among the rows labelled toxic, and that adversary pushes
+  those rows' scores up; rows labelled non-toxic are the ones such noise leaves clean. Measured
+  (README, "Why the adversary did little"): that effect is real but small, and on the tuning
+  sources this variant removed almost nothing, so it is not the default.
 
 The prediction p is one of (`INPUTS`):
 
