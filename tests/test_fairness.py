@@ -610,6 +610,14 @@ def test_bench_fairness_reports_consistent_figures():
             assert len(subs) == len(madlibs_families()[fam])
             assert np.mean(subs) == pytest.approx(r[f"{name}/gap_{fam}"], rel=1e-9)
     assert r["auc_cost_points"] == pytest.approx(100 * (r["baseline/overall_auc"] - r["adversary/overall_auc"]))
+    # the loss-weighting baselines (trained by default), the same arithmetic under their own names
+    for m in ("reweigh", "group_dro"):
+        for fam in FAMILIES:
+            base, got, floor = (r[f"{n}/gap_{fam}"] for n in ("baseline", m, "unbiased"))
+            assert r[f"{m}/reduction_{fam}"] == pytest.approx(1 - got / base)
+            if base > floor:
+                assert r[f"{m}/removable_reduction_{fam}"] == pytest.approx((base - got) / (base - floor))
+        assert r[f"{m}/auc_cost_points"] == pytest.approx(100 * (r["baseline/overall_auc"] - r[f"{m}/overall_auc"]))
 
 
 def test_bench_fairness_unbiased_reference_needs_madlibs(tmp_path, capsys):

@@ -51,10 +51,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--source-size", type=int, default=6000, help="training rows per test-bed source and split")
     p.add_argument("--source-eval-size", type=int, default=3000, help="balanced test rows per test-bed source")
     p.add_argument("--adversary", default="equalized_odds",
-                   choices=("representation", "demographic_parity", "equalized_odds"))
+                   choices=("representation", "demographic_parity", "equalized_odds", "equal_opportunity"))
     p.add_argument("--adversary-input", default="standardized_logit", choices=("standardized_logit", "probability"),
                    help="fairness.adversary_input: the batch-standardised logit, or Zhang et al.'s probability")
-    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--alpha", type=float, default=None, help="fairness.alpha (default: the config's)")
+    p.add_argument("--baselines", default="reweigh,group_dro",
+                   help="fairness.loss_weights methods also trained per seed, on the same data ('' for none): "
+                   "reweigh (Kamiran and Calders), group_dro (Sagawa et al.)")
+    p.add_argument("--group-dro-step", type=float, default=0.01, help="fairness.group_dro_step of the group_dro run")
     p.add_argument("--tokenizer", default="bpe",
                    help="'bpe': a byte-level BPE trained on each run's training split (data.tokenizer); 'byte'; or "
                    "a tokenizer JSON file")
@@ -87,6 +91,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     if a.source_size < 2 or a.source_eval_size < 2:
         p.error("--source-size and --source-eval-size: must be >= 2")
     a.source_names = _source_names(p, a.sources)
+    if a.alpha is None:
+        from steward.config.job import Fairness
+
+        a.alpha = Fairness.alpha
+    a.baseline_methods = [m for m in a.baselines.split(",") if m]
+    if any(m not in ("reweigh", "group_dro") for m in a.baseline_methods):
+        p.error(f"--baselines: {a.baselines!r}; give reweigh, group_dro or both, comma-separated, or ''")
     if a.tokenizer not in ("bpe", "byte") and not Path(a.tokenizer).is_file():
         p.error(f"--tokenizer: {a.tokenizer!r} is neither 'bpe', 'byte' nor a tokenizer JSON file")
     if a.vocab_size is not None and a.tokenizer != "bpe":
@@ -110,7 +121,7 @@ def _source_names(p: argparse.ArgumentParser, spec: str) -> list[str]:
 
 
 def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias: float,
-               data: tuple[str, str] | None = None) -> list[str]:
+               data: tuple[str, str] | None = None, loss_weights: str = "none") -> list[str]:
     """The config of one run; `data` = (fairness.data, fairness.eval_data), default --data and --eval-data."""
     train, evald = data or (a.data, a.eval_data)
     return [
@@ -122,6 +133,7 @@ def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias
         "--fairness.bootstrap", str(a.bootstrap), "--fairness.data", train, "--fairness.eval_data", evald,
         "--fairness.adversary", adversary, "--fairness.alpha", str(a.alpha),
         "--fairness.adversary_input", a.adversary_input,
+        "--fairness.loss_weights", loss_weights, "--fairness.group_dro_step", str(a.group_dro_step),
         "--fairness.madlibs_bias", str(bias), "--fairness.madlibs_eval_size", str(a.madlibs_eval_size),
     ]
 
@@ -224,6 +236,8 @@ class _Variant:
     bias: float
     data: tuple[str, str] | None = None
     """(fairness.data, fairness.eval_data); None: --data and --eval-data."""
+    loss_weights: str = "none"
+    """fairness.loss_weights (a --baselines method)."""
 
 
 def _cases(a: argparse.Namespace, seed: int, tmp: Path) -> dict[str, list[_Variant]]:
@@ -232,6 +246,7 @@ def _cases(a: argparse.Namespace, seed: int, tmp: Path) -> dict[str, list[_Varia
     layout, read as any user's file is)."""
     if not a.source_names:
         v = [_Variant("baseline", "none", a.madlibs_bias), _Variant("adversary", a.adversary, a.madlibs_bias)]
+        v += [_Variant(m, "none", a.madlibs_bias, None, m) for m in a.baseline_methods]
         return {"": v + ([_Variant("unbiased", "none", 0.0)] if a.unbiased_reference else [])}
     from steward.fairness.testbed import SPLITS, generate_source, write_identities
 
@@ -243,6 +258,7 @@ def _cases(a: argparse.Namespace, seed: int, tmp: Path) -> dict[str, list[_Varia
         biased, twin = (files["train"], files["test"]), (files["twin"], files["test"])
         cases[name] = [_Variant("baseline", "none", a.madlibs_bias, biased),
                        _Variant("adversary", a.adversary, a.madlibs_bias, biased),
+                       *[_Variant(m, "none", a.madlibs_bias, biased, m) for m in a.baseline_methods],
                        _Variant("unbiased", "none", a.madlibs_bias, twin)]
     return cases
 
@@ -263,7 +279,7 @@ def _train(a: argparse.Namespace, seed: int, case: str, v: _Variant, tmp: Path,
 
     print(f"bench fairness: {case + ' ' if case else ''}seed {seed} {v.name}", file=sys.stderr, flush=True)
     run_dir = tmp / f"{case or 'data'}-{v.name}-{seed}"
-    ov = _overrides(a, seed, run_dir, v.adversary, v.bias, v.data)
+    ov = _overrides(a, seed, run_dir, v.adversary, v.bias, v.data, v.loss_weights)
     key = (seed, v.bias, (v.data or (a.data,))[0])
     trainer = ClassifyTrainer(load_config(None, ov + _tokenizer(a, ov, key, tmp, tokenizers)))
     summary = trainer.run()
@@ -315,6 +331,14 @@ def _summarise(a: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], var
     if "unbiased/carrying_gap" in result:
         result["carrying_removable_reduction"] = _removed(result, "carrying_gap")
     result["auc_cost_points"] = 100 * (base_auc - result["adversary/overall_auc"])
+    for m in a.baseline_methods:  # the loss-weighting baselines, the same figures under their own name
+        for fam in FAMILIES:
+            result[f"{m}/reduction_{fam}"] = 1 - result[f"{m}/gap_{fam}"] / result[f"baseline/gap_{fam}"]
+            if "unbiased" in variants:
+                result[f"{m}/removable_reduction_{fam}"] = _removed(result, f"gap_{fam}", m)
+        if "unbiased/carrying_gap" in result:
+            result[f"{m}/carrying_removable_reduction"] = _removed(result, "carrying_gap", m)
+        result[f"{m}/auc_cost_points"] = 100 * (base_auc - result[f"{m}/overall_auc"])
     result["time_ratio_adversary_vs_baseline"] = (
         float(np.mean([r["train_time_s"] for r in runs["adversary"]])) / float(np.mean([r["train_time_s"] for r in runs["baseline"]])))
     result["pass_gap_reduction_60pct"] = bool(ok)
@@ -322,11 +346,11 @@ def _summarise(a: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], var
     return result
 
 
-def _removed(result: dict[str, Any], figure: str) -> float:
-    """(baseline - adversary) / (baseline - unbiased): the share of the removable gap removed (NaN when
-    the unbiased run is no better than the baseline: nothing removable to measure against)."""
+def _removed(result: dict[str, Any], figure: str, method: str = "adversary") -> float:
+    """(baseline - method) / (baseline - unbiased): the share of the removable gap `method` removed (NaN
+    when the unbiased run is no better than the baseline: nothing removable to measure against)."""
     removable = result[f"baseline/{figure}"] - result[f"unbiased/{figure}"]
-    return (result[f"baseline/{figure}"] - result[f"adversary/{figure}"]) / removable if removable > 0 else math.nan
+    return (result[f"baseline/{figure}"] - result[f"{method}/{figure}"]) / removable if removable > 0 else math.nan
 
 
 @register("fairness", "adversarial debiasing vs none (3 seeds) and vs Fairlearn on frozen features")

@@ -35,13 +35,16 @@ class Encoded:
         self.tokens, self.mask = encode_texts(tokenizer, data.texts, max_len)
         self.labels = torch.as_tensor(data.labels.astype(np.float32))
         self.identity = torch.as_tensor(data.identity_matrix())
+        self.columns: dict[str, torch.Tensor] = {}
+        """Further per-row tensors a batch carries (fairness.loss_weights' row weights or groups)."""
 
     def __len__(self) -> int:
         return len(self.data)
 
     def rows(self, idx: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return {"tokens": self.tokens[idx], "mask": self.mask[idx], "y": self.labels[idx], "identity": self.identity[idx]}
+        return {"tokens": self.tokens[idx], "mask": self.mask[idx], "y": self.labels[idx], "identity": self.identity[idx],
+                **{k: v[idx] for k, v in self.columns.items()}}
 
 
 class ClassifyBatches:
@@ -135,6 +138,9 @@ class ClassifyData:
         if cfg.fairness.adversary != "none" and not train.subgroup_names():
             raise ConfigError(f"fairness.adversary: {cfg.fairness.data} has no identity columns for the adversary "
                               "to predict; name them with --fairness.identity_columns or set --fairness.adversary none")
+        if cfg.fairness.loss_weights != "none" and not train.subgroup_names():
+            raise ConfigError(f"fairness.loss_weights: {cfg.fairness.data} has no identity columns to form groups from; "
+                              "name them with --fairness.identity_columns or set --fairness.loss_weights none")
         if len(train) < t.batch_size:
             raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train)} training examples of fairness.data")
         self.train_data, self.eval_data = train, evald

@@ -25,10 +25,12 @@ from steward.fairness.adversary import (
     Adversary,
     adversarial_step,
     adversary_input_dim,
+    adversary_rows,
     alpha_at,
     predictor_backward,
 )
 from steward.fairness.metrics import classification_metrics
+from steward.fairness.weighting import GroupDRO, group_dro_weights, training_columns
 from steward.models import build_model, load_hf_causal_lm
 from steward.models.gpt import upcast
 from steward.models.heads import SequenceClassifier
@@ -61,6 +63,7 @@ class ClassifyTrainer(Trainer):
     last_eval: dict[str, float]
     adversary: Adversary | None
     alpha: float
+    group_dro: GroupDRO | None
 
     def __init__(self, cfg: JobConfig, callbacks: list[Callback] | None = None, monitor: bool = True):
         self.monitor = monitor  # before the Trainer's __init__, which asks task_callbacks()
@@ -81,6 +84,10 @@ class ClassifyTrainer(Trainer):
     def _build_data(self) -> ClassifyData:
         data = ClassifyData(self.cfg, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
         f = self.cfg.fairness
+        enc = data.train_enc
+        columns, groups = training_columns(f.loss_weights, enc.identity.numpy(), enc.labels.numpy())
+        enc.columns.update(columns)
+        self.group_dro = GroupDRO(groups, f.group_dro_step) if f.loss_weights == "group_dro" else None
         if f.enabled and not data.has_identities:
             self.progress.message(f"fairness: {f.eval_data or f.data} has no identity columns, so no fairness "
                                   "evaluation (name them with --fairness.identity_columns)")
@@ -103,7 +110,8 @@ class ClassifyTrainer(Trainer):
             torch.manual_seed(self.cfg.train.seed + 1)
             self.adversary = Adversary(adversary_input_dim(f.adversary, dim), self.data.train_enc.identity.shape[1],
                                        f.adversary_hidden).to(self.dist.device, self.dtype)
-            self.adversary.start_at_prior(self.data.train_enc.identity)
+            enc = self.data.train_enc
+            self.adversary.start_at_prior(enc.identity, adversary_rows(f.adversary, enc.labels.numpy()))
             self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
 
     # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
@@ -113,10 +121,18 @@ class ClassifyTrainer(Trainer):
         if self.adversary is not None:
             states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict(),
                                    "input": self.cfg.fairness.adversary_input}
+        if self.group_dro is not None:
+            states["group_dro"] = self.group_dro.state_dict()
         return states
 
     def _load_rank_states(self, resume: Path) -> None:
         super()._load_rank_states(resume)
+        if self.group_dro is not None:
+            dro = ckpt.load_rank_state(resume, "group_dro", self.rank, self.world_size, replicated=True)
+            if dro is None:
+                raise ConfigError(f"checkpoint.resume: {resume} has no group DRO weights (saved without "
+                                  "fairness.loss_weights group_dro); start a new run")
+            self.group_dro.load_state_dict(dro)
         if self.adversary is None:
             return
         state = ckpt.load_rank_state(resume, "adversary", self.rank, self.world_size, replicated=True)
@@ -157,10 +173,10 @@ class ClassifyTrainer(Trainer):
             # adversary pass's forward (see adversarial_step)
             reuse = self.world_size == 1 and accum == 1 and self.cfg.memory.policy == "keep"
             adv, total = adversarial_step(self._forward, micro, params, self.adversary, f.adversary, self.alpha,
-                                          f.adversary_input, sync=sync, reuse=reuse)
+                                          f.adversary_input, sync=sync, reuse=reuse, row_weights=self._row_weights())
             self.adv_loss = float(all_reduce_mean(adv))
         else:
-            total = predictor_backward(lambda b, i: self._forward(b)[1], micro, sync)
+            total = predictor_backward(lambda b, i: self._forward(b)[1], micro, sync, self._row_weights())
         grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
@@ -169,6 +185,19 @@ class ClassifyTrainer(Trainer):
             self.adv_optimizer.step()
             self.adv_optimizer.zero_grad(set_to_none=True)
         return float(all_reduce_mean(total)), grad_norm
+
+    def _row_weights(self):
+        """fairness.loss_weights' row weights for `predictor_backward` (None: unweighted). Group DRO
+        moves its weights on this step's losses, from a forward without a graph before any backward."""
+        method = self.cfg.fairness.loss_weights
+        if method == "reweigh":
+            return lambda micro: [b["weight"] for b in micro]
+        if method == "group_dro":
+            def dro(micro):
+                with torch.no_grad():
+                    return group_dro_weights(self.group_dro, [self._forward(b)[1] for b in micro], micro)
+            return dro
+        return None
 
     @torch.no_grad()
     def predict(self, enc: Encoded, limit: int = 0, batch_size: int = 256) -> np.ndarray:

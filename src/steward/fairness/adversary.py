@@ -6,7 +6,16 @@ logit each) from what the predictor P exposes:
 
 - "representation": the pooled representation z (the decoder's features before the head);
 - "demographic_parity": the prediction p;
-- "equalized_odds": p together with the label y, as [p, p*y, p*(1-y)] (the paper's section 4).
+- "equalized_odds": p together with the label y, as [p, p*y, p*(1-y)] (the paper's section 4);
+- "equal_opportunity": p on the rows labelled non-toxic (y = 0) only, the adversary's loss taken
+  over those rows: identity independent of the prediction among the rows whose label is the
+  favourable outcome (Hardt et al. 2016's equality of opportunity; the paper's section 4 notes
+  the one-label case). An equalized-odds adversary conditions on the training label as given:
+  where a group's friendly rows were labelled toxic (label noise by group), even a prediction that
+  follows the text differs by group among the rows labelled toxic, and that adversary pushes
+  those rows' scores up; rows labelled non-toxic are the ones such noise leaves clean. Measured
+  (README, "Why the adversary did little"): that effect is real but small, and on the tuning
+  sources this variant removed almost nothing, so it is not the default.
 
 The prediction p is one of (`INPUTS`):
 
@@ -54,9 +63,11 @@ from torch import nn
 from steward.fairness.metrics import FairnessError
 from steward.models.gpt import upcast
 
-VARIANTS = ("representation", "demographic_parity", "equalized_odds")
+VARIANTS = ("representation", "demographic_parity", "equalized_odds", "equal_opportunity")
 INPUTS = ("standardized_logit", "probability")
 SCHEDULES = ("constant", "sqrt")
+RowWeights = Callable[[Sequence[dict[str, torch.Tensor]]], Sequence[torch.Tensor]]
+"""Given the micro-batches of a step, one weight per row of each (see `predictor_backward`)."""
 STD_FLOOR = 0.1
 """Smallest batch standard deviation of the logits "standardized_logit" divides by. At initialisation
 the logits barely differ (std ~0.02 for a fresh head) and dividing by that would magnify rounding
@@ -157,11 +168,19 @@ def adversary_inputs(variant: str, z: torch.Tensor | None, logit: torch.Tensor, 
     if variant == "demographic_parity":
         return p
     yy = y.reshape(-1, 1).to(p.dtype)
+    if variant == "equal_opportunity":
+        return p * (1 - yy)
     return torch.cat([p, p * yy, p * (1 - yy)], dim=1)
 
 
 def adversary_input_dim(variant: str, feature_dim: int) -> int:
-    return {"representation": feature_dim, "demographic_parity": 1, "equalized_odds": 3}[variant]
+    return {"representation": feature_dim, "demographic_parity": 1, "equalized_odds": 3, "equal_opportunity": 1}[variant]
+
+
+def adversary_rows(variant: str, y: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray | None:
+    """The rows the adversary learns from, as a 0/1 weight per row (None: all): for
+    "equal_opportunity" the rows labelled non-toxic."""
+    return 1 - y if variant == "equal_opportunity" else None
 
 
 class Adversary(nn.Module):
@@ -175,13 +194,17 @@ class Adversary(nn.Module):
             self.net = nn.Linear(in_dim, num_groups)
 
     @torch.no_grad()
-    def start_at_prior(self, identity: torch.Tensor | np.ndarray) -> None:
-        """Set the output bias to the log-odds of each subgroup's share of `identity` [N, K] (and the
-        output weights to zero), so the adversary starts at the base rates: its loss is then the
+    def start_at_prior(self, identity: torch.Tensor | np.ndarray, rows: torch.Tensor | np.ndarray | None = None) -> None:
+        """Set the output bias to the log-odds of each subgroup's share of `identity` [N, K] (of the
+        rows with `rows` = 1 when given, `adversary_rows`), and the
+        output weights to zero, so the adversary starts at the base rates: its loss is then the
         prior's entropy and its gradient says only what the predictor reveals beyond the base rates.
         From a random start, most of its early gradient (and so of the predictor's adversary term)
         is about learning those rates, which pushes every prediction alike instead of removing a bias."""
-        rates = torch.as_tensor(np.asarray(identity, dtype=np.float64)).mean(0).clamp(1e-4, 1 - 1e-4)
+        ident = np.asarray(identity, dtype=np.float64)
+        if rows is not None:
+            ident = ident[np.asarray(rows, dtype=np.float64) > 0.5]
+        rates = torch.as_tensor(ident).mean(0).clamp(1e-4, 1 - 1e-4)
         last = self.net[-1] if isinstance(self.net, nn.Sequential) else self.net
         last.bias.copy_(torch.log(rates / (1 - rates)).to(last.bias))
         last.weight.zero_()
@@ -190,9 +213,14 @@ class Adversary(nn.Module):
         return self.net(x.to(next(self.parameters()).dtype))
 
 
-def adversary_loss(logits: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy over examples and subgroups (multi-label: families at once)."""
-    return F.binary_cross_entropy_with_logits(logits, identity.to(logits.dtype))
+def adversary_loss(logits: torch.Tensor, identity: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy over examples and subgroups (multi-label: families at once); with
+    `rows` (a 0/1 weight per example, `adversary_rows`) the other examples count zero, and the mean is
+    still over every example, so every micro-batch and rank weighs its rows alike."""
+    if rows is None:
+        return F.binary_cross_entropy_with_logits(logits, identity.to(logits.dtype))
+    bce = F.binary_cross_entropy_with_logits(logits, identity.to(logits.dtype), reduction="none")
+    return (bce * rows.reshape(-1, 1).to(bce.dtype)).mean()
 
 
 def all_reduce_grads_mean(params: Sequence[nn.Parameter]) -> None:
@@ -216,7 +244,7 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
                      micro: Sequence[dict[str, torch.Tensor]], predictor_params: Sequence[nn.Parameter],
                      adversary: nn.Module, variant: str, alpha: float, adversary_input: str = "standardized_logit", *,
                      sync: Callable[[int], AbstractContextManager] | None = None, reuse: bool = False,
-                     distributed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                     distributed: bool = True, row_weights: RowWeights | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradients of one projected update (see the module docstring) over the micro-batches `micro`
     of one batch: the projected predictor gradient is left in the predictor's .grad, the adversary's
     gradient in its .grad. The one debiasing step of the classifier trainer (any data-parallel layout,
@@ -230,7 +258,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
     a selectively checkpointed region allows one backward, and keeping every micro-batch's graph would
     multiply the activation memory. `distributed`: the logit statistics and the adversary's gradient
     are reduced over every rank of the process group (the trainer); False for a single process that
-    may run inside a group (the estimator).
+    may run inside a group (the estimator). `row_weights`: the predictor loss's row weights
+    (`predictor_backward`).
 
     Returns (adversary loss, predictor loss) of this rank's micro-batches, as detached tensors."""
     accum = len(micro)
@@ -253,7 +282,7 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
             if standardize and stats is None:
                 stats = logit_stats([logit], reduce=distributed)
             a_in = adversary_inputs(variant, z, logit, b["y"], adversary_input, stats)
-            la = adversary_loss(adversary(a_in), b["identity"]) / accum
+            la = adversary_loss(adversary(a_in), b["identity"], adversary_rows(variant, b["y"])) / accum
             # 0 * logit: the head gets a (zero) gradient, so DDP sees every parameter used
             (la + 0.0 * logit.sum()).backward(retain_graph=reuse)
         adv_total = la.detach() if adv_total is None else adv_total + la.detach()
@@ -264,7 +293,7 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
         p.grad = None
     if distributed:
         all_reduce_grads_mean(list(adversary.parameters()))
-    total = predictor_backward(lambda b, i: logits[i] if reuse else forward(b)[1], micro, sync)
+    total = predictor_backward(lambda b, i: logits[i] if reuse else forward(b)[1], micro, sync, row_weights)
     g_p = [p.grad if p.grad is not None else torch.zeros_like(p) for p in predictor_params]
     for p, g in zip(predictor_params, projected_gradients(g_p, g_a, alpha)):
         p.grad = g
@@ -273,15 +302,24 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
 
 def predictor_backward(logit_of: Callable[[dict[str, torch.Tensor], int], torch.Tensor],
                        micro: Sequence[dict[str, torch.Tensor]],
-                       sync: Callable[[int], AbstractContextManager] | None = None) -> torch.Tensor:
+                       sync: Callable[[int], AbstractContextManager] | None = None,
+                       row_weights: RowWeights | None = None) -> torch.Tensor:
     """Backward of the predictor's binary cross-entropy, the mean over the micro-batches `micro`;
-    `logit_of(b, i)` gives micro-batch i's logits. Returns the (detached) loss of this rank's batch."""
+    `logit_of(b, i)` gives micro-batch i's logits. `row_weights(micro)`: one weight per row of each
+    micro-batch (fairness.loss_weights, `steward.fairness.weighting`), taken before any backward;
+    each micro-batch's loss is then the mean of weight * cross-entropy. Returns the (detached) loss
+    of this rank's batch."""
     sync = sync or (lambda i: nullcontext())
+    weights = row_weights(micro) if row_weights is not None else None
     total = None
     for i, b in enumerate(micro):
         with sync(i):
             logit = logit_of(b, i)
-            loss = F.binary_cross_entropy_with_logits(logit, b["y"].to(logit.dtype)) / len(micro)
+            if weights is None:
+                loss = F.binary_cross_entropy_with_logits(logit, b["y"].to(logit.dtype)) / len(micro)
+            else:
+                bce = F.binary_cross_entropy_with_logits(logit, b["y"].to(logit.dtype), reduction="none")
+                loss = (bce * weights[i].to(bce.dtype)).mean() / len(micro)
             loss.backward()
         total = loss.detach() if total is None else total + loss.detach()
     return total

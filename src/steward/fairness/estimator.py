@@ -19,6 +19,7 @@ from steward.fairness.adversary import (
     Adversary,
     adversarial_step,
     adversary_input_dim,
+    adversary_rows,
     alpha_at,
 )
 from steward.fairness.metrics import FairnessError
@@ -66,7 +67,8 @@ class AdversarialDebiaser(ClassifierMixin, BaseEstimator):
 
     `predictor`: a module mapping a float batch [B, ...] to logits [B] (or [B, 1]); it needs a
     `features(x)` method and a `head` module for constraints="representation". None: an MLP with
-    `hidden` units. `constraints`: "demographic_parity", "equalized_odds" or "representation".
+    `hidden` units. `constraints`: "demographic_parity", "equalized_odds", "equal_opportunity" (on the
+    rows with y = 0) or "representation".
     `adversary_input`: how the prediction reaches the adversary, "standardized_logit" (standardised
     over each batch) or "probability" (the paper's sigmoid); see the module docstring.
     `alpha = 0` trains the plain predictor (no projection, no adversary term).
@@ -124,7 +126,7 @@ class AdversarialDebiaser(ClassifierMixin, BaseEstimator):
             z, _ = self._predict_parts(x[:2].to(dev))
         in_dim = adversary_input_dim(self.constraints, z.shape[-1] if z is not None else 0)
         self.adversary_ = Adversary(in_dim, s.shape[1], self.adversary_hidden).to(dev)
-        self.adversary_.start_at_prior(s)
+        self.adversary_.start_at_prior(s, adversary_rows(self.constraints, yy))
         p_params = [p for p in self.predictor_.parameters() if p.requires_grad]
         opt_p = torch.optim.Adam(p_params, lr=self.learning_rate)
         opt_a = torch.optim.Adam(self.adversary_.parameters(), lr=self.adversary_learning_rate or self.learning_rate,
