@@ -32,6 +32,7 @@ from steward.train.distributed import (
     broadcast_object,
     environment,
     init_distributed,
+    start_all_reduce_mean,
 )
 from steward.train.metrics import MetricsWriter, Progress, device_peak_flops, peak_memory_bytes
 from steward.train.optim import build_optimizer, build_scheduler
@@ -257,15 +258,17 @@ class Trainer:
         for i, micro in enumerate(batch.chunk(accum)):
             last = i == accum - 1
             with set_gradient_sync(self.model, last):
-                loss = self.forward_loss(micro) / accum
+                loss = self.forward_loss(micro)
+                if accum > 1:
+                    loss = loss / accum
                 loss.backward()
             total += loss.detach()
+        mean_loss = start_all_reduce_mean(total)  # overlaps clipping and the optimizer step
         grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        total = all_reduce_mean(total)
-        return float(total), grad_norm
+        return float(mean_loss()), grad_norm
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -330,6 +333,7 @@ class Trainer:
                 self.grad_sync.step = self.step
 
     def save(self) -> Path:
+        self.metrics.sync()  # the rows up to this checkpoint are on disk before it exists
         self.figures["final_checkpoint"] = str(ckpt.checkpoint_root(self.run_dir) / f"step-{self.step}")
         path, manifest = ckpt.save_checkpoint(
             self.run_dir, self.step, self.model, self.optimizer, self._trainer_state(), self.rank, self.world_size,
@@ -396,6 +400,7 @@ class Trainer:
             not ckpt.list_checkpoints(self.run_dir) or ckpt.list_checkpoints(self.run_dir)[-1][0] != self.step
         ):
             self.save()
+        self.metrics.sync()
         self.progress.close()
         return self._finish(time.perf_counter() - wall0, peak)
 
