@@ -63,9 +63,13 @@ WORLD = 2
 
 def missing_reason(system: System) -> str | None:
     """Why `system` cannot run here (its package is not importable), or None."""
-    if system.needs and importlib.util.find_spec(system.needs) is None:
-        return f"{system.needs} is not installed (pip install -e '.[peers]')"
-    return None
+    if not system.needs:
+        return None
+    try:
+        found = importlib.util.find_spec(system.needs) is not None
+    except ModuleNotFoundError:  # the parent of a dotted name (megatron of megatron.core) is missing
+        found = False
+    return None if found else f"{system.needs} is not installed (pip install -e '.[peers]')"
 
 
 def _free_port() -> int:
@@ -76,9 +80,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(system: System, overrides: list[str], run_dir: Path, timeout: float) -> tuple[list[dict] | None, str]:
-    """Run `system` on WORLD fresh processes; (each rank's result, or None on failure; the failure's last
-    output line)."""
+WORKER = ("-m", "steward.bench.peers_systems")
+"""The worker each rank runs (benchmarks/gpu_peers.py runs itself, with its GPU-only loops added)."""
+CPU_ENV = {"OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
+
+
+def launch(system: System, overrides: list[str], run_dir: Path, timeout: float, world: int = WORLD,
+           worker: tuple[str, ...] = WORKER, env: dict[str, str] | None = None) -> tuple[list[dict] | None, str]:
+    """Run `system` on `world` fresh processes (`env` added to their environment, CPU_ENV by default);
+    (each rank's result, or None on failure; the failure's last output line)."""
     run_dir.mkdir(parents=True)
     spec = run_dir.parent / f"{run_dir.name}.spec.json"
     spec.write_text(json.dumps({"system": system.name, "out": str(run_dir.parent / f"{run_dir.name}.result"),
@@ -86,11 +96,11 @@ def launch(system: System, overrides: list[str], run_dir: Path, timeout: float) 
     (run_dir.parent / f"{run_dir.name}.result").mkdir()
     port = _free_port()
     procs = []
-    for rank in range(WORLD):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
-                   LOCAL_WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                   OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu")
-        procs.append(subprocess.Popen([sys.executable, "-m", "steward.bench.peers_systems", str(spec)], env=env,
+    for rank in range(world):
+        rank_env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                        LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                        **(CPU_ENV if env is None else env))
+        procs.append(subprocess.Popen([sys.executable, *worker, str(spec)], env=rank_env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = []
     for p in procs:
@@ -105,7 +115,7 @@ def launch(system: System, overrides: list[str], run_dir: Path, timeout: float) 
         errors = [line for line in lines if "Error" in line or "error" in line]
         return None, (errors or lines or ["no output"])[-1].strip()[:300]
     results = run_dir.parent / f"{run_dir.name}.result"
-    return [json.loads((results / f"rank-{r}.json").read_text()) for r in range(WORLD)], ""
+    return [json.loads((results / f"rank-{r}.json").read_text()) for r in range(world)], ""
 
 
 def _quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -137,8 +147,8 @@ def summarize(system: System, reps: list[list[dict]], tokens_per_step: int, warm
         "tokens_per_s_per_rep": rep_medians,
         "spread": (max(rep_medians) - min(rep_medians)) / median,
         "first_step_s": statistics.median(ranks[0]["first_step_s"] for ranks in reps),
-        "live_tensor_bytes": [max(ranks[r]["live_tensor_bytes"] for ranks in reps) for r in range(WORLD)],
-        "max_rss_bytes": [max(ranks[r]["max_rss_bytes"] for ranks in reps) for r in range(WORLD)],
+        "live_tensor_bytes": [max(ranks[r]["live_tensor_bytes"] for ranks in reps) for r in range(len(reps[0]))],
+        "max_rss_bytes": [max(ranks[r]["max_rss_bytes"] for ranks in reps) for r in range(len(reps[0]))],
         "energy_per_token_j": energy_j / (timed_steps * tokens_per_step) if have_energy else None,
         "energy_note": None if have_energy else (
             "no per-step energy_j in metrics.jsonl (Steward's energy meter not in this build)" if system.is_steward
@@ -162,16 +172,18 @@ def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, flo
     return out
 
 
-def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    p = argparse.ArgumentParser(prog="steward bench peers")
+def parse_args(argv: list[str], systems: list[System] = SYSTEMS, prog: str = "steward bench peers",
+               flavor: str = "tiny") -> tuple[argparse.Namespace, list[str]]:
+    """The flags of the comparison (the remaining arguments are config overrides for every system)."""
+    p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--warmup", type=int, default=10, help="steps not timed (the median is over the rest)")
     p.add_argument("--reps", type=int, default=3, help="repetitions, interleaved across the systems")
     p.add_argument("--batch-size", type=int, default=8, help="global batch (sequences)")
     p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--flavor", default="tiny")
-    p.add_argument("--systems", default=",".join(s.name for s in SYSTEMS),
-                   help="comma-separated, from: " + ", ".join(s.name for s in SYSTEMS))
+    p.add_argument("--flavor", default=flavor)
+    p.add_argument("--systems", default=",".join(s.name for s in systems),
+                   help="comma-separated, from: " + ", ".join(s.name for s in systems))
     p.add_argument("--loss-tol", type=float, default=1e-4,
                    help="largest |final loss - Steward DDP's| of a run that trained the same job")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per run before its processes are killed")
@@ -183,22 +195,33 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         raise PeersBenchError(f"--reps: must be at least 1; got {args.reps}")
     if args.batch_size % WORLD:
         raise PeersBenchError(f"--batch-size: must be a multiple of the world size {WORLD}; got {args.batch_size}")
-    known = {s.name for s in SYSTEMS}
+    known = {s.name for s in systems}
     chosen = [name.strip() for name in args.systems.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in known]
     if unknown or REFERENCE not in chosen:
         raise PeersBenchError(f"--systems: {', '.join(unknown) or 'the list'} "
                               f"{'is not a system' if unknown else f'must include {REFERENCE} (the reference)'}; "
-                              f"choose from {', '.join(s.name for s in SYSTEMS)}")
-    args.systems = [s for s in SYSTEMS if s.name in chosen]
+                              f"choose from {', '.join(s.name for s in systems)}")
+    args.systems = [s for s in systems if s.name in chosen]
     return args, overrides
 
 
-def _run_all(args: argparse.Namespace, overrides: list[str], root: Path) -> tuple[dict, dict]:
+@dataclass(frozen=True)
+class Launcher:
+    """Where and how the ranks of every run start."""
+
+    world: int = WORLD
+    device: str = "cpu"
+    worker: tuple[str, ...] = WORKER
+    env: dict[str, str] | None = None
+
+
+def _run_all(args: argparse.Namespace, overrides: list[str], root: Path, how: Launcher) -> tuple[dict, dict]:
     """Every runnable system, `args.reps` times, interleaved; (results per system, failures per system)."""
     base = ["--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size",
             str(args.batch_size), "--train.seq_len", str(args.seq_len), "--train.threads", "1",
-            "--train.device", "cpu", "--train.val_every", "0", "--checkpoint.every", "0", *overrides]
+            "--train.device", how.device, "--train.mixed_precision", "fp32", "--train.val_every", "0",
+            "--checkpoint.every", "0", *overrides]
     runnable = [s for s in args.systems if missing_reason(s) is None]
     results: dict[str, list] = {s.name: [] for s in runnable}
     failed: dict[str, str] = {}
@@ -208,7 +231,8 @@ def _run_all(args: argparse.Namespace, overrides: list[str], root: Path) -> tupl
             if system.name in failed:
                 continue
             print(f"peers: rep {rep + 1}/{args.reps} {system.label}", file=sys.stderr, flush=True)
-            ranks, error = launch(system, base, root / f"rep{rep}" / system.name, args.timeout)
+            ranks, error = launch(system, base, root / f"rep{rep}" / system.name, args.timeout, how.world,
+                                  how.worker, how.env)
             if ranks is None:
                 failed[system.name] = error
             else:
@@ -218,11 +242,16 @@ def _run_all(args: argparse.Namespace, overrides: list[str], root: Path) -> tupl
 
 @register("peers", "Steward vs DeepSpeed ZeRO, FairScale OSS and plain torch on the same job (2 ranks, gloo)")
 def bench_peers(argv: list[str]) -> dict[str, Any]:
-    args, overrides = _parse(argv)
+    args, overrides = parse_args(argv)
+    return compare(args, overrides, Launcher())
+
+
+def compare(args: argparse.Namespace, overrides: list[str], how: Launcher) -> dict[str, Any]:
+    """Run every system of `args.systems` and compare them (the result `--json` prints)."""
     tokens_per_step = args.batch_size * args.seq_len
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
-        results, failed = _run_all(args, overrides, root)
+        results, failed = _run_all(args, overrides, root, how)
         rows: dict[str, dict[str, Any]] = {}
         for system in args.systems:
             row: dict[str, Any] = {"label": system.label}
@@ -238,8 +267,8 @@ def bench_peers(argv: list[str]) -> dict[str, Any]:
     ok = [r for r in rows.values() if r["status"] == "ok"]
     return {
         "benchmark": "peers",
-        "world_size": WORLD,
-        "backend": "gloo",
+        "world_size": how.world,
+        "device": how.device,
         "model": args.flavor,
         "global_batch": [args.batch_size, args.seq_len],
         "steps": args.steps,

@@ -97,7 +97,7 @@ def run_steward(cfg: JobConfig) -> LoopResult:
 
 # ---- the peers -----------------------------------------------------------------------------------
 
-def _param_groups(cfg: JobConfig, model: nn.Module) -> list[dict[str, Any]]:
+def param_groups(cfg: JobConfig, model: nn.Module) -> list[dict[str, Any]]:
     """Steward's AdamW parameter groups (weight decay on matrices and embeddings only)."""
     from steward.train.optim import build_optimizer
 
@@ -105,12 +105,12 @@ def _param_groups(cfg: JobConfig, model: nn.Module) -> list[dict[str, Any]]:
             for g in build_optimizer(cfg.train, model).param_groups]
 
 
-def _adamw_kwargs(cfg: JobConfig) -> dict[str, Any]:
+def adamw_kwargs(cfg: JobConfig) -> dict[str, Any]:
     t = cfg.train
     return {"lr": t.lr, "betas": (t.beta1, t.beta2), "eps": 1e-8, "foreach": True}
 
 
-def _timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callable[[], torch.Tensor],
+def timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callable[[], torch.Tensor],
                 steps: int) -> tuple[float, list[float], float]:
     """Run `step(batch) -> loss` `steps` times; the wall time at the start and at each step's end, and
     the mean loss over the ranks after the last step."""
@@ -122,7 +122,7 @@ def _timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callab
     return start, ends, mean_over_ranks(loss)
 
 
-def _finish(cfg: JobConfig, timed: tuple[float, list[float], float], save: Callable[[Path], None]) -> LoopResult:
+def finish(cfg: JobConfig, timed: tuple[float, list[float], float], save: Callable[[Path], None]) -> LoopResult:
     """The loop's figures, after it saved what its documented loop saves into job.out (outside the timing)."""
     start, ends, final_loss = timed
     live = live_tensor_bytes()
@@ -133,7 +133,7 @@ def _finish(cfg: JobConfig, timed: tuple[float, list[float], float], save: Calla
             "live_tensor_bytes": live, "energy_j": None}
 
 
-def _save_on_rank0(obj_fn: Callable[[], Any], name: str) -> Callable[[Path], None]:
+def save_on_rank0(obj_fn: Callable[[], Any], name: str) -> Callable[[Path], None]:
     def save(out: Path) -> None:
         obj = obj_fn()  # may be a collective: every rank builds it
         if dist.get_rank() == 0:
@@ -148,8 +148,9 @@ def torch_ddp(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
     from steward.train.optim import build_scheduler
     from steward.train.trainer import lm_loss
 
-    ddp = DDP(model)
-    opt = torch.optim.AdamW(_param_groups(cfg, model), **_adamw_kwargs(cfg))
+    device = next(model.parameters()).device
+    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(param_groups(cfg, model), **adamw_kwargs(cfg))
     sched = build_scheduler(cfg.train, opt)
 
     def step(batch: torch.Tensor) -> torch.Tensor:
@@ -161,7 +162,7 @@ def torch_ddp(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
         opt.zero_grad(set_to_none=True)
         return loss
 
-    return _finish(cfg, _timed_loop(step, next_batch, cfg.train.steps), _save_on_rank0(model.state_dict, "model.pt"))
+    return finish(cfg, timed_loop(step, next_batch, cfg.train.steps), save_on_rank0(model.state_dict, "model.pt"))
 
 
 def torch_fsdp2(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
@@ -172,11 +173,11 @@ def torch_fsdp2(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
     from steward.train.optim import build_scheduler
     from steward.train.trainer import lm_loss
 
-    mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+    mesh = init_device_mesh(next(model.parameters()).device.type, (dist.get_world_size(),))
     for block in blocks_of(model):
         fully_shard(block, mesh=mesh)
     fully_shard(model, mesh=mesh)
-    opt = torch.optim.AdamW(_param_groups(cfg, model), **_adamw_kwargs(cfg))
+    opt = torch.optim.AdamW(param_groups(cfg, model), **adamw_kwargs(cfg))
     sched = build_scheduler(cfg.train, opt)
 
     def step(batch: torch.Tensor) -> torch.Tensor:
@@ -193,7 +194,7 @@ def torch_fsdp2(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
 
         return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
-    return _finish(cfg, _timed_loop(step, next_batch, cfg.train.steps), _save_on_rank0(full_state, "model.pt"))
+    return finish(cfg, timed_loop(step, next_batch, cfg.train.steps), save_on_rank0(full_state, "model.pt"))
 
 
 def deepspeed_zero(stage: int) -> Callable[[JobConfig, nn.Module, Any], LoopResult]:
@@ -204,7 +205,7 @@ def deepspeed_zero(stage: int) -> Callable[[JobConfig, nn.Module, Any], LoopResu
         from steward.train.trainer import lm_loss
 
         t, world = cfg.train, dist.get_world_size()
-        opt = torch.optim.AdamW(_param_groups(cfg, model), **_adamw_kwargs(cfg))
+        opt = torch.optim.AdamW(param_groups(cfg, model), **adamw_kwargs(cfg))
         ds_config = {
             "train_batch_size": t.batch_size,
             "train_micro_batch_size_per_gpu": t.batch_size // world,
@@ -223,7 +224,7 @@ def deepspeed_zero(stage: int) -> Callable[[JobConfig, nn.Module, Any], LoopResu
             engine.step()  # clips, steps the optimizer and the schedule, zeroes the gradients
             return loss
 
-        return _finish(cfg, _timed_loop(step, next_batch, t.steps), lambda out: engine.save_checkpoint(str(out)))
+        return finish(cfg, timed_loop(step, next_batch, t.steps), lambda out: engine.save_checkpoint(str(out)))
 
     return run
 
@@ -235,7 +236,7 @@ def fairscale_oss(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
     from steward.train.optim import build_scheduler
     from steward.train.trainer import lm_loss
 
-    opt = OSS(_param_groups(cfg, model), optim=torch.optim.AdamW, **_adamw_kwargs(cfg))
+    opt = OSS(param_groups(cfg, model), optim=torch.optim.AdamW, **adamw_kwargs(cfg))
     sdp = ShardedDataParallel(model, opt)
     sched = build_scheduler(cfg.train, opt)
 
@@ -254,7 +255,7 @@ def fairscale_oss(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
         opt.consolidate_state_dict(recipient_rank=0)
         return {"model": model.state_dict(), "optimizer": opt.state_dict() if dist.get_rank() == 0 else None}
 
-    return _finish(cfg, _timed_loop(step, next_batch, cfg.train.steps), _save_on_rank0(full_state, "checkpoint.pt"))
+    return finish(cfg, timed_loop(step, next_batch, cfg.train.steps), save_on_rank0(full_state, "checkpoint.pt"))
 
 
 PEER_LOOPS: dict[str, Callable[[JobConfig, nn.Module, Any], LoopResult]] = {
@@ -267,19 +268,29 @@ PEER_LOOPS: dict[str, Callable[[JobConfig, nn.Module, Any], LoopResult]] = {
 }
 
 
+def device_of(cfg: JobConfig) -> torch.device:
+    """This rank's device: its GPU with train.device cuda (benchmarks/gpu_peers.py), else the CPU."""
+    if cfg.train.device == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def run_peer(name: str, cfg: JobConfig) -> LoopResult:
-    """One peer's loop on this rank, in a gloo group of the launcher's world."""
+    """One peer's loop on this rank, in a gloo (CPU) or NCCL (GPU) group of the launcher's world."""
     from steward.data import build_data, build_tokenizer
     from steward.train.build import materialize
     from steward.train.trainer import lm_factory
 
+    device = device_of(cfg)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     torch.set_num_threads(cfg.train.threads or 1)
-    dist.init_process_group(backend="gloo")
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     try:
         tokenizer = build_tokenizer(cfg.data.tokenizer)
-        model = materialize(lm_factory(cfg, tokenizer), cfg)
+        model = materialize(lm_factory(cfg, tokenizer), cfg, device)
         data = build_data(cfg.data, cfg.train, tokenizer, dist.get_rank(), dist.get_world_size())
-        return PEER_LOOPS[name](cfg, model, data.train.next_batch)
+        return PEER_LOOPS[name](cfg, model, lambda: data.train.next_batch().to(device))
     finally:
         dist.destroy_process_group()
 
@@ -287,7 +298,8 @@ def run_peer(name: str, cfg: JobConfig) -> LoopResult:
 def run_system(name: str, cfg: JobConfig) -> LoopResult:
     result = run_steward(cfg) if name.startswith("steward") else run_peer(name, cfg)
     result["max_rss_bytes"] = max_rss_bytes()
-    result["pid"] = os.getpid()
+    if device_of(cfg).type == "cuda":
+        result["max_memory_allocated"] = torch.cuda.max_memory_allocated(device_of(cfg))
     return result
 
 
