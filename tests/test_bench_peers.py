@@ -27,7 +27,7 @@ def fake_launch(monkeypatch):
     calls: list[str] = []
     losses: dict[str, float] = {}
 
-    def launch(system, overrides, run_dir, timeout):
+    def launch(system, overrides, run_dir, timeout, *how):
         calls.append(system.name)
         return _fake_ranks(losses.get(system.name, 5.0), 0.2 if system.is_steward else 0.1, 6), ""
 
