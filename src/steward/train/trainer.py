@@ -101,6 +101,7 @@ class Trainer:
         self.plan = None  # the planner's choice, with parallel.auto
         self.pipeline = None  # this rank's stage and schedule, with parallel.pp > 1
         self.memory = {}  # set by _build_model's rematerialization step
+        self.comm_figures = None  # the step's byte counts being summed (grad_sync.start_end_step)
 
     def task_callbacks(self) -> list[Callback]:
         """The callbacks this kind of training brings (a subclass adds its own)."""
@@ -263,7 +264,10 @@ class Trainer:
                     loss = loss / accum
                 loss.backward()
             total += loss.detach()
-        mean_loss = start_all_reduce_mean(total)  # overlaps clipping and the optimizer step
+        # the loss and the step's byte counts (final once backward has run) are summed over the ranks
+        # while clipping and the optimizer step run
+        mean_loss = start_all_reduce_mean(total)
+        self.comm_figures = self.grad_sync.start_end_step() if self.grad_sync is not None else None
         grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
@@ -515,7 +519,9 @@ class CommBytes(Callback):
 
     def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
         if getattr(trainer, "grad_sync", None) is not None:
-            metrics.update(trainer.grad_sync.end_step())  # a collective: every rank calls this hook
+            # a collective (every rank calls this hook): train_step started it, other steps did not
+            started, trainer.comm_figures = trainer.comm_figures, None
+            metrics.update(started() if started is not None else trainer.grad_sync.end_step())
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         if getattr(trainer, "grad_sync", None) is not None:
