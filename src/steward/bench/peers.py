@@ -13,6 +13,7 @@ job: it is marked invalid and gets no ratio. A peer that is not installed is lis
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -41,6 +42,9 @@ class System:
     """The module the system needs (a peer: an optional install, `.[peers]`)."""
     overrides: tuple[str, ...] = field(default=())
     """Steward's own systems: the parallel layout."""
+    src: str = ""
+    """A Steward system run from another source tree (`--steward-src`): its `steward` package is
+    imported from there, the worker from here."""
 
     @property
     def is_steward(self) -> bool:
@@ -95,11 +99,15 @@ def launch(system: System, overrides: list[str], run_dir: Path, timeout: float, 
                                 "overrides": [*overrides, *system.overrides, "--job.out", str(run_dir)]}))
     (run_dir.parent / f"{run_dir.name}.result").mkdir()
     port = _free_port()
+    extra = dict(CPU_ENV if env is None else env)
+    if system.src:  # that tree's steward, this tree's worker (run as a file, not imported from that tree)
+        extra["PYTHONPATH"] = system.src
+        worker = ("-c", f"import runpy; runpy.run_path({str(Path(__file__).with_name('peers_systems.py'))!r}, "
+                        "run_name='__main__')")
     procs = []
     for rank in range(world):
         rank_env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                        LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                        **(CPU_ENV if env is None else env))
+                        LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), **extra)
         procs.append(subprocess.Popen([sys.executable, *worker, str(spec)], env=rank_env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = []
@@ -188,6 +196,9 @@ def parse_args(argv: list[str], systems: list[System] = SYSTEMS, prog: str = "st
                    help="largest |final loss - Steward DDP's| of a run that trained the same job")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per run before its processes are killed")
     p.add_argument("--keep", default="", help="keep every run's outputs in this folder (default: a temporary one)")
+    p.add_argument("--steward-src", default="",
+                   help="also run Steward's systems with the steward package of this source folder (e.g. an "
+                        "earlier commit's src/, from git archive), to measure a change in the same invocation")
     args, overrides = p.parse_known_args(argv)
     if args.steps <= args.warmup or args.warmup < 1:
         raise PeersBenchError(f"--warmup: must be at least 1 and below --steps ({args.steps}); got {args.warmup}")
@@ -203,6 +214,13 @@ def parse_args(argv: list[str], systems: list[System] = SYSTEMS, prog: str = "st
                               f"{'is not a system' if unknown else f'must include {REFERENCE} (the reference)'}; "
                               f"choose from {', '.join(s.name for s in systems)}")
     args.systems = [s for s in systems if s.name in chosen]
+    if args.steward_src:
+        src = Path(args.steward_src).resolve()
+        if not (src / "steward" / "train" / "trainer.py").is_file():
+            raise PeersBenchError(f"--steward-src: {args.steward_src} holds no steward package (steward/train/"
+                                  "trainer.py); give the src/ folder of a Steward source tree")
+        args.systems += [dataclasses.replace(s, name=f"{s.name}@src", label=f"{s.label} (--steward-src)",
+                                             src=str(src)) for s in args.systems if s.is_steward]
     return args, overrides
 
 
@@ -279,6 +297,9 @@ def compare(args: argparse.Namespace, overrides: list[str], how: Launcher) -> di
         "audit_items": list(AUDIT_ITEMS),
         "systems": rows,
         "ratios": ratios(rows),
+        "vs_steward_src": {name: rows[name]["tokens_per_s"] / rows[f"{name}@src"]["tokens_per_s"]
+                           for name in rows if f"{name}@src" in rows
+                           and "tokens_per_s" in rows[name] and "tokens_per_s" in rows[f"{name}@src"]},
         "table": format_table(rows),
     }
 
