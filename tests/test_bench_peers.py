@@ -130,3 +130,14 @@ def test_a_two_step_run_through_every_installed_peer_agrees_on_the_loss():
     assert all(out["systems"]["steward-ddp"]["audit"][item]["found"] for item in AUDIT_ITEMS)
     assert set(out["ratios"]["steward-ddp"]) == {
         s.name for s in peers.SYSTEMS if not s.is_steward and not peers.missing_reason(s)}
+
+
+def test_steward_src_adds_steward_systems_run_from_that_tree(tmp_path, capsys):
+    assert main(["bench", "peers", "--steward-src", str(tmp_path)]) == 2
+    assert "--steward-src" in capsys.readouterr().err
+    (tmp_path / "steward" / "train").mkdir(parents=True)
+    (tmp_path / "steward" / "train" / "trainer.py").write_text("")
+    args, _ = peers.parse_args(["--systems", "steward-ddp,torch-ddp", "--steward-src", str(tmp_path)])
+    extra = [s for s in args.systems if s.src]
+    assert [s.name for s in extra] == ["steward-ddp@src"] and extra[0].src == str(tmp_path.resolve())
+    assert extra[0].is_steward and extra[0].overrides == peers.SYSTEMS[0].overrides
