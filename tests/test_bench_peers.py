@@ -17,7 +17,7 @@ from steward.cli.main import main
 
 def _fake_ranks(loss: float, step_s: float, steps: int) -> list[dict]:
     ends = [i * step_s for i in range(1, steps + 1)]
-    return [{"step_ends": ends, "first_step_s": step_s, "final_loss": loss, "live_tensor_bytes": 1000 + r,
+    return [{"step_ends": ends, "step_cpu_ends": [t / 2 for t in ends], "first_step_s": step_s, "final_loss": loss, "live_tensor_bytes": 1000 + r,
              "max_rss_bytes": 2000 + r, "energy_j": None} for r in range(peers.WORLD)]
 
 
@@ -46,7 +46,8 @@ def test_a_peer_that_is_not_installed_is_listed_as_skipped_with_the_reason(monke
     assert "fairscale-oss" not in calls and calls.count("torch-ddp") == 2
     assert set(out["ratios"]["steward-ddp"]) == {"torch-ddp"}
     assert out["ratios"]["steward-ddp"]["torch-ddp"]["tokens_per_s"] == pytest.approx(0.5)
-    assert "FairScale OSS+ShardedDDP   skipped  fairscale is not installed" in out["table"]
+    assert out["ratios"]["steward-ddp"]["torch-ddp"]["cpu_tokens_per_s"] == pytest.approx(0.5)
+    assert "FairScale OSS+ShardedDDP       skipped  fairscale is not installed" in out["table"]
 
 
 def test_a_run_without_loss_parity_is_invalid_and_gets_no_ratio(fake_launch):
@@ -64,12 +65,17 @@ def test_a_run_without_loss_parity_is_invalid_and_gets_no_ratio(fake_launch):
 
 def test_the_figures_are_the_median_and_quartiles_after_warm_up(monkeypatch):
     ends = [1.0, 2.0, 2.5, 2.75, 3.0]  # step times 1, 0.5, 0.25, 0.25 s
-    ranks = [{"step_ends": ends, "first_step_s": 1.0, "final_loss": 4.0, "live_tensor_bytes": 10,
-              "max_rss_bytes": 20, "energy_j": {str(s): 2.0 for s in range(1, 6)}} for _ in range(2)]
-    row = peers.summarize(peers.SYSTEMS[0], [ranks], tokens_per_step=100, warmup=2)
+    cpu = [[0.0, 0.5, 0.75, 1.0, 1.25], [0.0, 0.5, 0.75, 0.75, 1.0]]  # rank 1's step 4 took no CPU time
+    ranks = [{"step_ends": ends, "step_cpu_ends": cpu[r], "first_step_s": 1.0, "final_loss": 4.0,
+              "live_tensor_bytes": 10, "max_rss_bytes": 20, "energy_j": {str(s): 2.0 for s in range(1, 6)}}
+             for r in range(2)]
+    row = peers.summarize(peers.SYSTEMS[0], [ranks, ranks], tokens_per_step=100, warmup=2)
     assert row["tokens_per_s"] == pytest.approx(400.0)  # steps 3-5: 0.5, 0.25, 0.25 s -> 200, 400, 400
-    assert row["tokens_per_s_iqr"] == pytest.approx([300.0, 400.0])
-    assert row["energy_per_token_j"] == pytest.approx(3 * 2.0 / 300)
+    assert row["tokens_per_s_iqr"] == pytest.approx([250.0, 400.0])  # of 200, 200, 400, 400, 400, 400
+    assert row["tokens_per_s_per_rep"] == [400.0, 400.0] and row["tokens_per_s_spread"] == 0.0
+    # CPU time: the mean over the ranks per step: 0.25, 0.125, 0.25 s -> 400, 800, 400
+    assert row["cpu_tokens_per_s"] == pytest.approx(400.0)
+    assert row["energy_per_token_j"] == pytest.approx(2 * 3 * 2.0 / 600)
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -114,7 +120,8 @@ def test_the_auditor_table_is_found_in_the_files(tmp_path):
 def test_a_two_step_run_through_every_installed_peer_agrees_on_the_loss():
     out = peers.bench_peers(["--steps", "2", "--warmup", "1", "--reps", "1"])
     json.dumps(out)
-    for key in ("world_size", "steps", "reps", "loss_tolerance", "resolution", "systems", "ratios", "table"):
+    for key in ("world_size", "steps", "reps", "loss_tolerance", "resolution", "cpu_resolution", "systems", "ratios",
+                "table"):
         assert key in out
     for system in peers.SYSTEMS:
         row = out["systems"][system.name]
@@ -123,7 +130,7 @@ def test_a_two_step_run_through_every_installed_peer_agrees_on_the_loss():
             continue
         assert row["status"] == "ok", (system.name, row["reason"])
         assert abs(row["loss_diff"]) <= out["loss_tolerance"]
-        for key in ("tokens_per_s", "tokens_per_s_iqr", "live_tensor_bytes", "max_rss_bytes", "energy_per_token_j",
+        for key in ("tokens_per_s", "tokens_per_s_iqr", "cpu_tokens_per_s", "live_tensor_bytes", "max_rss_bytes", "energy_per_token_j",
                     "final_loss", "audit"):
             assert key in row
         assert len(row["max_rss_bytes"]) == peers.WORLD and min(row["max_rss_bytes"]) > 0

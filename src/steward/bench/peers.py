@@ -133,27 +133,36 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
+def _rates(key: str, reps: list[list[list[float]]], tokens_per_step: int, warmup: int) -> dict[str, Any]:
+    """Tokens per second of each step after `warmup` (the step's time: the mean over the clocks given,
+    one per rank or rank 0's), pooled over the repetitions: median, quartiles, each repetition's median
+    and their spread."""
+    per_step, rep_medians = [], []
+    for clocks in reps:
+        steps = [[b - a for a, b in zip(ends[warmup - 1:], ends[warmup:])] for ends in clocks]
+        rates = [tokens_per_step / statistics.fmean(dts) for dts in zip(*steps)]
+        per_step += rates
+        rep_medians.append(statistics.median(rates))
+    q1, median, q3 = _quartiles(per_step)
+    return {key: median, f"{key}_iqr": [q1, q3], f"{key}_per_rep": rep_medians,
+            f"{key}_spread": (max(rep_medians) - min(rep_medians)) / median}
+
+
 def summarize(system: System, reps: list[list[dict]], tokens_per_step: int, warmup: int) -> dict[str, Any]:
     """One system's figures over its repetitions (rank 0's clock; memory per rank)."""
-    per_step, rep_medians, energy_j, timed_steps = [], [], 0.0, 0
+    energy_j, timed_steps = 0.0, 0
     have_energy = all(ranks[0]["energy_j"] for ranks in reps)
     for ranks in reps:
         ends = ranks[0]["step_ends"]
-        dts = [b - a for a, b in zip(ends[warmup - 1:], ends[warmup:])]
-        rates = [tokens_per_step / dt for dt in dts]
-        per_step += rates
-        rep_medians.append(statistics.median(rates))
-        timed_steps += len(dts)
+        timed_steps += len(ends) - warmup
         if have_energy:
             energy = {int(k): v for k, v in ranks[0]["energy_j"].items()}
             energy_j += sum(energy[s] for s in range(warmup + 1, len(ends) + 1))
-    q1, median, q3 = _quartiles(per_step)
     losses = [ranks[0]["final_loss"] for ranks in reps]
     return {
-        "tokens_per_s": median,
-        "tokens_per_s_iqr": [q1, q3],
-        "tokens_per_s_per_rep": rep_medians,
-        "spread": (max(rep_medians) - min(rep_medians)) / median,
+        **_rates("tokens_per_s", [[ranks[0]["step_ends"]] for ranks in reps], tokens_per_step, warmup),
+        **_rates("cpu_tokens_per_s", [[r["step_cpu_ends"] for r in ranks] for ranks in reps], tokens_per_step,
+                 warmup),
         "first_step_s": statistics.median(ranks[0]["first_step_s"] for ranks in reps),
         "live_tensor_bytes": [max(ranks[r]["live_tensor_bytes"] for ranks in reps) for r in range(len(reps[0]))],
         "max_rss_bytes": [max(ranks[r]["max_rss_bytes"] for ranks in reps) for r in range(len(reps[0]))],
@@ -167,13 +176,15 @@ def summarize(system: System, reps: list[list[dict]], tokens_per_step: int, warm
 
 
 def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Steward system / peer, for every valid pair: tokens/s, max live tensor bytes and max RSS."""
+    """Steward system / peer, for every valid pair: tokens/s (wall and CPU time), max live tensor bytes
+    and max RSS."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     valid = {k: v for k, v in rows.items() if v["status"] == "ok"}
     for s, srow in valid.items():
         if not s.startswith("steward"):
             continue
         out[s] = {p: {"tokens_per_s": srow["tokens_per_s"] / prow["tokens_per_s"],
+                      "cpu_tokens_per_s": srow["cpu_tokens_per_s"] / prow["cpu_tokens_per_s"],
                       "live_tensor_bytes": max(srow["live_tensor_bytes"]) / max(prow["live_tensor_bytes"]),
                       "max_rss_bytes": max(srow["max_rss_bytes"]) / max(prow["max_rss_bytes"])}
                   for p, prow in valid.items() if not p.startswith("steward")}
@@ -293,11 +304,12 @@ def compare(args: argparse.Namespace, overrides: list[str], how: Launcher) -> di
         "warmup": args.warmup,
         "reps": args.reps,
         "loss_tolerance": args.loss_tol,
-        "resolution": max((r["spread"] for r in ok), default=None),
+        "resolution": max((r["tokens_per_s_spread"] for r in ok), default=None),
+        "cpu_resolution": max((r["cpu_tokens_per_s_spread"] for r in ok), default=None),
         "audit_items": list(AUDIT_ITEMS),
         "systems": rows,
         "ratios": ratios(rows),
-        "vs_steward_src": {name: rows[name]["tokens_per_s"] / rows[f"{name}@src"]["tokens_per_s"]
+        "vs_steward_src": {name: {k: rows[name][k] / rows[f"{name}@src"][k] for k in ("tokens_per_s", "cpu_tokens_per_s")}
                            for name in rows if f"{name}@src" in rows
                            and "tokens_per_s" in rows[name] and "tokens_per_s" in rows[f"{name}@src"]},
         "table": format_table(rows),
@@ -322,27 +334,26 @@ def _check_parity(rows: dict[str, dict[str, Any]], tol: float) -> None:
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:
     """The human-readable tables: figures per system, then what each run left for an auditor."""
-    ref = rows.get(REFERENCE, {})
-    lines = [f"{'system':<26} {'status':<8} {'tokens/s':>9} {'IQR':>13} {'spread':>7} {'1st step':>8} "
-             f"{'live MiB/rank':>14} {'RSS MiB/rank':>13} {'J/token':>8} {'loss diff':>10} {'vs DDP':>7}"]
+    lines = [f"{'system':<30} {'status':<8} {'tokens/s':>9} {'IQR':>13} {'spread':>7} {'CPU tok/s':>9} "
+             f"{'IQR':>13} {'spread':>7} {'1st step':>8} {'live MiB/rank':>14} {'RSS MiB/rank':>13} {'J/token':>8} "
+             f"{'loss diff':>10}"]
     for row in rows.values():
         if row["status"] not in ("ok", "invalid") or "tokens_per_s" not in row:
-            lines.append(f"{row['label']:<26} {row['status']:<8} {row['reason']}")
+            lines.append(f"{row['label']:<30} {row['status']:<8} {row['reason']}")
             continue
         mib = 2**20
-        vs = row["tokens_per_s"] / ref["tokens_per_s"] if ref.get("status") == "ok" else float("nan")
         energy = f"{row['energy_per_token_j']:.2e}" if row["energy_per_token_j"] is not None else "n/a"
+        rates = " ".join(f"{row[k]:>9.0f} {row[f'{k}_iqr'][0]:>6.0f}-{row[f'{k}_iqr'][1]:<6.0f} "
+                         f"{row[f'{k}_spread']:>7.1%}" for k in ("tokens_per_s", "cpu_tokens_per_s"))
         lines.append(
-            f"{row['label']:<26} {row['status']:<8} {row['tokens_per_s']:>9.0f} "
-            f"{row['tokens_per_s_iqr'][0]:>6.0f}-{row['tokens_per_s_iqr'][1]:<6.0f} {row['spread']:>7.1%} "
-            f"{row['first_step_s']:>7.3f}s "
+            f"{row['label']:<30} {row['status']:<8} {rates} {row['first_step_s']:>7.3f}s "
             f"{'/'.join(f'{b / mib:.1f}' for b in row['live_tensor_bytes']):>14} "
             f"{'/'.join(f'{b / mib:.0f}' for b in row['max_rss_bytes']):>13} {energy:>8} "
-            f"{row.get('loss_diff', float('nan')):>10.1e} {vs:>6.2f}x")
+            f"{row.get('loss_diff', float('nan')):>10.1e}")
     lines.append("")
-    lines.append(f"{'auditor finds':<26} " + " | ".join(AUDIT_ITEMS))
+    lines.append(f"{'auditor finds':<30} " + " | ".join(AUDIT_ITEMS))
     for row in rows.values():
         if "audit" in row:
-            lines.append(f"{row['label']:<26} " + " | ".join(
+            lines.append(f"{row['label']:<30} " + " | ".join(
                 "yes" if row["audit"][item]["found"] else "no" for item in AUDIT_ITEMS))
     return "\n".join(lines)

@@ -49,9 +49,14 @@ def _read(path: Path) -> Any:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             return {f"table:{t}": True for (t,) in db.execute("select name from sqlite_master where type='table'")}
     if name.endswith((".pt", ".pth")) and path.stat().st_size <= TORCH_FILE_LIMIT:
+        import contextlib
+        import sys
+
         import torch
 
-        return torch.load(path, map_location="cpu", weights_only=False)
+        # unpickling a peer's checkpoint imports the peer, which may log to stdout (--json prints there)
+        with contextlib.redirect_stdout(sys.stderr):
+            return torch.load(path, map_location="cpu", weights_only=False)
     return None
 
 

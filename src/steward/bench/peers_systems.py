@@ -6,8 +6,8 @@ same order, the same AdamW parameter groups (decay on matrices only), warmup + c
 gradient clipping, in fp32. Steward itself runs through its `Trainer`; the peers through their own
 wrappers, as their documentation writes the loop.
 
-Each loop records the wall time at the end of every step (the loss read back, as any loop that logs
-it), the mean loss over the ranks after the last step, the live tensor bytes after the last step
+Each loop records the wall time and the process's CPU time (all its threads) at the end of every step
+(the loss read back, as any loop that logs it), the mean loss over the ranks after the last step, the live tensor bytes after the last step
 (every tensor Python can reach, each storage once: the same count for every system) and the
 process's max RSS. `energy_j` per step is read from Steward's metrics.jsonl when its energy meter
 wrote it (`step_energy`); the peers' loops record none.
@@ -79,10 +79,12 @@ def run_steward(cfg: JobConfig) -> LoopResult:
     class Clock(Callback):
         def __init__(self) -> None:
             self.ends: list[float] = []
+            self.cpu: list[float] = []
             self.live = 0
 
         def on_step_end(self, trainer, step, metrics) -> None:
             self.ends.append(time.perf_counter())
+            self.cpu.append(time.process_time())
             if step == trainer.cfg.train.steps:
                 self.live = live_tensor_bytes()
 
@@ -92,6 +94,7 @@ def run_steward(cfg: JobConfig) -> LoopResult:
     rows = [row for _, row in read_jsonl(trainer.run_dir / "metrics.jsonl", missing_ok=True)]  # rank 0's
     shutdown(trainer.dist)
     return {"first_step_s": rows[0]["step_time_s"] if rows else None, "step_ends": clock.ends,
+            "step_cpu_ends": clock.cpu,
             "final_loss": summary["final_loss"], "live_tensor_bytes": clock.live, "energy_j": step_energy(rows)}
 
 
@@ -111,25 +114,27 @@ def adamw_kwargs(cfg: JobConfig) -> dict[str, Any]:
 
 
 def timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callable[[], torch.Tensor],
-                steps: int) -> tuple[float, list[float], float]:
-    """Run `step(batch) -> loss` `steps` times; the wall time at the start and at each step's end, and
-    the mean loss over the ranks after the last step."""
-    start, ends, loss = time.perf_counter(), [], None
+               steps: int) -> tuple[float, list[float], list[float], float]:
+    """Run `step(batch) -> loss` `steps` times; the wall time at the start and the wall and process CPU
+    time at each step's end, and the mean loss over the ranks after the last step."""
+    start, ends, cpu, loss = time.perf_counter(), [], [], None
     for _ in range(steps):
         loss = step(next_batch())
         loss.item()  # what a loop that logs its loss waits for
         ends.append(time.perf_counter())
-    return start, ends, mean_over_ranks(loss)
+        cpu.append(time.process_time())
+    return start, ends, cpu, mean_over_ranks(loss)
 
 
-def finish(cfg: JobConfig, timed: tuple[float, list[float], float], save: Callable[[Path], None]) -> LoopResult:
+def finish(cfg: JobConfig, timed: tuple[float, list[float], list[float], float],
+           save: Callable[[Path], None]) -> LoopResult:
     """The loop's figures, after it saved what its documented loop saves into job.out (outside the timing)."""
-    start, ends, final_loss = timed
+    start, ends, cpu, final_loss = timed
     live = live_tensor_bytes()
     out = Path(cfg.job.out)
     out.mkdir(parents=True, exist_ok=True)
     save(out)
-    return {"first_step_s": ends[0] - start, "step_ends": ends, "final_loss": final_loss,
+    return {"first_step_s": ends[0] - start, "step_ends": ends, "step_cpu_ends": cpu, "final_loss": final_loss,
             "live_tensor_bytes": live, "energy_j": None}
 
 
