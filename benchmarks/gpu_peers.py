@@ -10,7 +10,7 @@ Same job for every system as on the CPU (steward.bench.peers): Steward's decoder
 one-process run, Steward's batches in the same order, AdamW with decay on matrices only, warmup +
 cosine, clipping, fp32 (the loss after N steps is compared with Steward's, within --loss-tol), one
 process on one GPU (NCCL), repetitions interleaved. Memory is `torch.cuda.max_memory_allocated` next to
-the live tensor bytes and max RSS. Megatron-core trains the same module through its DDP wrapper and
+the live tensor bytes and max RSS; the table goes to stderr, `--json` prints the figures. Megatron-core trains the same module through its DDP wrapper and
 distributed optimizer (tensor parallelism would need Megatron's own GPT model: not the same job).
 The same file is each rank's worker (`--worker SPEC`): it adds the GPU-only loops to the CPU ones.
 """
@@ -135,7 +135,8 @@ def main(argv: list[str]) -> int:
     how = Launcher(world=1, device="cuda", worker=(str(Path(__file__).resolve()), "--worker"), env={})
     result = peers.compare(args, ["--model.vocab_size", "50304", *overrides], how)
     result["gpu"] = torch.cuda.get_device_name()
-    print(json.dumps(result) if as_json else result["table"])
+    if as_json:
+        print(json.dumps(result))
     return 0
 
 

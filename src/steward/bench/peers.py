@@ -293,6 +293,7 @@ def compare(args: argparse.Namespace, overrides: list[str], how: Launcher) -> di
                 row["audit"] = inspect_run(root / "rep0" / system.name)
             rows[system.name] = row
     _check_parity(rows, args.loss_tol)
+    print(format_table(rows), file=sys.stderr)
     ok = [r for r in rows.values() if r["status"] == "ok"]
     return {
         "benchmark": "peers",
@@ -312,7 +313,6 @@ def compare(args: argparse.Namespace, overrides: list[str], how: Launcher) -> di
         "vs_steward_src": {name: {k: rows[name][k] / rows[f"{name}@src"][k] for k in ("tokens_per_s", "cpu_tokens_per_s")}
                            for name in rows if f"{name}@src" in rows
                            and "tokens_per_s" in rows[name] and "tokens_per_s" in rows[f"{name}@src"]},
-        "table": format_table(rows),
     }
 
 
