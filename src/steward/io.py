@@ -44,12 +44,26 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Non
     atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
 
 
-def append_line(path: str | Path, line: str) -> None:
-    """Append one line and flush it to disk (for JSONL logs: a crash loses at most the line being written)."""
+def append_line(path: str | Path, line: str, durable: bool = True) -> None:
+    """Append one line and flush it to the OS, and with `durable` to disk (for JSONL logs: a crash loses
+    at most the line being written). Without `durable` the caller syncs later (`sync_file`)."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(line.rstrip("\n") + "\n")
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
+
+
+def sync_file(path: str | Path) -> None:
+    """Flush what the OS holds of `path` to disk (after appends without `durable`); a missing file is fine."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class JsonlError(ValueError):

@@ -29,6 +29,7 @@ def benchmarks() -> dict[str, tuple[str, BenchFn]]:
     import steward.bench.explain  # noqa: F401  (registers)
     import steward.bench.fairness  # noqa: F401  (registers)
     import steward.bench.memory  # noqa: F401  (registers)
+    import steward.bench.peers  # noqa: F401  (registers)
     import steward.bench.planner  # noqa: F401  (registers)
     import steward.bench.trainer  # noqa: F401  (registers)
 

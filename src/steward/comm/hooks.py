@@ -14,6 +14,7 @@ which calls `attach_ddp` / `attach_fsdp`, and told about each finished step with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -92,12 +93,12 @@ class GradSync:
     def _ddp_hook(self, _state: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
         group = self.replicate
         buffer = bucket.buffer()
-        named = [(self._names[id(p)], g) for p, g in zip(bucket.parameters(), bucket.gradients())]
         if not self.cfg.hierarchical and not self.compressing:
             # exactly DDP's built-in reduction: divide, then sum (bit for bit the same gradients)
             buffer.div_(group.size)
             fut = self.ledger.all_reduce(buffer, group, baseline=True, async_op=True).get_future()
             return fut.then(lambda f: f.value()[0])
+        named = [(self._names[id(p)], g) for p, g in zip(bucket.parameters(), bucket.gradients())]
         compressor = self.compressor if self.compressing else self.exact
         if self.cfg.hierarchical:
             hierarchical_all_reduce_mean(named, self.intra, self.inter, compressor, self.ledger)
@@ -140,17 +141,28 @@ class GradSync:
     def end_step(self) -> dict[str, Any]:
         """Close a step: the bytes every rank sent in it, summed over ranks (a collective: call on
         every rank), as metrics.jsonl figures."""
+        return self.start_end_step()()
+
+    def start_end_step(self) -> Callable[[], dict[str, Any]]:
+        """`end_step` in two halves: the sum over ranks starts now (once the step's gradients are
+        reduced), and the returned call waits for it and closes the step, so that the collective
+        overlaps the optimizer step."""
         mine = self.ledger.take_step()
         counts = torch.tensor([mine[k] for k in _COUNTERS], dtype=torch.int64, device=self.device)
-        if dist.is_initialized():
-            dist.all_reduce(counts)
-        summed = counts.tolist()
-        figures: dict[str, Any] = {f"comm_bytes_{k}": int(v) for k, v in zip(_COUNTERS, summed)}
-        for k, v in zip(_COUNTERS, summed):
-            self.totals[k] += int(v)
-        figures["comm_compressed"] = self.compressing
-        self.step += 1
-        return figures
+        work = dist.all_reduce(counts, async_op=True) if dist.is_initialized() else None
+
+        def finish() -> dict[str, Any]:
+            if work is not None:
+                work.wait()
+            summed = counts.tolist()
+            figures: dict[str, Any] = {f"comm_bytes_{k}": int(v) for k, v in zip(_COUNTERS, summed)}
+            for k, v in zip(_COUNTERS, summed):
+                self.totals[k] += int(v)
+            figures["comm_compressed"] = self.compressing
+            self.step += 1
+            return figures
+
+        return finish
 
     def summary(self) -> dict[str, Any]:
         t = self.totals

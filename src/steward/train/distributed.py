@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,11 +84,24 @@ def gather_objects(obj: Any) -> list[Any]:
 
 
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
-    if dist.is_initialized():
-        dist.all_reduce(value, op=dist.ReduceOp.AVG if dist.get_backend() == "nccl" else dist.ReduceOp.SUM)
-        if dist.get_backend() != "nccl":  # gloo has no AVG
-            value /= dist.get_world_size()
-    return value
+    return start_all_reduce_mean(value)()
+
+
+def start_all_reduce_mean(value: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """Start averaging `value` over the ranks in place; the returned call waits and returns it (so that
+    the all-reduce overlaps whatever the caller does before waiting)."""
+    if not dist.is_initialized():
+        return lambda: value
+    nccl = dist.get_backend() == "nccl"
+    work = dist.all_reduce(value, op=dist.ReduceOp.AVG if nccl else dist.ReduceOp.SUM, async_op=True)
+
+    def wait() -> torch.Tensor:
+        work.wait()
+        if not nccl:  # gloo has no AVG
+            value.div_(dist.get_world_size())
+        return value
+
+    return wait
 
 
 def barrier() -> None:

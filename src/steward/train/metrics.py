@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from steward.io import append_line, atomic_write_text
+from steward.io import append_line, atomic_write_text, sync_file
 from steward.planning.hardware import gpu_for_device_name
 
 
@@ -33,14 +33,23 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 class MetricsWriter:
-    """Appends one JSON object per logged step to metrics.jsonl (rank 0 only)."""
+    """Appends one JSON object per logged step to metrics.jsonl (rank 0 only).
+
+    Each row reaches the OS at once (a crash of the process loses none) and the disk at `sync`, which
+    the trainer calls before every checkpoint and at the end: a resume keeps only the rows up to its
+    checkpoint, so those are the rows that must survive a crash of the machine. (An fsync per row cost
+    ~6 ms per step here, several percent of a small model's step.)"""
 
     def __init__(self, path: Path | None):
         self.path = path
 
     def write(self, record: dict[str, Any]) -> None:
         if self.path is not None:
-            append_line(self.path, json.dumps(record, sort_keys=True))
+            append_line(self.path, json.dumps(record, sort_keys=True), durable=False)
+
+    def sync(self) -> None:
+        if self.path is not None:
+            sync_file(self.path)
 
     def truncate_after(self, step: int) -> int:
         """Drop rows after `step` (a resumed run rewrites them; -1 drops every row), atomically.

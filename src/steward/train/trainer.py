@@ -32,6 +32,7 @@ from steward.train.distributed import (
     broadcast_object,
     environment,
     init_distributed,
+    start_all_reduce_mean,
 )
 from steward.train.energy import EnergyMeter, build_meter, energy_summary, job_lap
 from steward.train.metrics import MetricsWriter, Progress, device_peak_flops, peak_memory_bytes
@@ -105,6 +106,7 @@ class Trainer:
         self.memory = {}  # set by _build_model's rematerialization step
         self.energy = None  # set when the loop starts
         self.last_batch: torch.Tensor | None = None  # this rank's rows of the latest step (the drift monitor's input)
+        self.comm_figures = None  # the step's byte counts being summed (grad_sync.start_end_step)
 
     def task_callbacks(self) -> list[Callback]:
         """The callbacks this kind of training brings (a subclass adds its own)."""
@@ -266,15 +268,20 @@ class Trainer:
         for i, micro in enumerate(batch.chunk(accum)):
             last = i == accum - 1
             with set_gradient_sync(self.model, last):
-                loss = self.forward_loss(micro) / accum
+                loss = self.forward_loss(micro)
+                if accum > 1:
+                    loss = loss / accum
                 loss.backward()
             total += loss.detach()
+        # the loss and the step's byte counts (final once backward has run) are summed over the ranks
+        # while clipping and the optimizer step run
+        mean_loss = start_all_reduce_mean(total)
+        self.comm_figures = self.grad_sync.start_end_step() if self.grad_sync is not None else None
         grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        total = all_reduce_mean(total)
-        return float(total), grad_norm
+        return float(mean_loss()), grad_norm
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -339,6 +346,7 @@ class Trainer:
                 self.grad_sync.step = self.step
 
     def save(self) -> Path:
+        self.metrics.sync()  # the rows up to this checkpoint are on disk before it exists
         self.figures["final_checkpoint"] = str(ckpt.checkpoint_root(self.run_dir) / f"step-{self.step}")
         path, manifest = ckpt.save_checkpoint(
             self.run_dir, self.step, self.model, self.optimizer, self._trainer_state(), self.rank, self.world_size,
@@ -414,6 +422,7 @@ class Trainer:
             not ckpt.list_checkpoints(self.run_dir) or ckpt.list_checkpoints(self.run_dir)[-1][0] != self.step
         ):
             self.save()
+        self.metrics.sync()
         self.progress.close()
         if meter is not None:
             meter.close()
@@ -534,7 +543,9 @@ class CommBytes(Callback):
 
     def on_step_end(self, trainer: Trainer, step: int, metrics: dict[str, Any]) -> None:
         if getattr(trainer, "grad_sync", None) is not None:
-            metrics.update(trainer.grad_sync.end_step())  # a collective: every rank calls this hook
+            # a collective (every rank calls this hook): train_step started it, other steps did not
+            started, trainer.comm_figures = trainer.comm_figures, None
+            metrics.update(started() if started is not None else trainer.grad_sync.end_step())
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         if getattr(trainer, "grad_sync", None) is not None:

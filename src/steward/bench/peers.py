@@ -1,0 +1,359 @@
+"""`steward bench peers`: the same job through Steward and through DeepSpeed, FairScale and plain torch.
+
+World size 2 on this machine (gloo, one thread per rank, processes started with torchrun's
+environment, a fresh pair per run so that max RSS is the run's own). Every system trains the same
+decoder with the same initial weights on the same batches in the same order with the same AdamW,
+schedule, clipping and steps (steward.bench.peers_systems). Repetitions are interleaved (rep 1 of
+every system, then rep 2, ...; the order rotates per repetition) so that contention on a shared CPU
+hits all systems alike; the spread of each system's per-repetition medians is printed as the
+resolution. A run whose final loss is not within `--loss-tol` of Steward DDP's did not train the same
+job: it is marked invalid and gets no ratio. A peer that is not installed is listed as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from steward.bench import register
+from steward.bench.peers_audit import AUDIT_ITEMS, inspect_run
+from steward.errors import StewardError
+
+
+class PeersBenchError(StewardError):
+    """Bad arguments to `steward bench peers`."""
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    label: str
+    needs: str = ""
+    """The module the system needs (a peer: an optional install, `.[peers]`)."""
+    overrides: tuple[str, ...] = field(default=())
+    """Steward's own systems: the parallel layout."""
+    src: str = ""
+    """A Steward system run from another source tree (`--steward-src`): its `steward` package is
+    imported from there, the worker from here."""
+
+    @property
+    def is_steward(self) -> bool:
+        return self.name.startswith("steward")
+
+
+SYSTEMS = [
+    System("steward-ddp", "Steward DDP", overrides=("--parallel.dp_shard", "1", "--parallel.dp_replicate", "2")),
+    System("steward-fsdp2", "Steward FSDP2", overrides=("--parallel.dp_shard", "2", "--parallel.dp_replicate", "1")),
+    System("torch-ddp", "torch DDP"),
+    System("torch-fsdp2", "torch FSDP2"),
+    System("deepspeed-zero1", "DeepSpeed ZeRO-1", needs="deepspeed"),
+    System("deepspeed-zero2", "DeepSpeed ZeRO-2", needs="deepspeed"),
+    System("deepspeed-zero3", "DeepSpeed ZeRO-3", needs="deepspeed"),
+    System("fairscale-oss", "FairScale OSS+ShardedDDP", needs="fairscale"),
+]
+REFERENCE = "steward-ddp"
+WORLD = 2
+
+
+def missing_reason(system: System) -> str | None:
+    """Why `system` cannot run here (its package is not importable), or None."""
+    if not system.needs:
+        return None
+    try:
+        found = importlib.util.find_spec(system.needs) is not None
+    except ModuleNotFoundError:  # the parent of a dotted name (megatron of megatron.core) is missing
+        found = False
+    return None if found else f"{system.needs} is not installed (pip install -e '.[peers]')"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+WORKER = ("-m", "steward.bench.peers_systems")
+"""The worker each rank runs (benchmarks/gpu_peers.py runs itself, with its GPU-only loops added)."""
+CPU_ENV = {"OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
+
+
+def launch(system: System, overrides: list[str], run_dir: Path, timeout: float, world: int = WORLD,
+           worker: tuple[str, ...] = WORKER, env: dict[str, str] | None = None) -> tuple[list[dict] | None, str]:
+    """Run `system` on `world` fresh processes (`env` added to their environment, CPU_ENV by default);
+    (each rank's result, or None on failure; the failure's last output line)."""
+    run_dir.mkdir(parents=True)
+    spec = run_dir.parent / f"{run_dir.name}.spec.json"
+    spec.write_text(json.dumps({"system": system.name, "out": str(run_dir.parent / f"{run_dir.name}.result"),
+                                "overrides": [*overrides, *system.overrides, "--job.out", str(run_dir)]}))
+    (run_dir.parent / f"{run_dir.name}.result").mkdir()
+    port = _free_port()
+    extra = dict(CPU_ENV if env is None else env)
+    if system.src:  # that tree's steward, this tree's worker (run as a file, not imported from that tree)
+        extra["PYTHONPATH"] = system.src
+        worker = ("-c", f"import runpy; runpy.run_path({str(Path(__file__).with_name('peers_systems.py'))!r}, "
+                        "run_name='__main__')")
+    procs = []
+    for rank in range(world):
+        rank_env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                        LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), **extra)
+        procs.append(subprocess.Popen([sys.executable, *worker, str(spec)], env=rank_env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = []
+    for p in procs:
+        try:
+            logs.append(p.communicate(timeout=timeout)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            return None, f"timed out after {timeout:.0f} s"
+    if any(p.returncode for p in procs):
+        lines = [line for log in logs for line in log.splitlines() if line.strip()]
+        errors = [line for line in lines if "Error" in line or "error" in line]
+        return None, (errors or lines or ["no output"])[-1].strip()[:300]
+    results = run_dir.parent / f"{run_dir.name}.result"
+    return [json.loads((results / f"rank-{r}.json").read_text()) for r in range(world)], ""
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def _rates(key: str, reps: list[list[list[float]]], tokens_per_step: int, warmup: int) -> dict[str, Any]:
+    """Tokens per second of each step after `warmup` (the step's time: the mean over the clocks given,
+    one per rank or rank 0's), pooled over the repetitions: median, quartiles, each repetition's median
+    and their spread."""
+    per_step, rep_medians = [], []
+    for clocks in reps:
+        steps = [[b - a for a, b in zip(ends[warmup - 1:], ends[warmup:])] for ends in clocks]
+        rates = [tokens_per_step / statistics.fmean(dts) for dts in zip(*steps)]
+        per_step += rates
+        rep_medians.append(statistics.median(rates))
+    q1, median, q3 = _quartiles(per_step)
+    return {key: median, f"{key}_iqr": [q1, q3], f"{key}_per_rep": rep_medians,
+            f"{key}_spread": (max(rep_medians) - min(rep_medians)) / median}
+
+
+def summarize(system: System, reps: list[list[dict]], tokens_per_step: int, warmup: int) -> dict[str, Any]:
+    """One system's figures over its repetitions (rank 0's clock; memory per rank)."""
+    energy_j, timed_steps = 0.0, 0
+    have_energy = all(ranks[0]["energy_j"] for ranks in reps)
+    for ranks in reps:
+        ends = ranks[0]["step_ends"]
+        timed_steps += len(ends) - warmup
+        if have_energy:
+            energy = {int(k): v for k, v in ranks[0]["energy_j"].items()}
+            energy_j += sum(energy[s] for s in range(warmup + 1, len(ends) + 1))
+    losses = [ranks[0]["final_loss"] for ranks in reps]
+    return {
+        **_rates("tokens_per_s", [[ranks[0]["step_ends"]] for ranks in reps], tokens_per_step, warmup),
+        **_rates("cpu_tokens_per_s", [[r["step_cpu_ends"] for r in ranks] for ranks in reps], tokens_per_step,
+                 warmup),
+        "first_step_s": statistics.median(ranks[0]["first_step_s"] for ranks in reps),
+        "live_tensor_bytes": [max(ranks[r]["live_tensor_bytes"] for ranks in reps) for r in range(len(reps[0]))],
+        "max_rss_bytes": [max(ranks[r]["max_rss_bytes"] for ranks in reps) for r in range(len(reps[0]))],
+        "energy_per_token_j": energy_j / (timed_steps * tokens_per_step) if have_energy else None,
+        "energy_note": None if have_energy else (
+            "no per-step energy_j in metrics.jsonl (Steward's energy meter not in this build)" if system.is_steward
+            else "the peer's loop has no energy meter"),
+        "final_loss": losses[0],
+        "final_loss_spread_over_reps": max(losses) - min(losses),
+    }
+
+
+def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Steward system / peer, for every valid pair: tokens/s (wall and CPU time), max live tensor bytes
+    and max RSS."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    valid = {k: v for k, v in rows.items() if v["status"] == "ok"}
+    for s, srow in valid.items():
+        if not s.startswith("steward"):
+            continue
+        out[s] = {p: {"tokens_per_s": srow["tokens_per_s"] / prow["tokens_per_s"],
+                      "cpu_tokens_per_s": srow["cpu_tokens_per_s"] / prow["cpu_tokens_per_s"],
+                      "live_tensor_bytes": max(srow["live_tensor_bytes"]) / max(prow["live_tensor_bytes"]),
+                      "max_rss_bytes": max(srow["max_rss_bytes"]) / max(prow["max_rss_bytes"])}
+                  for p, prow in valid.items() if not p.startswith("steward")}
+    return out
+
+
+def parse_args(argv: list[str], systems: list[System] = SYSTEMS, prog: str = "steward bench peers",
+               flavor: str = "tiny") -> tuple[argparse.Namespace, list[str]]:
+    """The flags of the comparison (the remaining arguments are config overrides for every system)."""
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--warmup", type=int, default=10, help="steps not timed (the median is over the rest)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions, interleaved across the systems")
+    p.add_argument("--batch-size", type=int, default=8, help="global batch (sequences)")
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--flavor", default=flavor)
+    p.add_argument("--systems", default=",".join(s.name for s in systems),
+                   help="comma-separated, from: " + ", ".join(s.name for s in systems))
+    p.add_argument("--loss-tol", type=float, default=1e-4,
+                   help="largest |final loss - Steward DDP's| of a run that trained the same job")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per run before its processes are killed")
+    p.add_argument("--keep", default="", help="keep every run's outputs in this folder (default: a temporary one)")
+    p.add_argument("--steward-src", default="",
+                   help="also run Steward's systems with the steward package of this source folder (e.g. an "
+                        "earlier commit's src/, from git archive), to measure a change in the same invocation")
+    args, overrides = p.parse_known_args(argv)
+    if args.steps <= args.warmup or args.warmup < 1:
+        raise PeersBenchError(f"--warmup: must be at least 1 and below --steps ({args.steps}); got {args.warmup}")
+    if args.reps < 1:
+        raise PeersBenchError(f"--reps: must be at least 1; got {args.reps}")
+    if args.batch_size % WORLD:
+        raise PeersBenchError(f"--batch-size: must be a multiple of the world size {WORLD}; got {args.batch_size}")
+    known = {s.name for s in systems}
+    chosen = [name.strip() for name in args.systems.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown or REFERENCE not in chosen:
+        raise PeersBenchError(f"--systems: {', '.join(unknown) or 'the list'} "
+                              f"{'is not a system' if unknown else f'must include {REFERENCE} (the reference)'}; "
+                              f"choose from {', '.join(s.name for s in systems)}")
+    args.systems = [s for s in systems if s.name in chosen]
+    if args.steward_src:
+        src = Path(args.steward_src).resolve()
+        if not (src / "steward" / "train" / "trainer.py").is_file():
+            raise PeersBenchError(f"--steward-src: {args.steward_src} holds no steward package (steward/train/"
+                                  "trainer.py); give the src/ folder of a Steward source tree")
+        args.systems += [dataclasses.replace(s, name=f"{s.name}@src", label=f"{s.label} (--steward-src)",
+                                             src=str(src)) for s in args.systems if s.is_steward]
+    return args, overrides
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """Where and how the ranks of every run start."""
+
+    world: int = WORLD
+    device: str = "cpu"
+    worker: tuple[str, ...] = WORKER
+    env: dict[str, str] | None = None
+
+
+def _run_all(args: argparse.Namespace, overrides: list[str], root: Path, how: Launcher) -> tuple[dict, dict]:
+    """Every runnable system, `args.reps` times, interleaved; (results per system, failures per system)."""
+    base = ["--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size",
+            str(args.batch_size), "--train.seq_len", str(args.seq_len), "--train.threads", "1",
+            "--train.device", how.device, "--train.mixed_precision", "fp32", "--train.val_every", "0",
+            "--checkpoint.every", "0", *overrides]
+    runnable = [s for s in args.systems if missing_reason(s) is None]
+    results: dict[str, list] = {s.name: [] for s in runnable}
+    failed: dict[str, str] = {}
+    for rep in range(args.reps):
+        shift = rep % len(runnable)
+        for system in runnable[shift:] + runnable[:shift]:
+            if system.name in failed:
+                continue
+            print(f"peers: rep {rep + 1}/{args.reps} {system.label}", file=sys.stderr, flush=True)
+            ranks, error = launch(system, base, root / f"rep{rep}" / system.name, args.timeout, how.world,
+                                  how.worker, how.env)
+            if ranks is None:
+                failed[system.name] = error
+            else:
+                results[system.name].append(ranks)
+    return results, failed
+
+
+@register("peers", "Steward vs DeepSpeed ZeRO, FairScale OSS and plain torch on the same job (2 ranks, gloo)")
+def bench_peers(argv: list[str]) -> dict[str, Any]:
+    args, overrides = parse_args(argv)
+    return compare(args, overrides, Launcher())
+
+
+def compare(args: argparse.Namespace, overrides: list[str], how: Launcher) -> dict[str, Any]:
+    """Run every system of `args.systems` and compare them (the result `--json` prints)."""
+    tokens_per_step = args.batch_size * args.seq_len
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep) if args.keep else Path(tmp)
+        results, failed = _run_all(args, overrides, root, how)
+        rows: dict[str, dict[str, Any]] = {}
+        for system in args.systems:
+            row: dict[str, Any] = {"label": system.label}
+            reason = missing_reason(system)
+            if reason or system.name in failed:
+                row.update(status="skipped" if reason else "failed", reason=reason or failed[system.name])
+            else:
+                row.update(status="ok", reason="", **summarize(system, results[system.name], tokens_per_step,
+                                                              args.warmup))
+                row["audit"] = inspect_run(root / "rep0" / system.name)
+            rows[system.name] = row
+    _check_parity(rows, args.loss_tol)
+    print(format_table(rows), file=sys.stderr)
+    ok = [r for r in rows.values() if r["status"] == "ok"]
+    return {
+        "benchmark": "peers",
+        "world_size": how.world,
+        "device": how.device,
+        "model": args.flavor,
+        "global_batch": [args.batch_size, args.seq_len],
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "reps": args.reps,
+        "loss_tolerance": args.loss_tol,
+        "resolution": max((r["tokens_per_s_spread"] for r in ok), default=None),
+        "cpu_resolution": max((r["cpu_tokens_per_s_spread"] for r in ok), default=None),
+        "audit_items": list(AUDIT_ITEMS),
+        "systems": rows,
+        "ratios": ratios(rows),
+        "vs_steward_src": {name: {k: rows[name][k] / rows[f"{name}@src"][k] for k in ("tokens_per_s", "cpu_tokens_per_s")}
+                           for name in rows if f"{name}@src" in rows
+                           and "tokens_per_s" in rows[name] and "tokens_per_s" in rows[f"{name}@src"]},
+    }
+
+
+def _check_parity(rows: dict[str, dict[str, Any]], tol: float) -> None:
+    """Mark every run whose final loss is not within `tol` of Steward DDP's invalid (a peer that trained
+    another job, e.g. FairScale's ShardedDDP with the optimizer's zero_grad(set_to_none=True))."""
+    ref = rows.get(REFERENCE, {})
+    for row in rows.values():
+        if row["status"] != "ok":
+            continue
+        if ref.get("status") != "ok":
+            row.update(status="invalid", reason=f"no loss to compare with: {REFERENCE} {ref.get('status')}")
+            continue
+        row["loss_diff"] = row["final_loss"] - ref["final_loss"]
+        if abs(row["loss_diff"]) > tol:
+            row.update(status="invalid", reason=f"final loss {row['final_loss']:.6f} differs from {REFERENCE}'s "
+                                                f"by {row['loss_diff']:.2e} (> {tol:g}): not the same training")
+
+
+def format_table(rows: dict[str, dict[str, Any]]) -> str:
+    """The human-readable tables: figures per system, then what each run left for an auditor."""
+    lines = [f"{'system':<30} {'status':<8} {'tokens/s':>9} {'IQR':>13} {'spread':>7} {'CPU tok/s':>9} "
+             f"{'IQR':>13} {'spread':>7} {'1st step':>8} {'live MiB/rank':>14} {'RSS MiB/rank':>13} {'J/token':>8} "
+             f"{'loss diff':>10}"]
+    for row in rows.values():
+        if row["status"] not in ("ok", "invalid") or "tokens_per_s" not in row:
+            lines.append(f"{row['label']:<30} {row['status']:<8} {row['reason']}")
+            continue
+        mib = 2**20
+        energy = f"{row['energy_per_token_j']:.2e}" if row["energy_per_token_j"] is not None else "n/a"
+        rates = " ".join(f"{row[k]:>9.0f} {row[f'{k}_iqr'][0]:>6.0f}-{row[f'{k}_iqr'][1]:<6.0f} "
+                         f"{row[f'{k}_spread']:>7.1%}" for k in ("tokens_per_s", "cpu_tokens_per_s"))
+        lines.append(
+            f"{row['label']:<30} {row['status']:<8} {rates} {row['first_step_s']:>7.3f}s "
+            f"{'/'.join(f'{b / mib:.1f}' for b in row['live_tensor_bytes']):>14} "
+            f"{'/'.join(f'{b / mib:.0f}' for b in row['max_rss_bytes']):>13} {energy:>8} "
+            f"{row.get('loss_diff', float('nan')):>10.1e}")
+    lines.append("")
+    lines.append(f"{'auditor finds':<30} " + " | ".join(AUDIT_ITEMS))
+    for row in rows.values():
+        if "audit" in row:
+            lines.append(f"{row['label']:<30} " + " | ".join(
+                "yes" if row["audit"][item]["found"] else "no" for item in AUDIT_ITEMS))
+    return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""`steward bench peers`: a peer that is not installed is skipped with the reason, a run without loss
+parity is invalid and gets no ratio, the auditor table is found in the files, and (slow) a real 2-step
+run through every installed system agrees on the loss."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from steward.bench import peers
+from steward.bench.peers_audit import AUDIT_ITEMS, inspect_run
+from steward.cli.main import main
+
+
+def _fake_ranks(loss: float, step_s: float, steps: int) -> list[dict]:
+    ends = [i * step_s for i in range(1, steps + 1)]
+    return [{"step_ends": ends, "step_cpu_ends": [t / 2 for t in ends], "first_step_s": step_s, "final_loss": loss, "live_tensor_bytes": 1000 + r,
+             "max_rss_bytes": 2000 + r, "energy_j": None} for r in range(peers.WORLD)]
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    """launch() without processes: every system trains to loss 5.0 in 0.1 s steps, unless told otherwise."""
+    calls: list[str] = []
+    losses: dict[str, float] = {}
+
+    def launch(system, overrides, run_dir, timeout, *how):
+        calls.append(system.name)
+        return _fake_ranks(losses.get(system.name, 5.0), 0.2 if system.is_steward else 0.1, 6), ""
+
+    monkeypatch.setattr(peers, "launch", launch)
+    return calls, losses
+
+
+def test_a_peer_that_is_not_installed_is_listed_as_skipped_with_the_reason(monkeypatch, fake_launch, capsys):
+    calls, _ = fake_launch
+    real = importlib.util.find_spec
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None if name == "fairscale" else real(name))
+    out = peers.bench_peers(["--systems", "steward-ddp,torch-ddp,fairscale-oss", "--steps", "6", "--warmup", "2",
+                             "--reps", "2"])
+    row = out["systems"]["fairscale-oss"]
+    assert row["status"] == "skipped" and "fairscale is not installed" in row["reason"]
+    assert "fairscale-oss" not in calls and calls.count("torch-ddp") == 2
+    assert set(out["ratios"]["steward-ddp"]) == {"torch-ddp"}
+    assert out["ratios"]["steward-ddp"]["torch-ddp"]["tokens_per_s"] == pytest.approx(0.5)
+    assert out["ratios"]["steward-ddp"]["torch-ddp"]["cpu_tokens_per_s"] == pytest.approx(0.5)
+    assert "FairScale OSS+ShardedDDP       skipped  fairscale is not installed" in capsys.readouterr().err
+
+
+def test_a_run_without_loss_parity_is_invalid_and_gets_no_ratio(fake_launch):
+    _, losses = fake_launch
+    losses["torch-ddp"] = 5.0 + 1e-3
+    out = peers.bench_peers(["--systems", "steward-ddp,torch-ddp,torch-fsdp2", "--steps", "6", "--warmup", "2",
+                             "--reps", "1", "--loss-tol", "1e-4"])
+    bad, good = out["systems"]["torch-ddp"], out["systems"]["torch-fsdp2"]
+    assert bad["status"] == "invalid" and "not the same training" in bad["reason"]
+    assert bad["loss_diff"] == pytest.approx(1e-3)
+    assert good["status"] == "ok" and good["loss_diff"] == 0.0
+    assert set(out["ratios"]["steward-ddp"]) == {"torch-fsdp2"}
+    json.dumps(out)  # --json prints it
+
+
+def test_the_figures_are_the_median_and_quartiles_after_warm_up(monkeypatch):
+    ends = [1.0, 2.0, 2.5, 2.75, 3.0]  # step times 1, 0.5, 0.25, 0.25 s
+    cpu = [[0.0, 0.5, 0.75, 1.0, 1.25], [0.0, 0.5, 0.75, 0.75, 1.0]]  # rank 1's step 4 took no CPU time
+    ranks = [{"step_ends": ends, "step_cpu_ends": cpu[r], "first_step_s": 1.0, "final_loss": 4.0,
+              "live_tensor_bytes": 10, "max_rss_bytes": 20, "energy_j": {str(s): 2.0 for s in range(1, 6)}}
+             for r in range(2)]
+    row = peers.summarize(peers.SYSTEMS[0], [ranks, ranks], tokens_per_step=100, warmup=2)
+    assert row["tokens_per_s"] == pytest.approx(400.0)  # steps 3-5: 0.5, 0.25, 0.25 s -> 200, 400, 400
+    assert row["tokens_per_s_iqr"] == pytest.approx([250.0, 400.0])  # of 200, 200, 400, 400, 400, 400
+    assert row["tokens_per_s_per_rep"] == [400.0, 400.0] and row["tokens_per_s_spread"] == 0.0
+    # CPU time: the mean over the ranks per step: 0.25, 0.125, 0.25 s -> 400, 800, 400
+    assert row["cpu_tokens_per_s"] == pytest.approx(400.0)
+    assert row["energy_per_token_j"] == pytest.approx(2 * 3 * 2.0 / 600)
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--steps", "4", "--warmup", "4"], "--warmup"),
+    (["--systems", "torch-ddp"], "--systems"),
+    (["--systems", "steward-ddp,megatron"], "--systems"),
+    (["--batch-size", "7"], "--batch-size"),
+])
+def test_bad_arguments_are_one_line_errors_naming_the_flag(argv, flag, capsys):
+    assert main(["bench", "peers", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and flag in err and "Traceback" not in err
+
+
+def test_the_auditor_table_is_found_in_the_files(tmp_path):
+    steward = tmp_path / "steward"
+    (steward / "governance").mkdir(parents=True)
+    (steward / "config.toml").write_text('[train]\nsteps = 2\n')
+    (steward / "summary.json").write_text(json.dumps({"config_hash": "ab12"}))
+    (steward / "report.json").write_text(json.dumps({
+        "lineage": {"code": {"git_commit": "c0ffee"}, "datasets": [{"fingerprint": "f00d"}]},
+        "audit": {"ok": True}, "decisions": [{"rule": "r", "effect": "allow"}], "model_card": {"caveats": "x"}}))
+    (steward / "provenance.json").write_text(json.dumps({"payload": "..", "signatures": [{"sig": "xx"}]}))
+    import sqlite3
+
+    with sqlite3.connect(steward / "governance" / "audit.db") as db:
+        db.execute("create table steward_heads (size integer)")
+    found = inspect_run(steward)
+    assert all(found[item]["found"] for item in AUDIT_ITEMS), found
+
+    ds = tmp_path / "deepspeed" / "global_step2"
+    ds.mkdir(parents=True)
+    torch.save({"module": {"w": torch.zeros(2)}, "ds_config": {"train_batch_size": 8}, "ds_version": "0.19.8"},
+               ds / "mp_rank_00_model_states.pt")
+    found = inspect_run(tmp_path / "deepspeed")
+    assert not any(found[item]["found"] for item in AUDIT_ITEMS)
+    assert found["config+hash"]["evidence"].startswith("config in global_step2/mp_rank_00_model_states.pt, no hash")
+    assert found["code version"]["evidence"] == "library version only (ds_version)"
+
+
+@pytest.mark.slow
+def test_a_two_step_run_through_every_installed_peer_agrees_on_the_loss():
+    out = peers.bench_peers(["--steps", "2", "--warmup", "1", "--reps", "1"])
+    json.dumps(out)
+    for key in ("world_size", "steps", "reps", "loss_tolerance", "resolution", "cpu_resolution", "systems", "ratios"):
+        assert key in out
+    for system in peers.SYSTEMS:
+        row = out["systems"][system.name]
+        if peers.missing_reason(system):
+            assert row["status"] == "skipped" and "not installed" in row["reason"]
+            continue
+        assert row["status"] == "ok", (system.name, row["reason"])
+        assert abs(row["loss_diff"]) <= out["loss_tolerance"]
+        for key in ("tokens_per_s", "tokens_per_s_iqr", "cpu_tokens_per_s", "live_tensor_bytes", "max_rss_bytes", "energy_per_token_j",
+                    "final_loss", "audit"):
+            assert key in row
+        assert len(row["max_rss_bytes"]) == peers.WORLD and min(row["max_rss_bytes"]) > 0
+    assert all(out["systems"]["steward-ddp"]["audit"][item]["found"] for item in AUDIT_ITEMS)
+    assert set(out["ratios"]["steward-ddp"]) == {
+        s.name for s in peers.SYSTEMS if not s.is_steward and not peers.missing_reason(s)}
+
+
+def test_steward_src_adds_steward_systems_run_from_that_tree(tmp_path, capsys):
+    assert main(["bench", "peers", "--steward-src", str(tmp_path)]) == 2
+    assert "--steward-src" in capsys.readouterr().err
+    (tmp_path / "steward" / "train").mkdir(parents=True)
+    (tmp_path / "steward" / "train" / "trainer.py").write_text("")
+    args, _ = peers.parse_args(["--systems", "steward-ddp,torch-ddp", "--steward-src", str(tmp_path)])
+    extra = [s for s in args.systems if s.src]
+    assert [s.name for s in extra] == ["steward-ddp@src"] and extra[0].src == str(tmp_path.resolve())
+    assert extra[0].is_steward and extra[0].overrides == peers.SYSTEMS[0].overrides
