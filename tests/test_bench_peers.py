@@ -67,7 +67,8 @@ def test_the_figures_are_the_median_and_quartiles_after_warm_up(monkeypatch):
     ends = [1.0, 2.0, 2.5, 2.75, 3.0]  # step times 1, 0.5, 0.25, 0.25 s
     cpu = [[0.0, 0.5, 0.75, 1.0, 1.25], [0.0, 0.5, 0.75, 0.75, 1.0]]  # rank 1's step 4 took no CPU time
     ranks = [{"step_ends": ends, "step_cpu_ends": cpu[r], "first_step_s": 1.0, "final_loss": 4.0,
-              "live_tensor_bytes": 10, "max_rss_bytes": 20, "energy_j": {str(s): 2.0 for s in range(1, 6)}}
+              "live_tensor_bytes": 10, "max_rss_bytes": 20, "energy_j": {str(s): 2.0 for s in range(1, 6)},
+              "energy_source": "estimate"}
              for r in range(2)]
     row = peers.summarize(peers.SYSTEMS[0], [ranks, ranks], tokens_per_step=100, warmup=2)
     assert row["tokens_per_s"] == pytest.approx(400.0)  # steps 3-5: 0.5, 0.25, 0.25 s -> 200, 400, 400
@@ -76,6 +77,52 @@ def test_the_figures_are_the_median_and_quartiles_after_warm_up(monkeypatch):
     # CPU time: the mean over the ranks per step: 0.25, 0.125, 0.25 s -> 400, 800, 400
     assert row["cpu_tokens_per_s"] == pytest.approx(400.0)
     assert row["energy_per_token_j"] == pytest.approx(2 * 3 * 2.0 / 600)
+    assert row["energy_source"] == "estimate" and "estimated, not measured" in row["energy_note"]
+
+
+def test_a_peer_loop_reads_the_energy_meter_after_every_step(monkeypatch, tmp_path):
+    """timed_loop laps the meter that Steward's trainer builds from the same cfg.energy, once per step,
+    and the figures carry its joules per step and its source into the J/token and the Steward / peer ratio."""
+    import torch.distributed as dist
+
+    from steward.bench import peers_systems
+    from steward.config import load_config
+    from steward.train import energy
+
+    class FakeMeter:
+        source = "fake"
+
+        def __init__(self):
+            self.laps = 0
+
+        def start(self):
+            self.laps = 0
+
+        def lap(self):
+            self.laps += 1
+            return 0.5 * self.laps  # step s used s/2 J
+
+        def close(self):
+            pass
+
+    built = []
+    monkeypatch.setattr(energy, "build_meter", lambda cfg, device, host: built.append((cfg, host)) or FakeMeter())
+    cfg = load_config(None, ["--train.steps", "4", "--job.out", str(tmp_path)])
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        timed = peers_systems.timed_loop(lambda b: (b.float() ** 2).mean(), lambda: torch.ones(2, 3), cfg)
+        result = peers_systems.finish(cfg, timed, lambda out: None)
+    finally:
+        dist.destroy_process_group()
+    assert built == [(cfg.energy, True)]
+    assert result["energy_j"] == {1: 0.5, 2: 1.0, 3: 1.5, 4: 2.0} and result["energy_source"] == "fake"
+    assert len(result["step_ends"]) == 4 and result["final_loss"] == 1.0
+    ranks = [json.loads(json.dumps({**result, "max_rss_bytes": 1, "live_tensor_bytes": 1, "step_cpu_ends": [1.0, 2.0, 3.0, 4.0]}))] * 2
+    # (as read back from rank-R.json; a synthetic CPU clock: these steps take too little CPU time to tell)
+    row = peers.summarize(peers.SYSTEMS[2], [ranks], tokens_per_step=10, warmup=2)
+    assert row["energy_per_token_j"] == pytest.approx(0.175) and row["energy_source"] == "fake"  # 1.5, 2.0 J
+    rows = {"steward-ddp": {**row, "status": "ok", "energy_per_token_j": 0.35}, "torch-ddp": {**row, "status": "ok"}}
+    assert peers.ratios(rows)["steward-ddp"]["torch-ddp"]["energy_per_token_j"] == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("argv, flag", [

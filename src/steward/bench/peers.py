@@ -148,16 +148,25 @@ def _rates(key: str, reps: list[list[list[float]]], tokens_per_step: int, warmup
             f"{key}_spread": (max(rep_medians) - min(rep_medians)) / median}
 
 
+def _energy(reps: list[list[dict]], tokens_per_step: int, warmup: int) -> dict[str, Any]:
+    """Joules per token: each step's joules (summed over the ranks) after `warmup` over the step's tokens,
+    pooled over the repetitions: median and quartiles (a median, like tokens/s: Steward's last step
+    also runs its final validation inside the meter's lap), with the meter's source."""
+    if not all(ranks[0].get("energy_j") for ranks in reps):
+        return {"energy_per_token_j": None, "energy_source": None,
+                "energy_note": "no per-step energy_j (energy.enabled false)"}
+    per_token = [ranks[0]["energy_j"][str(s)] / tokens_per_step
+                 for ranks in reps for s in range(warmup + 1, len(ranks[0]["step_ends"]) + 1)]
+    q1, median, q3 = _quartiles(per_token)
+    sources = sorted({ranks[0]["energy_source"] for ranks in reps})
+    return {"energy_per_token_j": median, "energy_per_token_j_iqr": [q1, q3], "energy_source": "/".join(sources),
+            "energy_note": "estimated, not measured (CPU time x watts per core)" if "estimate" in sources[0]
+            else None}
+
+
 def summarize(system: System, reps: list[list[dict]], tokens_per_step: int, warmup: int) -> dict[str, Any]:
-    """One system's figures over its repetitions (rank 0's clock; memory per rank)."""
-    energy_j, timed_steps = 0.0, 0
-    have_energy = all(ranks[0]["energy_j"] for ranks in reps)
-    for ranks in reps:
-        ends = ranks[0]["step_ends"]
-        timed_steps += len(ends) - warmup
-        if have_energy:
-            energy = {int(k): v for k, v in ranks[0]["energy_j"].items()}
-            energy_j += sum(energy[s] for s in range(warmup + 1, len(ends) + 1))
+    """One system's figures over its repetitions (rank 0's clock; memory per rank; energy summed over
+    the ranks)."""
     losses = [ranks[0]["final_loss"] for ranks in reps]
     return {
         **_rates("tokens_per_s", [[ranks[0]["step_ends"]] for ranks in reps], tokens_per_step, warmup),
@@ -166,18 +175,15 @@ def summarize(system: System, reps: list[list[dict]], tokens_per_step: int, warm
         "first_step_s": statistics.median(ranks[0]["first_step_s"] for ranks in reps),
         "live_tensor_bytes": [max(ranks[r]["live_tensor_bytes"] for ranks in reps) for r in range(len(reps[0]))],
         "max_rss_bytes": [max(ranks[r]["max_rss_bytes"] for ranks in reps) for r in range(len(reps[0]))],
-        "energy_per_token_j": energy_j / (timed_steps * tokens_per_step) if have_energy else None,
-        "energy_note": None if have_energy else (
-            "no per-step energy_j in metrics.jsonl (Steward's energy meter not in this build)" if system.is_steward
-            else "the peer's loop has no energy meter"),
+        **_energy(reps, tokens_per_step, warmup),
         "final_loss": losses[0],
         "final_loss_spread_over_reps": max(losses) - min(losses),
     }
 
 
 def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Steward system / peer, for every valid pair: tokens/s (wall and CPU time), max live tensor bytes
-    and max RSS."""
+    """Steward system / peer, for every valid pair: tokens/s (wall and CPU time), max live tensor bytes,
+    max RSS and joules per token (below 1: Steward used less)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     valid = {k: v for k, v in rows.items() if v["status"] == "ok"}
     for s, srow in valid.items():
@@ -186,7 +192,9 @@ def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, flo
         out[s] = {p: {"tokens_per_s": srow["tokens_per_s"] / prow["tokens_per_s"],
                       "cpu_tokens_per_s": srow["cpu_tokens_per_s"] / prow["cpu_tokens_per_s"],
                       "live_tensor_bytes": max(srow["live_tensor_bytes"]) / max(prow["live_tensor_bytes"]),
-                      "max_rss_bytes": max(srow["max_rss_bytes"]) / max(prow["max_rss_bytes"])}
+                      "max_rss_bytes": max(srow["max_rss_bytes"]) / max(prow["max_rss_bytes"]),
+                      "energy_per_token_j": srow["energy_per_token_j"] / prow["energy_per_token_j"]
+                      if srow["energy_per_token_j"] and prow["energy_per_token_j"] else None}
                   for p, prow in valid.items() if not p.startswith("steward")}
     return out
 
@@ -293,7 +301,8 @@ def compare(args: argparse.Namespace, overrides: list[str], how: Launcher) -> di
                 row["audit"] = inspect_run(root / "rep0" / system.name)
             rows[system.name] = row
     _check_parity(rows, args.loss_tol)
-    print(format_table(rows), file=sys.stderr)
+    table = ratios(rows)
+    print(format_table(rows) + "\n\n" + format_ratios(table), file=sys.stderr)
     ok = [r for r in rows.values() if r["status"] == "ok"]
     return {
         "benchmark": "peers",
@@ -309,7 +318,7 @@ def compare(args: argparse.Namespace, overrides: list[str], how: Launcher) -> di
         "cpu_resolution": max((r["cpu_tokens_per_s_spread"] for r in ok), default=None),
         "audit_items": list(AUDIT_ITEMS),
         "systems": rows,
-        "ratios": ratios(rows),
+        "ratios": table,
         "vs_steward_src": {name: {k: rows[name][k] / rows[f"{name}@src"][k] for k in ("tokens_per_s", "cpu_tokens_per_s")}
                            for name in rows if f"{name}@src" in rows
                            and "tokens_per_s" in rows[name] and "tokens_per_s" in rows[f"{name}@src"]},
@@ -335,20 +344,21 @@ def _check_parity(rows: dict[str, dict[str, Any]], tol: float) -> None:
 def format_table(rows: dict[str, dict[str, Any]]) -> str:
     """The human-readable tables: figures per system, then what each run left for an auditor."""
     lines = [f"{'system':<30} {'status':<8} {'tokens/s':>9} {'IQR':>13} {'spread':>7} {'CPU tok/s':>9} "
-             f"{'IQR':>13} {'spread':>7} {'1st step':>8} {'live MiB/rank':>14} {'RSS MiB/rank':>13} {'J/token':>8} "
+             f"{'IQR':>13} {'spread':>7} {'1st step':>8} {'live MiB/rank':>14} {'RSS MiB/rank':>13} {'J/token (source)':>18} "
              f"{'loss diff':>10}"]
     for row in rows.values():
         if row["status"] not in ("ok", "invalid") or "tokens_per_s" not in row:
             lines.append(f"{row['label']:<30} {row['status']:<8} {row['reason']}")
             continue
         mib = 2**20
-        energy = f"{row['energy_per_token_j']:.2e}" if row["energy_per_token_j"] is not None else "n/a"
+        energy = (f"{row['energy_per_token_j']:.2e} {row['energy_source']}" if row["energy_per_token_j"] is not None
+                  else "n/a")
         rates = " ".join(f"{row[k]:>9.0f} {row[f'{k}_iqr'][0]:>6.0f}-{row[f'{k}_iqr'][1]:<6.0f} "
                          f"{row[f'{k}_spread']:>7.1%}" for k in ("tokens_per_s", "cpu_tokens_per_s"))
         lines.append(
             f"{row['label']:<30} {row['status']:<8} {rates} {row['first_step_s']:>7.3f}s "
             f"{'/'.join(f'{b / mib:.1f}' for b in row['live_tensor_bytes']):>14} "
-            f"{'/'.join(f'{b / mib:.0f}' for b in row['max_rss_bytes']):>13} {energy:>8} "
+            f"{'/'.join(f'{b / mib:.0f}' for b in row['max_rss_bytes']):>13} {energy:>18} "
             f"{row.get('loss_diff', float('nan')):>10.1e}")
     lines.append("")
     lines.append(f"{'auditor finds':<30} " + " | ".join(AUDIT_ITEMS))
@@ -356,4 +366,16 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
         if "audit" in row:
             lines.append(f"{row['label']:<30} " + " | ".join(
                 "yes" if row["audit"][item]["found"] else "no" for item in AUDIT_ITEMS))
+    return "\n".join(lines)
+
+
+def format_ratios(table: dict[str, dict[str, dict[str, float | None]]]) -> str:
+    """Steward / peer for every valid pair (tokens/s: above 1 is faster; memory and J/token: below 1 is less)."""
+    keys = {"tokens_per_s": "tokens/s", "cpu_tokens_per_s": "CPU tok/s", "max_rss_bytes": "max RSS",
+            "energy_per_token_j": "J/token"}
+    lines = [f"{'Steward / peer':<46} " + " ".join(f"{v:>10}" for v in keys.values())]
+    for s, peers_ in table.items():
+        for p, r in peers_.items():
+            lines.append(f"{s + ' / ' + p:<46} " + " ".join(
+                f"{r[k]:>9.2f}x" if r.get(k) is not None else f"{'n/a':>10}" for k in keys))
     return "\n".join(lines)
