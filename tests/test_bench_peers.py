@@ -130,6 +130,7 @@ def test_a_peer_loop_reads_the_energy_meter_after_every_step(monkeypatch, tmp_pa
     (["--systems", "torch-ddp"], "--systems"),
     (["--systems", "steward-ddp,megatron"], "--systems"),
     (["--batch-size", "7"], "--batch-size"),
+    (["--link", "fast"], "--link"),
 ])
 def test_bad_arguments_are_one_line_errors_naming_the_flag(argv, flag, capsys):
     assert main(["bench", "peers", *argv]) == 2
@@ -180,6 +181,7 @@ def test_a_two_step_run_through_every_installed_peer_agrees_on_the_loss():
                     "final_loss", "audit"):
             assert key in row
         assert len(row["max_rss_bytes"]) == peers.WORLD and min(row["max_rss_bytes"]) > 0
+        assert row["energy_per_token_j"] > 0 and row["energy_source"], system.name  # the same meter for all
     assert all(out["systems"]["steward-ddp"]["audit"][item]["found"] for item in AUDIT_ITEMS)
     assert set(out["ratios"]["steward-ddp"]) == {
         s.name for s in peers.SYSTEMS if not s.is_steward and not peers.missing_reason(s)}
@@ -194,3 +196,66 @@ def test_steward_src_adds_steward_systems_run_from_that_tree(tmp_path, capsys):
     extra = [s for s in args.systems if s.src]
     assert [s.name for s in extra] == ["steward-ddp@src"] and extra[0].src == str(tmp_path.resolve())
     assert extra[0].is_steward and extra[0].overrides == peers.SYSTEMS[0].overrides
+
+
+class _FakeLink:
+    """LinkEmulation without namespaces (those need root): records that it was entered and left."""
+
+    ns, veth, ADDRS = ("n0", "n1"), ("v0", "v1"), ("10.0.0.1", "10.0.0.2")
+    events: list[str] = []
+
+    def __init__(self, bits_per_s):
+        self.bits_per_s = bits_per_s
+
+    def __enter__(self):
+        self.events.append(f"up {self.bits_per_s}")
+        return self
+
+    def __exit__(self, *exc):
+        self.events.append("down")
+
+
+def test_link_runs_steward_hsdp_compressed_against_each_peers_best_setting(monkeypatch, capsys):
+    """--link: every run starts on the emulated link; the compressed run keeps its ratios with its loss
+    difference reported (no parity expected); each library's fastest valid setting is its best."""
+    seen: list[tuple[str, object, list[str]]] = []
+    step_s = {"steward-ddp": 0.4, "steward-powersgd": 0.1, "torch-ddp": 0.3, "torch-fsdp2": 0.5,
+              "deepspeed-zero1": 0.25, "deepspeed-zero2": 0.2}
+    loss = {"steward-powersgd": 5.01, "deepspeed-zero2": 5.01}  # ZeRO-2 trained another job: invalid
+
+    def launch(system, overrides, run_dir, timeout, world, worker, env, link):
+        seen.append((system.name, link, [*overrides, *system.overrides]))
+        return _fake_ranks(loss.get(system.name, 5.0), step_s[system.name], 6), ""
+
+    _FakeLink.events = []
+    monkeypatch.setattr(peers, "launch", launch)
+    monkeypatch.setattr(peers, "LinkEmulation", _FakeLink)
+    out = peers.bench_peers(["--link", "100mbit", "--steps", "6", "--warmup", "2", "--reps", "1", "--systems",
+                             ",".join(step_s)])
+    assert _FakeLink.events == ["up 100000000", "down"]
+    assert all(isinstance(link, _FakeLink) for _, link, _ in seen) and len(seen) == len(step_s)
+    flags = dict(seen[i][::2] for i in range(len(seen)))
+    assert "powersgd" in flags["steward-powersgd"] and "powersgd" not in flags["steward-ddp"]
+    lossy = out["systems"]["steward-powersgd"]
+    assert lossy["status"] == "ok" and lossy["loss_diff"] == pytest.approx(0.01) and "not expected" in lossy["parity"]
+    assert out["systems"]["deepspeed-zero2"]["status"] == "invalid"
+    best = out["link_ratios"]["steward-powersgd"]
+    assert {f: r["best"] for f, r in best.items()} == {"torch": "torch-ddp", "DeepSpeed": "deepspeed-zero1"}
+    assert best["torch"]["tokens_per_s"] == pytest.approx(3.0) and best["DeepSpeed"]["tokens_per_s"] == pytest.approx(2.5)
+    assert best["torch"]["loss_diff"] == pytest.approx(0.01)
+    assert out["link"]["bits_per_s"] == 100_000_000 and out["link"]["ranks_per_node"] == 1
+    assert "Steward HSDP 2x1 + PowerSGD    lossy" in capsys.readouterr().err
+
+
+def test_link_that_cannot_be_emulated_is_a_one_line_error_saying_blocked(monkeypatch, capsys):
+    from steward.bench.comm import EmulationUnavailable
+
+    class NoLink(_FakeLink):
+        def __enter__(self):
+            raise EmulationUnavailable("creating network namespaces needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")
+
+    monkeypatch.setattr(peers, "LinkEmulation", NoLink)
+    monkeypatch.setattr(peers, "launch", lambda *a: pytest.fail("no run without the link"))
+    assert main(["bench", "peers", "--link", "100mbit"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--link: blocked" in err and "needs root" in err
