@@ -127,6 +127,10 @@ def main(argv: list[str]) -> int:
     except StewardError as e:
         print(f"gpu_peers: {e}", file=sys.stderr)
         return 2
+    if args.link:
+        print("gpu_peers: --link: one GPU is one node, with no link to emulate; use `steward bench peers --link`",
+              file=sys.stderr)
+        return 2
     as_json = "--json" in overrides
     overrides = [a for a in overrides if a != "--json"]
     if not torch.cuda.is_available():
