@@ -8,6 +8,11 @@ every system, then rep 2, ...; the order rotates per repetition) so that content
 hits all systems alike; the spread of each system's per-repetition medians is printed as the
 resolution. A run whose final loss is not within `--loss-tol` of Steward DDP's did not train the same
 job: it is marked invalid and gets no ratio. A peer that is not installed is listed as skipped.
+
+`--link RATE` runs the 2 ranks as 2 emulated nodes of 1 rank (steward.bench.comm's namespaces and
+tbf-shaped veth pair): Steward's HSDP uncompressed and compressed (a different job by design: its loss
+difference is reported, not held to parity) against every peer setting, and Steward / each peer
+library's best setting (`link_ratios`).
 """
 
 from __future__ import annotations
