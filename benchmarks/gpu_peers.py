@@ -67,7 +67,7 @@ def fairscale_fsdp(cfg: JobConfig, model: nn.Module, next_batch) -> dict[str, An
         opt.zero_grad(set_to_none=True)
         return loss
 
-    return finish(cfg, timed_loop(step, next_batch, cfg.train.steps), save_on_rank0(fsdp.state_dict, "model.pt"))
+    return finish(cfg, timed_loop(step, next_batch, cfg), save_on_rank0(fsdp.state_dict, "model.pt"))
 
 
 def megatron_ddp(cfg: JobConfig, model: nn.Module, next_batch) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def megatron_ddp(cfg: JobConfig, model: nn.Module, next_batch) -> dict[str, Any]
         if dist.get_rank() == 0:
             torch.save(ddp.module.state_dict(), out / "model.pt")
 
-    return finish(cfg, timed_loop(step, next_batch, t.steps), save)
+    return finish(cfg, timed_loop(step, next_batch, cfg), save)
 
 
 GPU_LOOPS = {"fairscale-fsdp": fairscale_fsdp, "megatron-ddp": megatron_ddp}
@@ -126,6 +126,10 @@ def main(argv: list[str]) -> int:
         args, overrides = peers.parse_args(argv, GPU_SYSTEMS, prog="benchmarks/gpu_peers.py", flavor="gpt2-small")
     except StewardError as e:
         print(f"gpu_peers: {e}", file=sys.stderr)
+        return 2
+    if args.link:
+        print("gpu_peers: --link: one GPU is one node, with no link to emulate; use `steward bench peers --link`",
+              file=sys.stderr)
         return 2
     as_json = "--json" in overrides
     overrides = [a for a in overrides if a != "--json"]

@@ -67,7 +67,8 @@ def test_the_figures_are_the_median_and_quartiles_after_warm_up(monkeypatch):
     ends = [1.0, 2.0, 2.5, 2.75, 3.0]  # step times 1, 0.5, 0.25, 0.25 s
     cpu = [[0.0, 0.5, 0.75, 1.0, 1.25], [0.0, 0.5, 0.75, 0.75, 1.0]]  # rank 1's step 4 took no CPU time
     ranks = [{"step_ends": ends, "step_cpu_ends": cpu[r], "first_step_s": 1.0, "final_loss": 4.0,
-              "live_tensor_bytes": 10, "max_rss_bytes": 20, "energy_j": {str(s): 2.0 for s in range(1, 6)}}
+              "live_tensor_bytes": 10, "max_rss_bytes": 20, "energy_j": {str(s): 2.0 for s in range(1, 6)},
+              "energy_source": "estimate"}
              for r in range(2)]
     row = peers.summarize(peers.SYSTEMS[0], [ranks, ranks], tokens_per_step=100, warmup=2)
     assert row["tokens_per_s"] == pytest.approx(400.0)  # steps 3-5: 0.5, 0.25, 0.25 s -> 200, 400, 400
@@ -76,6 +77,52 @@ def test_the_figures_are_the_median_and_quartiles_after_warm_up(monkeypatch):
     # CPU time: the mean over the ranks per step: 0.25, 0.125, 0.25 s -> 400, 800, 400
     assert row["cpu_tokens_per_s"] == pytest.approx(400.0)
     assert row["energy_per_token_j"] == pytest.approx(2 * 3 * 2.0 / 600)
+    assert row["energy_source"] == "estimate" and "estimated, not measured" in row["energy_note"]
+
+
+def test_a_peer_loop_reads_the_energy_meter_after_every_step(monkeypatch, tmp_path):
+    """timed_loop laps the meter that Steward's trainer builds from the same cfg.energy, once per step,
+    and the figures carry its joules per step and its source into the J/token and the Steward / peer ratio."""
+    import torch.distributed as dist
+
+    from steward.bench import peers_systems
+    from steward.config import load_config
+    from steward.train import energy
+
+    class FakeMeter:
+        source = "fake"
+
+        def __init__(self):
+            self.laps = 0
+
+        def start(self):
+            self.laps = 0
+
+        def lap(self):
+            self.laps += 1
+            return 0.5 * self.laps  # step s used s/2 J
+
+        def close(self):
+            pass
+
+    built = []
+    monkeypatch.setattr(energy, "build_meter", lambda cfg, device, host: built.append((cfg, host)) or FakeMeter())
+    cfg = load_config(None, ["--train.steps", "4", "--job.out", str(tmp_path)])
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        timed = peers_systems.timed_loop(lambda b: (b.float() ** 2).mean(), lambda: torch.ones(2, 3), cfg)
+        result = peers_systems.finish(cfg, timed, lambda out: None)
+    finally:
+        dist.destroy_process_group()
+    assert built == [(cfg.energy, True)]
+    assert result["energy_j"] == {1: 0.5, 2: 1.0, 3: 1.5, 4: 2.0} and result["energy_source"] == "fake"
+    assert len(result["step_ends"]) == 4 and result["final_loss"] == 1.0
+    ranks = [json.loads(json.dumps({**result, "max_rss_bytes": 1, "live_tensor_bytes": 1, "step_cpu_ends": [1.0, 2.0, 3.0, 4.0]}))] * 2
+    # (as read back from rank-R.json; a synthetic CPU clock: these steps take too little CPU time to tell)
+    row = peers.summarize(peers.SYSTEMS[2], [ranks], tokens_per_step=10, warmup=2)
+    assert row["energy_per_token_j"] == pytest.approx(0.175) and row["energy_source"] == "fake"  # 1.5, 2.0 J
+    rows = {"steward-ddp": {**row, "status": "ok", "energy_per_token_j": 0.35}, "torch-ddp": {**row, "status": "ok"}}
+    assert peers.ratios(rows)["steward-ddp"]["torch-ddp"]["energy_per_token_j"] == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("argv, flag", [
@@ -83,6 +130,7 @@ def test_the_figures_are_the_median_and_quartiles_after_warm_up(monkeypatch):
     (["--systems", "torch-ddp"], "--systems"),
     (["--systems", "steward-ddp,megatron"], "--systems"),
     (["--batch-size", "7"], "--batch-size"),
+    (["--link", "fast"], "--link"),
 ])
 def test_bad_arguments_are_one_line_errors_naming_the_flag(argv, flag, capsys):
     assert main(["bench", "peers", *argv]) == 2
@@ -133,6 +181,7 @@ def test_a_two_step_run_through_every_installed_peer_agrees_on_the_loss():
                     "final_loss", "audit"):
             assert key in row
         assert len(row["max_rss_bytes"]) == peers.WORLD and min(row["max_rss_bytes"]) > 0
+        assert row["energy_per_token_j"] > 0 and row["energy_source"], system.name  # the same meter for all
     assert all(out["systems"]["steward-ddp"]["audit"][item]["found"] for item in AUDIT_ITEMS)
     assert set(out["ratios"]["steward-ddp"]) == {
         s.name for s in peers.SYSTEMS if not s.is_steward and not peers.missing_reason(s)}
@@ -147,3 +196,66 @@ def test_steward_src_adds_steward_systems_run_from_that_tree(tmp_path, capsys):
     extra = [s for s in args.systems if s.src]
     assert [s.name for s in extra] == ["steward-ddp@src"] and extra[0].src == str(tmp_path.resolve())
     assert extra[0].is_steward and extra[0].overrides == peers.SYSTEMS[0].overrides
+
+
+class _FakeLink:
+    """LinkEmulation without namespaces (those need root): records that it was entered and left."""
+
+    ns, veth, ADDRS = ("n0", "n1"), ("v0", "v1"), ("10.0.0.1", "10.0.0.2")
+    events: list[str] = []
+
+    def __init__(self, bits_per_s):
+        self.bits_per_s = bits_per_s
+
+    def __enter__(self):
+        self.events.append(f"up {self.bits_per_s}")
+        return self
+
+    def __exit__(self, *exc):
+        self.events.append("down")
+
+
+def test_link_runs_steward_hsdp_compressed_against_each_peers_best_setting(monkeypatch, capsys):
+    """--link: every run starts on the emulated link; the compressed run keeps its ratios with its loss
+    difference reported (no parity expected); each library's fastest valid setting is its best."""
+    seen: list[tuple[str, object, list[str]]] = []
+    step_s = {"steward-ddp": 0.4, "steward-powersgd": 0.1, "torch-ddp": 0.3, "torch-fsdp2": 0.5,
+              "deepspeed-zero1": 0.25, "deepspeed-zero2": 0.2}
+    loss = {"steward-powersgd": 5.01, "deepspeed-zero2": 5.01}  # ZeRO-2 trained another job: invalid
+
+    def launch(system, overrides, run_dir, timeout, world, worker, env, link):
+        seen.append((system.name, link, [*overrides, *system.overrides]))
+        return _fake_ranks(loss.get(system.name, 5.0), step_s[system.name], 6), ""
+
+    _FakeLink.events = []
+    monkeypatch.setattr(peers, "launch", launch)
+    monkeypatch.setattr(peers, "LinkEmulation", _FakeLink)
+    out = peers.bench_peers(["--link", "100mbit", "--steps", "6", "--warmup", "2", "--reps", "1", "--systems",
+                             ",".join(step_s)])
+    assert _FakeLink.events == ["up 100000000", "down"]
+    assert all(isinstance(link, _FakeLink) for _, link, _ in seen) and len(seen) == len(step_s)
+    flags = dict(seen[i][::2] for i in range(len(seen)))
+    assert "powersgd" in flags["steward-powersgd"] and "powersgd" not in flags["steward-ddp"]
+    lossy = out["systems"]["steward-powersgd"]
+    assert lossy["status"] == "ok" and lossy["loss_diff"] == pytest.approx(0.01) and "not expected" in lossy["parity"]
+    assert out["systems"]["deepspeed-zero2"]["status"] == "invalid"
+    best = out["link_ratios"]["steward-powersgd"]
+    assert {f: r["best"] for f, r in best.items()} == {"torch": "torch-ddp", "DeepSpeed": "deepspeed-zero1"}
+    assert best["torch"]["tokens_per_s"] == pytest.approx(3.0) and best["DeepSpeed"]["tokens_per_s"] == pytest.approx(2.5)
+    assert best["torch"]["loss_diff"] == pytest.approx(0.01)
+    assert out["link"]["bits_per_s"] == 100_000_000 and out["link"]["ranks_per_node"] == 1
+    assert "Steward HSDP 2x1 + PowerSGD    lossy" in capsys.readouterr().err
+
+
+def test_link_that_cannot_be_emulated_is_a_one_line_error_saying_blocked(monkeypatch, capsys):
+    from steward.bench.comm import EmulationUnavailable
+
+    class NoLink(_FakeLink):
+        def __enter__(self):
+            raise EmulationUnavailable("creating network namespaces needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")
+
+    monkeypatch.setattr(peers, "LinkEmulation", NoLink)
+    monkeypatch.setattr(peers, "launch", lambda *a: pytest.fail("no run without the link"))
+    assert main(["bench", "peers", "--link", "100mbit"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--link: blocked" in err and "needs root" in err

@@ -52,14 +52,15 @@ ALL = ["none", "fp16", "bf16", "int8", "topk", "powersgd"]
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:bit|bps)?(?:/s)?\s*$", re.IGNORECASE)
 
 
-def parse_rate(text: str) -> int:
-    """'100mbit', '100Mbit/s', '1gbit', '500kbit' -> bits per second (decimal prefixes, as tc)."""
+def parse_rate(text: str, flag: str = "--emulate-link") -> int:
+    """'100mbit', '100Mbit/s', '1gbit', '500kbit' -> bits per second (decimal prefixes, as tc); a bad
+    rate is a BenchError naming `flag`."""
     m = _RATE.match(text)
     if not m:
-        raise BenchError(f"--emulate-link: cannot read {text!r} as a rate; write e.g. 100mbit")
+        raise BenchError(f"{flag}: cannot read {text!r} as a rate; write e.g. 100mbit")
     value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
     if value < 1e5:
-        raise BenchError(f"--emulate-link: {text!r} is below 100kbit; the run would take hours")
+        raise BenchError(f"{flag}: {text!r} is below 100kbit; the run would take hours")
     return int(value)
 
 

@@ -9,8 +9,9 @@ wrappers, as their documentation writes the loop.
 Each loop records the wall time and the process's CPU time (all its threads) at the end of every step
 (the loss read back, as any loop that logs it), the mean loss over the ranks after the last step, the live tensor bytes after the last step
 (every tensor Python can reach, each storage once: the same count for every system) and the
-process's max RSS. `energy_j` per step is read from Steward's metrics.jsonl when its energy meter
-wrote it (`step_energy`); the peers' loops record none.
+process's max RSS, and the joules of every step (summed over the ranks) from the same energy meter,
+built from the same cfg.energy: Steward's trainer writes them into metrics.jsonl (`step_energy`), the
+peers' loops read a lap after each step (`timed_loop`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -56,11 +57,12 @@ def max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def step_energy(metrics_rows: list[dict[str, Any]]) -> dict[int, float] | None:
-    """Joules per step from metrics.jsonl's `energy_j` (Steward's energy meter), or None when no row
-    has it. This is where energy per token comes from; a peer loop records none."""
-    energy = {int(r["step"]): float(r["energy_j"]) for r in metrics_rows if "energy_j" in r}
-    return energy or None
+def step_energy(metrics_rows: list[dict[str, Any]]) -> tuple[dict[int, float] | None, str | None]:
+    """Joules per step from metrics.jsonl's `energy_j` (Steward's energy meter) and the meter's source,
+    or (None, None) when no row has them (energy.enabled false)."""
+    rows = [r for r in metrics_rows if "energy_j" in r]
+    energy = {int(r["step"]): float(r["energy_j"]) for r in rows}
+    return energy or None, rows[-1]["energy_source"] if rows else None
 
 
 def mean_over_ranks(loss: torch.Tensor) -> float:
@@ -93,9 +95,10 @@ def run_steward(cfg: JobConfig) -> LoopResult:
     summary = trainer.run()
     rows = [row for _, row in read_jsonl(trainer.run_dir / "metrics.jsonl", missing_ok=True)]  # rank 0's
     shutdown(trainer.dist)
+    energy, source = step_energy(rows)
     return {"first_step_s": rows[0]["step_time_s"] if rows else None, "step_ends": clock.ends,
-            "step_cpu_ends": clock.cpu,
-            "final_loss": summary["final_loss"], "live_tensor_bytes": clock.live, "energy_j": step_energy(rows)}
+            "step_cpu_ends": clock.cpu, "final_loss": summary["final_loss"], "live_tensor_bytes": clock.live,
+            "energy_j": energy, "energy_source": source}
 
 
 # ---- the peers -----------------------------------------------------------------------------------
@@ -113,29 +116,63 @@ def adamw_kwargs(cfg: JobConfig) -> dict[str, Any]:
     return {"lr": t.lr, "betas": (t.beta1, t.beta2), "eps": 1e-8, "foreach": True}
 
 
+class Timed(NamedTuple):
+    """What timed_loop measured on this rank."""
+
+    start: float
+    """Wall time before the first step."""
+    ends: list[float]
+    """Wall time at each step's end."""
+    cpu: list[float]
+    """Process CPU time (all threads) at each step's end."""
+    final_loss: float
+    """The mean loss over the ranks after the last step."""
+    energy_j: dict[int, float] | None
+    """Joules of each step, summed over the ranks (None with energy.enabled false)."""
+    energy_source: str | None
+
+
 def timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callable[[], torch.Tensor],
-               steps: int) -> tuple[float, list[float], list[float], float]:
-    """Run `step(batch) -> loss` `steps` times; the wall time at the start and the wall and process CPU
-    time at each step's end, and the mean loss over the ranks after the last step."""
-    start, ends, cpu, loss = time.perf_counter(), [], [], None
-    for _ in range(steps):
-        loss = step(next_batch())
-        loss.item()  # what a loop that logs its loss waits for
-        ends.append(time.perf_counter())
-        cpu.append(time.process_time())
-    return start, ends, cpu, mean_over_ranks(loss)
+               cfg: JobConfig) -> Timed:
+    """Run `step(batch) -> loss` cfg.train.steps times under the energy meter Steward's trainer builds
+    from the same cfg.energy (a lap after each step; the laps are summed over the ranks once, after the
+    loop, so that the timed steps have no collective that the peer's own loop lacks)."""
+    from steward.train.energy import build_meter
+
+    device = device_of(cfg)
+    meter = build_meter(cfg.energy, device, int(os.environ.get("LOCAL_RANK", "0")) == 0) \
+        if cfg.energy.enabled else None
+    start, ends, cpu, laps, loss = time.perf_counter(), [], [], [], None
+    if meter is not None:
+        meter.start()
+    try:
+        for _ in range(cfg.train.steps):
+            loss = step(next_batch())
+            loss.item()  # what a loop that logs its loss waits for
+            ends.append(time.perf_counter())
+            cpu.append(time.process_time())
+            if meter is not None:
+                laps.append(meter.lap())
+    finally:
+        if meter is not None:
+            meter.close()
+    energy = None
+    if meter is not None:
+        summed = torch.tensor(laps, dtype=torch.float64, device=device)
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        energy = {s: float(j) for s, j in enumerate(summed.tolist(), start=1)}
+    return Timed(start, ends, cpu, mean_over_ranks(loss), energy, meter.source if meter is not None else None)
 
 
-def finish(cfg: JobConfig, timed: tuple[float, list[float], list[float], float],
-           save: Callable[[Path], None]) -> LoopResult:
+def finish(cfg: JobConfig, timed: Timed, save: Callable[[Path], None]) -> LoopResult:
     """The loop's figures, after it saved what its documented loop saves into job.out (outside the timing)."""
-    start, ends, cpu, final_loss = timed
     live = live_tensor_bytes()
     out = Path(cfg.job.out)
     out.mkdir(parents=True, exist_ok=True)
     save(out)
-    return {"first_step_s": ends[0] - start, "step_ends": ends, "step_cpu_ends": cpu, "final_loss": final_loss,
-            "live_tensor_bytes": live, "energy_j": None}
+    return {"first_step_s": timed.ends[0] - timed.start, "step_ends": timed.ends, "step_cpu_ends": timed.cpu,
+            "final_loss": timed.final_loss, "live_tensor_bytes": live, "energy_j": timed.energy_j,
+            "energy_source": timed.energy_source}
 
 
 def save_on_rank0(obj_fn: Callable[[], Any], name: str) -> Callable[[Path], None]:
@@ -167,7 +204,7 @@ def torch_ddp(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
         opt.zero_grad(set_to_none=True)
         return loss
 
-    return finish(cfg, timed_loop(step, next_batch, cfg.train.steps), save_on_rank0(model.state_dict, "model.pt"))
+    return finish(cfg, timed_loop(step, next_batch, cfg), save_on_rank0(model.state_dict, "model.pt"))
 
 
 def torch_fsdp2(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
@@ -199,7 +236,7 @@ def torch_fsdp2(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
 
         return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
-    return finish(cfg, timed_loop(step, next_batch, cfg.train.steps), save_on_rank0(full_state, "model.pt"))
+    return finish(cfg, timed_loop(step, next_batch, cfg), save_on_rank0(full_state, "model.pt"))
 
 
 def deepspeed_zero(stage: int) -> Callable[[JobConfig, nn.Module, Any], LoopResult]:
@@ -229,7 +266,7 @@ def deepspeed_zero(stage: int) -> Callable[[JobConfig, nn.Module, Any], LoopResu
             engine.step()  # clips, steps the optimizer and the schedule, zeroes the gradients
             return loss
 
-        return finish(cfg, timed_loop(step, next_batch, t.steps), lambda out: engine.save_checkpoint(str(out)))
+        return finish(cfg, timed_loop(step, next_batch, cfg), lambda out: engine.save_checkpoint(str(out)))
 
     return run
 
@@ -260,7 +297,7 @@ def fairscale_oss(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
         opt.consolidate_state_dict(recipient_rank=0)
         return {"model": model.state_dict(), "optimizer": opt.state_dict() if dist.get_rank() == 0 else None}
 
-    return finish(cfg, timed_loop(step, next_batch, cfg.train.steps), save_on_rank0(full_state, "checkpoint.pt"))
+    return finish(cfg, timed_loop(step, next_batch, cfg), save_on_rank0(full_state, "checkpoint.pt"))
 
 
 PEER_LOOPS: dict[str, Callable[[JobConfig, nn.Module, Any], LoopResult]] = {
