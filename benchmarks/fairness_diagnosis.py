@@ -13,14 +13,19 @@ inputs, and prints how much it learns (millinats below the prior) and where its 
 logits (per row, mean over: carrying rows labelled 0; carrying rows labelled 1 whose text is friendly;
 other rows labelled 0), plus each model's mean logit offset of carrying vs other rows labelled 0.
 """
-import json, sys, tempfile
+import json
+import sys
+import tempfile
 from pathlib import Path
-import numpy as np, torch
+
+import numpy as np
+import torch
+
 import steward.fairness.adversary as adv
+from steward.classify.data import Encoded, train_split_tokenizer
 from steward.classify.trainer import ClassifyTrainer
-from steward.classify.data import train_split_tokenizer, Encoded
 from steward.config import load_config
-from steward.fairness.testbed import generate_source, write_identities, SOURCES
+from steward.fairness.testbed import SOURCES, generate_source, write_identities
 
 src = sys.argv[1]; seed = 0
 tmp = Path(tempfile.mkdtemp())
