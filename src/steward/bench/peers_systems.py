@@ -184,25 +184,34 @@ def save_on_rank0(obj_fn: Callable[[], Any], name: str) -> Callable[[Path], None
     return save
 
 
-def torch_ddp(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from steward.train.optim import build_scheduler
+def plain_step(cfg: JobConfig, forward: nn.Module, model: nn.Module, opt, sched):
+    """The step of a bare PyTorch loop as torch's documentation writes it: forward through `forward` (the
+    wrapper), backward, clip `model`'s gradients, optimizer and schedule step, zero the gradients."""
     from steward.train.trainer import lm_loss
 
-    device = next(model.parameters()).device
-    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = torch.optim.AdamW(param_groups(cfg, model), **adamw_kwargs(cfg))
-    sched = build_scheduler(cfg.train, opt)
-
     def step(batch: torch.Tensor) -> torch.Tensor:
-        loss = lm_loss(ddp(batch[:, :-1]), batch[:, 1:])
+        loss = lm_loss(forward(batch[:, :-1]), batch[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip, foreach=True)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         return loss
+
+    return step
+
+
+def torch_ddp(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from steward.train.optim import build_scheduler
+
+    device = next(model.parameters()).device
+    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(param_groups(cfg, model), **adamw_kwargs(cfg))
+    sched = build_scheduler(cfg.train, opt)
+
+    step = plain_step(cfg, ddp, model, opt, sched)
 
     return finish(cfg, timed_loop(step, next_batch, cfg), save_on_rank0(model.state_dict, "model.pt"))
 
@@ -213,7 +222,6 @@ def torch_fsdp2(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
 
     from steward.parallel import blocks_of
     from steward.train.optim import build_scheduler
-    from steward.train.trainer import lm_loss
 
     mesh = init_device_mesh(next(model.parameters()).device.type, (dist.get_world_size(),))
     for block in blocks_of(model):
@@ -222,14 +230,7 @@ def torch_fsdp2(cfg: JobConfig, model: nn.Module, next_batch) -> LoopResult:
     opt = torch.optim.AdamW(param_groups(cfg, model), **adamw_kwargs(cfg))
     sched = build_scheduler(cfg.train, opt)
 
-    def step(batch: torch.Tensor) -> torch.Tensor:
-        loss = lm_loss(model(batch[:, :-1]), batch[:, 1:])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip, foreach=True)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
+    step = plain_step(cfg, model, model, opt, sched)
 
     def full_state() -> dict[str, Any]:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
