@@ -217,3 +217,23 @@ def test_the_workspace_key_cannot_be_registered_as_a_persons_key(run, capsys, mo
     code, out, err = cli(capsys, "keys", "register", "bob", Path(os.environ["STEWARD_WORKSPACE"]) / "keys" /
                          "signing_key.pub")
     assert code == 2 and out == "" and _one_line(err) and "is the workspace's signing key" in err, err
+
+
+@pytest.mark.parametrize("name", ["mallory\nbob approved", "x\ry", "tab\tname", " bob", "a" * 129, ""])
+def test_a_name_that_could_fake_a_listing_line_is_one_line(run, capsys, monkeypatch, name):
+    """A role, a key or an actor whose name holds a control character (or surrounding spaces, or is too long)
+    is refused with one line, before anything is recorded: a newline in a name could fake extra lines of
+    `roles list` or `audit log`."""
+    act_as(monkeypatch, ADMIN)
+    before = len(load_registry(AuditStore(Workspace().store_url)).roles)
+    code, out, err = cli(capsys, "roles", "grant", name, "approver")
+    assert code != 0 and out == "" and _one_line(err), err
+    assert len(load_registry(AuditStore(Workspace().store_url)).roles) == before
+    code, out, err = cli(capsys, "keys", "register", name, str(key_path("bob")) + ".pub")
+    assert code != 0 and _one_line(err), err
+    if name:  # an empty --actor means "the default actor"
+        code, out, err = cli(capsys, "approve", run, "--actor", name)
+        assert code != 0 and _one_line(err) and "--actor" in err, err
+    monkeypatch.setenv("STEWARD_ACTOR", "bob\nalice")
+    code, out, err = cli(capsys, "approve", run)
+    assert code != 0 and _one_line(err) and "STEWARD_ACTOR" in err, err

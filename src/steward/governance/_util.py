@@ -72,3 +72,18 @@ def read_toml_file(path: str, key: str, what: str = "") -> dict[str, Any]:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise GovernanceError(f"{key}: {p} is not valid TOML ({e})") from None
+
+
+def check_name(name: str, what: str) -> str:
+    """A person's name as the registry, the log and every listing show it: non-empty, at most 128
+    characters, no control characters (a newline in a name could fake lines of `audit log` or `roles
+    list`), no surrounding spaces. Returns the name; raises a one-line GovernanceError naming `what`."""
+    if not name or name != name.strip():
+        raise GovernanceError(f"{what}: {name!r} must be a non-empty name without surrounding spaces")
+    if len(name) > 128:
+        raise GovernanceError(f"{what}: a name of {len(name)} characters; give at most 128")
+    bad = [c for c in name if not c.isprintable()]
+    if bad:
+        raise GovernanceError(f"{what}: {name!r} holds the control character {bad[0]!r}; give a name of "
+                              "printable characters")
+    return name

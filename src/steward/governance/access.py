@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from steward.governance._util import GovernanceError, canonical_json, utc_now
+from steward.governance._util import GovernanceError, canonical_json, check_name, utc_now
 from steward.governance.keys import (
     Signer,
     key_id,
@@ -184,8 +184,7 @@ def _change(store: AuditStore, signer: Signer, by: str, actor: str, role: str, g
             personal: Signer | None) -> Entry:
     if role not in ROLES:
         raise GovernanceError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if not actor.strip():
-        raise GovernanceError("ACTOR must be a non-empty name")
+    check_name(actor, "ACTOR")
     reg = load_registry(store)
     admins = reg.admins()
     if admins and by not in admins:
@@ -212,8 +211,7 @@ def revoke_role(store: AuditStore, signer: Signer, by: str, actor: str, role: st
 def register_key(store: AuditStore, signer: Signer, by: str, actor: str, public_key: Any,
                  personal: Signer | None = None) -> Entry:
     """Register `public_key` (an Ed25519 public key) as a personal key of `actor`; only an admin may."""
-    if not actor.strip():
-        raise GovernanceError("NAME must be a non-empty name")
+    check_name(actor, "NAME")
     reg = load_registry(store)
     admins = reg.admins()
     if by not in admins:

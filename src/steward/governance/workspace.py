@@ -23,7 +23,7 @@ import getpass
 import os
 from pathlib import Path
 
-from steward.governance._util import GovernanceError, canonical_json
+from steward.governance._util import GovernanceError, canonical_json, check_name
 from steward.governance.access import Registry, load_registry
 from steward.governance.keys import (
     KEY_ENV,
@@ -44,9 +44,9 @@ ACTOR_ENV = "STEWARD_ACTOR"
 def default_actor(configured: str = "") -> str:
     """Who is acting: the configured name, else $STEWARD_ACTOR, else the OS user."""
     if configured:
-        return configured
+        return check_name(configured, "--actor")
     if os.environ.get(ACTOR_ENV):
-        return os.environ[ACTOR_ENV]
+        return check_name(os.environ[ACTOR_ENV], ACTOR_ENV)
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
