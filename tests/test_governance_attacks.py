@@ -237,3 +237,23 @@ def test_a_name_that_could_fake_a_listing_line_is_one_line(run, capsys, monkeypa
     monkeypatch.setenv("STEWARD_ACTOR", "bob\nalice")
     code, out, err = cli(capsys, "approve", run)
     assert code != 0 and _one_line(err) and "STEWARD_ACTOR" in err, err
+
+
+def test_listings_of_an_edited_workspace_store_say_it_does_not_verify(run, capsys, monkeypatch):
+    """`keys list` and `roles list` read the registry; after a row is deleted from the store's file they
+    still list it, but exit 1 with one warning line and "verified": false, instead of showing it as evidence."""
+    act_as(monkeypatch, ADMIN)
+    for command in (("keys", "list"), ("roles", "list")):
+        code, out, err = cli(capsys, *command, "--json")
+        assert code == 0 and json.loads(out)["verified"] is True and json.loads(out)["problem"] == "", err
+    assert cli(capsys, "keys", "revoke", "bob", load_signer(key_path("bob")).key_id[:12])[0] == 0
+    db = Path(os.environ["STEWARD_WORKSPACE"]) / "audit.db"
+    with sqlite3.connect(db) as c:
+        assert c.execute("DELETE FROM steward_entries WHERE type = 'key.revoked'").rowcount == 1
+    for command in (("keys", "list"), ("roles", "list")):
+        code, out, err = cli(capsys, *command, "--json")
+        d = json.loads(out)
+        assert code == 1 and d["verified"] is False and "does not verify" in d["problem"], (out, err)
+        assert _one_line(err) and "warning" in err, err
+    code, out, err = cli(capsys, "keys", "list")
+    assert code == 1 and "bob:" in out and "revoked" not in out and _one_line(err)

@@ -473,17 +473,28 @@ def run_risk_update(args) -> int:
     return 0
 
 
+def emit_registry_listing(args, command: str, ws, store, obj: dict[str, Any], text: str) -> int:
+    """Print a listing read from the workspace store's registry, and say (exit 1, one line on stderr) when
+    that store does not verify: a listing of an edited store (a revocation row deleted) is not evidence."""
+    problem = ws.registry_problem(store, ws.trusted_keys())
+    emit(args, {**obj, "verified": not problem, "problem": problem}, text)
+    if problem:
+        print(f"steward {command}: warning: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_roles_list(args) -> int:
     from steward.governance.access import current_roles
 
     ws, store = workspace_store(args)
     try:
         roles = current_roles(store)
+        return emit_registry_listing(
+            args, "roles list", ws, store, {"store": store.display_url, "roles": roles},
+            "\n".join(f"{a}: {', '.join(r)}" for a, r in roles.items()) or "no roles assigned (everyone may act)")
     finally:
         store.close()
-    emit(args, {"store": store.display_url, "roles": roles},
-          "\n".join(f"{a}: {', '.join(r)}" for a, r in roles.items()) or "no roles assigned (everyone may act)")
-    return 0
 
 
 def run_roles_change(args) -> int:

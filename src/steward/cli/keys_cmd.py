@@ -8,7 +8,14 @@
 
 from __future__ import annotations
 
-from steward.cli.governance_cmd import add_key_arg, add_store_args, emit, sign_and_publish, workspace_store
+from steward.cli.governance_cmd import (
+    add_key_arg,
+    add_store_args,
+    emit,
+    emit_registry_listing,
+    sign_and_publish,
+    workspace_store,
+)
 
 
 def register(sub) -> None:
@@ -62,17 +69,18 @@ def run_create(args) -> int:
 def run_list(args) -> int:
     from steward.governance.access import load_registry
 
-    _, store = workspace_store(args)
+    ws, store = workspace_store(args)
     try:
         reg = load_registry(store)
+        rows = [{"name": k.name, "key_id": k.key_id, "registered": k.registered, "by": k.by, "entry": k.seq,
+                 "revoked": k.revoked} for k in reg.keys]
+        text = "\n".join(f"{r['name']}: {r['key_id'][:16]}  registered {r['registered']} by {r['by']} "
+                         f"(entry {r['entry']})" + (f", revoked {r['revoked']}" if r["revoked"] else "")
+                         for r in rows) or "no keys registered"
+        return emit_registry_listing(args, "keys list", ws, store,
+                                     {"store": store.display_url, "keys": rows, "problems": reg.problems}, text)
     finally:
         store.close()
-    rows = [{"name": k.name, "key_id": k.key_id, "registered": k.registered, "by": k.by, "entry": k.seq,
-             "revoked": k.revoked} for k in reg.keys]
-    emit(args, {"store": store.display_url, "keys": rows, "problems": reg.problems},
-          "\n".join(f"{r['name']}: {r['key_id'][:16]}  registered {r['registered']} by {r['by']} (entry {r['entry']})"
-                    + (f", revoked {r['revoked']}" if r["revoked"] else "") for r in rows) or "no keys registered")
-    return 0
 
 
 def _change(args, fn, target) -> int:
