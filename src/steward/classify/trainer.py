@@ -38,7 +38,7 @@ from steward.parallel import dp_rank, set_gradient_sync
 from steward.train import checkpoint as ckpt
 from steward.train.build import ModelFactory
 from steward.train.callbacks import Callback
-from steward.train.distributed import all_reduce_mean, gather_objects
+from steward.train.distributed import gather_objects, start_all_reduce_mean
 from steward.train.trainer import Trainer, clip_grad_norm, decoder_args
 
 
@@ -174,9 +174,11 @@ class ClassifyTrainer(Trainer):
             reuse = self.world_size == 1 and accum == 1 and self.cfg.memory.policy == "keep"
             adv, total = adversarial_step(self._forward, micro, params, self.adversary, f.adversary, self.alpha,
                                           f.adversary_input, sync=sync, reuse=reuse, row_weights=self._row_weights())
-            self.adv_loss = float(all_reduce_mean(adv))
+            adv_mean = start_all_reduce_mean(adv)
         else:
             total = predictor_backward(lambda b, i: self._forward(b)[1], micro, sync, self._row_weights())
+        # the losses are averaged over the ranks while clipping and the optimizer steps run
+        mean_loss = start_all_reduce_mean(total)
         grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
@@ -184,7 +186,8 @@ class ClassifyTrainer(Trainer):
         if self.adversary is not None:
             self.adv_optimizer.step()
             self.adv_optimizer.zero_grad(set_to_none=True)
-        return float(all_reduce_mean(total)), grad_norm
+            self.adv_loss = float(adv_mean())
+        return float(mean_loss()), grad_norm
 
     def _row_weights(self):
         """fairness.loss_weights' row weights for `predictor_backward` (None: unweighted). Group DRO
