@@ -27,13 +27,16 @@ from steward.classify.trainer import ClassifyTrainer
 from steward.config import load_config
 from steward.fairness.testbed import SOURCES, generate_source, write_identities
 
-src = sys.argv[1]; seed = 0
+src = sys.argv[1]
+seed = 0
 tmp = Path(tempfile.mkdtemp())
 files = {s: str(write_identities(generate_source(src, 3000 if s == "test" else 6000, seed=seed, split=s), tmp / f"{s}.csv")) for s in ("train", "twin", "test")}
 log = []
 orig = adv.projected_gradients
 def spy(gp, ga, alpha, eps=1e-30):
-    pa = float(adv.grad_dot(gp, ga)); aa = float(adv.grad_dot(ga, ga)); pp = float(adv.grad_dot(gp, gp))
+    pa = float(adv.grad_dot(gp, ga))
+    aa = float(adv.grad_dot(ga, ga))
+    pp = float(adv.grad_dot(gp, gp))
     log.append((pp ** .5, aa ** .5, pa / max((pp * aa) ** .5, 1e-30), pa / aa if aa > eps else 0.0))
     return orig(gp, ga, alpha, eps)
 adv.projected_gradients = spy
@@ -55,16 +58,21 @@ def fit_adv(logit, y, ident, variant, steps=400):
     z = torch.as_tensor((logit - logit.mean()) / logit.std(), dtype=torch.float64).reshape(-1, 1)
     yy = torch.as_tensor(y, dtype=torch.float64).reshape(-1, 1)
     x = {"dp": z, "eo": torch.cat([z, z * yy, z * (1 - yy)], 1), "neg": z * (1 - yy)}[variant]
-    I = torch.as_tensor(ident, dtype=torch.float64)
-    A = adv.Adversary(x.shape[1], I.shape[1]).double(); A.start_at_prior(ident)
-    prior = float(adv.adversary_loss(A(x), I))
+    ident_t = torch.as_tensor(ident, dtype=torch.float64)
+    A = adv.Adversary(x.shape[1], ident_t.shape[1]).double()
+    A.start_at_prior(ident)
+    prior = float(adv.adversary_loss(A(x), ident_t))
     opt = torch.optim.LBFGS(A.parameters(), max_iter=steps)
     def closure():
-        opt.zero_grad(); l = adv.adversary_loss(A(x), I); l.backward(); return l
+        opt.zero_grad()
+        loss = adv.adversary_loss(A(x), ident_t)
+        loss.backward()
+        return loss
     opt.step(closure)
     zz = z.clone().requires_grad_(True)
     xx = {"dp": zz, "eo": torch.cat([zz, zz * yy, zz * (1 - yy)], 1), "neg": zz * (1 - yy)}[variant]
-    la = adv.adversary_loss(A(xx), I); la.backward()
+    la = adv.adversary_loss(A(xx), ident_t)
+    la.backward()
     return 1000 * (prior - float(la)), zz.grad.numpy().reshape(-1) * len(z)  # the predictor's logit moves along +dL_A/dz (hurts A); per row
 
 out = {}
@@ -80,7 +88,8 @@ out["grad"] = {"|g_p| median": float(np.median(L[:, 0])), "|g_a| median": float(
                "steps": len(L)}
 out["gaps"] = {k: {"base": fb["mean_abs_gap"], "eo": fe["mean_abs_gap"], "twin": ft["mean_abs_gap"]}[k] for k in ("base", "eo", "twin")}
 enc = base.data.train_enc
-y = enc.labels.numpy(); ident = enc.identity.numpy()
+y = enc.labels.numpy()
+ident = enc.identity.numpy()
 names = enc.data.subgroup_names()
 carry = np.array([n.split("/")[-1] in SOURCES[src].carrying for n in names])
 crow = ident[:, carry].any(1)
@@ -89,7 +98,8 @@ good = np.array([any(w in t for w in ("coached", "fixed the library", "remembers
                                       "helpful", "thoughtful", "patient", "clever", "welcoming", "sharp")) for t in texts])
 for name, tr in (("baseline", base), ("twin_model", twin), ("eo_model", eo)):
     e2 = Encoded(enc.data, tr.tokenizer, 4096) if tr is twin else enc
-    lg = np.log(np.clip(tr.predict(e2), 1e-7, 1 - 1e-7)); lg = lg - np.log1p(-np.exp(lg))
+    lg = np.log(np.clip(tr.predict(e2), 1e-7, 1 - 1e-7))
+    lg = lg - np.log1p(-np.exp(lg))
     r = {}
     for v in ("dp", "eo", "neg"):
         gain, push = fit_adv(lg, y, ident[:, carry], v)
