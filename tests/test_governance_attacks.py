@@ -15,7 +15,7 @@ from steward.governance.keys import create_signer, load_signer
 from steward.governance.provenance import attest_later_files
 from steward.governance.store import AuditStore
 from steward.governance.workspace import Workspace
-from test_governance_keys import RELEASE_DENIED, _release_as_carol
+from test_governance_keys import RELEASE_DENIED, TWO_APPROVALS_POLICY, _release_as_carol
 from test_governance_run import cli, fake_train
 
 # an SM2 key pair (openssl genpkey -algorithm SM2): valid PEM of a curve `cryptography` does not support
@@ -110,8 +110,7 @@ def test_an_approval_counts_only_for_the_provenance_it_signed(run, capsys, monke
 
 def test_one_key_approving_twice_is_one_approval(run, capsys, monkeypatch):
     policy = Path(os.environ["STEWARD_WORKSPACE"]) / "policy.toml"
-    policy.write_text('[policy]\nname = "ws"\n[[rule]]\nname = "two-approvals"\nstage = "model.release"\n'
-                      'expr = "size(approvals) >= 2"\nmessage = "two approvals needed"\n')
+    policy.write_text(TWO_APPROVALS_POLICY)
     act_as(monkeypatch, "bob")
     assert cli(capsys, "approve", run)[0] == 0
     assert cli(capsys, "approve", run, "--note", "really")[0] == 0

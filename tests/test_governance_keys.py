@@ -185,10 +185,14 @@ def test_a_run_trained_without_enforcement_or_policy_still_needs_approval(tmp_pa
     assert code == 0, err
 
 
+TWO_APPROVALS_POLICY = ('[policy]\nname = "ws"\n[[rule]]\nname = "two-approvals"\nstage = "model.release"\n'
+                        'expr = "size(approvals) >= 2"\nmessage = "two approvals needed"\n')
+"""A workspace policy whose release needs two approvals."""
+
+
 def test_the_workspace_policy_decides_release(run, capsys, monkeypatch):
     policy = Path(os.environ["STEWARD_WORKSPACE"]) / "policy.toml"
-    policy.write_text('[policy]\nname = "ws"\n[[rule]]\nname = "two-approvals"\nstage = "model.release"\n'
-                      'expr = "size(approvals) >= 2"\nmessage = "two approvals needed"\n')
+    policy.write_text(TWO_APPROVALS_POLICY)
     act_as(monkeypatch, "bob")
     assert cli(capsys, "approve", run)[0] == 0
     code, _, err = _release_as_carol(capsys, monkeypatch, run)

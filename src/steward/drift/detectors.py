@@ -38,6 +38,7 @@ short numpy code with the calibration stated above.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,7 @@ class Score:
     alarm: bool
 
 
-class TwoSampleDetector:
+class TwoSampleDetector(ABC):
     """Permutation-calibrated two-sample detector over reference units (subclasses: the statistic)."""
 
     name = ""
@@ -121,17 +122,17 @@ class TwoSampleDetector:
         stat = float(self._statistic(np.asarray(units, dtype=np.float64)))
         return Score(stat, self.threshold, stat > self.threshold)
 
-    def _prepare(self, units: np.ndarray) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _prepare(self, units: np.ndarray) -> None: ...
 
-    def _split_statistics(self, masks: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def _split_statistics(self, masks: np.ndarray) -> np.ndarray: ...
 
-    def _fix_reference(self, keep: np.ndarray) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _fix_reference(self, keep: np.ndarray) -> None: ...
 
-    def _statistic(self, units: np.ndarray) -> float:
-        raise NotImplementedError
+    @abstractmethod
+    def _statistic(self, units: np.ndarray) -> float: ...
 
 
 class TokenJS(TwoSampleDetector):
