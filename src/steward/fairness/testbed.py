@@ -43,6 +43,14 @@ import numpy as np
 
 from steward.fairness.data import IdentityData
 from steward.fairness.heldout_sources import CHAT_CARRYING, LETTERS_CARRYING, chat_row, letters_row
+from steward.fairness.heldout_sources_b import (
+    MODQUEUE_CARRYING,
+    QNA_CARRYING,
+    TICKETS_CARRYING,
+    modqueue_row,
+    qna_row,
+    tickets_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -281,6 +289,14 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "P(toxic | them) = 0.8", CHAT_CARRYING, lambda rng, split: Row(*chat_row(rng, split))),
     Source("letters", "2-3 self-described identities per letter", "targeted subgroups 5x rarer, P(toxic | them) = "
            "0.95 religion, 0.6 ethnicity, none gender", LETTERS_CARRYING, lambda rng, split: Row(*letters_row(rng, split))),
+    Source("qna", "a possessive or a pronoun plus descriptor", "P(toxic | targeted subgroup) per subgroup: "
+           "0.6 / 0.75 / 0.9 in religion, 0.6 / 0.9 in ethnicity", QNA_CARRYING,
+           lambda rng, split: Row(*qna_row(rng, split))),
+    Source("tickets", "a given name or an organisation", "label noise by group (35% of polite rows -> toxic), "
+           "targeted subgroups 3x rarer", TICKETS_CARRYING, lambda rng, split: Row(*tickets_row(rng, split))),
+    Source("modqueue", "2-3 identities per post, 25% unannotated", "targeted mentions co-occur with insults, "
+           "P(toxic | them) = 0.8; condemned quotes and negations", MODQUEUE_CARRYING,
+           lambda rng, split: Row(*modqueue_row(rng, split))),
 )}
 
 
