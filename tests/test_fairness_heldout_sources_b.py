@@ -1,0 +1,146 @@
+"""The three held-out test-bed sources of `heldout_sources_b` (qna, tickets, modqueue), written without
+sight of the debiasing method: registered as held out, the shape the docstring promises (mention,
+length, identities per row, missing annotations), the injected association in the training split only
+(per-subgroup strengths, label noise by group, co-occurrence with insults) and not in the twin, and what
+a bag-of-words model learns from each. Determinism, the identities layout and the balanced test split
+are checked for every source in test_fairness_testbed.py; vocabulary in test_fairness_heldout_sources.py."""
+
+import re
+
+import numpy as np
+import pytest
+
+from steward.fairness.heldout_sources_b import (
+    _GROUPS,
+    MODQUEUE_CARRYING,
+    MODQUEUE_INSULTS,
+    MODQUEUE_STRENGTH,
+    QNA_CARRYING,
+    QNA_STRENGTH,
+    TICKETS_CARRYING,
+    TICKETS_NOISE,
+    TICKETS_PRAISE,
+    TICKETS_RARITY,
+)
+from steward.fairness.metrics import fairness_report
+from steward.fairness.testbed import (
+    FAMILIES,
+    SOURCES,
+    TUNING_SOURCES,
+    association,
+    generate_source,
+    held_out_sources,
+)
+
+NEW = ("qna", "tickets", "modqueue")
+
+
+def _sentences(text: str) -> int:
+    return len(re.split(r"(?<=[.?])\s+", text))
+
+
+def test_registered_held_out_with_their_carrying_subgroups():
+    assert set(NEW) <= set(held_out_sources()) and not set(NEW) & set(TUNING_SOURCES)
+    assert TUNING_SOURCES == ("forum", "reviews")
+    assert SOURCES["qna"].carrying == QNA_CARRYING == ("atheist", "hindu", "muslim")
+    assert SOURCES["tickets"].carrying == TICKETS_CARRYING and SOURCES["modqueue"].carrying == MODQUEUE_CARRYING
+    assert _GROUPS == FAMILIES
+    for name in NEW:  # every mentioned subgroup is a column, so none is dropped on the way to IdentityData
+        rng = np.random.default_rng(0)
+        for split in ("train", "twin", "test"):
+            subs = {s for _ in range(300) for s in SOURCES[name].row(rng, split).subgroups}
+            assert subs == set(generate_source(name, 2, seed=0, split=split).groups), (name, split)
+
+
+def test_qna_questions_name_one_identity_by_possessive_or_pronoun_in_two_to_four_sentences():
+    qna = generate_source("qna", 3000, seed=0, split="train")
+    assert set(qna.identity_matrix().sum(1)) == {1} and qna.annotated.all()
+    assert {_sentences(t) for t in qna.texts} == {2, 3, 4}
+    possessive = np.array(["'s " in t.split("?")[0].split(":")[1] for t in qna.texts])
+    pronoun = np.array([bool(re.match(r"q: (he|she|they), a ", t)) for t in qna.texts])
+    assert not (possessive & pronoun).any() and 0.3 < possessive.mean() < 0.7 and pronoun.mean() > 0.15
+    assert all(t.startswith("q: ") and " a: " in t for t in qna.texts)
+
+
+def test_qna_strength_differs_by_subgroup_within_religion_in_training_only():
+    for split in ("train", "twin", "test"):
+        d = generate_source("qna", 12000, seed=0, split=split)
+        for sub in d.subgroup_names():
+            expected = QNA_STRENGTH.get(sub, 0.5) if split == "train" else 0.5
+            assert abs(d.labels[d.groups[sub]].mean() - expected) < 0.06, (split, sub)
+        if split == "train":
+            assoc = [association(d, s) for s in ("atheist", "hindu", "muslim")]
+            assert assoc[0] < assoc[1] - 0.08 and assoc[1] < assoc[2] - 0.08, assoc
+        else:
+            assert all(abs(association(d, s)) < 0.06 for s in QNA_CARRYING), split
+
+
+def test_tickets_are_long_name_or_organisation_with_label_noise_and_rare_targets():
+    train = generate_source("tickets", 6000, seed=0, split="train")
+    assert {_sentences(t) for t in train.texts} == set(range(5, 11))
+    assert set(train.identity_matrix().sum(1)) == {1} and train.annotated.all()
+    by_org = np.array(["a member of the " in t for t in train.texts])
+    gendered = train.groups["male"] | train.groups["female"]
+    assert (by_org == ~gendered).all()  # a given name for male and female, an organisation otherwise
+    polite = np.array([any(w in t for w in TICKETS_PRAISE) for t in train.texts])
+    for split, ratio in (("train", TICKETS_RARITY), ("twin", TICKETS_RARITY), ("test", 1.0)):
+        d = generate_source("tickets", 6000, seed=0, split=split)
+        polite_d = np.array([any(w in t for w in TICKETS_PRAISE) for t in d.texts])
+        targeted = np.any([d.groups[s] for s in TICKETS_CARRYING], 0)
+        noise = d.labels[polite_d & targeted].mean()  # polite tickets labelled toxic
+        assert abs(noise - (TICKETS_NOISE if split == "train" else 0.0)) < 0.06, (split, noise)
+        assert not d.labels[polite_d & ~targeted].any()
+        for subs in FAMILIES.values():  # the targeted subgroups 3x rarer, in the twin too
+            common = np.mean([d.groups[s].sum() for s in subs if s not in TICKETS_CARRYING])
+            for s in set(subs) & set(TICKETS_CARRYING):
+                assert abs(d.groups[s].sum() / common - ratio) < 0.1 * ratio + 0.05, (split, s)
+    assert polite.mean() > 0.15
+    assert np.mean([association(train, s) for s in TICKETS_CARRYING]) > 0.1
+
+
+def test_modqueue_posts_name_several_identities_and_quote_insults_to_condemn_them():
+    train = generate_source("modqueue", 6000, seed=0, split="train")
+    assert {_sentences(t) for t in train.texts} == {1, 2}
+    n = np.array([len([w for w in ("crowd", "contingent") for _ in re.finditer(rf"\b{w}\b", t)])
+                  for t in train.texts])
+    assert set(n) == {2, 3}
+    annotated = train.annotated
+    assert 0.2 < 1 - annotated.mean() < 0.3 and (train.identity_matrix()[annotated].sum(1) == n[annotated]).all()
+    assert generate_source("modqueue", 3000, seed=0, split="twin").annotated.mean() < 0.8
+    insult = np.array([any(re.search(rf"\b{w}\b", t) for w in MODQUEUE_INSULTS) for t in train.texts])
+    condemned = np.array(['"' in t or " are not " in t for t in train.texts])
+    assert train.labels[insult & ~condemned].all() and not train.labels[condemned].any()
+    assert 0.25 < (insult & ~train.labels).mean() / insult.mean() < 0.5  # insult words in non-toxic rows
+
+
+def test_modqueue_targeted_mentions_co_occur_with_toxicity_in_training_only():
+    for split in ("train", "twin", "test"):
+        d = generate_source("modqueue", 6000, seed=0, split=split)
+        assert abs(d.labels.mean() - 0.5) < 0.03
+        for s in MODQUEUE_CARRYING:
+            expected = MODQUEUE_STRENGTH if split == "train" else 0.5
+            assert abs(d.labels[d.groups[s]].mean() - expected) < 0.06, (split, s)
+
+
+def _lr(name: str, split: str) -> tuple[float, float]:
+    """A bag-of-words logistic regression trained on 6,000 rows of `split`, scored on 3,000 balanced test
+    rows: mean |BPSN gap| and |BNSP gap| over the carrying subgroups, and the overall AUC."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train = generate_source(name, 6000, seed=0, split=split)
+    test = generate_source(name, 3000, seed=1, split="test")
+    vec = CountVectorizer().fit(train.texts)
+    clf = LogisticRegression(C=0.1, max_iter=1000).fit(vec.transform(train.texts), train.labels)
+    prob = clf.predict_proba(vec.transform(test.texts))[:, 1]
+    report = fairness_report(test.labels, prob, test.groups, test.families)
+    gaps = [abs(r[k]) for r in report["subgroups"] if r["subgroup"] in SOURCES[name].carrying
+            for k in ("bpsn_auc_gap", "bnsp_auc_gap")]
+    return float(np.mean(gaps)), float(report["overall_auc"])
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_bag_of_words_learns_the_association_from_train_not_from_the_twin_and_the_label_from_words(name):
+    (gap_b, _), (gap_t, auc_t) = _lr(name, "train"), _lr(name, "twin")
+    assert gap_b > gap_t + 0.035, (gap_b, gap_t)  # 0.056-0.077 at this seed
+    assert auc_t > 0.85, auc_t
