@@ -120,6 +120,8 @@ def test_modqueue_targeted_mentions_co_occur_with_toxicity_in_training_only():
         for s in MODQUEUE_CARRYING:
             expected = MODQUEUE_STRENGTH if split == "train" else 0.5
             assert abs(d.labels[d.groups[s]].mean() - expected) < 0.06, (split, s)
+        assoc = np.mean([association(d, s) for s in MODQUEUE_CARRYING])
+        assert assoc > 0.25 if split == "train" else abs(assoc) < 0.04, (split, assoc)
 
 
 def _lr(name: str, split: str) -> tuple[float, float]:
