@@ -191,3 +191,51 @@ def test_kempnerforge_holds_bf16_states():
     for part in ("params", "optimizer"):
         assert bf16[part] == pytest.approx(fp32[part] / 2)
     assert bf16["total"] < req.cluster.device.memory_bytes < fp32["total"]
+
+
+def test_power_capped_board_runs_at_the_cube_root_of_its_power():
+    """A run whose board is held below its rated power (torchtitan's 500 W H100s) is evaluated at
+    (power / rated)^(1/3) of the datasheet's peak, and predicts that much less where it is compute-bound."""
+    from steward.planning.published import RATED_POWER_W, request_for
+
+    run = next(r for r in load_runs() if r["id"] == "torchtitan-llama3-8b-h100-8gpu")
+    assert run["gpu_power_w"] == 500
+    rated = {k: v for k, v in run.items() if k != "gpu_power_w"}
+    capped_req, _ = request_for(run)
+    rated_req, _ = request_for(rated)
+    scale = (500 / RATED_POWER_W["h100"]) ** (1 / 3)
+    for dtype, peak in rated_req.cluster.device.peak_flops.items():
+        assert capped_req.cluster.device.peak_flops[dtype] == pytest.approx(peak * scale)
+    full = dict(rated, gpu_power_w=RATED_POWER_W["h100"] + 100)  # above the rating: no boost
+    assert request_for(full)[0].cluster.device.peak_flops == rated_req.cluster.device.peak_flops
+
+
+def test_contention_adds_a_share_of_the_hidden_data_parallel_time():
+    """With `contention` c, the exposed data-parallel time grows by c times the part that overlap hides;
+    c = 0 is the plain overlap model."""
+    import dataclasses
+
+    from steward.planning.cost import Calibration, predict
+    from steward.planning.published import request_for
+
+    run = next(r for r in load_runs() if r["id"] == "mpt-13b-h100-64gpu-s2048")
+    req, lay = request_for(run)
+    exposed, steps = [], []
+    for c in (0.0, 0.5, 1.0):
+        p = predict(req, lay, Calibration(constants=dataclasses.replace(FITTED, contention=c)))
+        exposed.append(p.time["data_parallel_exposed"])
+        steps.append(p.step_time_s)
+    total = p.time["data_parallel_total"]
+    assert total > 0.1 and exposed[0] < 0.1 * total  # overlap hides most of it without contention
+    assert exposed[2] >= total  # contention 1: nothing hidden is free
+    assert exposed[1] - exposed[0] == pytest.approx(0.5 * (exposed[2] - exposed[0]))
+    assert steps[1] - steps[0] == pytest.approx(exposed[1] - exposed[0])
+
+
+def test_fused_attention_on_hopper_runs_at_its_own_share():
+    """`attention_hopper` scales fused attention's rate on H100 and H200 only."""
+    from steward.planning.kernels import for_device
+
+    assert for_device(FITTED, "H100-SXM5-80GB").attention == pytest.approx(FITTED.attention * FITTED.attention_hopper)
+    assert for_device(FITTED, "H200-SXM-141GB").attention == pytest.approx(FITTED.attention * FITTED.attention_hopper)
+    assert for_device(FITTED, "A100-SXM4-80GB") == FITTED

@@ -349,7 +349,8 @@ class _Rates:
 def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
                  tp_link: Link) -> tuple[list[float], list[float], list[float]]:
     """Per pipeline stage and micro-batch: compute seconds, tensor-parallel seconds, tensor-parallel bytes."""
-    args, e, tp, pp, c = req.args, req.act_bytes, lay.tp, lay.pp, cal.kernel_constants()
+    args, e, tp, pp = req.args, req.act_bytes, lay.tp, lay.pp
+    c = kernels.for_device(cal.kernel_constants(), req.cluster.device.name)
     tokens_mb = lay.micro_batch_size * req.seq_len
     autocast = req.autocast(lay)
     blocks = stage_blocks(args.n_layers, pp)
@@ -461,7 +462,8 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
     if cal.synchronous:
         dp_exposed = dp.time  # no device streams: the CPU waits for each collective
     else:
-        dp_exposed = max(0.0, dp.time - c.overlap * window) + dp.exposed_once if dp.time else 0.0
+        hidden = min(dp.time, c.overlap * window)
+        dp_exposed = dp.time - hidden + c.contention * hidden + dp.exposed_once if dp.time else 0.0
 
     p_opt = p_local / (lay.dp_shard if lay.fsdp else 1) / (lay.dp_replicate if req.impl.optimizer_sharded else 1)
     optimizer_time = req.impl.optimizer_bytes_per_param * p_opt / rates.memory_bandwidth

@@ -26,6 +26,15 @@ moments (16 bytes), writes the weight and moments (12) and the 16-bit model copy
 PRESET = {"a100": "a100-80gb-ib", "h100": "h100-80gb-ib", "h200": "h200-141gb-ib"}
 """The cluster preset a run's GPU is evaluated on (its links; the run's own interconnect is in the corpus)."""
 
+RATED_POWER_W = {"a100": 400, "h100": 700, "h200": 700}
+"""The board power at which gpus.toml's peak FLOP/s hold (the datasheets' max TDP: A100 SXM4 400 W, H100 SXM5
+up to 700 W, H200 SXM up to 700 W)."""
+POWER_EXPONENT = 1 / 3
+"""A board held below its rated power runs its tensor cores at (power / rated)^(1/3) of the rated clock
+(an assumption: dynamic power grows as f V^2 with the voltage rising with the clock along the DVFS curve,
+so about f^3). A cross-check, not a fit: the H100 NVL (400 W, 835 dense BF16 TFLOP/s, the same 132 SMs)
+against the SXM (700 W, 989) gives an exponent of 0.30."""
+
 BF16_ADAM_BYTES_PER_PARAM = 14
 """A fused Adam step on bf16 parameters and moments: reads the weight, gradient and both moments (8 bytes),
 writes the weight and moments (6)."""
@@ -95,6 +104,9 @@ def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
     board = {k: f(run[key]) for k, key, f in (("memory_bytes", "gpu_memory_gib", lambda v: int(v * GIB)),
                                                 ("memory_bandwidth", "gpu_memory_bandwidth_gb_s", lambda v: v * 1e9))
              if key in run}
+    if "gpu_power_w" in run:  # a power-capped board: its clocks, and so its peak, fall with the cap
+        scale = min(1.0, run["gpu_power_w"] / RATED_POWER_W[run["gpu"]]) ** POWER_EXPONENT
+        board["peak_flops"] = {k: v * scale for k, v in cluster.device.peak_flops.items()}
     if board:
         cluster = dataclasses.replace(cluster, device=dataclasses.replace(cluster.device, **board))
     if "node_network_gb_s" in run:  # the node's adapters together, shared by its GPUs
