@@ -239,3 +239,27 @@ def test_fused_attention_on_hopper_runs_at_its_own_share():
     assert for_device(FITTED, "H100-SXM5-80GB").attention == pytest.approx(FITTED.attention * FITTED.attention_hopper)
     assert for_device(FITTED, "H200-SXM-141GB").attention == pytest.approx(FITTED.attention * FITTED.attention_hopper)
     assert for_device(FITTED, "A100-SXM4-80GB") == FITTED
+
+
+def test_compiled_model_runs_its_element_wise_kernels_fused():
+    """A run under torch.compile moves `compiled_elementwise` of the element-wise bytes eager moves: at 1
+    it is the eager prediction, below 1 it is faster, and the memory is the same."""
+    import dataclasses
+
+    from steward.planning.cost import Calibration, predict
+    from steward.planning.published import request_for
+
+    runs = {r["id"]: r for r in load_runs()}
+    compiled = runs["torchtitan-llama3-8b-h100-8gpu-compile"]
+    assert compiled["compile"] is True and "compile" not in runs["torchtitan-llama3-8b-h100-8gpu"]
+    req_c, lay = request_for(compiled)
+    req_e, _ = request_for(runs["torchtitan-llama3-8b-h100-8gpu"])
+    assert req_c.impl.compiled and not req_e.impl.compiled
+
+    def step(req, fused):
+        return predict(req, lay, Calibration(constants=dataclasses.replace(FITTED, compiled_elementwise=fused)))
+
+    assert step(req_c, 1.0).step_time_s == pytest.approx(step(req_e, 1.0).step_time_s)
+    assert step(req_c, 0.5).step_time_s < step(req_e, 0.5).step_time_s
+    assert step(req_e, 0.5).step_time_s == pytest.approx(step(req_e, 1.0).step_time_s)
+    assert step(req_c, 0.5).memory_per_device_bytes == step(req_e, 0.5).memory_per_device_bytes

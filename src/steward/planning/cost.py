@@ -107,6 +107,8 @@ class Implementation:
     param_bytes: int = FP32_BYTES
     """Bytes per element of the parameters, their gradients and AdamW's moments (Steward: fp32 master
     weights); 2 where the training code casts the model to bf16 and has no master copy."""
+    compiled: bool = False
+    """The model runs under torch.compile (element-wise kernels fused; `kernels.Constants.compiled_elementwise`)."""
     selective_recompute_matmuls: tuple[str, ...] = ()
     """Linear layers (wq, wk, wv, wo, w1, w3, w2) whose forward 'selective' runs again in backward
     (torchtitan's per-op policy saves every other matmul); Steward's 'selective' keeps all seven."""
@@ -360,7 +362,8 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
         req.impl.unfused_attention, e)
     core = req.impl.selective_attention_core and lay.recompute == "selective"
     recompute_time = matmul / 3 if lay.recompute == "full" else 0.0  # the forward runs again
-    layer_traffic = c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
+    fused = c.compiled_elementwise if req.impl.compiled else 1.0
+    layer_traffic = fused * c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
     if core:  # the attention core's forward runs again
         recompute_time = kernels.attention_time(args, lay.micro_batch_size, req.seq_len, tp, rates.flops,
                                                 rates.memory_bandwidth, c, req.impl.unfused_attention, e) / 3

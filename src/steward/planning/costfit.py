@@ -24,10 +24,11 @@ from steward.planning.cost import Calibration, predict
 from steward.planning.kernels import FITTED, NAMES, Constants, ErrorBand, from_vector
 
 START = Constants(gemm=0.8, gemm_half=100.0, attention=0.6, elementwise=4.0, score_passes=8.0, overlap=0.8,
-                  contention=0.2, attention_hopper=0.5, layer_overhead=1e-4, collective_half=FITTED.collective_half)
+                  contention=0.2, compiled_elementwise=0.5, attention_hopper=0.5, layer_overhead=1e-4, collective_half=FITTED.collective_half)
 """Where every fit starts (rough physical values: 80% of the large-GEMM rate, flash attention at 60% of
 it and at half that on Hopper (FlashAttention-3's 35% against 70%), 8 passes over the scores, a fifth of a
-hidden collective's time lost to contention, 0.1 ms per block); also the ridge's anchor."""
+hidden collective's time lost to contention, half the element-wise traffic under torch.compile, 0.1 ms
+per block); also the ridge's anchor."""
 RIDGE = 0.01
 """Weight of the ridge on each transformed constant's distance from START (against the per-source
 weights of the residuals, which sum to one per source)."""

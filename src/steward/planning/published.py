@@ -74,11 +74,17 @@ FRAMEWORKS = {
 def load_runs(path: Path | str = CORPUS) -> list[dict[str, Any]]:
     with open(path, "rb") as f:
         runs = tomllib.load(f)["run"]
+    positive = {"measured_memory_gib": "the measured peak memory per GPU in GiB",
+                "gpu_power_w": "the board's power limit in watts"}
     for run in runs:
-        gib = run.get("measured_memory_gib")
-        if gib is not None and (isinstance(gib, bool) or not isinstance(gib, (int, float)) or gib <= 0):
-            raise ConfigError(f"{path}: run {run.get('id')!r}: measured_memory_gib: {gib!r} must be a positive "
-                             "number (the measured peak memory per GPU in GiB), or leave the key out")
+        for key, what in positive.items():
+            v = run.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+                raise ConfigError(f"{path}: run {run.get('id')!r}: {key}: {v!r} must be a positive number ({what}), "
+                                  "or leave the key out")
+        if not isinstance(run.get("compile", False), bool):
+            raise ConfigError(f"{path}: run {run.get('id')!r}: compile: {run['compile']!r} must be true or false "
+                              "(whether the model ran under torch.compile), or leave the key out")
     return runs
 
 
@@ -117,7 +123,7 @@ def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
                                                                  "micro_batch", "recompute")))
     req = Request(args=args, global_batch=run["global_batch"], seq_len=run["seq_len"], cluster=cluster,
                   memory_limit=cluster.device.memory_bytes, dtype="bf16", name=run["id"],
-                  impl=FRAMEWORKS[run["framework"]])
+                  impl=dataclasses.replace(FRAMEWORKS[run["framework"]], compiled=run.get("compile", False)))
     return req, layout
 
 
