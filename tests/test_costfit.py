@@ -263,3 +263,28 @@ def test_compiled_model_runs_its_element_wise_kernels_fused():
     assert step(req_c, 0.5).step_time_s < step(req_e, 0.5).step_time_s
     assert step(req_e, 0.5).step_time_s == pytest.approx(step(req_e, 1.0).step_time_s)
     assert step(req_c, 0.5).memory_per_device_bytes == step(req_e, 0.5).memory_per_device_bytes
+
+
+def test_megatron_sequence_parallel_hides_the_backward_reduce_scatters():
+    """Under `tp_backward_overlap` (Megatron-LM's sequence parallelism) two of a block's eight tensor-parallel
+    collectives run beside the weight-gradient GEMMs of wq/wk/wv and w1/w3: the block's tensor-parallel time
+    drops by min(those two, the GEMMs' time); bytes and compute are unchanged."""
+    import dataclasses
+
+    from steward.planning import cost, kernels
+    from steward.planning.published import FRAMEWORKS, request_for
+
+    run = next(r for r in load_runs() if r["id"] == "megatron-readme-22b-a100-8gpu")
+    assert run["framework"] == "megatron-sp" and FRAMEWORKS["megatron-sp"].tp_backward_overlap
+    req, lay = request_for(run)
+    plain = dataclasses.replace(req, impl=dataclasses.replace(req.impl, tp_backward_overlap=False))
+    rates, link = cost._Rates.of(req), cost._links(req, lay)["tp"]
+    seconds, nbytes = cost._tp_layer(req, lay, FITTED, rates, link, core=True)
+    seconds0, nbytes0 = cost._tp_layer(plain, lay, FITTED, rates, link, core=True)
+    one = seconds0 / 8  # selective recompute of the attention core adds no collective
+    tokens = lay.micro_batch_size * req.seq_len
+    wgrad = kernels.forward_gemm_time(req.args, tokens, lay.tp, rates.flops, FITTED, ("wq", "wk", "wv", "w1", "w3"))
+    assert seconds0 - seconds == pytest.approx(min(2 * one, wgrad)) and seconds < seconds0
+    assert nbytes == nbytes0
+    cal = cost.Calibration(constants=FITTED)
+    assert cost.predict(req, lay, cal).time["compute"] == pytest.approx(cost.predict(plain, lay, cal).time["compute"])

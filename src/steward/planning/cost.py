@@ -109,6 +109,9 @@ class Implementation:
     weights); 2 where the training code casts the model to bf16 and has no master copy."""
     compiled: bool = False
     """The model runs under torch.compile (element-wise kernels fused; `kernels.Constants.compiled_elementwise`)."""
+    tp_backward_overlap: bool = False
+    """The backward reduce-scatter of a column-parallel layer's input gradient runs beside its weight-gradient
+    GEMM (Megatron-LM's sequence parallelism, LinearWithGradAccumulationAndAsyncCommunication)."""
     selective_recompute_matmuls: tuple[str, ...] = ()
     """Linear layers (wq, wk, wv, wo, w1, w3, w2) whose forward 'selective' runs again in backward
     (torchtitan's per-op policy saves every other matmul); Steward's 'selective' keeps all seven."""
@@ -377,13 +380,8 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
     busy = matmul + recompute_time + layer_traffic / rates.memory_bandwidth + c.layer_overhead
     layer_time = busy + overhead if cal.synchronous else max(busy, overhead)
 
-    # tensor parallel: per block and micro-batch, forward all-gathers twice and reduce-scatters
-    # twice a [mb, s, h] activation, backward the same; full recompute repeats the forward's four,
-    # Steward's selective the two all-gathers (their outputs are recomputed, not kept)
     act_full = tokens_mb * h * e
-    n_coll = 8 + {"full": 4, "selective": 0 if core else 2}.get(lay.recompute, 0)
-    tp_per_layer = n_coll * gather_time(act_full, tp, tp_link, c)
-    tp_bytes_layer = n_coll * (tp - 1) / tp * act_full if tp > 1 else 0
+    tp_per_layer, tp_bytes_layer = _tp_layer(req, lay, c, rates, tp_link, core)
     stage_compute, stage_tp, tp_bytes_stage = [], [], []
     for st in range(pp):
         comp = blocks[st] * layer_time
@@ -402,6 +400,27 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
         stage_tp.append(t)
         tp_bytes_stage.append(b)
     return stage_compute, stage_tp, tp_bytes_stage
+
+
+def _tp_layer(req: Request, lay: Layout, c: Constants, rates: _Rates, tp_link: Link,
+              core: bool) -> tuple[float, float]:
+    """Seconds and bytes of one block's tensor-parallel collectives per micro-batch: forward all-gathers
+    twice and reduce-scatters twice a [mb, s, h] activation, backward the same; full recompute repeats the
+    forward's four, Steward's selective the two all-gathers (their outputs are recomputed, not kept).
+    Under `tp_backward_overlap` the backward's two reduce-scatters of the column-parallel layers' input
+    gradients run beside those layers' weight-gradient GEMMs, and only what outlasts them is exposed."""
+    tp = lay.tp
+    if tp <= 1:
+        return 0.0, 0.0
+    tokens_mb = lay.micro_batch_size * req.seq_len
+    act_full = tokens_mb * req.args.dim * req.act_bytes
+    n_coll = 8 + {"full": 4, "selective": 0 if core else 2}.get(lay.recompute, 0)
+    one = gather_time(act_full, tp, tp_link, c)
+    seconds = n_coll * one
+    if req.impl.tp_backward_overlap:
+        wgrad = kernels.forward_gemm_time(req.args, tokens_mb, tp, rates.flops, c, ("wq", "wk", "wv", "w1", "w3"))
+        seconds -= min(2 * one, wgrad)  # hidden up to the weight-gradient GEMMs' time
+    return seconds, n_coll * (tp - 1) / tp * act_full
 
 
 @dataclass

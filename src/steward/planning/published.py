@@ -43,6 +43,7 @@ MEGATRON = Implementation(unfused_attention=True, gpt_activations=True, selectiv
                           vocab_parallel_loss=True, optimizer_bytes_per_param=FUSED_ADAM_BYTES_PER_PARAM)
 FRAMEWORKS = {
     "megatron": MEGATRON,
+    "megatron-sp": dataclasses.replace(MEGATRON, tp_backward_overlap=True),
     "megatron-deepspeed": dataclasses.replace(MEGATRON, optimizer_sharded=True),
     "llm-foundry": Implementation(gpt_activations=True, fsdp_sync_each_micro_batch=True, loss_bytes_per_logit=4),
     "torchtitan": Implementation(fsdp_sync_each_micro_batch=True, selective_recompute_matmuls=("wk", "wo", "w3")),
@@ -52,6 +53,11 @@ FRAMEWORKS = {
   * megatron (Megatron-LM 2021/2022): the attention scores materialised (fused softmax, no flash kernel);
     GPT activations (Korthikanti et al. 2022's counting, which is Megatron's); selective recompute of the
     attention core only; the vocabulary-parallel cross entropy (no logits all-gather); apex's fused Adam;
+  * megatron-sp (Korthikanti et al. 2022's sequence-parallel Megatron-LM, the README's MFU rows): the same,
+    and in backward the reduce-scatter of a column-parallel layer's input gradient overlaps its
+    weight-gradient GEMM (megatron/mpu/layers.py LinearWithGradAccumulationAndAsyncCommunication.backward,
+    @cfd2e2160700b7f2c1bf35298ac14bc341f4c759, 2022-04-28, the sequence-parallel change; the asynchronous
+    communication entered Megatron-LM in 2022, after Narayanan et al. 2021's runs, which keep `megatron`);
   * megatron-deepspeed (BLOOM-176B): the same, and ZeRO stage 1 (BLOOM's model card and paper: optimizer
     states sharded over data parallel);
   * llm-foundry (Composer FSDP): flash attention, GPT activations (LayerNorm, GELU), gradients
