@@ -288,3 +288,24 @@ def test_megatron_sequence_parallel_hides_the_backward_reduce_scatters():
     assert nbytes == nbytes0
     cal = cost.Calibration(constants=FITTED)
     assert cost.predict(req, lay, cal).time["compute"] == pytest.approx(cost.predict(plain, lay, cal).time["compute"])
+
+
+def test_data_parallel_collectives_overlap_their_own_phase():
+    """FSDP's forward all-gathers hide behind the forward only, the backward's collectives behind the
+    backward, the gradient sync behind the last backward; what outlasts its phase waits, and `contention`
+    of the hidden time still counts."""
+    import dataclasses
+
+    from steward.planning.cost import _DataParallel
+
+    c = dataclasses.replace(FITTED, overlap=1.0, contention=0.0)
+    # 2 micro-batches of 4 s, a quarter forward (1 s) and three quarters backward (3 s)
+    dp = _DataParallel(forward=1.5, backward=2.0, last=2.0, exposed_once=0.1)
+    dp.time = 2 * dp.forward + 2 * dp.backward + dp.last
+    assert dp.exposed(2, 4.0, 0.25, c) == pytest.approx(2 * 0.5 + 0.0 + 1.0 + 0.1)
+    hidden = dp.time - 2.0
+    assert dp.exposed(2, 4.0, 0.25, dataclasses.replace(c, contention=0.5)) == pytest.approx(2.0 + 0.5 * hidden + 0.1)
+    assert _DataParallel().exposed(3, 4.0, 0.25, c) == 0.0
+    # a DDP all-reduce overlaps only the last micro-batch's backward, not the whole step
+    ddp = _DataParallel(time=5.0, last=5.0)
+    assert ddp.exposed(8, 4.0, 1 / 3, c) == pytest.approx(5.0 - 4.0 * 2 / 3)

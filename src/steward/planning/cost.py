@@ -429,31 +429,57 @@ class _DataParallel:
     """Seconds of the step's data-parallel collectives, overlapped or not."""
     exposed_once: float = 0.0
     """What no overlap hides: the first gather and the last reduce."""
+    forward: float = 0.0
+    """Seconds of collectives in each micro-batch's forward (FSDP's all-gathers)."""
+    backward: float = 0.0
+    """Seconds of collectives in each micro-batch's backward (all-gathers; reduce-scatters where every
+    micro-batch syncs)."""
+    last: float = 0.0
+    """Seconds of collectives only the last micro-batch's backward runs (the gradient sync)."""
     bytes_shard: float = 0.0
     bytes_replicate: float = 0.0
+
+    def exposed(self, n_micro: int, slot: float, forward_share: float, c: Constants) -> float:
+        """Seconds the step waits for these collectives when each phase's collectives overlap `overlap` of
+        that phase's compute (a micro-batch's forward is `forward_share` of its `slot`, its backward the
+        rest), the hidden part still costing `contention` of its time, plus what no overlap hides."""
+        if not self.time:
+            return 0.0
+        hide_f, hide_b = c.overlap * forward_share * slot, c.overlap * (1 - forward_share) * slot
+        waits = (n_micro * max(0.0, self.forward - hide_f) + (n_micro - 1) * max(0.0, self.backward - hide_b)
+                 + max(0.0, self.backward + self.last - hide_b))
+        return waits + c.contention * (self.time - waits) + self.exposed_once
 
 
 def _data_parallel(req: Request, lay: Layout, links: dict[str, Link], p_local: float,
                    c: Constants) -> _DataParallel:
-    """Per step, on the fullest stage (`p_local` parameters per tensor-parallel rank)."""
+    """Per step, on the fullest stage (`p_local` parameters per tensor-parallel rank). Under pipeline
+    parallelism FSDP gathers once and keeps the stage gathered: one phase, the last micro-batch's backward."""
     args, shard, rep = req.args, lay.dp_shard, lay.dp_replicate
+    n_micro = req.micro_batches(lay)
     if lay.fsdp:
         compute_bytes = req.act_bytes
-        gathers = 1 if lay.pp > 1 else 2 * req.micro_batches(lay)  # forward and backward per micro-batch
+        gathers = 1 if lay.pp > 1 else 2 * n_micro  # forward and backward per micro-batch
         # one collective per block and one for the root's parameters, each paying the latency
         groups = max(stage_blocks(args.n_layers, lay.pp)) + 1
         ag = groups * gather_time(compute_bytes * p_local / groups, shard, links["dp_shard"], c)
         rs = groups * gather_time(FP32_BYTES * p_local / groups, shard, links["dp_shard"], c)
         ar = groups * all_reduce_time(FP32_BYTES * p_local / shard / groups, rep, links["dp_replicate"], c)
-        out = _DataParallel(time=gathers * ag + rs + ar, exposed_once=(ag + rs) / groups)
+        each = req.impl.fsdp_sync_each_micro_batch and lay.pp == 1
+        n_rs = n_micro if each else 1
+        out = _DataParallel(time=gathers * ag + n_rs * rs + ar, exposed_once=(ag + rs) / groups)
+        if lay.pp > 1:
+            out.last = out.time
+        else:
+            out.forward, out.backward, out.last = ag, ag + (rs if each else 0.0), ar + (0.0 if each else rs)
         if shard > 1:
-            out.bytes_shard = (gathers * compute_bytes + FP32_BYTES) * p_local * (shard - 1) / shard
+            out.bytes_shard = (gathers * compute_bytes + n_rs * FP32_BYTES) * p_local * (shard - 1) / shard
         if rep > 1:
             out.bytes_replicate = 2 * (rep - 1) / rep * FP32_BYTES * p_local / shard
         return out
     if lay.ddp:
         t = all_reduce_time(FP32_BYTES * p_local, rep, links["dp_replicate"], c)
-        return _DataParallel(time=t, exposed_once=t / max(1, args.n_layers // lay.pp),
+        return _DataParallel(time=t, exposed_once=t / max(1, args.n_layers // lay.pp), last=t,
                              bytes_replicate=2 * (rep - 1) / rep * FP32_BYTES * p_local)
     return _DataParallel()
 
@@ -476,16 +502,14 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
     slot = max(stage_time) + 2 * p2p
     pipeline_time = (n_micro + pp - 1) * slot
     bubble = (pp - 1) * max(stage_time)  # the sends of those slots are in pipeline_p2p
-    compute_only = n_micro * max(stage_time)
 
     p_local = max(stage_params(args, pp, st) for st in range(pp)) / tp
     dp = _data_parallel(req, lay, links, p_local, c)
-    window = compute_only if pp == 1 else max(stage_time)  # under pp only the last micro-batch overlaps
     if cal.synchronous:
         dp_exposed = dp.time  # no device streams: the CPU waits for each collective
-    else:
-        hidden = min(dp.time, c.overlap * window)
-        dp_exposed = dp.time - hidden + c.contention * hidden + dp.exposed_once if dp.time else 0.0
+    else:  # under pp only the last micro-batch's slot overlaps
+        forward_share = 0.25 if lay.recompute == "full" else 1 / 3  # forward, (recompute,) backward x2
+        dp_exposed = dp.exposed(n_micro if pp == 1 else 1, max(stage_time), forward_share, c)
 
     p_opt = p_local / (lay.dp_shard if lay.fsdp else 1) / (lay.dp_replicate if req.impl.optimizer_sharded else 1)
     optimizer_time = req.impl.optimizer_bytes_per_param * p_opt / rates.memory_bandwidth
