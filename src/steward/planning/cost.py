@@ -12,9 +12,11 @@ Memory per device (the fullest pipeline stage), counted with the one memory mode
 Step time: each GEMM at the rate of its shape, attention (fused or unfused), element-wise traffic over
 memory bandwidth and a per-layer overhead (`kernels`, with constants fitted to published runs on GPUs,
 this host's calibration on CPUs), every collective with the alpha-beta model on the link class it
-crosses at a bandwidth that grows with the message (tensor parallel on the critical path; FSDP/DDP
-partly hidden behind compute, except one block; pipeline sends per micro-batch), the 1F1B bubble
-((pp - 1) extra micro-batch slots) and the optimizer's memory traffic.
+crosses at a bandwidth that grows with the message (tensor parallel on the critical path, except the
+backward reduce-scatters Megatron's sequence parallelism overlaps; FSDP/DDP hidden behind the compute of
+their own phase (a micro-batch's forward, its backward, the last backward), a hidden second still costing
+`contention`, except one block; pipeline sends per micro-batch), the 1F1B bubble ((pp - 1) extra
+micro-batch slots) and the optimizer's memory traffic.
 The training code's memory habits are the request's `Implementation` (Steward's trainer by default).
 """
 

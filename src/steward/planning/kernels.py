@@ -8,14 +8,15 @@ Per block and micro-batch:
     device's measured large-GEMM rate, thin ones (small hidden sizes, tensor-parallel slices) further
     from it. Forward and backward: three GEMMs of the same intensity, 6 M N K FLOPs;
   * attention: with a fused (flash) kernel, 6 h s FLOPs per token (the causal half skipped) at
-    `attention` x the GEMM rate; unfused (Megatron 2021/2022, BLOOM), the two score GEMMs per head
+    `attention` x the GEMM rate (x `attention_hopper` on H100 and H200); unfused (Megatron 2021/2022, BLOOM), the two score GEMMs per head
     (M = N = s, K = head_dim; no causal saving) at their shape's rate, plus `score_passes` 16-bit
     passes over the s x s scores of every head (softmax, mask, its backward) at memory bandwidth;
-  * element-wise kernels: `elementwise` times the bytes the block keeps for backward, at memory bandwidth;
+  * element-wise kernels: `elementwise` times the bytes the block keeps for backward, at memory bandwidth
+    (`compiled_elementwise` of that under torch.compile);
   * `layer_overhead` seconds the device waits per block per micro-batch (launches, framework hooks).
 Collectives reach a bandwidth that grows with the message: bandwidth x m / (m + COLLECTIVE_HALF).
-Data-parallel collectives are hidden behind `overlap` of the compute they can overlap; `contention` of
-the hidden time still adds to the step (the collectives' kernels slow the compute they run beside).
+Data-parallel collectives are hidden behind `overlap` of the compute of their own phase (`cost`); `contention`
+of the hidden time still adds to the step (the collectives' kernels slow the compute they run beside).
 
 `FITTED` holds the constants `steward bench costmodel` fits on every source of published_runs.toml; the
 bench reports leave-one-source-out errors, each source predicted by constants fitted without it.
