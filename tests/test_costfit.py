@@ -191,3 +191,121 @@ def test_kempnerforge_holds_bf16_states():
     for part in ("params", "optimizer"):
         assert bf16[part] == pytest.approx(fp32[part] / 2)
     assert bf16["total"] < req.cluster.device.memory_bytes < fp32["total"]
+
+
+def test_power_capped_board_runs_at_the_cube_root_of_its_power():
+    """A run whose board is held below its rated power (torchtitan's 500 W H100s) is evaluated at
+    (power / rated)^(1/3) of the datasheet's peak, and predicts that much less where it is compute-bound."""
+    from steward.planning.published import RATED_POWER_W, request_for
+
+    run = next(r for r in load_runs() if r["id"] == "torchtitan-llama3-8b-h100-8gpu")
+    assert run["gpu_power_w"] == 500
+    rated = {k: v for k, v in run.items() if k != "gpu_power_w"}
+    capped_req, _ = request_for(run)
+    rated_req, _ = request_for(rated)
+    scale = (500 / RATED_POWER_W["h100"]) ** (1 / 3)
+    for dtype, peak in rated_req.cluster.device.peak_flops.items():
+        assert capped_req.cluster.device.peak_flops[dtype] == pytest.approx(peak * scale)
+    full = dict(rated, gpu_power_w=RATED_POWER_W["h100"] + 100)  # above the rating: no boost
+    assert request_for(full)[0].cluster.device.peak_flops == rated_req.cluster.device.peak_flops
+
+
+def test_contention_adds_a_share_of_the_hidden_data_parallel_time():
+    """With `contention` c, the exposed data-parallel time grows by c times the part that overlap hides;
+    c = 0 is the plain overlap model."""
+    import dataclasses
+
+    from steward.planning.cost import Calibration, predict
+    from steward.planning.published import request_for
+
+    run = next(r for r in load_runs() if r["id"] == "mpt-13b-h100-64gpu-s2048")
+    req, lay = request_for(run)
+    exposed, steps = [], []
+    for c in (0.0, 0.5, 1.0):
+        p = predict(req, lay, Calibration(constants=dataclasses.replace(FITTED, contention=c)))
+        exposed.append(p.time["data_parallel_exposed"])
+        steps.append(p.step_time_s)
+    total = p.time["data_parallel_total"]
+    assert total > 0.1 and exposed[0] < 0.1 * total  # overlap hides most of it without contention
+    assert exposed[2] >= total  # contention 1: nothing hidden is free
+    assert exposed[1] - exposed[0] == pytest.approx(0.5 * (exposed[2] - exposed[0]))
+    assert steps[1] - steps[0] == pytest.approx(exposed[1] - exposed[0])
+
+
+def test_fused_attention_on_hopper_runs_at_its_own_share():
+    """`attention_hopper` scales fused attention's rate on H100 and H200 only."""
+    from steward.planning.kernels import for_device
+
+    assert for_device(FITTED, "H100-SXM5-80GB").attention == pytest.approx(FITTED.attention * FITTED.attention_hopper)
+    assert for_device(FITTED, "H200-SXM-141GB").attention == pytest.approx(FITTED.attention * FITTED.attention_hopper)
+    assert for_device(FITTED, "A100-SXM4-80GB") == FITTED
+
+
+def test_compiled_model_runs_its_element_wise_kernels_fused():
+    """A run under torch.compile moves `compiled_elementwise` of the element-wise bytes eager moves: at 1
+    it is the eager prediction, below 1 it is faster, and the memory is the same."""
+    import dataclasses
+
+    from steward.planning.cost import Calibration, predict
+    from steward.planning.published import request_for
+
+    runs = {r["id"]: r for r in load_runs()}
+    compiled = runs["torchtitan-llama3-8b-h100-8gpu-compile"]
+    assert compiled["compile"] is True and "compile" not in runs["torchtitan-llama3-8b-h100-8gpu"]
+    req_c, lay = request_for(compiled)
+    req_e, _ = request_for(runs["torchtitan-llama3-8b-h100-8gpu"])
+    assert req_c.impl.compiled and not req_e.impl.compiled
+
+    def step(req, fused):
+        return predict(req, lay, Calibration(constants=dataclasses.replace(FITTED, compiled_elementwise=fused)))
+
+    assert step(req_c, 1.0).step_time_s == pytest.approx(step(req_e, 1.0).step_time_s)
+    assert step(req_c, 0.5).step_time_s < step(req_e, 0.5).step_time_s
+    assert step(req_e, 0.5).step_time_s == pytest.approx(step(req_e, 1.0).step_time_s)
+    assert step(req_c, 0.5).memory_per_device_bytes == step(req_e, 0.5).memory_per_device_bytes
+
+
+def test_megatron_sequence_parallel_hides_the_backward_reduce_scatters():
+    """Under `tp_backward_overlap` (Megatron-LM's sequence parallelism) two of a block's eight tensor-parallel
+    collectives run beside the weight-gradient GEMMs of wq/wk/wv and w1/w3: the block's tensor-parallel time
+    drops by min(those two, the GEMMs' time); bytes and compute are unchanged."""
+    import dataclasses
+
+    from steward.planning import cost, kernels
+    from steward.planning.published import FRAMEWORKS, request_for
+
+    run = next(r for r in load_runs() if r["id"] == "megatron-readme-22b-a100-8gpu")
+    assert run["framework"] == "megatron-sp" and FRAMEWORKS["megatron-sp"].tp_backward_overlap
+    req, lay = request_for(run)
+    plain = dataclasses.replace(req, impl=dataclasses.replace(req.impl, tp_backward_overlap=False))
+    rates, link = cost._Rates.of(req), cost._links(req, lay)["tp"]
+    seconds, nbytes = cost._tp_layer(req, lay, FITTED, rates, link, core=True)
+    seconds0, nbytes0 = cost._tp_layer(plain, lay, FITTED, rates, link, core=True)
+    one = seconds0 / 8  # selective recompute of the attention core adds no collective
+    tokens = lay.micro_batch_size * req.seq_len
+    wgrad = kernels.forward_gemm_time(req.args, tokens, lay.tp, rates.flops, FITTED, ("wq", "wk", "wv", "w1", "w3"))
+    assert seconds0 - seconds == pytest.approx(min(2 * one, wgrad)) and seconds < seconds0
+    assert nbytes == nbytes0
+    cal = cost.Calibration(constants=FITTED)
+    assert cost.predict(req, lay, cal).time["compute"] == pytest.approx(cost.predict(plain, lay, cal).time["compute"])
+
+
+def test_data_parallel_collectives_overlap_their_own_phase():
+    """FSDP's forward all-gathers hide behind the forward only, the backward's collectives behind the
+    backward, the gradient sync behind the last backward; what outlasts its phase waits, and `contention`
+    of the hidden time still counts."""
+    import dataclasses
+
+    from steward.planning.cost import _DataParallel
+
+    c = dataclasses.replace(FITTED, overlap=1.0, contention=0.0)
+    # 2 micro-batches of 4 s, a quarter forward (1 s) and three quarters backward (3 s)
+    dp = _DataParallel(forward=1.5, backward=2.0, last=2.0, exposed_once=0.1)
+    dp.time = 2 * dp.forward + 2 * dp.backward + dp.last
+    assert dp.exposed(2, 4.0, 0.25, c) == pytest.approx(2 * 0.5 + 0.0 + 1.0 + 0.1)
+    hidden = dp.time - 2.0
+    assert dp.exposed(2, 4.0, 0.25, dataclasses.replace(c, contention=0.5)) == pytest.approx(2.0 + 0.5 * hidden + 0.1)
+    assert _DataParallel().exposed(3, 4.0, 0.25, c) == 0.0
+    # a DDP all-reduce overlaps only the last micro-batch's backward, not the whole step
+    ddp = _DataParallel(time=5.0, last=5.0)
+    assert ddp.exposed(8, 4.0, 1 / 3, c) == pytest.approx(5.0 - 4.0 * 2 / 3)

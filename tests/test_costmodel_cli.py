@@ -183,7 +183,7 @@ def test_measured_memory_is_a_field_of_the_corpus(tmp_path):
 
     runs = load_runs()
     measured = [r for r in runs if "measured_memory_gib" in r]
-    assert len(measured) == 16 and {r["source"] for r in measured} == {"torchtitan", "kempnerforge"}
+    assert len(measured) == 18 and {r["source"] for r in measured} == {"torchtitan", "kempnerforge"}
     assert not any("memory" in r.get("notes", "") and "GiB per GPU" in r["notes"] for r in runs)
     assert not any("measured peak memory" in r.get("notes", "") for r in runs)
     f = tmp_path / "runs.toml"
@@ -191,6 +191,12 @@ def test_measured_memory_is_a_field_of_the_corpus(tmp_path):
     with pytest.raises(ConfigError, match="run 'x': measured_memory_gib: '80 GB' must be a positive number") as e:
         load_runs(f)
     assert "\n" not in str(e.value)
+    f.write_text('[[run]]\nid = "y"\ngpu_power_w = 0\n')
+    with pytest.raises(ConfigError, match="run 'y': gpu_power_w: 0 must be a positive number"):
+        load_runs(f)
+    f.write_text('[[run]]\nid = "z"\ncompile = "yes"\n')
+    with pytest.raises(ConfigError, match="run 'z': compile: 'yes' must be true or false"):
+        load_runs(f)
 
 
 def test_bench_costmodel_json_has_the_memory_comparison(monkeypatch, capsys):

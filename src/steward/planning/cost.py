@@ -12,9 +12,11 @@ Memory per device (the fullest pipeline stage), counted with the one memory mode
 Step time: each GEMM at the rate of its shape, attention (fused or unfused), element-wise traffic over
 memory bandwidth and a per-layer overhead (`kernels`, with constants fitted to published runs on GPUs,
 this host's calibration on CPUs), every collective with the alpha-beta model on the link class it
-crosses at a bandwidth that grows with the message (tensor parallel on the critical path; FSDP/DDP
-partly hidden behind compute, except one block; pipeline sends per micro-batch), the 1F1B bubble
-((pp - 1) extra micro-batch slots) and the optimizer's memory traffic.
+crosses at a bandwidth that grows with the message (tensor parallel on the critical path, except the
+backward reduce-scatters Megatron's sequence parallelism overlaps; FSDP/DDP hidden behind the compute of
+their own phase (a micro-batch's forward, its backward, the last backward), a hidden second still costing
+`contention`, except one block; pipeline sends per micro-batch), the 1F1B bubble ((pp - 1) extra
+micro-batch slots) and the optimizer's memory traffic.
 The training code's memory habits are the request's `Implementation` (Steward's trainer by default).
 """
 
@@ -107,6 +109,11 @@ class Implementation:
     param_bytes: int = FP32_BYTES
     """Bytes per element of the parameters, their gradients and AdamW's moments (Steward: fp32 master
     weights); 2 where the training code casts the model to bf16 and has no master copy."""
+    compiled: bool = False
+    """The model runs under torch.compile (element-wise kernels fused; `kernels.Constants.compiled_elementwise`)."""
+    tp_backward_overlap: bool = False
+    """The backward reduce-scatter of a column-parallel layer's input gradient runs beside its weight-gradient
+    GEMM (Megatron-LM's sequence parallelism, LinearWithGradAccumulationAndAsyncCommunication)."""
     selective_recompute_matmuls: tuple[str, ...] = ()
     """Linear layers (wq, wk, wv, wo, w1, w3, w2) whose forward 'selective' runs again in backward
     (torchtitan's per-op policy saves every other matmul); Steward's 'selective' keeps all seven."""
@@ -349,7 +356,8 @@ class _Rates:
 def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
                  tp_link: Link) -> tuple[list[float], list[float], list[float]]:
     """Per pipeline stage and micro-batch: compute seconds, tensor-parallel seconds, tensor-parallel bytes."""
-    args, e, tp, pp, c = req.args, req.act_bytes, lay.tp, lay.pp, cal.kernel_constants()
+    args, e, tp, pp = req.args, req.act_bytes, lay.tp, lay.pp
+    c = kernels.for_device(cal.kernel_constants(), req.cluster.device.name)
     tokens_mb = lay.micro_batch_size * req.seq_len
     autocast = req.autocast(lay)
     blocks = stage_blocks(args.n_layers, pp)
@@ -359,7 +367,8 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
         req.impl.unfused_attention, e)
     core = req.impl.selective_attention_core and lay.recompute == "selective"
     recompute_time = matmul / 3 if lay.recompute == "full" else 0.0  # the forward runs again
-    layer_traffic = c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
+    fused = c.compiled_elementwise if req.impl.compiled else 1.0
+    layer_traffic = fused * c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
     if core:  # the attention core's forward runs again
         recompute_time = kernels.attention_time(args, lay.micro_batch_size, req.seq_len, tp, rates.flops,
                                                 rates.memory_bandwidth, c, req.impl.unfused_attention, e) / 3
@@ -373,13 +382,8 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
     busy = matmul + recompute_time + layer_traffic / rates.memory_bandwidth + c.layer_overhead
     layer_time = busy + overhead if cal.synchronous else max(busy, overhead)
 
-    # tensor parallel: per block and micro-batch, forward all-gathers twice and reduce-scatters
-    # twice a [mb, s, h] activation, backward the same; full recompute repeats the forward's four,
-    # Steward's selective the two all-gathers (their outputs are recomputed, not kept)
     act_full = tokens_mb * h * e
-    n_coll = 8 + {"full": 4, "selective": 0 if core else 2}.get(lay.recompute, 0)
-    tp_per_layer = n_coll * gather_time(act_full, tp, tp_link, c)
-    tp_bytes_layer = n_coll * (tp - 1) / tp * act_full if tp > 1 else 0
+    tp_per_layer, tp_bytes_layer = _tp_layer(req, lay, c, rates, tp_link, core)
     stage_compute, stage_tp, tp_bytes_stage = [], [], []
     for st in range(pp):
         comp = blocks[st] * layer_time
@@ -400,37 +404,84 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
     return stage_compute, stage_tp, tp_bytes_stage
 
 
+def _tp_layer(req: Request, lay: Layout, c: Constants, rates: _Rates, tp_link: Link,
+              core: bool) -> tuple[float, float]:
+    """Seconds and bytes of one block's tensor-parallel collectives per micro-batch: forward all-gathers
+    twice and reduce-scatters twice a [mb, s, h] activation, backward the same; full recompute repeats the
+    forward's four, Steward's selective the two all-gathers (their outputs are recomputed, not kept).
+    Under `tp_backward_overlap` the backward's two reduce-scatters of the column-parallel layers' input
+    gradients run beside those layers' weight-gradient GEMMs, and only what outlasts them is exposed."""
+    tp = lay.tp
+    if tp <= 1:
+        return 0.0, 0.0
+    tokens_mb = lay.micro_batch_size * req.seq_len
+    act_full = tokens_mb * req.args.dim * req.act_bytes
+    n_coll = 8 + {"full": 4, "selective": 0 if core else 2}.get(lay.recompute, 0)
+    one = gather_time(act_full, tp, tp_link, c)
+    seconds = n_coll * one
+    if req.impl.tp_backward_overlap:
+        wgrad = kernels.forward_gemm_time(req.args, tokens_mb, tp, rates.flops, c, ("wq", "wk", "wv", "w1", "w3"))
+        seconds -= min(2 * one, wgrad)  # hidden up to the weight-gradient GEMMs' time
+    return seconds, n_coll * (tp - 1) / tp * act_full
+
+
 @dataclass
 class _DataParallel:
     time: float = 0.0
     """Seconds of the step's data-parallel collectives, overlapped or not."""
     exposed_once: float = 0.0
     """What no overlap hides: the first gather and the last reduce."""
+    forward: float = 0.0
+    """Seconds of collectives in each micro-batch's forward (FSDP's all-gathers)."""
+    backward: float = 0.0
+    """Seconds of collectives in each micro-batch's backward (all-gathers; reduce-scatters where every
+    micro-batch syncs)."""
+    last: float = 0.0
+    """Seconds of collectives only the last micro-batch's backward runs (the gradient sync)."""
     bytes_shard: float = 0.0
     bytes_replicate: float = 0.0
+
+    def exposed(self, n_micro: int, slot: float, forward_share: float, c: Constants) -> float:
+        """Seconds the step waits for these collectives when each phase's collectives overlap `overlap` of
+        that phase's compute (a micro-batch's forward is `forward_share` of its `slot`, its backward the
+        rest), the hidden part still costing `contention` of its time, plus what no overlap hides."""
+        if not self.time:
+            return 0.0
+        hide_f, hide_b = c.overlap * forward_share * slot, c.overlap * (1 - forward_share) * slot
+        waits = (n_micro * max(0.0, self.forward - hide_f) + (n_micro - 1) * max(0.0, self.backward - hide_b)
+                 + max(0.0, self.backward + self.last - hide_b))
+        return waits + c.contention * (self.time - waits) + self.exposed_once
 
 
 def _data_parallel(req: Request, lay: Layout, links: dict[str, Link], p_local: float,
                    c: Constants) -> _DataParallel:
-    """Per step, on the fullest stage (`p_local` parameters per tensor-parallel rank)."""
+    """Per step, on the fullest stage (`p_local` parameters per tensor-parallel rank). Under pipeline
+    parallelism FSDP gathers once and keeps the stage gathered: one phase, the last micro-batch's backward."""
     args, shard, rep = req.args, lay.dp_shard, lay.dp_replicate
+    n_micro = req.micro_batches(lay)
     if lay.fsdp:
         compute_bytes = req.act_bytes
-        gathers = 1 if lay.pp > 1 else 2 * req.micro_batches(lay)  # forward and backward per micro-batch
+        gathers = 1 if lay.pp > 1 else 2 * n_micro  # forward and backward per micro-batch
         # one collective per block and one for the root's parameters, each paying the latency
         groups = max(stage_blocks(args.n_layers, lay.pp)) + 1
         ag = groups * gather_time(compute_bytes * p_local / groups, shard, links["dp_shard"], c)
         rs = groups * gather_time(FP32_BYTES * p_local / groups, shard, links["dp_shard"], c)
         ar = groups * all_reduce_time(FP32_BYTES * p_local / shard / groups, rep, links["dp_replicate"], c)
-        out = _DataParallel(time=gathers * ag + rs + ar, exposed_once=(ag + rs) / groups)
+        each = req.impl.fsdp_sync_each_micro_batch and lay.pp == 1
+        n_rs = n_micro if each else 1
+        out = _DataParallel(time=gathers * ag + n_rs * rs + ar, exposed_once=(ag + rs) / groups)
+        if lay.pp > 1:
+            out.last = out.time
+        else:
+            out.forward, out.backward, out.last = ag, ag + (rs if each else 0.0), ar + (0.0 if each else rs)
         if shard > 1:
-            out.bytes_shard = (gathers * compute_bytes + FP32_BYTES) * p_local * (shard - 1) / shard
+            out.bytes_shard = (gathers * compute_bytes + n_rs * FP32_BYTES) * p_local * (shard - 1) / shard
         if rep > 1:
             out.bytes_replicate = 2 * (rep - 1) / rep * FP32_BYTES * p_local / shard
         return out
     if lay.ddp:
         t = all_reduce_time(FP32_BYTES * p_local, rep, links["dp_replicate"], c)
-        return _DataParallel(time=t, exposed_once=t / max(1, args.n_layers // lay.pp),
+        return _DataParallel(time=t, exposed_once=t / max(1, args.n_layers // lay.pp), last=t,
                              bytes_replicate=2 * (rep - 1) / rep * FP32_BYTES * p_local)
     return _DataParallel()
 
@@ -453,15 +504,14 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
     slot = max(stage_time) + 2 * p2p
     pipeline_time = (n_micro + pp - 1) * slot
     bubble = (pp - 1) * max(stage_time)  # the sends of those slots are in pipeline_p2p
-    compute_only = n_micro * max(stage_time)
 
     p_local = max(stage_params(args, pp, st) for st in range(pp)) / tp
     dp = _data_parallel(req, lay, links, p_local, c)
-    window = compute_only if pp == 1 else max(stage_time)  # under pp only the last micro-batch overlaps
     if cal.synchronous:
         dp_exposed = dp.time  # no device streams: the CPU waits for each collective
-    else:
-        dp_exposed = max(0.0, dp.time - c.overlap * window) + dp.exposed_once if dp.time else 0.0
+    else:  # under pp only the last micro-batch's slot overlaps
+        forward_share = 0.25 if lay.recompute == "full" else 1 / 3  # forward, (recompute,) backward x2
+        dp_exposed = dp.exposed(n_micro if pp == 1 else 1, max(stage_time), forward_share, c)
 
     p_opt = p_local / (lay.dp_shard if lay.fsdp else 1) / (lay.dp_replicate if req.impl.optimizer_sharded else 1)
     optimizer_time = req.impl.optimizer_bytes_per_param * p_opt / rates.memory_bandwidth

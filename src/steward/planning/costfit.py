@@ -3,7 +3,7 @@ runs it was not fitted to.
 
 The fit: minimise the sum of squared log(predicted / published) over the training runs, each source
 weighted equally (a row's weight 1 / sqrt(rows of its source)), by Levenberg-Marquardt on the constants
-in a transformed space (the log of each positive constant, the logit of `overlap`), with a small ridge
+in a transformed space (the log of each positive constant, the logit of `overlap` and `contention`), with a small ridge
 (RIDGE) towards the starting point so that a constant no training row informs stays where it started.
 Deterministic: the same rows give the same constants.
 
@@ -24,21 +24,24 @@ from steward.planning.cost import Calibration, predict
 from steward.planning.kernels import FITTED, NAMES, Constants, ErrorBand, from_vector
 
 START = Constants(gemm=0.8, gemm_half=100.0, attention=0.6, elementwise=4.0, score_passes=8.0, overlap=0.8,
-                  layer_overhead=1e-4, collective_half=FITTED.collective_half)
+                  contention=0.2, compiled_elementwise=0.5, attention_hopper=0.5, layer_overhead=1e-4, collective_half=FITTED.collective_half)
 """Where every fit starts (rough physical values: 80% of the large-GEMM rate, flash attention at 60% of
-it, 8 passes over the scores, 0.1 ms per block); also the ridge's anchor."""
+it and at half that on Hopper (FlashAttention-3's 35% against 70%), 8 passes over the scores, a fifth of a
+hidden collective's time lost to contention, half the element-wise traffic under torch.compile, 0.1 ms
+per block); also the ridge's anchor."""
 RIDGE = 0.01
 """Weight of the ridge on each transformed constant's distance from START (against the per-source
 weights of the residuals, which sum to one per source)."""
 ITERATIONS = 60
-LOGIT = "overlap"
+LOGIT = ("overlap", "contention")
+"""The constants that are fractions (fitted as logits); the others are positive (fitted as logs)."""
 
 
 def _to_u(c: Constants) -> np.ndarray:
     out = []
     for name in NAMES:
         v = getattr(c, name)
-        if name == LOGIT:
+        if name in LOGIT:
             v = min(max(v, 1e-6), 1 - 1e-6)
             out.append(math.log(v / (1 - v)))
         else:
@@ -47,7 +50,7 @@ def _to_u(c: Constants) -> np.ndarray:
 
 
 def _from_u(u: np.ndarray) -> Constants:
-    values = [1 / (1 + math.exp(-x)) if name == LOGIT else math.exp(x) for name, x in zip(NAMES, u)]
+    values = [1 / (1 + math.exp(-x)) if name in LOGIT else math.exp(x) for name, x in zip(NAMES, u)]
     return from_vector(values, START)
 
 

@@ -8,13 +8,15 @@ Per block and micro-batch:
     device's measured large-GEMM rate, thin ones (small hidden sizes, tensor-parallel slices) further
     from it. Forward and backward: three GEMMs of the same intensity, 6 M N K FLOPs;
   * attention: with a fused (flash) kernel, 6 h s FLOPs per token (the causal half skipped) at
-    `attention` x the GEMM rate; unfused (Megatron 2021/2022, BLOOM), the two score GEMMs per head
+    `attention` x the GEMM rate (x `attention_hopper` on H100 and H200); unfused (Megatron 2021/2022, BLOOM), the two score GEMMs per head
     (M = N = s, K = head_dim; no causal saving) at their shape's rate, plus `score_passes` 16-bit
     passes over the s x s scores of every head (softmax, mask, its backward) at memory bandwidth;
-  * element-wise kernels: `elementwise` times the bytes the block keeps for backward, at memory bandwidth;
+  * element-wise kernels: `elementwise` times the bytes the block keeps for backward, at memory bandwidth
+    (`compiled_elementwise` of that under torch.compile);
   * `layer_overhead` seconds the device waits per block per micro-batch (launches, framework hooks).
 Collectives reach a bandwidth that grows with the message: bandwidth x m / (m + COLLECTIVE_HALF).
-Data-parallel collectives are hidden behind `overlap` of the compute they can overlap.
+Data-parallel collectives are hidden behind `overlap` of the compute of their own phase (`cost`); `contention`
+of the hidden time still adds to the step (the collectives' kernels slow the compute they run beside).
 
 `FITTED` holds the constants `steward bench costmodel` fits on every source of published_runs.toml; the
 bench reports leave-one-source-out errors, each source predicted by constants fitted without it.
@@ -48,6 +50,16 @@ class Constants:
     """Unfused attention: 16-bit passes over every head's s x s scores per step (forward and backward)."""
     overlap: float = 1.0
     """Fraction of the overlappable compute that hides data-parallel collectives."""
+    contention: float = 0.0
+    """Fraction of the data-parallel collectives' hidden time that still adds to the step: NCCL's kernels
+    take SMs and memory bandwidth from the compute they overlap, so a hidden collective is not free."""
+    compiled_elementwise: float = 1.0
+    """Element-wise traffic under torch.compile, as a fraction of eager's: Inductor fuses the norms,
+    activations and residual adds into fewer kernels, each reading and writing its tensors once."""
+    attention_hopper: float = 1.0
+    """Fused attention's rate on Hopper (H100, H200) relative to `attention` elsewhere: the FlashAttention-2
+    kernels PyTorch and these frameworks run were written for Ampere (Shah et al. 2024, FlashAttention-3:
+    FlashAttention-2 reaches 35% of an H100's peak against up to 70% of an A100's)."""
     layer_overhead: float = 0.0
     """Seconds per block per micro-batch the device waits for the host (GPUs; CPUs use calibration)."""
     collective_half: float = 0.0
@@ -60,8 +72,9 @@ class Constants:
 NAMES = tuple(f.name for f in dataclasses.fields(Constants) if f.name != "collective_half")
 """The fitted constants, in the order of a fit's vector."""
 
-FITTED = Constants(gemm=0.9257, gemm_half=72.25, attention=0.3942, elementwise=13.70, score_passes=6.887,
-                   overlap=0.7976, layer_overhead=9.644e-05, collective_half=COLLECTIVE_HALF)
+FITTED = Constants(gemm=0.829, gemm_half=95.69, attention=0.5479, elementwise=5.058, score_passes=9.787,
+                   overlap=0.7915, contention=0.262, compiled_elementwise=0.4666, attention_hopper=0.3966,
+                   layer_overhead=9.764e-05, collective_half=COLLECTIVE_HALF)
 """Fitted on every source of published_runs.toml by `steward bench costmodel` (in-sample for those runs;
 the bench's leave-one-source-out errors are the out-of-sample figures)."""
 
@@ -90,11 +103,22 @@ class ErrorBand:
                 f"{self.runs} published runs, each predicted without its source: steward bench costmodel)")
 
 
-BAND = ErrorBand(lo=-0.2042, hi=0.3282, coverage=0.9, runs=47)
+BAND = ErrorBand(lo=-0.1884, hi=0.1626, coverage=0.9, runs=49)
 """Measured by `steward bench costmodel` (its 'error band' line) with FITTED's model."""
 
 NEUTRAL = Constants()
 """The CPU trainer's constants: the calibrated matmul rate as measured, no shape or overlap factors."""
+
+
+HOPPER = ("H100", "H200")
+"""Device names (gpus.toml `name`) of Hopper GPUs, whose fused attention runs at `attention_hopper`."""
+
+
+def for_device(c: Constants, device_name: str) -> Constants:
+    """The constants a device runs at: on Hopper, fused attention at `attention_hopper` of its rate elsewhere."""
+    if device_name.startswith(HOPPER) and c.attention_hopper != 1.0:
+        return dataclasses.replace(c, attention=c.attention * c.attention_hopper, attention_hopper=1.0)
+    return c
 
 
 def gemm_rate(m: float, n: float, k: float, rate: float, c: Constants) -> float:

@@ -26,6 +26,15 @@ moments (16 bytes), writes the weight and moments (12) and the 16-bit model copy
 PRESET = {"a100": "a100-80gb-ib", "h100": "h100-80gb-ib", "h200": "h200-141gb-ib"}
 """The cluster preset a run's GPU is evaluated on (its links; the run's own interconnect is in the corpus)."""
 
+RATED_POWER_W = {"a100": 400, "h100": 700, "h200": 700}
+"""The board power at which gpus.toml's peak FLOP/s hold (the datasheets' max TDP: A100 SXM4 400 W, H100 SXM5
+up to 700 W, H200 SXM up to 700 W)."""
+POWER_EXPONENT = 1 / 3
+"""A board held below its rated power runs its tensor cores at (power / rated)^(1/3) of the rated clock
+(an assumption: dynamic power grows as f V^2 with the voltage rising with the clock along the DVFS curve,
+so about f^3). A cross-check, not a fit: the H100 NVL (400 W, 835 dense BF16 TFLOP/s, the same 132 SMs)
+against the SXM (700 W, 989) gives an exponent of 0.30."""
+
 BF16_ADAM_BYTES_PER_PARAM = 14
 """A fused Adam step on bf16 parameters and moments: reads the weight, gradient and both moments (8 bytes),
 writes the weight and moments (6)."""
@@ -34,6 +43,7 @@ MEGATRON = Implementation(unfused_attention=True, gpt_activations=True, selectiv
                           vocab_parallel_loss=True, optimizer_bytes_per_param=FUSED_ADAM_BYTES_PER_PARAM)
 FRAMEWORKS = {
     "megatron": MEGATRON,
+    "megatron-sp": dataclasses.replace(MEGATRON, tp_backward_overlap=True),
     "megatron-deepspeed": dataclasses.replace(MEGATRON, optimizer_sharded=True),
     "llm-foundry": Implementation(gpt_activations=True, fsdp_sync_each_micro_batch=True, loss_bytes_per_logit=4),
     "torchtitan": Implementation(fsdp_sync_each_micro_batch=True, selective_recompute_matmuls=("wk", "wo", "w3")),
@@ -43,6 +53,11 @@ FRAMEWORKS = {
   * megatron (Megatron-LM 2021/2022): the attention scores materialised (fused softmax, no flash kernel);
     GPT activations (Korthikanti et al. 2022's counting, which is Megatron's); selective recompute of the
     attention core only; the vocabulary-parallel cross entropy (no logits all-gather); apex's fused Adam;
+  * megatron-sp (Korthikanti et al. 2022's sequence-parallel Megatron-LM, the README's MFU rows): the same,
+    and in backward the reduce-scatter of a column-parallel layer's input gradient overlaps its
+    weight-gradient GEMM (megatron/mpu/layers.py LinearWithGradAccumulationAndAsyncCommunication.backward,
+    @cfd2e2160700b7f2c1bf35298ac14bc341f4c759, 2022-04-28, the sequence-parallel change; the asynchronous
+    communication entered Megatron-LM in 2022, after Narayanan et al. 2021's runs, which keep `megatron`);
   * megatron-deepspeed (BLOOM-176B): the same, and ZeRO stage 1 (BLOOM's model card and paper: optimizer
     states sharded over data parallel);
   * llm-foundry (Composer FSDP): flash attention, GPT activations (LayerNorm, GELU), gradients
@@ -65,11 +80,17 @@ FRAMEWORKS = {
 def load_runs(path: Path | str = CORPUS) -> list[dict[str, Any]]:
     with open(path, "rb") as f:
         runs = tomllib.load(f)["run"]
+    positive = {"measured_memory_gib": "the measured peak memory per GPU in GiB",
+                "gpu_power_w": "the board's power limit in watts"}
     for run in runs:
-        gib = run.get("measured_memory_gib")
-        if gib is not None and (isinstance(gib, bool) or not isinstance(gib, (int, float)) or gib <= 0):
-            raise ConfigError(f"{path}: run {run.get('id')!r}: measured_memory_gib: {gib!r} must be a positive "
-                             "number (the measured peak memory per GPU in GiB), or leave the key out")
+        for key, what in positive.items():
+            v = run.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+                raise ConfigError(f"{path}: run {run.get('id')!r}: {key}: {v!r} must be a positive number ({what}), "
+                                  "or leave the key out")
+        if not isinstance(run.get("compile", False), bool):
+            raise ConfigError(f"{path}: run {run.get('id')!r}: compile: {run['compile']!r} must be true or false "
+                              "(whether the model ran under torch.compile), or leave the key out")
     return runs
 
 
@@ -95,6 +116,9 @@ def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
     board = {k: f(run[key]) for k, key, f in (("memory_bytes", "gpu_memory_gib", lambda v: int(v * GIB)),
                                                 ("memory_bandwidth", "gpu_memory_bandwidth_gb_s", lambda v: v * 1e9))
              if key in run}
+    if "gpu_power_w" in run:  # a power-capped board: its clocks, and so its peak, fall with the cap
+        scale = min(1.0, run["gpu_power_w"] / RATED_POWER_W[run["gpu"]]) ** POWER_EXPONENT
+        board["peak_flops"] = {k: v * scale for k, v in cluster.device.peak_flops.items()}
     if board:
         cluster = dataclasses.replace(cluster, device=dataclasses.replace(cluster.device, **board))
     if "node_network_gb_s" in run:  # the node's adapters together, shared by its GPUs
@@ -105,7 +129,7 @@ def request_for(run: dict[str, Any]) -> tuple[Request, Layout]:
                                                                  "micro_batch", "recompute")))
     req = Request(args=args, global_batch=run["global_batch"], seq_len=run["seq_len"], cluster=cluster,
                   memory_limit=cluster.device.memory_bytes, dtype="bf16", name=run["id"],
-                  impl=FRAMEWORKS[run["framework"]])
+                  impl=dataclasses.replace(FRAMEWORKS[run["framework"]], compiled=run.get("compile", False)))
     return req, layout
 
 

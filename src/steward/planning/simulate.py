@@ -18,10 +18,12 @@ from steward.planning.layout import Plan, PlanError, band_for, divisors, layouts
 from steward.planning.units import GB, GIB
 
 ERROR_DRIVERS = [
-    "seven constants (GEMM rate by shape, attention, element-wise traffic, unfused scores, data-parallel "
-    "overlap, per-layer overhead) are fitted to the published corpus; these rows are in it (in-sample), "
-    "the out-of-sample errors are steward bench costmodel's leave-one-source-out figures",
-    "tensor-parallel collectives are taken as fully exposed; Megatron overlaps some of them",
+    "ten constants (GEMM rate by shape, fused attention and its share on Hopper, element-wise traffic and its "
+    "share under torch.compile, unfused scores, data-parallel overlap and contention, per-layer overhead) are "
+    "fitted to the published corpus; these rows are in it (in-sample), the out-of-sample errors are steward "
+    "bench costmodel's leave-one-source-out figures",
+    "tensor-parallel collectives are taken as exposed, except the backward reduce-scatters that Megatron's "
+    "sequence parallelism (the 2022 rows) runs beside the weight-gradient GEMMs",
     "the pipeline bubble is non-interleaved 1F1B's (pp - 1) slots; the 3072-GPU run used the interleaved schedule",
     "data loading, logging and the optimizer's kernel launches are not modelled",
 ]
