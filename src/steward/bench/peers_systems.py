@@ -17,6 +17,7 @@ peers' loops read a lap after each step (`timed_loop`).
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import resource
 import time
@@ -35,22 +36,56 @@ LoopResult = dict[str, Any]
 
 
 def live_tensor_bytes() -> int:
-    """Bytes of every distinct tensor storage reachable from Python (meta and wrapper tensors have none)."""
+    """Bytes of every distinct tensor storage reachable from Python (meta and wrapper tensors have none),
+    plus the gradient buckets of every DDP reducer in the process (`ddp_bucket_bytes`): torch DDP's
+    reducer holds them in C++, where this walk sees them only if something has handed one to Python
+    (a comm hook's `bucket.buffer()`), so without them the count would charge the buckets to a run
+    with a comm hook (Steward's) and not to one without (torch DDP's)."""
     gc.collect()
-    seen: set[int] = set()
-    total = 0
+    seen: dict[int, torch.Tensor] = {}
     for obj in gc.get_objects():
         if not isinstance(obj, torch.Tensor) or obj.device.type == "meta":
             continue
         try:
-            storage = obj.untyped_storage()
-            ptr = storage.data_ptr()
+            ptr = obj.untyped_storage().data_ptr()
         except (RuntimeError, NotImplementedError, TypeError):
             continue  # a wrapper subclass (DTensor) or a freed storage: a local tensor is counted on its own
         if ptr and ptr not in seen:
-            seen.add(ptr)
-            total += storage.nbytes()
+            seen[ptr] = obj
+    sizes = {ptr: t.untyped_storage().nbytes() for ptr, t in seen.items()}
+    total = sum(sizes.values())
+    for size in ddp_bucket_bytes():
+        # a bucket that a comm hook showed Python is counted already: a flat tensor of the bucket's
+        # size that C++ alone holds (no Python container refers to it); each stands for one bucket
+        shown = next((ptr for ptr in list(seen) if sizes[ptr] == size and _held_by_cpp_only(ptr, seen)), None)
+        if shown is None:
+            total += size
+        else:
+            del seen[shown]
     return total
+
+
+def _held_by_cpp_only(ptr: int, counted: dict[int, torch.Tensor]) -> bool:
+    """`counted[ptr]` is a flat tensor that no Python container refers to but `counted` (running code
+    aside): its Python object lives only because a C++ owner of the tensor keeps it."""
+    tensor = counted[ptr]
+    return tensor.dim() == 1 and all(r is counted or inspect.isframe(r) or inspect.isgenerator(r)
+                                     for r in gc.get_referrers(tensor))
+
+
+def ddp_bucket_bytes() -> list[int]:
+    """The byte size of each gradient bucket of every DDP module in this process, from DDP's logging
+    data: the buckets rebuilt after the first step, else the initial ones (both sized by bucket_cap_mb;
+    gradient_as_bucket_view or not, they stay allocated between the steps)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    sizes: list[int] = []
+    for obj in gc.get_objects():
+        if isinstance(obj, DDP) and obj.logger is not None:
+            data = obj._get_ddp_logging_data()
+            text = data.get("rebuilt_bucket_sizes") if data.get("has_rebuilt_buckets") else data.get("bucket_sizes")
+            sizes += [int(n) for n in str(text or "").split(",") if n.strip()]
+    return sizes
 
 
 def max_rss_bytes() -> int:
