@@ -172,12 +172,13 @@ def timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callabl
     """Run `step(batch) -> loss` cfg.train.steps times under the energy meter Steward's trainer builds
     from the same cfg.energy (a lap after each step; the laps are summed over the ranks once, after the
     loop, so that the timed steps have no collective that the peer's own loop lacks)."""
-    from steward.train.energy import build_meter
+    from steward.train.energy import JobLaps, build_meter
 
     device = device_of(cfg)
     meter = build_meter(cfg.energy, device, int(os.environ.get("LOCAL_RANK", "0")) == 0) \
         if cfg.energy.enabled else None
-    start, ends, cpu, laps, loss = time.perf_counter(), [], [], [], None
+    laps = JobLaps(meter, device) if meter is not None else None
+    start, ends, cpu, loss = time.perf_counter(), [], [], None
     if meter is not None:
         meter.start()
     try:
@@ -186,16 +187,12 @@ def timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callabl
             loss.item()  # what a loop that logs its loss waits for
             ends.append(time.perf_counter())
             cpu.append(time.process_time())
-            if meter is not None:
-                laps.append(meter.lap())
+            if laps is not None:
+                laps.lap()
     finally:
         if meter is not None:
             meter.close()
-    energy = None
-    if meter is not None:
-        summed = torch.tensor(laps, dtype=torch.float64, device=device)
-        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
-        energy = {s: float(j) for s, j in enumerate(summed.tolist(), start=1)}
+    energy = dict(enumerate(laps.take(), start=1)) if laps is not None else None
     return Timed(start, ends, cpu, mean_over_ranks(loss), energy, meter.source if meter is not None else None)
 
 
