@@ -8,7 +8,8 @@ wrappers, as their documentation writes the loop.
 
 Each loop records the wall time and the process's CPU time (all its threads) at the end of every step
 (the loss read back, as any loop that logs it), the mean loss over the ranks after the last step, the live tensor bytes after the last step
-(every tensor Python can reach, each storage once: the same count for every system) and the
+(every tensor Python can reach, each storage once, and every DDP reducer's gradient buckets, which
+torch keeps in C++: the same count for every system) and the
 process's max RSS, and the joules of every step (summed over the ranks) from the same energy meter,
 built from the same cfg.energy: Steward's trainer writes them into metrics.jsonl (`step_energy`), the
 peers' loops read a lap after each step (`timed_loop`).
