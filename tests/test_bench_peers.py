@@ -259,3 +259,47 @@ def test_link_that_cannot_be_emulated_is_a_one_line_error_saying_blocked(monkeyp
     assert main(["bench", "peers", "--link", "100mbit"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--link: blocked" in err and "needs root" in err
+
+
+def _ddp_live_bytes(tmp_path, name: str, hook: bool) -> tuple[int, int, list[int]]:
+    """(live tensor bytes, parameter bytes, DDP bucket sizes) after 3 AdamW steps of a DDP model on 1
+    gloo rank, with or without a comm hook that reads each bucket's buffer (as Steward's does)."""
+    import gc
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from steward.bench import peers_systems
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / name}", rank=0, world_size=1)
+    try:
+        model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.Linear(96, 64))
+        ddp = DDP(model)
+        if hook:
+            def all_reduce_buffer(state, bucket):
+                return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda f: f.value()[0])
+
+            ddp.register_comm_hook(None, all_reduce_buffer)
+        opt = torch.optim.AdamW(model.parameters())
+        for _ in range(3):
+            ddp(torch.ones(2, 64)).sum().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        result = (peers_systems.live_tensor_bytes(), sum(p.numel() * 4 for p in model.parameters()),
+                  peers_systems.ddp_bucket_bytes())
+        del ddp, model, opt
+        gc.collect()
+        return result
+    finally:
+        dist.destroy_process_group()
+
+
+def test_live_tensor_bytes_count_ddp_buckets_once_whether_a_comm_hook_showed_them_to_python(tmp_path):
+    """torch DDP's reducer keeps its gradient buckets in C++ (the walk over Python's objects cannot see
+    them); a comm hook that reads `bucket.buffer()` gives them a Python object. The count is the same
+    either way: the buckets are counted once, from DDP's own record of their sizes."""
+    plain, params, buckets = _ddp_live_bytes(tmp_path, "plain", hook=False)
+    hooked, _, hooked_buckets = _ddp_live_bytes(tmp_path, "hooked", hook=True)
+    assert sum(buckets) == params and hooked_buckets == buckets  # every gradient has its place in a bucket
+    assert hooked == plain
+    assert plain >= 4 * params  # parameters, AdamW's two moments, the buckets

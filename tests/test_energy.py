@@ -260,16 +260,19 @@ class Fixed:
         pass
 
 
-def _job_lap_worker(rank, port, queue):
+def _job_laps_worker(rank, port, queue):
     import torch.distributed as dist
 
-    from steward.train.energy import EnergyMeter, job_lap
+    from steward.train.energy import EnergyMeter, JobLaps
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         meter = EnergyMeter([Fixed(1.5 if rank == 0 else 2.25)], ["rapl"], [])
         meter.start()
-        queue.put((rank, job_lap(meter, torch.device("cpu")), job_lap(meter, torch.device("cpu"))))
+        laps = JobLaps(meter, torch.device("cpu"))
+        laps.lap()
+        laps.lap()
+        queue.put((rank, laps.take(), laps.take()))
     finally:
         dist.destroy_process_group()
 
@@ -279,5 +282,67 @@ def test_a_step_energy_is_summed_over_the_ranks():
     from _multiproc import free_ports, spawn
 
     (port,) = free_ports(1)
-    got = sorted(spawn(_job_lap_worker, (port,), nprocs=2))
-    assert got == [(0, 3.75, 0.0), (1, 3.75, 0.0)]
+    got = sorted(spawn(_job_laps_worker, (port,), nprocs=2))
+    assert got == [(0, [3.75, 0.0], []), (1, [3.75, 0.0], [])]
+
+
+class Counting:
+    """A reader whose k-th reading since start is 1 + 2 + ... + k joules: lap k is k J."""
+
+    label, basis = "rapl", "counting"
+
+    def __init__(self):
+        self.n = 0
+
+    def start(self):
+        self.n = 0
+
+    def read(self):
+        self.n += 1
+        return self.n * (self.n + 1) / 2
+
+    def close(self):
+        pass
+
+
+def test_laps_are_summed_over_the_ranks_in_one_all_reduce_only_when_taken(monkeypatch, tmp_path):
+    import torch.distributed as dist
+
+    from steward.train.energy import EnergyMeter, JobLaps
+
+    reduced = []
+    real = dist.all_reduce
+    monkeypatch.setattr(dist, "all_reduce", lambda t, *a, **k: reduced.append(t.tolist()) or real(t, *a, **k))
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        meter = EnergyMeter([Counting()], ["rapl"], [])
+        meter.start()
+        laps = JobLaps(meter, torch.device("cpu"))
+        for _ in range(3):
+            laps.lap()
+        assert reduced == []  # reading the meter is local
+        assert laps.take() == [1.0, 2.0, 3.0] and reduced == [[1.0, 2.0, 3.0]]
+        assert laps.take() == [] and len(reduced) == 1  # nothing pending: no collective
+    finally:
+        dist.destroy_process_group()
+
+
+def test_with_log_every_a_written_row_has_its_own_steps_joules_and_the_total_every_steps(monkeypatch, tmp_path):
+    """The laps are summed where a row is written and before each checkpoint; a row's energy_j is its
+    own step's (not the steps since the previous row's), and the total counts every step once."""
+    import steward.train.trainer as loop
+    from steward.train.energy import EnergyMeter, JobLaps
+
+    monkeypatch.setattr(loop, "build_meter", lambda *a, **k: EnergyMeter([Counting()], ["rapl"], []))
+    taken = []
+    take = JobLaps.take
+    monkeypatch.setattr(JobLaps, "take", lambda self: taken.append(take(self)) or taken[-1])
+    out = tmp_path / "run"
+    cfg = load_config(None, [*DEBUG, "--job.out", str(out), "--train.val_every", "0", "--train.log_every", "3"])
+    summary = Trainer(cfg, callbacks=[]).run()  # checkpoints at 2, 4 and 5; rows at 3 and 5
+    rows = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert [(r["step"], r["energy_j"], r["energy_source"]) for r in rows] == [(3, 3.0, "rapl"), (5, 5.0, "rapl")]
+    assert [t for t in taken if t] == [[1.0, 2.0], [3.0], [4.0], [5.0]]
+    assert summary["energy"]["energy_j"] == 15.0
+    state = json.loads((out / "checkpoints" / "step-2" / "trainer_state.json").read_text())
+    assert state["figures"]["energy_j"] == 3.0  # the checkpoint's total covers steps 1 and 2

@@ -8,7 +8,8 @@ wrappers, as their documentation writes the loop.
 
 Each loop records the wall time and the process's CPU time (all its threads) at the end of every step
 (the loss read back, as any loop that logs it), the mean loss over the ranks after the last step, the live tensor bytes after the last step
-(every tensor Python can reach, each storage once: the same count for every system) and the
+(every tensor Python can reach, each storage once, and every DDP reducer's gradient buckets, which
+torch keeps in C++: the same count for every system) and the
 process's max RSS, and the joules of every step (summed over the ranks) from the same energy meter,
 built from the same cfg.energy: Steward's trainer writes them into metrics.jsonl (`step_energy`), the
 peers' loops read a lap after each step (`timed_loop`).
@@ -17,6 +18,7 @@ peers' loops read a lap after each step (`timed_loop`).
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import resource
 import time
@@ -35,22 +37,56 @@ LoopResult = dict[str, Any]
 
 
 def live_tensor_bytes() -> int:
-    """Bytes of every distinct tensor storage reachable from Python (meta and wrapper tensors have none)."""
+    """Bytes of every distinct tensor storage reachable from Python (meta and wrapper tensors have none),
+    plus the gradient buckets of every DDP reducer in the process (`ddp_bucket_bytes`): torch DDP's
+    reducer holds them in C++, where this walk sees them only if something has handed one to Python
+    (a comm hook's `bucket.buffer()`), so without them the count would charge the buckets to a run
+    with a comm hook (Steward's) and not to one without (torch DDP's)."""
     gc.collect()
-    seen: set[int] = set()
-    total = 0
+    seen: dict[int, torch.Tensor] = {}
     for obj in gc.get_objects():
         if not isinstance(obj, torch.Tensor) or obj.device.type == "meta":
             continue
         try:
-            storage = obj.untyped_storage()
-            ptr = storage.data_ptr()
+            ptr = obj.untyped_storage().data_ptr()
         except (RuntimeError, NotImplementedError, TypeError):
             continue  # a wrapper subclass (DTensor) or a freed storage: a local tensor is counted on its own
         if ptr and ptr not in seen:
-            seen.add(ptr)
-            total += storage.nbytes()
+            seen[ptr] = obj
+    sizes = {ptr: t.untyped_storage().nbytes() for ptr, t in seen.items()}
+    total = sum(sizes.values())
+    for size in ddp_bucket_bytes():
+        # a bucket that a comm hook showed Python is counted already: a flat tensor of the bucket's
+        # size that C++ alone holds (no Python container refers to it); each stands for one bucket
+        shown = next((ptr for ptr in list(seen) if sizes[ptr] == size and _held_by_cpp_only(ptr, seen)), None)
+        if shown is None:
+            total += size
+        else:
+            del seen[shown]
     return total
+
+
+def _held_by_cpp_only(ptr: int, counted: dict[int, torch.Tensor]) -> bool:
+    """`counted[ptr]` is a flat tensor that no Python container refers to but `counted` (running code
+    aside): its Python object lives only because a C++ owner of the tensor keeps it."""
+    tensor = counted[ptr]
+    return tensor.dim() == 1 and all(r is counted or inspect.isframe(r) or inspect.isgenerator(r)
+                                     for r in gc.get_referrers(tensor))
+
+
+def ddp_bucket_bytes() -> list[int]:
+    """The byte size of each gradient bucket of every DDP module in this process, from DDP's logging
+    data: the buckets rebuilt after the first step, else the initial ones (both sized by bucket_cap_mb;
+    gradient_as_bucket_view or not, they stay allocated between the steps)."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    sizes: list[int] = []
+    for obj in gc.get_objects():
+        if isinstance(obj, DDP) and obj.logger is not None:
+            data = obj._get_ddp_logging_data()
+            text = data.get("rebuilt_bucket_sizes") if data.get("has_rebuilt_buckets") else data.get("bucket_sizes")
+            sizes += [int(n) for n in str(text or "").split(",") if n.strip()]
+    return sizes
 
 
 def max_rss_bytes() -> int:
@@ -137,12 +173,13 @@ def timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callabl
     """Run `step(batch) -> loss` cfg.train.steps times under the energy meter Steward's trainer builds
     from the same cfg.energy (a lap after each step; the laps are summed over the ranks once, after the
     loop, so that the timed steps have no collective that the peer's own loop lacks)."""
-    from steward.train.energy import build_meter
+    from steward.train.energy import JobLaps, build_meter
 
     device = device_of(cfg)
     meter = build_meter(cfg.energy, device, int(os.environ.get("LOCAL_RANK", "0")) == 0) \
         if cfg.energy.enabled else None
-    start, ends, cpu, laps, loss = time.perf_counter(), [], [], [], None
+    laps = JobLaps(meter, device) if meter is not None else None
+    start, ends, cpu, loss = time.perf_counter(), [], [], None
     if meter is not None:
         meter.start()
     try:
@@ -151,16 +188,12 @@ def timed_loop(step: Callable[[torch.Tensor], torch.Tensor], next_batch: Callabl
             loss.item()  # what a loop that logs its loss waits for
             ends.append(time.perf_counter())
             cpu.append(time.process_time())
-            if meter is not None:
-                laps.append(meter.lap())
+            if laps is not None:
+                laps.lap()
     finally:
         if meter is not None:
             meter.close()
-    energy = None
-    if meter is not None:
-        summed = torch.tensor(laps, dtype=torch.float64, device=device)
-        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
-        energy = {s: float(j) for s, j in enumerate(summed.tolist(), start=1)}
+    energy = dict(enumerate(laps.take(), start=1)) if laps is not None else None
     return Timed(start, ends, cpu, mean_over_ranks(loss), energy, meter.source if meter is not None else None)
 
 

@@ -125,28 +125,33 @@ def _lap_cost(meter, n: int) -> float:
     return seconds
 
 
-def _job_lap_worker(rank: int, port: int, cfg: Energy, n: int, queue) -> None:
-    """One of 2 gloo ranks timing job_lap: the meter's reading plus the all-reduce that sums it."""
+def _job_laps_worker(rank: int, port: int, cfg: Energy, n: int, every: int, queue) -> None:
+    """One of 2 gloo ranks timing the meter as the trainer runs it: a lap per step, summed over the
+    ranks (one all-reduce of the pending laps) every `every` steps (metrics rows every train.log_every)."""
     import torch.distributed as dist
 
-    from steward.train.energy import job_lap
+    from steward.train.energy import JobLaps
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
-        meter = build_meter(cfg, torch.device("cpu"), host_counters=rank == 0)
-        meter.start()
+        laps = JobLaps(build_meter(cfg, torch.device("cpu"), host_counters=rank == 0), torch.device("cpu"))
+        laps.meter.start()
         seconds = []
-        for _ in range(n):
+        for step in range(1, n + 1):
             t0 = time.perf_counter()
-            job_lap(meter, torch.device("cpu"))
+            laps.lap()
+            if step % every == 0:
+                laps.take()
             seconds.append(time.perf_counter() - t0)
-        queue.put(statistics.median(seconds))
+        laps.meter.close()
+        queue.put((statistics.median(seconds), statistics.fmean(seconds)))
     finally:
         dist.destroy_process_group()
 
 
-def _two_rank_lap_cost(cfg: Energy, n: int) -> float:
-    """Median seconds of job_lap on 2 gloo ranks on this host (the slower rank's median)."""
+def _two_rank_lap_cost(cfg: Energy, n: int, every: int) -> tuple[float, float]:
+    """Seconds per step of the meter's laps on 2 gloo ranks on this host, summed over the ranks every
+    `every` steps: (median, mean) of the slower rank (the mean counts the sums' share of the steps)."""
     import socket
 
     import torch.multiprocessing as mp
@@ -155,7 +160,7 @@ def _two_rank_lap_cost(cfg: Energy, n: int) -> float:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     queue = mp.get_context("spawn").Queue()
-    mp.start_processes(_job_lap_worker, args=(port, cfg, n, queue), nprocs=2, start_method="spawn")
+    mp.start_processes(_job_laps_worker, args=(port, cfg, n, every, queue), nprocs=2, start_method="spawn")
     return max(queue.get(timeout=60) for _ in range(2))
 
 
@@ -171,24 +176,31 @@ def _fake_powercap(root: Path, packages: int) -> Path:
 
 
 @contextlib.contextmanager
-def _timed_job_lap(seconds: list[float]):
-    """The trainer's per-step meter reading (steward.train.trainer.job_lap), timed where it runs: in the
-    loop, between the steps, with the loop's caches and threads around it."""
-    import steward.train.trainer as loop
+def _timed_laps(seconds: list[float]):
+    """The trainer's per-step meter work (steward.train.energy.JobLaps: the lap, and the sum over the
+    ranks where a row is written), timed where it runs: in the loop, between the steps, with the loop's
+    caches and threads around it; one entry per step."""
+    from steward.train.energy import JobLaps
 
-    inner = loop.job_lap
+    lap, take = JobLaps.lap, JobLaps.take
 
-    def timed(meter, device):
+    def timed_lap(self) -> None:
         t0 = time.perf_counter()
-        joules = inner(meter, device)
+        lap(self)
         seconds.append(time.perf_counter() - t0)
+
+    def timed_take(self) -> list[float]:
+        t0 = time.perf_counter()
+        joules = take(self)
+        if seconds:
+            seconds[-1] += time.perf_counter() - t0
         return joules
 
-    loop.job_lap = timed
+    JobLaps.lap, JobLaps.take = timed_lap, timed_take
     try:
         yield
     finally:
-        loop.job_lap = inner
+        JobLaps.lap, JobLaps.take = lap, take
 
 
 def _bench_energy(args, base: list[str], overrides: list[str]) -> dict[str, Any]:
@@ -198,7 +210,7 @@ def _bench_energy(args, base: list[str], overrides: list[str]) -> dict[str, Any]
     times: dict[bool, list[list[float]]] = {True: [], False: []}
     in_loop: list[float] = []
     source = basis = ""
-    with tempfile.TemporaryDirectory() as tmp, _timed_job_lap(in_loop):
+    with tempfile.TemporaryDirectory() as tmp, _timed_laps(in_loop):
         for r in range(args.rounds):
             for on in ((True, False) if r % 2 == 0 else (False, True)):
                 cfg = load_config(None, [*base, "--job.out", f"{tmp}/r{r}-{on}", *overrides,
@@ -209,7 +221,8 @@ def _bench_energy(args, base: list[str], overrides: list[str]) -> dict[str, Any]
                     source, basis = trainer.energy.source, trainer.energy.basis
         device = trainer.dist.device
         lap_s = _lap_cost(build_meter(load_config(None, [*base, *overrides]).energy, device), 2000)
-        two_ranks_s = _two_rank_lap_cost(load_config(None, [*base, *overrides]).energy, 500)
+        energy_cfg = load_config(None, [*base, *overrides]).energy
+        two_ranks_s = {every: _two_rank_lap_cost(energy_cfg, 500, every) for every in (1, 10)}
         rapl_s = _lap_cost(build_meter(Energy(powercap_root=str(_fake_powercap(Path(tmp) / "pc", 2))), device),
                            2000)
     med = {on: statistics.median([t for rnd in times[on] for t in rnd]) for on in (True, False)}
@@ -231,8 +244,11 @@ def _bench_energy(args, base: list[str], overrides: list[str]) -> dict[str, Any]
         "meter_in_loop_overhead": statistics.median(in_loop) / med[False],
         "meter_lap_s": lap_s,
         "meter_overhead": lap_s / med[False],
-        "meter_2_ranks_s": two_ranks_s,
-        "meter_2_ranks_overhead": two_ranks_s / med[False],
+        "meter_2_ranks_s": two_ranks_s[1][0],  # median: a lap and its sum (train.log_every 1)
+        "meter_2_ranks_overhead": two_ranks_s[1][0] / med[False],
+        "meter_2_ranks_mean_s": two_ranks_s[1][1],
+        "meter_2_ranks_log_every_10_mean_s": two_ranks_s[10][1],  # a sum every 10th step
+        "meter_2_ranks_log_every_10_overhead": two_ranks_s[10][1] / med[False],
         "rapl_fake_tree_lap_s": rapl_s,
         "rapl_fake_tree_overhead": rapl_s / med[False],
         "timer_resolution_s": time.get_clock_info("perf_counter").resolution,

@@ -23,7 +23,8 @@ need the labelled estimate. A reading here is one NVML call, or one pread per pa
 step (`steward bench trainer --energy` measures what that costs).
 
 Use outside the trainer (e.g. a benchmark): `meter = build_meter(Energy(), device)`, `meter.start()`,
-then `meter.read()` (joules since start) or `meter.lap()` (joules since the previous lap), with
+then `meter.read()` (joules since start) or `meter.lap()` (joules since the previous lap; `JobLaps`
+keeps a rank's laps and sums them over the ranks when asked), with
 `meter.source` ('nvml', 'nvml-power', 'rapl', 'estimate', joined by '+'), `meter.measured` and
 `meter.basis` (what was read, or the estimate's figure and source).
 """
@@ -295,14 +296,29 @@ def build_meter(cfg: Energy, device: torch.device, host_counters: bool = True, n
     return EnergyMeter(readers, labels, notes)
 
 
-def job_lap(meter: EnergyMeter, device: torch.device) -> float:
-    """This lap's joules summed over every rank of the job (a collective when distributed)."""
-    joules = meter.lap()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        t = torch.tensor(joules, dtype=torch.float64, device=device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
-        joules = float(t)
-    return joules
+class JobLaps:
+    """The meter's laps on this rank, summed over the job's ranks only when `take` is called: one
+    all-reduce for every lap since the previous take, instead of one per step. Every rank must call
+    `take` at the same points (it is a collective when distributed): the trainer takes at each step
+    whose metrics row is written, before a checkpoint and at the end."""
+
+    def __init__(self, meter: EnergyMeter, device: torch.device):
+        self.meter, self.device = meter, device
+        self.pending: list[float] = []
+
+    def lap(self) -> None:
+        """Read the meter: this rank's joules since its previous reading, kept here (no collective)."""
+        self.pending.append(self.meter.lap())
+
+    def take(self) -> list[float]:
+        """Every pending lap summed over the ranks, in order (each the sum the steps' own all-reduce
+        would give); none is pending afterwards."""
+        laps, self.pending = self.pending, []
+        if laps and torch.distributed.is_available() and torch.distributed.is_initialized():
+            summed = torch.tensor(laps, dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(summed, op=torch.distributed.ReduceOp.SUM)
+            laps = summed.tolist()
+        return laps
 
 
 def energy_summary(meter: EnergyMeter, energy_j: float, tokens: int, cfg: Energy) -> dict[str, Any]:

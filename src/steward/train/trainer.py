@@ -34,7 +34,7 @@ from steward.train.distributed import (
     init_distributed,
     start_all_reduce_mean,
 )
-from steward.train.energy import EnergyMeter, build_meter, energy_summary, job_lap
+from steward.train.energy import EnergyMeter, JobLaps, build_meter, energy_summary
 from steward.train.metrics import MetricsWriter, Progress, device_peak_flops, peak_memory_bytes
 from steward.train.optim import build_optimizer, build_scheduler
 from steward.train.resume import ResumeCheck, check_resume, config_text, finished_message
@@ -105,6 +105,7 @@ class Trainer:
         self.pipeline = None  # this rank's stage and schedule, with parallel.pp > 1
         self.memory = {}  # set by _build_model's rematerialization step
         self.energy = None  # set when the loop starts
+        self.energy_laps: JobLaps | None = None  # the meter's laps not yet summed over the ranks
         self.last_batch: torch.Tensor | None = None  # this rank's rows of the latest step (the drift monitor's input)
         self.comm_figures = None  # the step's byte counts being summed (grad_sync.start_end_step)
 
@@ -345,8 +346,19 @@ class Trainer:
             else:
                 self.grad_sync.step = self.step
 
+    def _sum_energy(self) -> list[float]:
+        """The joules of each step since the previous sum, summed over the ranks (one collective for
+        them all), added to the run's total in step order; nothing without a meter."""
+        if self.energy_laps is None:
+            return []
+        joules = self.energy_laps.take()
+        for j in joules:
+            self.figures["energy_j"] += j
+        return joules
+
     def save(self) -> Path:
         self.metrics.sync()  # the rows up to this checkpoint are on disk before it exists
+        self._sum_energy()  # the checkpoint's total covers every step up to it
         self.figures["final_checkpoint"] = str(ckpt.checkpoint_root(self.run_dir) / f"step-{self.step}")
         path, manifest = ckpt.save_checkpoint(
             self.run_dir, self.step, self.model, self.optimizer, self._trainer_state(), self.rank, self.world_size,
@@ -376,6 +388,7 @@ class Trainer:
             if cfg.energy.enabled else None
         if meter is not None:
             fig.setdefault("energy_j", 0.0)
+            self.energy_laps = JobLaps(meter, self.dist.device)
             meter.start()
         wall0 = time.perf_counter()
         while self.step < t.steps:
@@ -407,12 +420,14 @@ class Trainer:
                 record["val_loss"] = fig["final_val_loss"] = self.evaluate()
                 fig.setdefault("first_val_loss", record["val_loss"])
                 self.callbacks("on_eval", self, self.step, {"val_loss": record["val_loss"]})
+            logged = self.step % t.log_every == 0 or "val_loss" in record or self.step == t.steps
             if meter is not None:  # since the previous step's reading: this step and its validation
-                record["energy_j"] = job_lap(meter, self.dist.device)
-                record["energy_source"] = meter.source
-                fig["energy_j"] += record["energy_j"]
+                self.energy_laps.lap()
+                if logged:  # summed over the ranks where a row shows it (and at checkpoints, at the end)
+                    record["energy_j"] = self._sum_energy()[-1]
+                    record["energy_source"] = meter.source
             self.callbacks("on_step_end", self, self.step, record)  # callbacks may add figures
-            if self.step % t.log_every == 0 or "val_loss" in record or self.step == t.steps:
+            if logged:
                 self.metrics.write(record)
             self.progress.update(self.step, record)
             c = cfg.checkpoint
