@@ -2,16 +2,14 @@
 the corpus's own loader, every row comes from a source outside the six the cost model was designed on and
 says where its facts were read, and its keys and layouts are consistent with the main corpus's format."""
 
-import tomllib
-from pathlib import Path
-
 import pytest
+import tomllib
 
 from steward.planning.published import CORPUS, FRAMEWORKS, load_runs
 
 FRESH = CORPUS.with_name("published_runs_fresh.toml")
 SEEN_SOURCES = {"llm-foundry", "megatron-sc21", "megatron-sp22", "torchtitan", "bigscience", "kempnerforge"}
-GPUS = Path(CORPUS).with_name("gpus.toml")
+GPUS = CORPUS.with_name("gpus.toml")
 
 
 @pytest.fixture(scope="module")
