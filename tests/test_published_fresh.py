@@ -5,9 +5,8 @@ says where its facts were read, and its keys and layouts are consistent with the
 import pytest
 import tomllib
 
-from steward.planning.published import CORPUS, FRAMEWORKS, load_runs
+from steward.planning.published import CORPUS, FRAMEWORKS, FRESH, load_runs
 
-FRESH = CORPUS.with_name("published_runs_fresh.toml")
 SEEN_SOURCES = {"llm-foundry", "megatron-sc21", "megatron-sp22", "torchtitan", "bigscience", "kempnerforge"}
 GPUS = CORPUS.with_name("gpus.toml")
 
@@ -50,3 +49,21 @@ def test_layouts_account_for_every_gpu_and_the_global_batch(fresh):
         assert lay["recompute"] in {"none", "selective", "full"}, run["id"]
         m = run["model"]
         assert m["mlp"] in {"gelu", "swiglu"} and m["n_heads"] % m["n_kv_heads"] == 0, run["id"]
+
+
+def test_bench_predicts_the_fresh_rows_with_the_shipped_constants_and_never_fits_them(monkeypatch, capsys):
+    """`bench costmodel` reports the fresh rows apart: predicted by kernels.FITTED (the constants fitted on
+    the corpus), not part of the leave-one-source-out folds, and summarised on their own."""
+    from steward.bench.costmodel import bench_costmodel
+    from steward.planning.published import predict_run
+
+    out = bench_costmodel([])
+    fresh_ids = {r["id"] for r in load_runs(FRESH)}
+    assert not fresh_ids & {r["id"] for r in out["leave_one_source_out"]["rows"]}
+    rows = out["fresh"]["rows"]
+    assert [r["id"] for r in rows] == [r["id"] for r in load_runs(FRESH)]
+    for run, row in zip(load_runs(FRESH), rows):
+        assert row["predicted"] == predict_run(run)["predicted"]
+        assert row["error"] == row["predicted"] / run["published"] - 1
+    assert out["fresh"]["mean_abs_error"] == sum(abs(r["error"]) for r in rows) / len(rows)
+    assert "fresh: mean |error|" in capsys.readouterr().err

@@ -20,6 +20,8 @@ from steward.planning.topology import load_cluster
 from steward.planning.units import GIB
 
 CORPUS = Path(__file__).with_name("published_runs.toml")
+FRESH = Path(__file__).with_name("published_runs_fresh.toml")
+"""Runs from sources outside CORPUS, collected blind after the model was fixed: predicted, never fitted."""
 FUSED_ADAM_BYTES_PER_PARAM = 30
 """A fused (apex / DeepSpeed) Adam step per parameter: reads the fp32 master weight, gradient and both
 moments (16 bytes), writes the weight and moments (12) and the 16-bit model copy (2)."""
