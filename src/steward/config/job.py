@@ -445,8 +445,43 @@ class Fairness:
     """What crossing fairness.max_gap does: 'alert' (audit event and a message), 'raise_alpha' (doubles
     alpha, with an adversary) or 'stop' (ends the run with an error)."""
 
+    control: Literal["off", "validation"] = "off"
+    """With an adversary: 'validation' lets the controller choose alpha while training, from
+    fairness.alpha, on fairness.control_fraction of the training data held out (never the evaluation
+    set): it doubles alpha while the validation gap is above fairness.control_target and halves it when
+    the AUC cost exceeds fairness.control_max_cost (see steward.fairness.control); 'off': alpha fixed.
+    Ignored without an adversary."""
+
+    control_fraction: Annotated[float, Range(0, 0.5, low_open=True)] = 0.1
+    """Share of the training data held out (seeded by train.seed) as the controller's validation slice."""
+
+    control_every: Annotated[int, Range(1, 10**9)] = 25
+    """Steps between two decisions of the controller."""
+
+    control_warmup: Annotated[int, Range(0, 10**9)] = 50
+    """Steps before the controller's first decision (alpha stays fairness.alpha until then)."""
+
+    control_target: Annotated[float, Range(0, 1)] = 0.01
+    """Target of the validation gap: the mean |BPSN| and |BNSP| gap (importance-weighted AUCs) above its
+    floor under label-preserving identity permutations; above it the controller doubles alpha."""
+
+    control_max_cost: Annotated[float, Range(0, 1)] = 0.02
+    """AUC cost limit: when the validation AUC (importance-weighted) falls more than this below its running
+    maximum, the controller halves alpha (0.02: 2 points)."""
+
+    control_max_alpha: Annotated[float, Range(0, 1000, low_open=True)] = 48.0
+    """Largest alpha the controller sets (the smallest is fairness.alpha / 8)."""
+
+    @property
+    def controls_alpha(self) -> bool:
+        """Whether the controller sets alpha (fairness.control on, with an adversary)."""
+        return self.control != "off" and self.adversary != "none"
+
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.on_gap == "raise_alpha" and self.controls_alpha and self.max_gap > 0:
+            raise ConfigError("fairness.on_gap: raise_alpha and fairness.control both set alpha; use alert/stop, "
+                              "or --fairness.control off")
         if self.on_gap == "raise_alpha" and self.adversary == "none" and self.max_gap > 0:
             raise ConfigError("fairness.on_gap: raise_alpha needs an adversary; set --fairness.adversary or use "
                               "alert/stop")
