@@ -98,13 +98,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         from steward.config.job import Fairness
 
         a.alpha = Fairness.alpha
-    a.adversary_overrides = []
-    for item in a.adversary_set:
-        key, sep, value = item.partition("=")
-        if not sep or not key or key.startswith("fairness."):
-            p.error(f"--adversary-set: {item!r}; give KEY=VALUE with KEY a fairness option without the "
-                    "'fairness.' prefix, e.g. control=off")
-        a.adversary_overrides += [f"--fairness.{key}", value]
+    a.adversary_overrides = _adversary_overrides(p, a.adversary_set)
     a.baseline_methods = [m for m in a.baselines.split(",") if m]
     if any(m not in ("reweigh", "group_dro") for m in a.baseline_methods):
         p.error(f"--baselines: {a.baselines!r}; give reweigh, group_dro or both, comma-separated, or ''")
@@ -116,6 +110,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     if a.vocab_size < MIN_BPE_VOCAB:
         p.error(f"--vocab-size: must be at least {MIN_BPE_VOCAB} (256 bytes + <|endoftext|>), got {a.vocab_size}")
     return a
+
+
+def _adversary_overrides(p: argparse.ArgumentParser, items: list[str]) -> list[str]:
+    """The --adversary-set KEY=VALUE items as config overrides (--fairness.KEY VALUE)."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or key.startswith("fairness."):
+            p.error(f"--adversary-set: {item!r}; give KEY=VALUE with KEY a fairness option without the "
+                    "'fairness.' prefix, e.g. control=off")
+        out += [f"--fairness.{key}", value]
+    return out
 
 
 def _source_names(p: argparse.ArgumentParser, spec: str) -> list[str]:
