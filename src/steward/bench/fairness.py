@@ -54,7 +54,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                    choices=("representation", "demographic_parity", "equalized_odds", "equal_opportunity"))
     p.add_argument("--adversary-input", default="standardized_logit", choices=("standardized_logit", "probability"),
                    help="fairness.adversary_input: the batch-standardised logit, or Zhang et al.'s probability")
-    p.add_argument("--alpha", type=float, default=None, help="fairness.alpha (default: the config's)")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="fairness.alpha (default: the config's); with fairness.control, the controller's starting value")
     p.add_argument("--adversary-set", action="append", default=[], metavar="KEY=VALUE",
                    help="a further fairness.KEY of the adversary run only (repeatable), e.g. control=off, "
                    "loss_weights=reweigh, control_target=0.02")
