@@ -106,7 +106,7 @@ def test_controller_reads_only_its_slice_of_the_training_data(tmp_path):
             return super().predict(enc, **kw)
 
     trainer = Spy(load_config(None, [*RUN, "--job.out", str(tmp_path / "run")]), callbacks=[])
-    trainer.run()
+    summary = trainer.run()
     data = trainer.data
     control, train = data.control_enc.data, data.train_data
     assert len(control) == len(train) == 500  # fairness.control_fraction 0.5 of the 1000 rows
@@ -118,12 +118,39 @@ def test_controller_reads_only_its_slice_of_the_training_data(tmp_path):
     assert [(step, enc) for step, enc in seen if enc is not data.control_enc] == [(6, data.eval_enc)]
     decisions = trainer.figures["alpha_control"]["decisions"]
     assert [d["step"] for d in decisions] == [2, 4]
+    assert summary["alpha_control"] == {"final_alpha": decisions[-1]["alpha"], "decisions": decisions}
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     alphas = {r["step"]: r["alpha"] for r in rows if "alpha" in r}
     # control_target 0: the first decision raises alpha; it applies from step 3 on
     assert alphas[1] == alphas[2] == 3.0 and decisions[0]["action"] == "raise"
     assert alphas[3] == alphas[4] == decisions[0]["alpha"] == 6.0
     assert alphas[5] == decisions[1]["alpha"]
+
+
+def _curve(run_dir):
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: (r["loss"], r["alpha"], r.get("ctl_action")) for r in rows if "loss" in r}
+
+
+def test_a_resumed_run_goes_on_with_the_controllers_alpha(tmp_path):
+    """Resumed at step 4 (after two decisions), a run takes the same alphas, decisions (the one at step 6
+    reads the restored AUC history) and losses at steps 5-8 as the run that went on."""
+    from steward.classify.trainer import ClassifyTrainer
+
+    common = [a if a != "false" or RUN[i - 1] != "--checkpoint.enabled" else "true" for i, a in enumerate(RUN)]
+    common += ["--train.steps", "8", "--fairness.control_target", "0.01"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    ClassifyTrainer(load_config(None, [*common, "--checkpoint.every", "4", "--job.out", str(full)]), callbacks=[]).run()
+    ClassifyTrainer(load_config(None, [*common, "--job.out", str(resumed), "--checkpoint.resume",
+                                       str(full / "checkpoints" / "step-4")]), callbacks=[]).run()
+    a, b = _curve(full), _curve(resumed)
+    assert sorted(b) == [5, 6, 7, 8]
+    # the step-6 decision lowers alpha against the best AUC of earlier evaluations: a controller that
+    # forgot its history on resume would see no cost there
+    assert [a[s][2] for s in (2, 4, 6)] == ["keep", "lower", "lower"]
+    for step in (5, 6, 7, 8):
+        assert b[step][1:] == a[step][1:]
+        assert b[step][0] == pytest.approx(a[step][0], rel=1e-9)
 
 
 def test_control_config_errors(tmp_path):
@@ -145,11 +172,6 @@ def test_control_config_errors(tmp_path):
         ClassifyTrainer(load_config(None, [*RUN, "--fairness.madlibs_size", "64", "--fairness.control_fraction", "0.5",
                                            "--train.batch_size", "64", "--job.out", str(tmp_path / "run")]),
                         callbacks=[]).run()
-
-
-def _curve(run_dir):
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: (r["loss"], r["alpha"], r.get("ctl_action")) for r in rows if "loss" in r}
 
 
 @pytest.mark.slow

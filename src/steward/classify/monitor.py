@@ -160,3 +160,7 @@ class AlphaControl(Callback):
                         "ctl_alpha": f.alpha * self.controller.boost})
         trainer.progress.message(f"alpha control step {step}: validation gap {gap:.4f} auc {auc:.4f} -> {action}, "
                                  f"alpha {f.alpha * self.controller.boost:g}")
+
+    def on_summary(self, trainer: ClassifyTrainer, summary: dict[str, Any]) -> None:
+        summary["alpha_control"] = {"final_alpha": self.cfg.fairness.alpha * self.controller.boost,
+                                    "decisions": list(self.controller.decisions)}
