@@ -54,7 +54,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                    choices=("representation", "demographic_parity", "equalized_odds", "equal_opportunity"))
     p.add_argument("--adversary-input", default="standardized_logit", choices=("standardized_logit", "probability"),
                    help="fairness.adversary_input: the batch-standardised logit, or Zhang et al.'s probability")
-    p.add_argument("--alpha", type=float, default=None, help="fairness.alpha (default: the config's)")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="fairness.alpha (default: the config's); with fairness.control, the controller's starting value")
+    p.add_argument("--adversary-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a further fairness.KEY of the adversary run only (repeatable), e.g. control=off, "
+                   "loss_weights=reweigh, control_target=0.02")
     p.add_argument("--baselines", default="reweigh,group_dro",
                    help="fairness.loss_weights methods also trained per seed, on the same data ('' for none): "
                    "reweigh (Kamiran and Calders), group_dro (Sagawa et al.)")
@@ -95,6 +99,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         from steward.config.job import Fairness
 
         a.alpha = Fairness.alpha
+    a.adversary_overrides = _adversary_overrides(p, a.adversary_set)
     a.baseline_methods = [m for m in a.baselines.split(",") if m]
     if any(m not in ("reweigh", "group_dro") for m in a.baseline_methods):
         p.error(f"--baselines: {a.baselines!r}; give reweigh, group_dro or both, comma-separated, or ''")
@@ -106,6 +111,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     if a.vocab_size < MIN_BPE_VOCAB:
         p.error(f"--vocab-size: must be at least {MIN_BPE_VOCAB} (256 bytes + <|endoftext|>), got {a.vocab_size}")
     return a
+
+
+def _adversary_overrides(p: argparse.ArgumentParser, items: list[str]) -> list[str]:
+    """The --adversary-set KEY=VALUE items as config overrides (--fairness.KEY VALUE)."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or key.startswith("fairness."):
+            p.error(f"--adversary-set: {item!r}; give KEY=VALUE with KEY a fairness option without the "
+                    "'fairness.' prefix, e.g. control=off")
+        out += [f"--fairness.{key}", value]
+    return out
 
 
 def _source_names(p: argparse.ArgumentParser, spec: str) -> list[str]:
@@ -280,6 +297,7 @@ def _train(a: argparse.Namespace, seed: int, case: str, v: _Variant, tmp: Path,
     print(f"bench fairness: {case + ' ' if case else ''}seed {seed} {v.name}", file=sys.stderr, flush=True)
     run_dir = tmp / f"{case or 'data'}-{v.name}-{seed}"
     ov = _overrides(a, seed, run_dir, v.adversary, v.bias, v.data, v.loss_weights)
+    ov += a.adversary_overrides if v.name == "adversary" else []
     key = (seed, v.bias, (v.data or (a.data,))[0])
     trainer = ClassifyTrainer(load_config(None, ov + _tokenizer(a, ov, key, tmp, tokenizers)))
     summary = trainer.run()
@@ -295,6 +313,8 @@ def _train(a: argparse.Namespace, seed: int, case: str, v: _Variant, tmp: Path,
     }
     if case:
         record["carrying_gap"] = _carrying_gap(rows, SOURCES[case].carrying)
+    if "alpha_control" in trainer.figures:  # the controller's decisions (fairness.control)
+        record["control_decisions"] = trainer.figures["alpha_control"]["decisions"]
     return record, trainer
 
 
@@ -313,6 +333,8 @@ def _summarise(a: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], var
             result[f"{name}/gap_{fam}_sd"] = g_sd
             if "gap_ci_halfwidth" in rows[0] and fam in rows[0]["gap_ci_halfwidth"]:
                 result[f"{name}/gap_{fam}_ci95_halfwidth"] = _mean_sd([r["gap_ci_halfwidth"][fam] for r in rows])[0]
+        if "control_decisions" in rows[0]:
+            result[f"{name}/control_decisions"] = [r["control_decisions"] for r in rows]
         if "carrying_gap" in rows[0]:
             result[f"{name}/carrying_gap"], result[f"{name}/carrying_gap_sd"] = _mean_sd(
                 [r["carrying_gap"] for r in rows])
@@ -374,7 +396,8 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
                             runs[case].setdefault(k, []).append(fr)
     result: dict[str, Any] = {"seeds": a.seeds, "steps": a.steps, "data": "testbed" if a.source_names else a.data,
                               "adversary": a.adversary, "adversary_input": a.adversary_input, "tokenizer": a.tokenizer,
-                              "alpha": a.alpha, "frozen_constraint": a.frozen_constraint, "device": a.device}
+                              "alpha": a.alpha, "adversary_set": a.adversary_set,
+                              "frozen_constraint": a.frozen_constraint, "device": a.device}
     if a.eval_data or a.eval_from_train:
         result["eval_data"] = a.eval_data or f"fairness.eval_fraction of {a.data}"
     for case, case_runs in runs.items():

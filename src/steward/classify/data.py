@@ -118,6 +118,14 @@ def load_splits(cfg: JobConfig) -> tuple[IdentityData, IdentityData]:
     return train, evald
 
 
+def control_split(train: IdentityData, fraction: float, seed: int) -> tuple[IdentityData, IdentityData]:
+    """(the rows trained on, the controller's validation slice): `fraction` of the training split, drawn
+    with its own seeded permutation (the same on every rank)."""
+    perm = np.random.default_rng([seed, 17]).permutation(len(train))
+    n = max(2, int(round(len(train) * fraction)))
+    return train.subset(np.sort(perm[n:])), train.subset(np.sort(perm[:n]))
+
+
 def train_split_tokenizer(cfg: JobConfig, vocab_size: int, out: str | Path) -> tuple[Path, IdentityData]:
     """A byte-level BPE trained on the training split of fairness.data (never its evaluation split),
     written to `out`; returns its path and that split."""
@@ -143,6 +151,14 @@ class ClassifyData:
                               "name them with --fairness.identity_columns or set --fairness.loss_weights none")
         if len(train) < t.batch_size:
             raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train)} training examples of fairness.data")
+        self.control_enc: Encoded | None = None
+        """The controller's validation slice of the training data (fairness.control), or None."""
+        if cfg.fairness.controls_alpha:
+            train, control = control_split(train, cfg.fairness.control_fraction, t.seed)
+            if len(train) < t.batch_size:
+                raise ConfigError(f"fairness.control_fraction: {cfg.fairness.control_fraction:g} leaves {len(train)} "
+                                  f"training examples, fewer than train.batch_size {t.batch_size}; lower it")
+            self.control_enc = Encoded(control, tokenizer, t.seq_len)
         self.train_data, self.eval_data = train, evald
         self.train_enc = Encoded(train, tokenizer, t.seq_len)
         self.eval_enc = Encoded(evald, tokenizer, t.seq_len)

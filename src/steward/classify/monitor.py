@@ -16,6 +16,12 @@ writes RUN_DIR/fairness/report.json and the per-example scores (RUN_DIR/fairness
 see steward.fairness.predictions), and puts the compact figures under summary["fairness"], which
 the release policy reads. Every rank runs the evaluation (the forward passes are collective) and
 gets the same scores, so every rank takes the same decision without a broadcast.
+
+`AlphaControl` is the monitor acting as a controller (fairness.control = validation): every
+fairness.control_every steps it scores the controller's validation slice of the training data (never
+the evaluation set) and lets `steward.fairness.control.AlphaController` double, halve or keep the
+adversary weight. Rank 0 decides and broadcasts the controller's state, so every rank trains with the
+same alpha.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from steward.fairness.control import AlphaController, excess_gap
 from steward.fairness.data import IdentityData
 from steward.fairness.metrics import fairness_report, summary_figures
 from steward.fairness.predictions import write_predictions
 from steward.io import atomic_write_json
 from steward.train.callbacks import Callback, StopTraining, governance_session
+from steward.train.distributed import broadcast_object
 
 if TYPE_CHECKING:
     from steward.classify.trainer import ClassifyTrainer
@@ -119,3 +127,40 @@ class FairnessMonitor(Callback):
             gov = governance_session(trainer)
             if gov is not None:
                 gov.record("fairness.evaluated", {"step": int(trainer.step), "final": True, **fig})
+
+
+class AlphaControl(Callback):
+    """The adversary weight chosen while training (see the module docstring); its state is in
+    trainer.figures["alpha_control"], so a resumed run goes on with the same alpha and reference."""
+
+    def __init__(self, cfg: JobConfig):
+        f = cfg.fairness
+        self.cfg = cfg
+        self.controller = AlphaController(f.alpha, f.control_target, f.control_max_cost, f.control_max_alpha)
+
+    def on_step_end(self, trainer: ClassifyTrainer, step: int, metrics: dict[str, Any]) -> None:
+        f = self.cfg.fairness
+        if step < f.control_warmup or step % f.control_every or step >= self.cfg.train.steps:
+            return
+        state = trainer.figures.get("alpha_control")  # a resumed run's (every rank loads the figures)
+        if state is not None:
+            self.controller.load_state_dict(state)
+        enc = trainer.data.control_enc
+        prob = trainer.predict(enc)  # collective: every rank takes part
+        if trainer.rank == 0:
+            gap, auc = excess_gap(enc.labels.numpy(), prob, enc.identity.numpy(), seed=self.cfg.train.seed)
+            self.controller.decide(step, gap, auc)
+        # rank 0 decides; every rank takes its alpha, reference and record
+        self.controller.load_state_dict(broadcast_object(self.controller.state_dict()))
+        last = self.controller.decisions[-1]
+        gap, auc, action = last["gap"], last["auc"], last["action"]
+        trainer.figures["alpha_boost"] = self.controller.boost
+        trainer.figures["alpha_control"] = self.controller.state_dict()
+        metrics.update({"ctl_gap": gap, "ctl_auc": auc, "ctl_action": action,
+                        "ctl_alpha": f.alpha * self.controller.boost})
+        trainer.progress.message(f"alpha control step {step}: validation gap {gap:.4f} auc {auc:.4f} -> {action}, "
+                                 f"alpha {f.alpha * self.controller.boost:g}")
+
+    def on_summary(self, trainer: ClassifyTrainer, summary: dict[str, Any]) -> None:
+        summary["alpha_control"] = {"final_alpha": self.cfg.fairness.alpha * self.controller.boost,
+                                    "decisions": list(self.controller.decisions)}

@@ -79,6 +79,10 @@ class ClassifyTrainer(Trainer):
             from steward.classify.monitor import FairnessMonitor
 
             own.append(FairnessMonitor(self.cfg))
+        if self.cfg.fairness.controls_alpha:
+            from steward.classify.monitor import AlphaControl
+
+            own.append(AlphaControl(self.cfg))
         return own
 
     def _build_data(self) -> ClassifyData:

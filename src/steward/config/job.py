@@ -408,9 +408,10 @@ class Fairness:
     the sigmoid's tail; see steward.fairness.adversary)."""
 
     alpha: Annotated[float, Range(0, 1000)] = 3.0
-    """Weight of the adversary term in the predictor update. 3: the smallest of 1, 3, 10 with which the
-    equalized-odds adversary removed at least 60% of the removable gap per family on both tuning sources
-    of the test bed (forum, reviews; see the README's fairness section)."""
+    """Weight of the adversary term in the predictor update; with fairness.control (the default) the
+    controller's starting value. 3: the smallest of 1, 3, 10 with which the equalized-odds adversary
+    removed at least 60% of the removable gap per family on both tuning sources of the test bed (forum,
+    reviews; see the README's fairness section)."""
 
     alpha_schedule: Literal["constant", "sqrt"] = "constant"
     """'constant', or 'sqrt' (alpha * sqrt(step), as Zhang et al. suggest)."""
@@ -445,8 +446,45 @@ class Fairness:
     """What crossing fairness.max_gap does: 'alert' (audit event and a message), 'raise_alpha' (doubles
     alpha, with an adversary) or 'stop' (ends the run with an error)."""
 
+    control: Literal["off", "validation"] = "validation"
+    """With an adversary: 'validation' (default) lets the controller choose alpha while training, from
+    fairness.alpha, on fairness.control_fraction of the training data held out (never the evaluation
+    set): it doubles alpha while the validation gap is above fairness.control_target and halves it when
+    the AUC cost exceeds fairness.control_max_cost (see steward.fairness.control); 'off': alpha fixed,
+    every training row trained on. Ignored without an adversary. Chosen on the test bed's tuning sources
+    and madlibs (README, fairness "Tuning (declared)")."""
+
+    control_fraction: Annotated[float, Range(0, 0.5, low_open=True)] = 0.2
+    """Share of the training data held out (seeded by train.seed) as the controller's validation slice
+    (0.2: with 0.1, 600 rows of a 6,000-row set, the weighted AUC was too noisy on the reviews source)."""
+
+    control_every: Annotated[int, Range(1, 10**9)] = 25
+    """Steps between two decisions of the controller."""
+
+    control_warmup: Annotated[int, Range(0, 10**9)] = 50
+    """Steps before the controller's first decision (alpha stays fairness.alpha until then)."""
+
+    control_target: Annotated[float, Range(0, 1)] = 0.01
+    """Target of the validation gap: the mean |BPSN| and |BNSP| gap (importance-weighted AUCs) above its
+    floor under label-preserving identity permutations; above it the controller doubles alpha."""
+
+    control_max_cost: Annotated[float, Range(0, 1)] = 0.02
+    """AUC cost limit: when the validation AUC (importance-weighted) falls more than this below its running
+    maximum, the controller halves alpha (0.02: 2 points)."""
+
+    control_max_alpha: Annotated[float, Range(0, 1000, low_open=True)] = 48.0
+    """Largest alpha the controller sets (the smallest is fairness.alpha / 8)."""
+
+    @property
+    def controls_alpha(self) -> bool:
+        """Whether the controller sets alpha (fairness.control on, with an adversary)."""
+        return self.control != "off" and self.adversary != "none"
+
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.on_gap == "raise_alpha" and self.controls_alpha and self.max_gap > 0:
+            raise ConfigError("fairness.on_gap: raise_alpha and fairness.control both set alpha; use alert/stop, "
+                              "or --fairness.control off")
         if self.on_gap == "raise_alpha" and self.adversary == "none" and self.max_gap > 0:
             raise ConfigError("fairness.on_gap: raise_alpha needs an adversary; set --fairness.adversary or use "
                               "alert/stop")

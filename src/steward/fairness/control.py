@@ -1,0 +1,129 @@
+"""The adversary weight chosen during training (`fairness.control = "validation"`): the signal the
+controller reads on a held-out slice of the (biased) training data, and its decision rule. Pure
+numpy; the trainer callback that feeds it is `steward.classify.monitor.AlphaControl`.
+
+The slice carries the training data's own identity-label association, so its plain gaps mix the
+model's shortcut with the data's composition. Two corrections make it track the gap on balanced data:
+
+- Importance weights w(g, y) = P(g) P(y) / P(g, y) over the slice (g: a row's identity pattern, as
+  for `fairness.loss_weights reweigh`) make the identity independent of the label in the weighted
+  slice; every AUC here is weighted by them (`weighted_auc`). The overall AUC then no longer rewards
+  the shortcut, so it is also the controller's AUC figure.
+- The mean |BPSN gap| and |BNSP gap| over the subgroups has a floor from the slice's size alone (a
+  few dozen rows per subgroup). `excess_gap` subtracts that floor: the same figure with the identity
+  rows permuted among the rows of the same label (the scores then carry no identity information
+  beyond the label: the equalized-odds null), averaged over a few seeded permutations.
+
+The rule (`AlphaController.decide`), one decision every fairness.control_every steps from
+fairness.control_warmup on: if the weighted AUC (the mean of the last SMOOTHING evaluations') has
+fallen more than fairness.control_max_cost below its running maximum (the AUC cost), halve alpha; otherwise, if the excess gap is above
+fairness.control_target, double it; otherwise keep it. Alpha stays within [fairness.alpha / 8,
+fairness.control_max_alpha].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from steward.fairness.weighting import identity_patterns, kamiran_calders_weights
+
+PERMUTATIONS = 8
+"""Label-preserving identity permutations that estimate the gap's floor on the slice."""
+MIN_ROWS = 5
+"""A subgroup needs this many rows of each label in the slice to enter the gap."""
+SMOOTHING = 3
+"""The AUC the cost is measured on: the mean of the last SMOOTHING evaluations' (a slice of a few
+hundred rows, weighted, moves by 0.01-0.04 between evaluations with no change in the model's quality)."""
+FLOOR_DIVISOR = 8.0
+"""Alpha never goes below fairness.alpha / FLOOR_DIVISOR."""
+
+
+def weighted_auc(y: np.ndarray, score: np.ndarray, w: np.ndarray) -> float:
+    """ROC AUC with row weights: sum of w_i w_j over (positive i, negative j) pairs ranked right (ties
+    half) over the sum of w_i w_j; NaN with one class. Equal weights give `metrics.roc_auc`."""
+    y = np.asarray(y, dtype=bool)
+    w = np.asarray(w, dtype=np.float64)
+    if y.all() or not y.any():
+        return math.nan
+    values, inverse = np.unique(np.asarray(score, dtype=np.float64), return_inverse=True)
+    pos = np.bincount(inverse, weights=w * y, minlength=len(values))
+    neg = np.bincount(inverse, weights=w * ~y, minlength=len(values))
+    below = np.cumsum(neg) - neg  # negative weight strictly below each value
+    return float(np.sum(pos * (below + 0.5 * neg)) / (pos.sum() * neg.sum()))
+
+
+def _mean_gap(y: np.ndarray, score: np.ndarray, ident: np.ndarray, w: np.ndarray, overall: float) -> float:
+    gaps = []
+    for k in range(ident.shape[1]):
+        m = ident[:, k]
+        if min((m & y).sum(), (m & ~y).sum()) < MIN_ROWS:
+            continue
+        bpsn = (~m & y) | (m & ~y)
+        bnsp = (~m & ~y) | (m & y)
+        gaps += [abs(weighted_auc(y[s], score[s], w[s]) - overall) for s in (bpsn, bnsp)]
+    return float(np.mean(gaps)) if gaps else math.nan
+
+
+def excess_gap(y: np.ndarray, score: np.ndarray, identity: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """(excess gap, weighted overall AUC) of scores on a slice with 0/1 identity matrix [N, K]: the mean
+    |BPSN| and |BNSP| gap (importance-weighted AUCs) minus its mean under PERMUTATIONS label-preserving
+    permutations of the identity rows (see the module docstring). NaN gap when no subgroup has
+    MIN_ROWS rows of each label."""
+    y = np.asarray(y, dtype=bool)
+    ident = np.asarray(identity).reshape(len(y), -1) >= 0.5
+    groups, _ = identity_patterns(ident)
+    w = kamiran_calders_weights(groups, y)
+    overall = weighted_auc(y, score, w)
+    observed = _mean_gap(y, score, ident, w, overall)
+    rng = np.random.default_rng(seed)
+    null = []
+    for _ in range(PERMUTATIONS):
+        perm = np.arange(len(y))
+        for label in (False, True):
+            rows = np.flatnonzero(y == label)
+            perm[rows] = rng.permutation(rows)
+        null.append(_mean_gap(y, score, ident[perm], w[perm], overall))
+    return observed - float(np.mean(null)), overall
+
+
+@dataclass
+class AlphaController:
+    """The decision rule of the module docstring. `boost` multiplies fairness.alpha; `best_auc` is the
+    running maximum of the weighted AUC (the reference of the AUC cost)."""
+
+    alpha: float
+    target: float
+    max_cost: float
+    max_alpha: float
+    boost: float = 1.0
+    best_auc: float = -math.inf
+    decisions: list[dict] = field(default_factory=list)
+
+    def decide(self, step: int, gap: float, auc: float) -> str:
+        """'lower', 'raise' or 'keep' after one evaluation of the slice; updates boost and best_auc."""
+        recent = [d["auc"] for d in self.decisions[-(SMOOTHING - 1):]] + [auc] if SMOOTHING > 1 else [auc]
+        smooth = float(np.nanmean(recent)) if not all(math.isnan(a) for a in recent) else math.nan
+        self.best_auc = max(self.best_auc, smooth) if not math.isnan(smooth) else self.best_auc
+        cost = self.best_auc - smooth
+        low, high = self.alpha / FLOOR_DIVISOR, max(self.alpha, self.max_alpha)
+        now = self.alpha * self.boost
+        if cost > self.max_cost:
+            action, new = "lower", max(low, now / 2)
+        elif gap > self.target:
+            action, new = "raise", min(high, now * 2)
+        else:
+            action, new = "keep", now
+        self.boost = new / self.alpha if self.alpha else 1.0
+        self.decisions.append({"step": int(step), "gap": gap, "auc": auc, "cost": cost, "action": action,
+                               "alpha": new})
+        return action
+
+    def state_dict(self) -> dict:
+        return {"boost": self.boost, "best_auc": self.best_auc, "decisions": list(self.decisions)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.boost, self.best_auc = float(state["boost"]), float(state["best_auc"])
+        self.decisions = list(state["decisions"])

@@ -1,0 +1,205 @@
+"""The adversary-weight controller (fairness.control): its signal on synthetic scores, its decision
+rule, that a run's controller reads only its validation slice of the training data (never the
+evaluation set), its config errors, and (slow) the same decisions on 2 gloo ranks as in one process."""
+
+import json
+
+import numpy as np
+import pytest
+
+from steward.config import ConfigError, load_config
+from steward.fairness.control import FLOOR_DIVISOR, AlphaController, excess_gap, weighted_auc
+from steward.fairness.metrics import roc_auc
+from steward.train.checks import check_job
+
+
+def test_weighted_auc_is_the_auc_with_equal_weights_and_weighs_pairs():
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.4
+    s = np.round(rng.normal(size=300) + y, 1)  # with ties
+    assert weighted_auc(y, s, np.full(300, 2.5)) == pytest.approx(roc_auc(y, s), abs=1e-12)
+    # a row of weight 3 counts as three copies of it
+    w = np.ones(300)
+    w[0] = 3.0
+    rep = np.r_[np.arange(300), 0, 0]
+    assert weighted_auc(y, s, w) == pytest.approx(roc_auc(y[rep], s[rep]), abs=1e-12)
+    assert np.isnan(weighted_auc(np.ones(5, bool), np.arange(5.0), np.ones(5)))
+
+
+def _biased_slice(n=1500, seed=0):
+    """A slice whose subgroup 0 is mostly toxic (the training data's association) and two other subgroups."""
+    rng = np.random.default_rng(seed)
+    ident = np.zeros((n, 3))
+    ident[np.arange(n), rng.integers(0, 4, n).clip(max=2)] = 1
+    ident[rng.random(n) < 0.25] = 0  # rows that mention no identity
+    y = np.where(ident[:, 0] == 1, rng.random(n) < 0.85, rng.random(n) < 0.35)
+    return y, ident, rng
+
+
+def test_excess_gap_sees_a_shortcut_and_not_the_slice_composition():
+    y, ident, rng = _biased_slice()
+    fair = y + rng.normal(size=len(y))  # the score depends on the label only
+    shortcut = fair + 1.5 * ident[:, 0]  # plus an offset for subgroup 0
+    gap_fair, auc_fair = excess_gap(y, fair, ident, seed=1)
+    gap_short, _ = excess_gap(y, shortcut, ident, seed=1)
+    assert abs(gap_fair) < 0.01
+    assert gap_short > 0.05
+    # the importance weights take the association out of the overall AUC: a score that is the
+    # identity alone ranks the weighted slice at chance, though it ranks the plain slice well above
+    ident_only = ident[:, 0] + 1e-3 * rng.random(len(y))
+    assert roc_auc(y, ident_only) > 0.6
+    assert abs(excess_gap(y, ident_only, ident)[1] - 0.5) < 0.02
+    assert 0.7 < auc_fair < 0.85
+    # deterministic given the seed (every rank computes the same figure)
+    assert excess_gap(y, shortcut, ident, seed=1) == excess_gap(y, shortcut, ident, seed=1)
+
+
+def test_controller_raises_on_gap_lowers_on_cost_and_keeps_its_bounds():
+    c = AlphaController(alpha=3.0, target=0.01, max_cost=0.02, max_alpha=12.0)
+    assert c.decide(50, gap=0.05, auc=0.90) == "raise" and c.boost * 3.0 == 6.0
+    assert c.decide(75, gap=0.05, auc=0.91) == "raise" and c.boost * 3.0 == 12.0
+    assert c.decide(100, gap=0.05, auc=0.905) == "raise" and c.boost * 3.0 == 12.0  # the ceiling
+    assert c.decide(125, gap=0.005, auc=0.90) == "keep" and c.boost * 3.0 == 12.0
+    # the AUC of the last 3 evaluations (0.905, 0.90, 0.84) is 0.0233 below its best (0.905): the cost
+    # wins over a gap above target
+    assert c.decide(150, gap=0.05, auc=0.84) == "lower" and c.boost * 3.0 == 6.0
+    for step in range(175, 300, 25):
+        assert c.decide(step, gap=0.0, auc=0.80) == "lower"
+    assert c.boost * 3.0 == pytest.approx(3.0 / FLOOR_DIVISOR)  # the floor
+    assert [d["action"] for d in c.decisions[:5]] == ["raise", "raise", "raise", "keep", "lower"]
+    restored = AlphaController(alpha=3.0, target=0.01, max_cost=0.02, max_alpha=12.0)
+    restored.load_state_dict(json.loads(json.dumps(c.state_dict())))
+    assert (restored.boost, restored.best_auc) == (c.boost, c.best_auc)
+    assert json.dumps(restored.state_dict()) == json.dumps(c.state_dict())
+
+
+def test_controller_smooths_the_auc_and_holds_without_a_measurable_gap():
+    c = AlphaController(alpha=3.0, target=0.01, max_cost=0.02, max_alpha=48.0)
+    for step, auc in ((50, 0.90), (75, 0.90)):
+        assert c.decide(step, gap=0.0, auc=auc) == "keep"
+    # one evaluation 0.03 below: the mean of the last three is 0.01 below, within the limit
+    assert c.decide(100, gap=0.0, auc=0.87) == "keep"
+    assert c.decide(125, gap=float("nan"), auc=0.90) == "keep"  # no subgroup to measure: no move
+    assert c.boost == 1.0
+
+
+RUN = [
+    "--train.task", "classify", "--model.flavor", "debug", "--train.steps", "6", "--train.batch_size", "8",
+    "--train.warmup_steps", "1", "--train.val_every", "0", "--train.device", "cpu", "--train.threads", "1",
+    "--fairness.madlibs_size", "1000", "--fairness.madlibs_eval_size", "40", "--fairness.control_fraction", "0.5",
+    "--fairness.adversary",
+    "equalized_odds", "--fairness.control", "validation", "--fairness.control_warmup", "2",
+    "--fairness.control_every", "2", "--fairness.control_target", "0", "--governance.enabled", "false",
+    "--checkpoint.enabled", "false", "--train.dtype", "float64",
+]
+
+
+def test_controller_reads_only_its_slice_of_the_training_data(tmp_path):
+    from steward.classify.data import load_splits
+    from steward.classify.trainer import ClassifyTrainer
+
+    seen = []
+
+    class Spy(ClassifyTrainer):
+        def predict(self, enc, **kw):
+            seen.append((self.step, enc))
+            return super().predict(enc, **kw)
+
+    trainer = Spy(load_config(None, [*RUN, "--job.out", str(tmp_path / "run")]), callbacks=[])
+    summary = trainer.run()
+    data = trainer.data
+    control, train = data.control_enc.data, data.train_data
+    assert len(control) == len(train) == 500  # fairness.control_fraction 0.5 of the 1000 rows
+    full_train, evald = load_splits(load_config(None, [*RUN, "--fairness.control", "off"]))
+    assert sorted(control.texts + train.texts) == sorted(full_train.texts)
+    # fairness.enabled is off and train.val_every 0: while training, the only scoring is the controller's,
+    # on its slice; the evaluation set is scored once, by the run's closing evaluation after the last step
+    assert [step for step, enc in seen if enc is data.control_enc] == [2, 4]
+    assert [(step, enc) for step, enc in seen if enc is not data.control_enc] == [(6, data.eval_enc)]
+    decisions = trainer.figures["alpha_control"]["decisions"]
+    assert [d["step"] for d in decisions] == [2, 4]
+    assert summary["alpha_control"] == {"final_alpha": decisions[-1]["alpha"], "decisions": decisions}
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    alphas = {r["step"]: r["alpha"] for r in rows if "alpha" in r}
+    # control_target 0: the first decision raises alpha; it applies from step 3 on
+    assert alphas[1] == alphas[2] == 3.0 and decisions[0]["action"] == "raise"
+    assert alphas[3] == alphas[4] == decisions[0]["alpha"] == 6.0
+    assert alphas[5] == decisions[1]["alpha"]
+
+
+def _curve(run_dir):
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: (r["loss"], r["alpha"], r.get("ctl_action")) for r in rows if "loss" in r}
+
+
+def test_a_resumed_run_goes_on_with_the_controllers_alpha(tmp_path):
+    """Resumed at step 4 (after two decisions), a run takes the same alphas, decisions (the one at step 6
+    reads the restored AUC history) and losses at steps 5-8 as the run that went on."""
+    from steward.classify.trainer import ClassifyTrainer
+
+    common = [a if a != "false" or RUN[i - 1] != "--checkpoint.enabled" else "true" for i, a in enumerate(RUN)]
+    common += ["--train.steps", "8", "--fairness.control_target", "0.01"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    ClassifyTrainer(load_config(None, [*common, "--checkpoint.every", "4", "--job.out", str(full)]), callbacks=[]).run()
+    ClassifyTrainer(load_config(None, [*common, "--job.out", str(resumed), "--checkpoint.resume",
+                                       str(full / "checkpoints" / "step-4")]), callbacks=[]).run()
+    a, b = _curve(full), _curve(resumed)
+    assert sorted(b) == [5, 6, 7, 8]
+    # the step-6 decision lowers alpha against the best AUC of earlier evaluations: a controller that
+    # forgot its history on resume would see no cost there
+    assert [a[s][2] for s in (2, 4, 6)] == ["keep", "lower", "lower"]
+    for step in (5, 6, 7, 8):
+        assert b[step][1:] == a[step][1:]
+        assert b[step][0] == pytest.approx(a[step][0], rel=1e-9)
+
+
+def test_control_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="fairness.control: must be one of off, validation"):
+        load_config(None, ["--train.task", "classify", "--fairness.control", "on"])
+    with pytest.raises(ConfigError, match=r"fairness.control_fraction: .*\(0, 0.5\]"):
+        load_config(None, ["--train.task", "classify", "--fairness.control_fraction", "0"])
+    with pytest.raises(ConfigError, match="fairness.control_every"):
+        load_config(None, ["--train.task", "classify", "--fairness.control_every", "0"])
+    with pytest.raises(ConfigError, match="fairness.on_gap: raise_alpha and fairness.control both set alpha"):
+        load_config(None, ["--train.task", "classify", "--fairness.adversary", "equalized_odds", "--fairness.control",
+                           "validation", "--fairness.max_gap", "0.1", "--fairness.on_gap", "raise_alpha"])
+    # without an adversary the controller has nothing to set and is ignored
+    check_job(load_config(None, ["--train.task", "classify", "--fairness.control", "validation"]))
+    with pytest.raises(ConfigError, match="fairness.control_fraction: 0.5 leaves 32 training examples, fewer than "
+                                          "train.batch_size 64"):
+        from steward.classify.trainer import ClassifyTrainer
+
+        ClassifyTrainer(load_config(None, [*RUN, "--fairness.madlibs_size", "64", "--fairness.control_fraction", "0.5",
+                                           "--train.batch_size", "64", "--job.out", str(tmp_path / "run")]),
+                        callbacks=[]).run()
+
+
+@pytest.mark.slow
+def test_controller_decides_the_same_on_two_ranks(tmp_path):
+    """Rank 0 decides and broadcasts: the 2-rank DDP run takes the one-process run's decisions, and its
+    losses equal the one-process ones (float64, 1e-9), which a rank training with another alpha would
+    break (the update averages both ranks' projected gradients)."""
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.jobs import launch_local
+
+    ClassifyTrainer(load_config(None, [*RUN, "--job.out", str(tmp_path / "one")]), callbacks=[]).run()
+    launch_local(None, [*RUN, "--job.out", str(tmp_path / "two"), "--parallel.dp_replicate", "2"], nproc=2)
+    one, two = _curve(tmp_path / "one"), _curve(tmp_path / "two")
+    assert sorted(one) == sorted(two) == list(range(1, 7))
+    assert [one[s][2] for s in (2, 4)] == [two[s][2] for s in (2, 4)] and one[2][2] is not None
+    for step in one:
+        assert two[step][1] == one[step][1], step
+        assert two[step][0] == pytest.approx(one[step][0], rel=1e-9), step
+
+
+def test_bench_forwards_fairness_keys_to_the_adversary_run(tmp_path, capsys):
+    from steward.bench.fairness import _overrides, _parse
+
+    a = _parse(["--adversary-set", "control=off", "--adversary-set", "loss_weights=reweigh"])
+    assert a.adversary_overrides == ["--fairness.control", "off", "--fairness.loss_weights", "reweigh"]
+    cfg = load_config(None, _overrides(a, 0, tmp_path / "run", "equalized_odds", 0.8) + a.adversary_overrides)
+    assert (cfg.fairness.control, cfg.fairness.loss_weights) == ("off", "reweigh")
+    for bad in ("control", "fairness.control=off"):
+        with pytest.raises(SystemExit):
+            _parse(["--adversary-set", bad])
+        assert "--adversary-set: " in capsys.readouterr().err.splitlines()[-1]
