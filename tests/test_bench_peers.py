@@ -63,6 +63,26 @@ def test_a_run_without_loss_parity_is_invalid_and_gets_no_ratio(fake_launch):
     json.dumps(out)  # --json prints it
 
 
+def test_every_system_runs_the_job_of_job_overrides_with_the_extra_overrides(monkeypatch):
+    """benchmarks/governance_rss.py runs the benchmark's job through job_overrides: the same list every
+    run of the benchmark gets, with the fixed job and the caller's overrides last."""
+    seen: list[list[str]] = []
+
+    def launch(system, overrides, run_dir, timeout, *how):
+        seen.append(list(overrides))
+        return _fake_ranks(5.0, 0.1, 6), ""
+
+    monkeypatch.setattr(peers, "launch", launch)
+    argv = ["--systems", "steward-ddp,torch-ddp", "--steps", "6", "--warmup", "2", "--reps", "1",
+            "--governance.enabled", "false"]
+    peers.bench_peers(argv)
+    expected = peers.job_overrides(*peers.parse_args(argv), peers.Launcher())
+    assert seen == [expected, expected]
+    flags = dict(zip(expected[::2], expected[1::2]))
+    assert flags["--train.steps"] == "6" and flags["--train.mixed_precision"] == "fp32"
+    assert flags["--train.threads"] == "1" and expected[-2:] == ["--governance.enabled", "false"]
+
+
 def test_the_figures_are_the_median_and_quartiles_after_warm_up(monkeypatch):
     ends = [1.0, 2.0, 2.5, 2.75, 3.0]  # step times 1, 0.5, 0.25, 0.25 s
     cpu = [[0.0, 0.5, 0.75, 1.0, 1.25], [0.0, 0.5, 0.75, 0.75, 1.0]]  # rank 1's step 4 took no CPU time

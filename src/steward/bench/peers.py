@@ -292,13 +292,18 @@ class Launcher:
     link: LinkEmulation | None = None
 
 
-def _run_all(args: argparse.Namespace, overrides: list[str], root: Path, how: Launcher) -> tuple[dict, dict]:
-    """Every runnable system, `args.reps` times, interleaved; (results per system, failures per system)."""
-    base = ["--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size",
+def job_overrides(args: argparse.Namespace, overrides: list[str], how: Launcher) -> list[str]:
+    """The config overrides of the job every system runs (each system adds its layout and job.out)."""
+    return ["--model.flavor", args.flavor, "--train.steps", str(args.steps), "--train.batch_size",
             str(args.batch_size), "--train.seq_len", str(args.seq_len), "--train.threads", "1",
             "--train.device", how.device, "--train.mixed_precision", "fp32", "--train.val_every", "0",
             "--checkpoint.every", "0", *(("--comm.warmup_steps", str(args.warmup)) if how.link else ()),
             *overrides]
+
+
+def _run_all(args: argparse.Namespace, overrides: list[str], root: Path, how: Launcher) -> tuple[dict, dict]:
+    """Every runnable system, `args.reps` times, interleaved; (results per system, failures per system)."""
+    base = job_overrides(args, overrides, how)
     runnable = [s for s in args.systems if missing_reason(s) is None]
     results: dict[str, list] = {s.name: [] for s in runnable}
     failed: dict[str, str] = {}
