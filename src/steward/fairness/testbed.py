@@ -51,6 +51,12 @@ from steward.fairness.heldout_sources_b import (
     qna_row,
     tickets_row,
 )
+from steward.fairness.heldout_sources_c import (
+    LISTINGS_CARRYING,
+    TERRACES_CARRYING,
+    listings_row,
+    terraces_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -297,6 +303,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("modqueue", "2-3 identities per post, 25% unannotated", "targeted mentions co-occur with insults, "
            "P(toxic | them) = 0.8; condemned quotes and negations", MODQUEUE_CARRYING,
            lambda rng, split: Row(*modqueue_row(rng, split))),
+    Source("listings", "self-description or requirement in an ad", "P(toxic | targeted subgroup) = 0.7 for "
+           "buddhist and latino, targeted subgroups 2x more frequent", LISTINGS_CARRYING,
+           lambda rng, split: Row(*listings_row(rng, split))),
+    Source("terraces", "fans of 1-2 identities, 20% unannotated", "targeted mentions co-occur with toxic posts "
+           "(45% vs 0%) and label noise by group (25% of friendly posts -> toxic)", TERRACES_CARRYING,
+           lambda rng, split: Row(*terraces_row(rng, split))),
 )}
 
 
