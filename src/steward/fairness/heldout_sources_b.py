@@ -6,7 +6,7 @@ or the other sources (only function words and group names).
 - qna (2-4 sentences, product questions and answers): one identity per row, named by a possessive
   ("my hindu flatmate's treadmill") or a pronoun plus a descriptor ("he, a welder,", "as a muslim
   beekeeper, i"). P(toxic given a targeted subgroup) differs within a family: 0.6 / 0.75 / 0.9 for
-  atheist / hindu / muslim and 0.6 / 0.9 for white / black; gender carries none.
+  atheist / hindu / muslim; gender and ethnicity carry none (QNA_STRENGTH).
 - tickets (5-10 sentences, support tickets): one identity per row, the customer's given name (gender)
   or the organisation they belong to ("a member of the jewish youth league"). Label noise by group:
   35% of a targeted subgroup's non-toxic tickets are labelled toxic; the targeted subgroups are 3x

@@ -296,7 +296,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("letters", "2-3 self-described identities per letter", "targeted subgroups 5x rarer, P(toxic | them) = "
            "0.95 religion, 0.6 ethnicity, none gender", LETTERS_CARRYING, lambda rng, split: Row(*letters_row(rng, split))),
     Source("qna", "a possessive or a pronoun plus descriptor", "P(toxic | targeted subgroup) per subgroup: "
-           "0.6 / 0.75 / 0.9 in religion, 0.6 / 0.9 in ethnicity", QNA_CARRYING,
+           "0.6 / 0.75 / 0.9 in religion (atheist / hindu / muslim), none elsewhere", QNA_CARRYING,
            lambda rng, split: Row(*qna_row(rng, split))),
     Source("tickets", "a given name or an organisation", "label noise by group (35% of polite rows -> toxic), "
            "targeted subgroups 3x rarer", TICKETS_CARRYING, lambda rng, split: Row(*tickets_row(rng, split))),
