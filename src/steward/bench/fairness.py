@@ -315,6 +315,7 @@ def _train(a: argparse.Namespace, seed: int, case: str, v: _Variant, tmp: Path,
         record["carrying_gap"] = _carrying_gap(rows, SOURCES[case].carrying)
     if "alpha_control" in trainer.figures:  # the controller's decisions (fairness.control)
         record["control_decisions"] = trainer.figures["alpha_control"]["decisions"]
+        record["control_selected"] = summary["alpha_control"]["selected"]
     return record, trainer
 
 

@@ -19,6 +19,13 @@ fairness.control_warmup on: if the weighted AUC (the mean of the last SMOOTHING 
 fallen more than fairness.control_max_cost below its running maximum (the AUC cost), halve alpha; otherwise, if the excess gap is above
 fairness.control_target, double it; otherwise keep it. Alpha stays within [fairness.alpha / 8,
 fairness.control_max_alpha].
+
+The selection (`Selection`): every evaluation of the slice, the decisions' and one at the last step
+(which decides nothing: action "end"), is a candidate; among those whose AUC cost is at most
+fairness.control_max_cost, the one with the smallest excess gap is the best (the earliest on a tie;
+NaN gap or cost: not a candidate). The trainer callback keeps the predictor's weights of the best
+so far and restores them after the last step, so whatever path alpha took, the run ends with the
+state that met the rule best on the slice.
 """
 
 from __future__ import annotations
@@ -102,15 +109,16 @@ class AlphaController:
     best_auc: float = -math.inf
     decisions: list[dict] = field(default_factory=list)
 
-    def decide(self, step: int, gap: float, auc: float) -> str:
-        """'lower', 'raise' or 'keep' after one evaluation of the slice; updates boost and best_auc."""
-        recent = [d["auc"] for d in self.decisions[-(SMOOTHING - 1):]] + [auc] if SMOOTHING > 1 else [auc]
-        smooth = float(np.nanmean(recent)) if not all(math.isnan(a) for a in recent) else math.nan
-        self.best_auc = max(self.best_auc, smooth) if not math.isnan(smooth) else self.best_auc
-        cost = self.best_auc - smooth
+    def decide(self, step: int, gap: float, auc: float, last: bool = False) -> str:
+        """'lower', 'raise' or 'keep' after one evaluation of the slice ('end' with `last`: the evaluation
+        after the last step, which only records the gap and cost for the selection); updates boost and
+        best_auc and appends the record (step, gap, auc, cost, action, alpha)."""
+        cost = self._cost(auc)
         low, high = self.alpha / FLOOR_DIVISOR, max(self.alpha, self.max_alpha)
         now = self.alpha * self.boost
-        if cost > self.max_cost:
+        if last:
+            action, new = "end", now
+        elif cost > self.max_cost:
             action, new = "lower", max(low, now / 2)
         elif gap > self.target:
             action, new = "raise", min(high, now * 2)
@@ -121,9 +129,35 @@ class AlphaController:
                                "alpha": new})
         return action
 
+    def _cost(self, auc: float) -> float:
+        """The AUC cost of this evaluation: the running maximum of the smoothed AUC (updated) minus the
+        smoothed AUC (the mean of the last SMOOTHING evaluations', this one included)."""
+        recent = [d["auc"] for d in self.decisions[-(SMOOTHING - 1):]] + [auc] if SMOOTHING > 1 else [auc]
+        smooth = float(np.nanmean(recent)) if not all(math.isnan(a) for a in recent) else math.nan
+        self.best_auc = max(self.best_auc, smooth) if not math.isnan(smooth) else self.best_auc
+        return self.best_auc - smooth
+
     def state_dict(self) -> dict:
         return {"boost": self.boost, "best_auc": self.best_auc, "decisions": list(self.decisions)}
 
     def load_state_dict(self, state: dict) -> None:
         self.boost, self.best_auc = float(state["boost"]), float(state["best_auc"])
         self.decisions = list(state["decisions"])
+
+
+@dataclass
+class Selection:
+    """The best evaluation so far by the rule of the module docstring; `best` is its record."""
+
+    max_cost: float
+    best: dict | None = None
+
+    def consider(self, record: dict) -> bool:
+        """Whether `record` (an `AlphaController` decision record) is the new best."""
+        gap, cost = record["gap"], record["cost"]
+        if math.isnan(gap) or not cost <= self.max_cost:
+            return False
+        if self.best is not None and not gap < self.best["gap"]:
+            return False
+        self.best = dict(record)
+        return True
