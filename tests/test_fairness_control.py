@@ -84,23 +84,44 @@ def test_controller_smooths_the_auc_and_holds_without_a_measurable_gap():
     assert c.boost == 1.0
 
 
-def test_selection_takes_the_smallest_gap_within_the_auc_cost():
-    c = AlphaController(alpha=3.0, target=0.01, max_cost=0.02, max_alpha=48.0)
-    sel = Selection(max_cost=0.02)
-    chosen = []
-    # (gap, auc): the smoothed AUC (mean of the last 3) peaks at 0.90; step 125's gap is the smallest of
-    # all but its smoothed AUC (0.8667) is 0.033 below that peak; step 150's (0.8867) is within the cost
-    for step, gap, auc in ((50, 0.06, 0.90), (75, 0.04, 0.90), (100, 0.05, 0.90), (125, 0.001, 0.80),
-                           (150, 0.02, 0.96), (175, float("nan"), 0.95), (200, 0.02, 0.95)):
-        c.decide(step, gap, auc, last=step == 200)
+def _select(evaluations, target=0.01, max_cost=0.02):
+    """Feeds (gap, auc) evaluations at steps 50, 75, ... (the last one 'end') through a controller and a
+    selection; returns both and the steps the selection kept weights for at some point."""
+    c = AlphaController(alpha=3.0, target=target, max_cost=max_cost, max_alpha=48.0)
+    sel = Selection(target=target, max_cost=max_cost)
+    joined = []
+    for i, (gap, auc) in enumerate(evaluations):
+        c.decide(50 + 25 * i, gap, auc, last=i == len(evaluations) - 1)
         if sel.consider(c.decisions[-1]):
-            chosen.append(step)
-    assert c.decisions[3]["cost"] > 0.02 >= c.decisions[4]["cost"]
-    assert chosen == [50, 75, 150]  # the NaN gap is no candidate; the tie at 200 keeps the earlier state
-    assert sel.best == c.decisions[4] and sel.best["step"] == 150
-    # the evaluation after the last step decides nothing and is a candidate like any other
+            joined.append(50 + 25 * i)
+    return c, sel, joined
+
+
+def test_selection_takes_the_smallest_gap_above_target_within_the_auc_cost_in_hindsight():
+    # smoothed AUCs (mean of the last 3): 0.80, 0.80, 0.80, 0.8333, 0.87, 0.90, 0.90, 0.90
+    c, sel, joined = _select([(0.002, 0.80), (0.05, 0.80), (0.03, 0.80), (0.004, 0.90), (0.04, 0.91),
+                              (float("nan"), 0.89), (0.03, 0.90), (0.02, 0.91)])
+    smooth = [d["smooth_auc"] for d in c.decisions]
+    assert smooth == pytest.approx([0.80, 0.80, 0.80, 0.8333333, 0.87, 0.90, 0.90, 0.90])
     assert c.decisions[-1]["action"] == "end" and c.decisions[-1]["alpha"] == c.decisions[-2]["alpha"]
-    assert Selection(0.02).consider({"gap": 0.0, "cost": float("nan")}) is False
+    # step 50 met the target with no cost at the time (its AUC was the best so far), but the run's best
+    # smoothed AUC is 0.90: 0.10 below it, it is no longer a candidate; neither is step 125 (0.067 below).
+    # Within 0.02 of 0.90: steps 150 (gap 0.04), 200 (0.03) and 225 (0.02, the end): the smallest gap wins
+    assert sel.choice()["step"] == 225
+    assert 175 not in joined  # a NaN gap is no candidate
+    # step 75 (gap 0.05, AUC 0.80) is beaten by step 50 (gap 0.002, same AUC): never kept
+    assert 75 not in joined and sel.steps() == {125, 225}
+
+
+def test_selection_treats_gaps_below_target_alike_and_then_takes_the_highest_auc():
+    # every gap meets the target 0.01 (one is negative, a noise figure): the AUC decides, not the gap
+    c, sel, _ = _select([(0.009, 0.85), (-0.03, 0.84), (0.008, 0.90), (0.009, 0.89), (0.0, 0.88)])
+    # smoothed: 0.85, 0.845, 0.8633, 0.8767, 0.89: the end state is best
+    assert sel.choice()["step"] == 150 and sel.steps() == {150}
+    # no candidate meets the target: the smallest gap within the cost, the latest on a tie
+    _, sel, _ = _select([(0.05, 0.85), (0.03, 0.85), (0.03, 0.85), (0.04, 0.85)], target=0.01)
+    assert sel.choice()["step"] == 100
+    assert _select([(float("nan"), 0.9)])[1].choice() is None
 
 
 def _scripted_gaps(monkeypatch, gaps):

@@ -22,7 +22,8 @@ fairness.control_every steps it scores the controller's validation slice of the 
 the evaluation set) and lets `steward.fairness.control.AlphaController` double, halve or keep the
 adversary weight. Rank 0 decides and broadcasts the controller's state, so every rank trains with the
 same alpha. After the last step it evaluates the slice once more and restores the predictor's weights
-of the evaluation that `steward.fairness.control.Selection` chose (smallest gap within the AUC cost).
+of the evaluation that `steward.fairness.control.Selection` chose (smallest gap above target within the
+AUC cost in hindsight, then the highest AUC).
 """
 
 from __future__ import annotations
@@ -135,15 +136,16 @@ class FairnessMonitor(Callback):
 class AlphaControl(Callback):
     """The adversary weight chosen while training and the selection of the state the run ends with (see
     the module docstring). The controller's state is in trainer.figures["alpha_control"], so a resumed
-    run goes on with the same alpha and reference; the best weights are kept in memory only, so a
-    resumed run's selection starts again from the first evaluation after the resume."""
+    run goes on with the same alpha and reference; the candidates' weights (one copy of the predictor's
+    state per candidate, on its device) are kept in memory only, so a resumed run's selection starts again
+    from the first evaluation after the resume."""
 
     def __init__(self, cfg: JobConfig):
         f = cfg.fairness
         self.cfg = cfg
         self.controller = AlphaController(f.alpha, f.control_target, f.control_max_cost, f.control_max_alpha)
-        self.selection = Selection(f.control_max_cost)
-        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.selection = Selection(f.control_target, f.control_max_cost)
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}  # the candidates' (selection.front's)
 
     def on_step_end(self, trainer: ClassifyTrainer, step: int, metrics: dict[str, Any]) -> None:
         f = self.cfg.fairness
@@ -162,7 +164,8 @@ class AlphaControl(Callback):
         self.controller.load_state_dict(broadcast_object(self.controller.state_dict()))
         record = self.controller.decisions[-1]
         if self.selection.consider(record):
-            self.best_weights = {k: v.detach().clone() for k, v in trainer._inner().state_dict().items()}
+            self.weights[step] = {k: v.detach().clone() for k, v in trainer._inner().state_dict().items()}
+            self.weights = {s: w for s, w in self.weights.items() if s in self.selection.steps()}
         trainer.figures["alpha_boost"] = self.controller.boost
         trainer.figures["alpha_control"] = self.controller.state_dict()
         metrics.update({"ctl_gap": record["gap"], "ctl_auc": record["auc"], "ctl_action": record["action"],
@@ -176,16 +179,16 @@ class AlphaControl(Callback):
         """After the last step: load the selected evaluation's weights into the predictor (unless it is
         this step's) and evaluate them again, so val_* figures, the fairness report and the final
         checkpoint all describe the model the run returns."""
-        best = self.selection.best
-        if best is None or best["step"] == step or self.best_weights is None:
+        best = self.selection.choice()
+        if best is None or best["step"] == step:
             return
-        trainer._inner().load_state_dict(self.best_weights)
+        trainer._inner().load_state_dict(self.weights[best["step"]])
         metrics["val_loss"] = trainer.figures["final_val_loss"] = trainer.evaluate()
         metrics.update({f"val_{k}": v for k, v in trainer.last_eval.items()})
         trainer.progress.message(f"alpha control: restored the weights of step {best['step']} (alpha "
-                                 f"{best['alpha']:g}, validation gap {best['gap']:.4f}, auc {best['auc']:.4f}, "
-                                 f"cost {best['cost']:.4f})")
+                                 f"{best['alpha']:g}, validation gap {best['gap']:.4f}, smoothed auc "
+                                 f"{best['smooth_auc']:.4f})")
 
     def on_summary(self, trainer: ClassifyTrainer, summary: dict[str, Any]) -> None:
         summary["alpha_control"] = {"final_alpha": self.cfg.fairness.alpha * self.controller.boost,
-                                    "decisions": list(self.controller.decisions), "selected": self.selection.best}
+                                    "decisions": list(self.controller.decisions), "selected": self.selection.choice()}

@@ -20,12 +20,17 @@ fallen more than fairness.control_max_cost below its running maximum (the AUC co
 fairness.control_target, double it; otherwise keep it. Alpha stays within [fairness.alpha / 8,
 fairness.control_max_alpha].
 
-The selection (`Selection`): every evaluation of the slice, the decisions' and one at the last step
-(which decides nothing: action "end"), is a candidate; among those whose AUC cost is at most
-fairness.control_max_cost, the one with the smallest excess gap is the best (the earliest on a tie;
-NaN gap or cost: not a candidate). The trainer callback keeps the predictor's weights of the best
-so far and restores them after the last step, so whatever path alpha took, the run ends with the
-state that met the rule best on the slice.
+The selection (`Selection`): every evaluation of the slice, the decisions' and one after the last
+step (which decides nothing: action "end"), is a candidate, rated by its smoothed AUC (the figure the
+cost is measured on) and its gap above fairness.control_target (0 when the target is met: below the
+target the signal is within its resolution, so a smaller gap there is noise, not progress). At the end,
+among the candidates whose smoothed AUC is at most fairness.control_max_cost below the best of the whole
+run (the cost in hindsight: an early state measured against the maximum so far would pass a cost check
+that the later, better-trained states show it fails), it takes the smallest gap above target, then the
+highest smoothed AUC, then the latest. NaN gap or AUC: not a candidate. The trainer callback keeps the
+predictor's weights of every candidate that can still be chosen (no other is at least as good on both
+figures) and restores the chosen one's after the last step, so whatever path alpha took, the run ends
+with the state that met the rule best on the slice.
 """
 
 from __future__ import annotations
@@ -113,7 +118,7 @@ class AlphaController:
         """'lower', 'raise' or 'keep' after one evaluation of the slice ('end' with `last`: the evaluation
         after the last step, which only records the gap and cost for the selection); updates boost and
         best_auc and appends the record (step, gap, auc, cost, action, alpha)."""
-        cost = self._cost(auc)
+        smooth, cost = self._cost(auc)
         low, high = self.alpha / FLOOR_DIVISOR, max(self.alpha, self.max_alpha)
         now = self.alpha * self.boost
         if last:
@@ -125,17 +130,17 @@ class AlphaController:
         else:
             action, new = "keep", now
         self.boost = new / self.alpha if self.alpha else 1.0
-        self.decisions.append({"step": int(step), "gap": gap, "auc": auc, "cost": cost, "action": action,
-                               "alpha": new})
+        self.decisions.append({"step": int(step), "gap": gap, "auc": auc, "smooth_auc": smooth,
+                               "cost": cost, "action": action, "alpha": new})
         return action
 
-    def _cost(self, auc: float) -> float:
-        """The AUC cost of this evaluation: the running maximum of the smoothed AUC (updated) minus the
-        smoothed AUC (the mean of the last SMOOTHING evaluations', this one included)."""
+    def _cost(self, auc: float) -> tuple[float, float]:
+        """This evaluation's smoothed AUC (the mean of the last SMOOTHING evaluations', this one included)
+        and AUC cost: the running maximum of the smoothed AUC (updated) minus the smoothed AUC."""
         recent = [d["auc"] for d in self.decisions[-(SMOOTHING - 1):]] + [auc] if SMOOTHING > 1 else [auc]
         smooth = float(np.nanmean(recent)) if not all(math.isnan(a) for a in recent) else math.nan
         self.best_auc = max(self.best_auc, smooth) if not math.isnan(smooth) else self.best_auc
-        return self.best_auc - smooth
+        return smooth, self.best_auc - smooth
 
     def state_dict(self) -> dict:
         return {"boost": self.boost, "best_auc": self.best_auc, "decisions": list(self.decisions)}
@@ -147,17 +152,37 @@ class AlphaController:
 
 @dataclass
 class Selection:
-    """The best evaluation so far by the rule of the module docstring; `best` is its record."""
+    """The rule of the module docstring. `front` holds the records (`AlphaController` decisions) that
+    can still be chosen: those no later record matches or beats on both the gap above target and the
+    smoothed AUC."""
 
+    target: float
     max_cost: float
-    best: dict | None = None
+    front: list[dict] = field(default_factory=list)
+
+    def _key(self, record: dict) -> tuple[float, float]:
+        return max(record["gap"] - self.target, 0.0), record["smooth_auc"]
 
     def consider(self, record: dict) -> bool:
-        """Whether `record` (an `AlphaController` decision record) is the new best."""
-        gap, cost = record["gap"], record["cost"]
-        if math.isnan(gap) or not cost <= self.max_cost:
+        """Whether `record` joins the candidates (the caller keeps its weights); drops those it beats."""
+        if math.isnan(record["gap"]) or math.isnan(record["smooth_auc"]):
             return False
-        if self.best is not None and not gap < self.best["gap"]:
-            return False
-        self.best = dict(record)
+        above, smooth = self._key(record)
+        for other in self.front:
+            o_above, o_smooth = self._key(other)
+            if o_above <= above and o_smooth >= smooth and (o_above, o_smooth) != (above, smooth):
+                return False
+        self.front = [o for o in self.front if not (above <= self._key(o)[0] and smooth >= self._key(o)[1])]
+        self.front.append(dict(record))
         return True
+
+    def steps(self) -> set[int]:
+        return {r["step"] for r in self.front}
+
+    def choice(self) -> dict | None:
+        """The chosen record (None before any candidate)."""
+        if not self.front:
+            return None
+        best = max(r["smooth_auc"] for r in self.front)
+        eligible = [r for r in self.front if r["smooth_auc"] >= best - self.max_cost]
+        return min(eligible, key=lambda r: (self._key(r)[0], -r["smooth_auc"], -r["step"]))
