@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from steward.config import ConfigError, load_config
-from steward.fairness.control import FLOOR_DIVISOR, AlphaController, excess_gap, weighted_auc
+from steward.fairness.control import FLOOR_DIVISOR, AlphaController, Selection, excess_gap, weighted_auc
 from steward.fairness.metrics import roc_auc
 from steward.train.checks import check_job
 
@@ -83,6 +84,106 @@ def test_controller_smooths_the_auc_and_holds_without_a_measurable_gap():
     assert c.boost == 1.0
 
 
+def _select(evaluations, target=0.01, max_cost=0.02):
+    """Feeds (gap, auc) evaluations at steps 50, 75, ... (the last one 'end') through a controller and a
+    selection; returns both and the steps the selection kept weights for at some point."""
+    c = AlphaController(alpha=3.0, target=target, max_cost=max_cost, max_alpha=48.0)
+    sel = Selection(target=target, max_cost=max_cost)
+    joined = []
+    for i, (gap, auc) in enumerate(evaluations):
+        c.decide(50 + 25 * i, gap, auc, last=i == len(evaluations) - 1)
+        if sel.consider(c.decisions[-1]):
+            joined.append(50 + 25 * i)
+    return c, sel, joined
+
+
+def test_selection_takes_the_smallest_gap_above_target_within_the_auc_cost_in_hindsight():
+    # smoothed AUCs (mean of the last 3): 0.80, 0.80, 0.80, 0.8333, 0.87, 0.90, 0.90, 0.90
+    c, sel, joined = _select([(0.002, 0.80), (0.05, 0.80), (0.03, 0.80), (0.004, 0.90), (0.04, 0.91),
+                              (float("nan"), 0.89), (0.03, 0.90), (0.02, 0.91)])
+    smooth = [d["smooth_auc"] for d in c.decisions]
+    assert smooth == pytest.approx([0.80, 0.80, 0.80, 0.8333333, 0.87, 0.90, 0.90, 0.90])
+    assert c.decisions[-1]["action"] == "end" and c.decisions[-1]["alpha"] == c.decisions[-2]["alpha"]
+    # step 50 met the target with no cost at the time (its AUC was the best so far), but the run's best
+    # smoothed AUC is 0.90: 0.10 below it, it is no longer a candidate; neither is step 125 (0.067 below).
+    # Within 0.02 of 0.90: steps 150 (gap 0.04), 200 (0.03) and 225 (0.02, the end): the smallest gap wins
+    assert sel.choice()["step"] == 225
+    assert 175 not in joined  # a NaN gap is no candidate
+    # step 75 (gap 0.05, AUC 0.80) is beaten by step 50 (gap 0.002, same AUC): never kept
+    assert 75 not in joined and sel.steps() == {125, 225}
+
+
+def test_selection_treats_gaps_below_target_alike_and_then_takes_the_highest_auc():
+    # every gap meets the target 0.01 (one is negative, a noise figure): the AUC decides, not the gap
+    c, sel, _ = _select([(0.009, 0.85), (-0.03, 0.84), (0.008, 0.90), (0.009, 0.89), (0.0, 0.88)])
+    # smoothed: 0.85, 0.845, 0.8633, 0.8767, 0.89: the end state is best
+    assert sel.choice()["step"] == 150 and sel.steps() == {150}
+    # no candidate meets the target: the smallest gap within the cost, the latest on a tie
+    _, sel, _ = _select([(0.05, 0.85), (0.03, 0.85), (0.03, 0.85), (0.04, 0.85)], target=0.01)
+    assert sel.choice()["step"] == 100
+    assert _select([(float("nan"), 0.9)])[1].choice() is None
+
+
+def _scripted_gaps(monkeypatch, gaps):
+    """The controller's slice signal replaced by `gaps` in call order (AUC 0.8 each: no cost)."""
+    from steward.classify import monitor
+
+    queue = list(gaps)
+    monkeypatch.setattr(monitor, "excess_gap", lambda *a, **k: (queue.pop(0), 0.8))
+
+
+class _Weights:
+    """A callback after the trainer's own (so after AlphaControl) that copies the predictor's weights
+    at every step before the last (at the last one it would see the restored weights)."""
+
+    def __init__(self):
+        self.at = {}
+
+    def __getattr__(self, hook):
+        return lambda *a: None
+
+    def on_step_end(self, trainer, step, metrics):
+        if step < trainer.cfg.train.steps:
+            self.at[step] = {k: v.clone() for k, v in trainer._inner().state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_run_ends_with_the_selected_steps_weights(tmp_path, monkeypatch):
+    """Evaluations at steps 2, 4, 6, 8 (the last); the gap is smallest at step 4, so the run returns the
+    weights of step 4, bitwise, and its closing figures are those of that model."""
+    from steward.classify.trainer import ClassifyTrainer
+
+    _scripted_gaps(monkeypatch, [0.05, 0.01, 0.03, 0.04])
+    spy = _Weights()
+    trainer = ClassifyTrainer(load_config(None, [*RUN, "--train.steps", "8", "--job.out", str(tmp_path / "run")]),
+                              callbacks=[spy])
+    summary = trainer.run()
+    assert summary["alpha_control"]["selected"]["step"] == 4
+    assert [d["step"] for d in summary["alpha_control"]["decisions"]] == [2, 4, 6, 8]
+    assert not _same(spy.at[4], spy.at[7])  # training moved the weights after step 4
+    assert _same(trainer._inner().state_dict(), spy.at[4])
+    assert summary["final_val_loss"] == pytest.approx(trainer.evaluate(), rel=1e-12)
+
+
+def test_a_run_whose_end_state_is_best_keeps_it(tmp_path, monkeypatch):
+    from steward.classify.trainer import ClassifyTrainer
+
+    _scripted_gaps(monkeypatch, [0.05, 0.04, 0.03, 0.01])
+    seen = []
+
+    class Spy(ClassifyTrainer):
+        def evaluate(self):
+            seen.append(self.step)
+            return super().evaluate()
+
+    trainer = Spy(load_config(None, [*RUN, "--train.steps", "8", "--job.out", str(tmp_path / "run")]), callbacks=[])
+    assert trainer.run()["alpha_control"]["selected"]["step"] == 8
+    assert seen == [8]  # no restore, no second evaluation
+
+
 RUN = [
     "--train.task", "classify", "--model.flavor", "debug", "--train.steps", "6", "--train.batch_size", "8",
     "--train.warmup_steps", "1", "--train.val_every", "0", "--train.device", "cpu", "--train.threads", "1",
@@ -114,11 +215,17 @@ def test_controller_reads_only_its_slice_of_the_training_data(tmp_path):
     assert sorted(control.texts + train.texts) == sorted(full_train.texts)
     # fairness.enabled is off and train.val_every 0: while training, the only scoring is the controller's,
     # on its slice; the evaluation set is scored once, by the run's closing evaluation after the last step
-    assert [step for step, enc in seen if enc is data.control_enc] == [2, 4]
-    assert [(step, enc) for step, enc in seen if enc is not data.control_enc] == [(6, data.eval_enc)]
+    # (and once more after the last step, for the selection; restoring an earlier step's weights scores
+    # the evaluation set again, after that)
+    assert [step for step, enc in seen if enc is data.control_enc] == [2, 4, 6]
+    evals = [(step, enc) for step, enc in seen if enc is not data.control_enc]
+    assert evals[0] == (6, data.eval_enc) and set(evals) == {(6, data.eval_enc)}
     decisions = trainer.figures["alpha_control"]["decisions"]
-    assert [d["step"] for d in decisions] == [2, 4]
-    assert summary["alpha_control"] == {"final_alpha": decisions[-1]["alpha"], "decisions": decisions}
+    assert [(d["step"], d["action"]) for d in decisions][2] == (6, "end")
+    assert [d["step"] for d in decisions] == [2, 4, 6]
+    assert summary["alpha_control"]["final_alpha"] == decisions[-1]["alpha"]
+    assert summary["alpha_control"]["decisions"] == decisions
+    assert len(evals) == (1 if summary["alpha_control"]["selected"]["step"] == 6 else 2)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     alphas = {r["step"]: r["alpha"] for r in rows if "alpha" in r}
     # control_target 0: the first decision raises alpha; it applies from step 3 on
@@ -147,10 +254,31 @@ def test_a_resumed_run_goes_on_with_the_controllers_alpha(tmp_path):
     assert sorted(b) == [5, 6, 7, 8]
     # the step-6 decision lowers alpha against the best AUC of earlier evaluations: a controller that
     # forgot its history on resume would see no cost there
-    assert [a[s][2] for s in (2, 4, 6)] == ["keep", "lower", "lower"]
+    assert [a[s][2] for s in (2, 4, 6, 8)] == ["keep", "lower", "lower", "end"]
     for step in (5, 6, 7, 8):
         assert b[step][1:] == a[step][1:]
         assert b[step][0] == pytest.approx(a[step][0], rel=1e-9)
+
+
+def test_a_resumed_run_selects_among_the_evaluations_after_the_resume(tmp_path, monkeypatch):
+    """The best weights are not in the checkpoint: resumed at step 4, the selection starts again from the
+    evaluation at step 6 (the run that went on keeps step 2's weights, the smallest gap)."""
+    from steward.classify.trainer import ClassifyTrainer
+
+    common = [a if a != "false" or RUN[i - 1] != "--checkpoint.enabled" else "true" for i, a in enumerate(RUN)]
+    common += ["--train.steps", "8"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    _scripted_gaps(monkeypatch, [0.01, 0.02, 0.05, 0.08])
+    one = ClassifyTrainer(load_config(None, [*common, "--checkpoint.every", "4", "--job.out", str(full)]), callbacks=[])
+    assert one.run()["alpha_control"]["selected"]["step"] == 2
+    _scripted_gaps(monkeypatch, [0.05, 0.08])
+    spy = _Weights()
+    two = ClassifyTrainer(load_config(None, [*common, "--job.out", str(resumed), "--checkpoint.resume",
+                                             str(full / "checkpoints" / "step-4")]), callbacks=[spy])
+    summary = two.run()
+    assert summary["alpha_control"]["selected"]["step"] == 6
+    assert [d["step"] for d in summary["alpha_control"]["decisions"]] == [2, 4, 6, 8]  # the record goes on
+    assert _same(two._inner().state_dict(), spy.at[6])
 
 
 def test_control_config_errors(tmp_path):
@@ -190,6 +318,10 @@ def test_controller_decides_the_same_on_two_ranks(tmp_path):
     for step in one:
         assert two[step][1] == one[step][1], step
         assert two[step][0] == pytest.approx(one[step][0], rel=1e-9), step
+    # the same evaluation selected (rank 0's records, broadcast) and the same restored model's closing loss
+    s1, s2 = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two"))
+    assert s1["alpha_control"]["selected"]["step"] == s2["alpha_control"]["selected"]["step"]
+    assert s2["final_val_loss"] == pytest.approx(s1["final_val_loss"], rel=1e-9)
 
 
 def test_bench_forwards_fairness_keys_to_the_adversary_run(tmp_path, capsys):

@@ -315,6 +315,7 @@ def _train(a: argparse.Namespace, seed: int, case: str, v: _Variant, tmp: Path,
         record["carrying_gap"] = _carrying_gap(rows, SOURCES[case].carrying)
     if "alpha_control" in trainer.figures:  # the controller's decisions (fairness.control)
         record["control_decisions"] = trainer.figures["alpha_control"]["decisions"]
+        record["control_selected"] = summary["alpha_control"]["selected"]
     return record, trainer
 
 
@@ -335,6 +336,7 @@ def _summarise(a: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], var
                 result[f"{name}/gap_{fam}_ci95_halfwidth"] = _mean_sd([r["gap_ci_halfwidth"][fam] for r in rows])[0]
         if "control_decisions" in rows[0]:
             result[f"{name}/control_decisions"] = [r["control_decisions"] for r in rows]
+            result[f"{name}/control_selected"] = [r["control_selected"] for r in rows]
         if "carrying_gap" in rows[0]:
             result[f"{name}/carrying_gap"], result[f"{name}/carrying_gap_sd"] = _mean_sd(
                 [r["carrying_gap"] for r in rows])

@@ -21,7 +21,9 @@ gets the same scores, so every rank takes the same decision without a broadcast.
 fairness.control_every steps it scores the controller's validation slice of the training data (never
 the evaluation set) and lets `steward.fairness.control.AlphaController` double, halve or keep the
 adversary weight. Rank 0 decides and broadcasts the controller's state, so every rank trains with the
-same alpha.
+same alpha. After the last step it evaluates the slice once more and restores the predictor's weights
+of the evaluation that `steward.fairness.control.Selection` chose (smallest gap above target within the
+AUC cost in hindsight, then the highest AUC).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from steward.fairness.control import AlphaController, excess_gap
+from steward.fairness.control import AlphaController, Selection, excess_gap
 from steward.fairness.data import IdentityData
 from steward.fairness.metrics import fairness_report, summary_figures
 from steward.fairness.predictions import write_predictions
@@ -39,6 +41,8 @@ from steward.train.callbacks import Callback, StopTraining, governance_session
 from steward.train.distributed import broadcast_object
 
 if TYPE_CHECKING:
+    import torch
+
     from steward.classify.trainer import ClassifyTrainer
     from steward.config import JobConfig
 
@@ -130,17 +134,23 @@ class FairnessMonitor(Callback):
 
 
 class AlphaControl(Callback):
-    """The adversary weight chosen while training (see the module docstring); its state is in
-    trainer.figures["alpha_control"], so a resumed run goes on with the same alpha and reference."""
+    """The adversary weight chosen while training and the selection of the state the run ends with (see
+    the module docstring). The controller's state is in trainer.figures["alpha_control"], so a resumed
+    run goes on with the same alpha and reference; the candidates' weights (one copy of the predictor's
+    state per candidate, on its device) are kept in memory only, so a resumed run's selection starts again
+    from the first evaluation after the resume."""
 
     def __init__(self, cfg: JobConfig):
         f = cfg.fairness
         self.cfg = cfg
         self.controller = AlphaController(f.alpha, f.control_target, f.control_max_cost, f.control_max_alpha)
+        self.selection = Selection(f.control_target, f.control_max_cost)
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}  # the candidates' (selection.front's)
 
     def on_step_end(self, trainer: ClassifyTrainer, step: int, metrics: dict[str, Any]) -> None:
         f = self.cfg.fairness
-        if step < f.control_warmup or step % f.control_every or step >= self.cfg.train.steps:
+        last = step >= self.cfg.train.steps
+        if not last and (step < f.control_warmup or step % f.control_every):
             return
         state = trainer.figures.get("alpha_control")  # a resumed run's (every rank loads the figures)
         if state is not None:
@@ -149,18 +159,36 @@ class AlphaControl(Callback):
         prob = trainer.predict(enc)  # collective: every rank takes part
         if trainer.rank == 0:
             gap, auc = excess_gap(enc.labels.numpy(), prob, enc.identity.numpy(), seed=self.cfg.train.seed)
-            self.controller.decide(step, gap, auc)
-        # rank 0 decides; every rank takes its alpha, reference and record
+            self.controller.decide(step, gap, auc, last=last)
+        # rank 0 decides; every rank takes its alpha, reference and record, so every rank selects alike
         self.controller.load_state_dict(broadcast_object(self.controller.state_dict()))
-        last = self.controller.decisions[-1]
-        gap, auc, action = last["gap"], last["auc"], last["action"]
+        record = self.controller.decisions[-1]
+        if self.selection.consider(record):
+            self.weights[step] = {k: v.detach().clone() for k, v in trainer._inner().state_dict().items()}
+            self.weights = {s: w for s, w in self.weights.items() if s in self.selection.steps()}
         trainer.figures["alpha_boost"] = self.controller.boost
         trainer.figures["alpha_control"] = self.controller.state_dict()
-        metrics.update({"ctl_gap": gap, "ctl_auc": auc, "ctl_action": action,
-                        "ctl_alpha": f.alpha * self.controller.boost})
-        trainer.progress.message(f"alpha control step {step}: validation gap {gap:.4f} auc {auc:.4f} -> {action}, "
-                                 f"alpha {f.alpha * self.controller.boost:g}")
+        metrics.update({"ctl_gap": record["gap"], "ctl_auc": record["auc"], "ctl_action": record["action"],
+                        "ctl_alpha": record["alpha"]})
+        trainer.progress.message(f"alpha control step {step}: validation gap {record['gap']:.4f} auc "
+                                 f"{record['auc']:.4f} -> {record['action']}, alpha {record['alpha']:g}")
+        if last:
+            self.restore_best(trainer, step, metrics)
+
+    def restore_best(self, trainer: ClassifyTrainer, step: int, metrics: dict[str, Any]) -> None:
+        """After the last step: load the selected evaluation's weights into the predictor (unless it is
+        this step's) and evaluate them again, so val_* figures, the fairness report and the final
+        checkpoint all describe the model the run returns."""
+        best = self.selection.choice()
+        if best is None or best["step"] == step:
+            return
+        trainer._inner().load_state_dict(self.weights[best["step"]])
+        metrics["val_loss"] = trainer.figures["final_val_loss"] = trainer.evaluate()
+        metrics.update({f"val_{k}": v for k, v in trainer.last_eval.items()})
+        trainer.progress.message(f"alpha control: restored the weights of step {best['step']} (alpha "
+                                 f"{best['alpha']:g}, validation gap {best['gap']:.4f}, smoothed auc "
+                                 f"{best['smooth_auc']:.4f})")
 
     def on_summary(self, trainer: ClassifyTrainer, summary: dict[str, Any]) -> None:
         summary["alpha_control"] = {"final_alpha": self.cfg.fairness.alpha * self.controller.boost,
-                                    "decisions": list(self.controller.decisions)}
+                                    "decisions": list(self.controller.decisions), "selected": self.selection.choice()}

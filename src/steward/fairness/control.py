@@ -19,6 +19,18 @@ fairness.control_warmup on: if the weighted AUC (the mean of the last SMOOTHING 
 fallen more than fairness.control_max_cost below its running maximum (the AUC cost), halve alpha; otherwise, if the excess gap is above
 fairness.control_target, double it; otherwise keep it. Alpha stays within [fairness.alpha / 8,
 fairness.control_max_alpha].
+
+The selection (`Selection`): every evaluation of the slice, the decisions' and one after the last
+step (which decides nothing: action "end"), is a candidate, rated by its smoothed AUC (the figure the
+cost is measured on) and its gap above fairness.control_target (0 when the target is met: below the
+target the signal is within its resolution, so a smaller gap there is noise, not progress). At the end,
+among the candidates whose smoothed AUC is at most fairness.control_max_cost below the best of the whole
+run (the cost in hindsight: an early state measured against the maximum so far would pass a cost check
+that the later, better-trained states show it fails), it takes the smallest gap above target, then the
+highest smoothed AUC, then the latest. NaN gap or AUC: not a candidate. The trainer callback keeps the
+predictor's weights of every candidate that can still be chosen (no other is at least as good on both
+figures) and restores the chosen one's after the last step, so whatever path alpha took, the run ends
+with the state that met the rule best on the slice.
 """
 
 from __future__ import annotations
@@ -102,24 +114,33 @@ class AlphaController:
     best_auc: float = -math.inf
     decisions: list[dict] = field(default_factory=list)
 
-    def decide(self, step: int, gap: float, auc: float) -> str:
-        """'lower', 'raise' or 'keep' after one evaluation of the slice; updates boost and best_auc."""
-        recent = [d["auc"] for d in self.decisions[-(SMOOTHING - 1):]] + [auc] if SMOOTHING > 1 else [auc]
-        smooth = float(np.nanmean(recent)) if not all(math.isnan(a) for a in recent) else math.nan
-        self.best_auc = max(self.best_auc, smooth) if not math.isnan(smooth) else self.best_auc
-        cost = self.best_auc - smooth
+    def decide(self, step: int, gap: float, auc: float, last: bool = False) -> str:
+        """'lower', 'raise' or 'keep' after one evaluation of the slice ('end' with `last`: the evaluation
+        after the last step, which only records the gap and cost for the selection); updates boost and
+        best_auc and appends the record (step, gap, auc, cost, action, alpha)."""
+        smooth, cost = self._cost(auc)
         low, high = self.alpha / FLOOR_DIVISOR, max(self.alpha, self.max_alpha)
         now = self.alpha * self.boost
-        if cost > self.max_cost:
+        if last:
+            action, new = "end", now
+        elif cost > self.max_cost:
             action, new = "lower", max(low, now / 2)
         elif gap > self.target:
             action, new = "raise", min(high, now * 2)
         else:
             action, new = "keep", now
         self.boost = new / self.alpha if self.alpha else 1.0
-        self.decisions.append({"step": int(step), "gap": gap, "auc": auc, "cost": cost, "action": action,
-                               "alpha": new})
+        self.decisions.append({"step": int(step), "gap": gap, "auc": auc, "smooth_auc": smooth,
+                               "cost": cost, "action": action, "alpha": new})
         return action
+
+    def _cost(self, auc: float) -> tuple[float, float]:
+        """This evaluation's smoothed AUC (the mean of the last SMOOTHING evaluations', this one included)
+        and AUC cost: the running maximum of the smoothed AUC (updated) minus the smoothed AUC."""
+        recent = [d["auc"] for d in self.decisions[-(SMOOTHING - 1):]] + [auc] if SMOOTHING > 1 else [auc]
+        smooth = float(np.nanmean(recent)) if not all(math.isnan(a) for a in recent) else math.nan
+        self.best_auc = max(self.best_auc, smooth) if not math.isnan(smooth) else self.best_auc
+        return smooth, self.best_auc - smooth
 
     def state_dict(self) -> dict:
         return {"boost": self.boost, "best_auc": self.best_auc, "decisions": list(self.decisions)}
@@ -127,3 +148,41 @@ class AlphaController:
     def load_state_dict(self, state: dict) -> None:
         self.boost, self.best_auc = float(state["boost"]), float(state["best_auc"])
         self.decisions = list(state["decisions"])
+
+
+@dataclass
+class Selection:
+    """The rule of the module docstring. `front` holds the records (`AlphaController` decisions) that
+    can still be chosen: those no later record matches or beats on both the gap above target and the
+    smoothed AUC."""
+
+    target: float
+    max_cost: float
+    front: list[dict] = field(default_factory=list)
+
+    def _key(self, record: dict) -> tuple[float, float]:
+        return max(record["gap"] - self.target, 0.0), record["smooth_auc"]
+
+    def consider(self, record: dict) -> bool:
+        """Whether `record` joins the candidates (the caller keeps its weights); drops those it beats."""
+        if math.isnan(record["gap"]) or math.isnan(record["smooth_auc"]):
+            return False
+        above, smooth = self._key(record)
+        for other in self.front:
+            o_above, o_smooth = self._key(other)
+            if o_above <= above and o_smooth >= smooth and (o_above, o_smooth) != (above, smooth):
+                return False
+        self.front = [o for o in self.front if not (above <= self._key(o)[0] and smooth >= self._key(o)[1])]
+        self.front.append(dict(record))
+        return True
+
+    def steps(self) -> set[int]:
+        return {r["step"] for r in self.front}
+
+    def choice(self) -> dict | None:
+        """The chosen record (None before any candidate)."""
+        if not self.front:
+            return None
+        best = max(r["smooth_auc"] for r in self.front)
+        eligible = [r for r in self.front if r["smooth_auc"] >= best - self.max_cost]
+        return min(eligible, key=lambda r: (self._key(r)[0], -r["smooth_auc"], -r["step"]))
