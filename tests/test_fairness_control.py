@@ -303,7 +303,8 @@ def test_control_config_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_controller_decides_the_same_on_two_ranks(tmp_path):
+@pytest.mark.parametrize("layout", ["dp_replicate", "dp_shard"], ids=["ddp", "fsdp2"])
+def test_controller_decides_the_same_on_two_ranks(tmp_path, layout):
     """Rank 0 decides and broadcasts: the 2-rank DDP run takes the one-process run's decisions, and its
     losses equal the one-process ones (float64, 1e-9), which a rank training with another alpha would
     break (the update averages both ranks' projected gradients)."""
@@ -311,7 +312,7 @@ def test_controller_decides_the_same_on_two_ranks(tmp_path):
     from steward.jobs import launch_local
 
     ClassifyTrainer(load_config(None, [*RUN, "--job.out", str(tmp_path / "one")]), callbacks=[]).run()
-    launch_local(None, [*RUN, "--job.out", str(tmp_path / "two"), "--parallel.dp_replicate", "2"], nproc=2)
+    launch_local(None, [*RUN, "--job.out", str(tmp_path / "two"), f"--parallel.{layout}", "2"], nproc=2)
     one, two = _curve(tmp_path / "one"), _curve(tmp_path / "two")
     assert sorted(one) == sorted(two) == list(range(1, 7))
     assert [one[s][2] for s in (2, 4)] == [two[s][2] for s in (2, 4)] and one[2][2] is not None

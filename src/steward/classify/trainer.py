@@ -34,7 +34,7 @@ from steward.fairness.weighting import GroupDRO, group_dro_weights, training_col
 from steward.models import build_model, load_hf_causal_lm
 from steward.models.gpt import upcast
 from steward.models.heads import SequenceClassifier
-from steward.parallel import dp_rank, set_gradient_sync
+from steward.parallel import dp_rank, reshard_after_inference, set_gradient_sync
 from steward.train import checkpoint as ckpt
 from steward.train.build import ModelFactory
 from steward.train.callbacks import Callback
@@ -223,6 +223,7 @@ class ClassifyTrainer(Trainer):
             rows = idx[s * batch_size: (s + 1) * batch_size]
             b = {k: v.to(self.dist.device) for k, v in enc.rows(rows).items()}
             out.append(torch.sigmoid(self._forward(b)[1]).cpu().numpy())
+        reshard_after_inference(self.model)
         if was_training:
             self.model.train()
         mine = np.concatenate(out) if out else np.zeros(0)

@@ -2,7 +2,13 @@
 pipeline). Which layout to run is decided by `steward.planning` (topology, cost model, layout planner,
 simulator)."""
 
-from steward.parallel.apply import apply_data_parallel, apply_model_parallel, blocks_of, set_gradient_sync
+from steward.parallel.apply import (
+    apply_data_parallel,
+    apply_model_parallel,
+    blocks_of,
+    reshard_after_inference,
+    set_gradient_sync,
+)
 from steward.parallel.mesh import MESH_DIMS, ParallelDims, dp_rank
 
 __all__ = [
@@ -12,5 +18,6 @@ __all__ = [
     "apply_model_parallel",
     "blocks_of",
     "dp_rank",
+    "reshard_after_inference",
     "set_gradient_sync",
 ]

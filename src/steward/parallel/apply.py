@@ -77,6 +77,21 @@ def apply_data_parallel(
     return model
 
 
+def reshard_after_inference(model: nn.Module) -> None:
+    """Reshard every FSDP2 module after forwards with no backward (an evaluation, a scoring pass).
+
+    Modules built with reshard_after_forward=False (the last block, the root) keep their parameters
+    gathered for a backward that such a forward never runs; the next training step then starts from that
+    state, and its gradients differed from one process's (a 2-rank FSDP2 run with the fairness
+    controller's scoring pass diverged from one process after the pass). Resharding returns every module
+    to the state a training step expects, and frees the gathered copies. No-op without FSDP2."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
+
+
 def set_gradient_sync(model: nn.Module, enabled: bool):
     """Context or call that turns gradient all-reduce off for non-final micro-batches."""
     import contextlib

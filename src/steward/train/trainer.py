@@ -20,7 +20,7 @@ from steward.errors import StewardError
 from steward.io import atomic_write_json, atomic_write_text
 from steward.models import ModelArgs, build_model, build_model_args, flops_per_token, load_hf_causal_lm
 from steward.models.gpt import upcast
-from steward.parallel import ParallelDims, dp_rank, set_gradient_sync
+from steward.parallel import ParallelDims, dp_rank, reshard_after_inference, set_gradient_sync
 from steward.train import checkpoint as ckpt
 from steward.train.build import ModelFactory, build_parallel_model, param_dtype
 from steward.train.callbacks import Callback, CallbackList, StopTraining
@@ -290,6 +290,7 @@ class Trainer:
             return self._pipeline_evaluate()
         self.model.eval()
         losses = [self.forward_loss(b.to(self.dist.device)) for b in self.data.val_batches(self.cfg.train.val_batches)]
+        reshard_after_inference(self.model)  # FSDP2: free what the forwards left gathered for a backward
         self.model.train()
         return float(all_reduce_mean(torch.stack(losses).mean()))
 
