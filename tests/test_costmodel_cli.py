@@ -205,10 +205,11 @@ def test_bench_costmodel_json_has_the_memory_comparison(monkeypatch, capsys):
     runs = load_runs()
     small = [r for r in runs if r["source"] == "llm-foundry"][:2]
     small += [r for r in runs if r["source"] == "kempnerforge" and r["gpus"] <= 2]
-    monkeypatch.setattr(published, "load_runs", lambda: small)
+    monkeypatch.setattr(published, "load_runs", lambda path=published.CORPUS: small if path == published.CORPUS else [])
     assert main(["bench", "costmodel", "--json"]) == 0
     captured = capsys.readouterr()
     d = json.loads(captured.out)
+    assert d["fresh"]["runs"] == 0 and d["fresh"]["rows"] == []
     m = d["memory"]
     assert {"runs", "min_error", "max_error", "mean_abs_error", "tolerance", "within_tolerance", "rows"} <= set(m)
     assert m["runs"] == 3 and [r["id"] for r in m["rows"]] == [r["id"] for r in small[2:]]
