@@ -11,6 +11,7 @@ import re
 import numpy as np
 import pytest
 
+from _fairness_sources import bag_of_words_gaps
 from steward.fairness.data import generate_madlibs, load_identities
 from steward.fairness.heldout_sources import (
     CHAT_CARRYING,
@@ -23,7 +24,6 @@ from steward.fairness.heldout_sources import (
     LETTERS_TERMS,
     misspell,
 )
-from steward.fairness.metrics import fairness_report
 from steward.fairness.testbed import (
     FAMILIES,
     SOURCES,
@@ -125,16 +125,7 @@ def _carrying_gaps(name: str, split: str) -> dict[str, float]:
     """Mean |BPSN gap| and |BNSP gap| per family of a bag-of-words logistic regression trained on `split`
     and scored on the balanced test split: over the family's carrying subgroups, or all of its subgroups
     where none carries the association."""
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    train = generate_source(name, 4000, seed=0, split=split)
-    test = generate_source(name, 3000, seed=1, split="test")
-    vec = CountVectorizer().fit(train.texts)
-    clf = LogisticRegression(C=0.1, max_iter=1000).fit(vec.transform(train.texts), train.labels)
-    prob = clf.predict_proba(vec.transform(test.texts))[:, 1]
-    gaps = {r["subgroup"]: (abs(r["bpsn_auc_gap"]) + abs(r["bnsp_auc_gap"])) / 2
-            for r in fairness_report(test.labels, prob, test.groups, test.families)["subgroups"]}
+    gaps = {s: (bpsn + bnsp) / 2 for s, (bpsn, bnsp) in bag_of_words_gaps(name, split, 4000)[0].items()}
     carrying = SOURCES[name].carrying
     return {f: float(np.mean([gaps[s] for s in subs if s in carrying] or [gaps[s] for s in subs]))
             for f, subs in FAMILIES.items()}

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from _fairness_sources import assert_mentioned_subgroups_are_columns, bag_of_words_gaps, carrying_gap
 from steward.fairness.heldout_sources_b import (
     _GROUPS,
     MODQUEUE_CARRYING,
@@ -22,7 +23,6 @@ from steward.fairness.heldout_sources_b import (
     TICKETS_PRAISE,
     TICKETS_RARITY,
 )
-from steward.fairness.metrics import fairness_report
 from steward.fairness.testbed import (
     FAMILIES,
     SOURCES,
@@ -45,11 +45,8 @@ def test_registered_held_out_with_their_carrying_subgroups():
     assert SOURCES["qna"].carrying == QNA_CARRYING == ("atheist", "hindu", "muslim")
     assert SOURCES["tickets"].carrying == TICKETS_CARRYING and SOURCES["modqueue"].carrying == MODQUEUE_CARRYING
     assert _GROUPS == FAMILIES
-    for name in NEW:  # every mentioned subgroup is a column, so none is dropped on the way to IdentityData
-        rng = np.random.default_rng(0)
-        for split in ("train", "twin", "test"):
-            subs = {s for _ in range(300) for s in SOURCES[name].row(rng, split).subgroups}
-            assert subs == set(generate_source(name, 2, seed=0, split=split).groups), (name, split)
+    for name in NEW:
+        assert_mentioned_subgroups_are_columns(name, 300)
 
 
 def test_qna_questions_name_one_identity_by_possessive_or_pronoun_in_two_to_four_sentences():
@@ -125,20 +122,9 @@ def test_modqueue_targeted_mentions_co_occur_with_toxicity_in_training_only():
 
 
 def _lr(name: str, split: str) -> tuple[float, float]:
-    """A bag-of-words logistic regression trained on 6,000 rows of `split`, scored on 3,000 balanced test
-    rows: mean |BPSN gap| and |BNSP gap| over the carrying subgroups, and the overall AUC."""
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    train = generate_source(name, 6000, seed=0, split=split)
-    test = generate_source(name, 3000, seed=1, split="test")
-    vec = CountVectorizer().fit(train.texts)
-    clf = LogisticRegression(C=0.1, max_iter=1000).fit(vec.transform(train.texts), train.labels)
-    prob = clf.predict_proba(vec.transform(test.texts))[:, 1]
-    report = fairness_report(test.labels, prob, test.groups, test.families)
-    gaps = [abs(r[k]) for r in report["subgroups"] if r["subgroup"] in SOURCES[name].carrying
-            for k in ("bpsn_auc_gap", "bnsp_auc_gap")]
-    return float(np.mean(gaps)), float(report["overall_auc"])
+    """Trained on 6,000 rows of `split`: the carrying subgroups' mean gap, and the overall AUC."""
+    gaps, auc = bag_of_words_gaps(name, split, 6000)
+    return carrying_gap(name, gaps), auc
 
 
 @pytest.mark.parametrize("name", NEW)

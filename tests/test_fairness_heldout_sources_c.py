@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from _fairness_sources import assert_mentioned_subgroups_are_columns, bag_of_words_gaps, carrying_gap
 from steward.fairness.heldout_sources_c import (
     LISTINGS_CARRYING,
     LISTINGS_PREVALENCE,
@@ -20,7 +21,6 @@ from steward.fairness.heldout_sources_c import (
     TERRACES_PRAISE,
     TERRACES_UNANNOTATED,
 )
-from steward.fairness.metrics import fairness_report
 from steward.fairness.testbed import (
     FAMILIES,
     SOURCES,
@@ -47,11 +47,8 @@ def test_registered_held_out_with_their_carrying_subgroups():
     assert TUNING_SOURCES == ("forum", "reviews")
     assert SOURCES["listings"].carrying == LISTINGS_CARRYING == ("buddhist", "latino")
     assert SOURCES["terraces"].carrying == TERRACES_CARRYING
-    for name in NEW:  # every mentioned subgroup is a column, so none is dropped on the way to IdentityData
-        rng = np.random.default_rng(0)
-        for split in ("train", "twin", "test"):
-            subs = {s for _ in range(400) for s in SOURCES[name].row(rng, split).subgroups}
-            assert subs == set(generate_source(name, 2, seed=0, split=split).groups), (name, split)
+    for name in NEW:
+        assert_mentioned_subgroups_are_columns(name, 400)
 
 
 def test_listings_name_one_identity_by_self_description_or_requirement_in_one_to_three_sentences():
@@ -112,20 +109,9 @@ def test_terraces_targeted_fans_co_occur_with_toxicity_and_noisy_labels_in_train
 
 
 def _lr(name: str, split: str) -> tuple[float, float]:
-    """A bag-of-words logistic regression trained on 6,000 rows of `split`, scored on 3,000 balanced test
-    rows: mean |BPSN gap| and |BNSP gap| over the carrying subgroups, and the overall AUC."""
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    train = generate_source(name, 6000, seed=0, split=split)
-    test = generate_source(name, 3000, seed=1, split="test")
-    vec = CountVectorizer().fit(train.texts)
-    clf = LogisticRegression(C=0.1, max_iter=1000).fit(vec.transform(train.texts), train.labels)
-    prob = clf.predict_proba(vec.transform(test.texts))[:, 1]
-    report = fairness_report(test.labels, prob, test.groups, test.families)
-    gaps = [abs(r[k]) for r in report["subgroups"] if r["subgroup"] in SOURCES[name].carrying
-            for k in ("bpsn_auc_gap", "bnsp_auc_gap")]
-    return float(np.mean(gaps)), float(report["overall_auc"])
+    """Trained on 6,000 rows of `split`: the carrying subgroups' mean gap, and the overall AUC."""
+    gaps, auc = bag_of_words_gaps(name, split, 6000)
+    return carrying_gap(name, gaps), auc
 
 
 @pytest.mark.parametrize("name", NEW)

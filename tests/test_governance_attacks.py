@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import test_governance_keys
 from _people import ADMIN, act_as, key_path, register_person
 from steward.governance.access import load_registry
 from steward.governance.keys import create_signer, load_signer
@@ -17,6 +18,8 @@ from steward.governance.store import AuditStore
 from steward.governance.workspace import Workspace
 from test_governance_keys import RELEASE_DENIED, TWO_APPROVALS_POLICY, _release_as_carol
 from test_governance_run import cli, fake_train
+
+run = test_governance_keys.run  # the fixture: alice trained (default policy), bob is a registered approver
 
 # an SM2 key pair (openssl genpkey -algorithm SM2): valid PEM of a curve `cryptography` does not support
 SM2_PUBLIC = """-----BEGIN PUBLIC KEY-----
@@ -30,16 +33,6 @@ OcFiFVwyRs1XNLL7yekUT0/AHQ+hRANCAAQIdEYSuD8MscgFDJjMI1+nP2U3lORO
 DgY5b2QjoX8H0GlMIm1p6NPQuVjMk/9Avfn1pEA0hj2FsQtpnQvNa0TY
 -----END PRIVATE KEY-----
 """
-
-
-@pytest.fixture
-def run(tmp_path):
-    """alice trains (default policy); bob is a registered approver."""
-    run_dir = tmp_path / "run"
-    assert fake_train(run_dir)[1] is None
-    register_person("alice", "trainer")
-    register_person("bob", "approver")
-    return run_dir
 
 
 def _one_line(err: str) -> bool:

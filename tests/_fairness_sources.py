@@ -1,0 +1,40 @@
+"""What the fairness test-bed tests measure on a source: a bag-of-words logistic regression's gaps, and
+that every subgroup a generator mentions is a column."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from steward.fairness.metrics import fairness_report
+from steward.fairness.testbed import SOURCES, generate_source
+
+
+def bag_of_words_gaps(name: str, split: str, n_train: int) -> tuple[dict[str, tuple[float, float]], float]:
+    """A bag-of-words logistic regression (C 0.1) trained on `n_train` rows of `split` (seed 0) and scored
+    on 3,000 balanced test rows (seed 1): each subgroup's (|BPSN gap|, |BNSP gap|), in the report's order,
+    and the overall AUC."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train = generate_source(name, n_train, seed=0, split=split)
+    test = generate_source(name, 3000, seed=1, split="test")
+    vec = CountVectorizer().fit(train.texts)
+    clf = LogisticRegression(C=0.1, max_iter=1000).fit(vec.transform(train.texts), train.labels)
+    prob = clf.predict_proba(vec.transform(test.texts))[:, 1]
+    report = fairness_report(test.labels, prob, test.groups, test.families)
+    gaps = {r["subgroup"]: (abs(r["bpsn_auc_gap"]), abs(r["bnsp_auc_gap"])) for r in report["subgroups"]}
+    return gaps, float(report["overall_auc"])
+
+
+def carrying_gap(name: str, gaps: dict[str, tuple[float, float]]) -> float:
+    """Mean |BPSN gap| and |BNSP gap| over the subgroups that carry `name`'s injected association."""
+    return float(np.mean([g for s, pair in gaps.items() if s in SOURCES[name].carrying for g in pair]))
+
+
+def assert_mentioned_subgroups_are_columns(name: str, rows: int) -> None:
+    """Every subgroup `rows` generated rows of each split mention is a column, so none is dropped on the
+    way to IdentityData."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "twin", "test"):
+        subs = {s for _ in range(rows) for s in SOURCES[name].row(rng, split).subgroups}
+        assert subs == set(generate_source(name, 2, seed=0, split=split).groups), (name, split)
