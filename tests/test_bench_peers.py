@@ -203,6 +203,10 @@ def test_a_two_step_run_through_every_installed_peer_agrees_on_the_loss():
         assert len(row["max_rss_bytes"]) == peers.WORLD and min(row["max_rss_bytes"]) > 0
         assert row["energy_per_token_j"] > 0 and row["energy_source"], system.name  # the same meter for all
     assert all(out["systems"]["steward-ddp"]["audit"][item]["found"] for item in AUDIT_ITEMS)
+    # ZeRO-1 keeps half of AdamW's two moments per rank: 3 of DDP's 4 parameter-sized tensors (params,
+    # gradient buckets, moments), to within the few KB of the mesh and the drift monitor's batch
+    live = {s: max(out["systems"][s]["live_tensor_bytes"]) for s in ("steward-ddp", "steward-zero1")}
+    assert live["steward-zero1"] / live["steward-ddp"] == pytest.approx(0.75, abs=0.01)
     assert set(out["ratios"]["steward-ddp"]) == {
         s.name for s in peers.SYSTEMS if not s.is_steward and not peers.missing_reason(s)}
 

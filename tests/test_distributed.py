@@ -38,7 +38,11 @@ def single(tmp_path_factory):
     return curve(out)
 
 
-@pytest.mark.parametrize("layout", [["--parallel.dp_replicate", "2"], ["--parallel.dp_shard", "2"]], ids=["ddp", "fsdp2"])
+ZERO1 = ["--parallel.dp_replicate", "2", "--parallel.shard_optimizer", "true"]
+
+
+@pytest.mark.parametrize("layout", [["--parallel.dp_replicate", "2"], ["--parallel.dp_shard", "2"], ZERO1],
+                         ids=["ddp", "fsdp2", "ddp-zero1"])
 def test_two_processes_match_one(tmp_path, single, layout):
     out = tmp_path / "run"
     summary = launch_local(None, [*COMMON, *F64, "--job.out", str(out), *layout], nproc=2)
@@ -57,6 +61,21 @@ def test_two_processes_match_one(tmp_path, single, layout):
     assert sorted(back) == [4, 5, 6]
     for step in back:
         assert back[step] == pytest.approx(single[step], rel=RTOL), step
+
+
+def test_sharded_optimizer_resumes_from_plain_ddp(tmp_path, single):
+    """ZeRO-1 checkpoints hold what unsharded ones hold (a ZeRO-1 checkpoint resumes in one process:
+    test_two_processes_match_one); the other way, a 2-process ZeRO-1 run resumes from a plain DDP
+    checkpoint, each rank taking the moments it owns, and continues the one-process curve."""
+    ddp = tmp_path / "ddp"
+    launch_local(None, [*COMMON, *F64, "--job.out", str(ddp), "--parallel.dp_replicate", "2"], nproc=2)
+    zero = tmp_path / "zero"
+    launch_local(None, [*COMMON, *F64, "--job.out", str(zero), *ZERO1,
+                        "--checkpoint.resume", str(ddp / "checkpoints" / "step-3")], nproc=2)
+    got = curve(zero)
+    assert sorted(got) == [4, 5, 6]
+    for step in got:
+        assert got[step] == pytest.approx(single[step], rel=RTOL), step
 
 
 def test_cli_nproc_per_node(tmp_path, capfd):

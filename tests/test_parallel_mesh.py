@@ -41,6 +41,11 @@ def test_resolved_degrees_and_old_api():
     (["--parallel.dp_replicate", "3"], 3, None, "train.batch_size"),
     (["--parallel.pp", "2", "--train.micro_batch_size", "4"], 4, None, "fewer than the parallel.pp"),
     (["--parallel.tp", "0"], 1, None, "parallel.tp: must be >= 1"),
+    (["--parallel.shard_optimizer", "true"], 2, None, "parallel.shard_optimizer: shards AdamW's state over plain "
+     "DDP replicas, but this layout is dp_replicate 1 x dp_shard 2"),
+    (["--parallel.shard_optimizer", "true", "--parallel.dp_replicate", "2", "--parallel.tp", "2"], 4, None,
+     "parallel.shard_optimizer"),
+    (["--parallel.shard_optimizer", "true"], 1, None, "set parallel.dp_replicate to the world size"),
 ])
 def test_bad_degrees_give_one_line_errors(flags, world, local, key):
     with pytest.raises(ConfigError) as e:

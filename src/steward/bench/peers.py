@@ -64,6 +64,8 @@ class System:
 
 SYSTEMS = [
     System("steward-ddp", "Steward DDP", overrides=("--parallel.dp_shard", "1", "--parallel.dp_replicate", "2")),
+    System("steward-zero1", "Steward DDP + ZeRO-1",
+           overrides=("--parallel.dp_shard", "1", "--parallel.dp_replicate", "2", "--parallel.shard_optimizer", "true")),
     System("steward-fsdp2", "Steward FSDP2", overrides=("--parallel.dp_shard", "2", "--parallel.dp_replicate", "1")),
     System("torch-ddp", "torch DDP", family="torch"),
     System("torch-fsdp2", "torch FSDP2", family="torch"),

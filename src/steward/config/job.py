@@ -211,6 +211,11 @@ class Parallel:
     tp_across_nodes: bool = False
     """Allow tensor-parallel groups larger than the processes of one node (slow: tp talks every layer)."""
 
+    shard_optimizer: bool = False
+    """ZeRO-1 on plain DDP (parallel.dp_replicate > 1, dp_shard 1, tp 1, pp 1): AdamW's moments are
+    sharded over the replicas; each rank steps the parameters it owns and broadcasts them (torch's
+    ZeroRedundancyOptimizer). Checkpoints hold the same state as without it: each rank writes its share."""
+
     auto: bool = False
     """Let the planner choose tp, pp, dp_replicate, dp_shard, micro-batch size and recompute."""
 

@@ -77,6 +77,12 @@ def validate_world(cfg: JobConfig, world_size: int, local_world_size: int | None
             f"parallel.tp: {tp} does not fit the {local_world_size} processes of a node (tensor parallel talks on every "
             "layer and must stay inside a node); lower it, or set parallel.tp_across_nodes true"
         )
+    if p.shard_optimizer and (rep == 1 or shard != 1 or tp > 1 or pp > 1):
+        raise ConfigError(
+            f"parallel.shard_optimizer: shards AdamW's state over plain DDP replicas, but this layout is "
+            f"dp_replicate {rep} x dp_shard {shard} x tp {tp} x pp {pp}; set parallel.dp_replicate to the world size "
+            "(FSDP2's dp_shard already shards the optimizer), or drop parallel.shard_optimizer"
+        )
     dp = rep * shard
     if t.batch_size % dp:
         raise ConfigError(f"train.batch_size: {t.batch_size} is not divisible by the data-parallel degree {dp}")

@@ -11,7 +11,15 @@ from typing import Any
 
 from steward.errors import StewardError
 from steward.models.gpt import flops_per_token
-from steward.planning.cost import Calibration, Layout, Prediction, Request, calibration_for, predict
+from steward.planning.cost import (
+    Calibration,
+    Implementation,
+    Layout,
+    Prediction,
+    Request,
+    calibration_for,
+    predict,
+)
 from steward.planning.kernels import BAND, ErrorBand
 from steward.planning.units import GB, GIB
 
@@ -276,7 +284,8 @@ def request_from_config(cfg, world_size: int, local_world_size: int) -> Request:
         limit = cluster.device.memory_bytes * cfg.memory.budget_fraction
     return Request(args=args, global_batch=cfg.train.batch_size, seq_len=cfg.train.seq_len, cluster=cluster,
                    memory_limit=limit, dtype="bf16" if bf16 else "fp32",
-                   allow_tp_across_nodes=cfg.parallel.tp_across_nodes, name=cfg.model.flavor)
+                   allow_tp_across_nodes=cfg.parallel.tp_across_nodes, name=cfg.model.flavor,
+                   impl=Implementation(optimizer_sharded=cfg.parallel.shard_optimizer))
 
 
 def apply_auto_plan(cfg, world_size: int, local_world_size: int) -> Plan:

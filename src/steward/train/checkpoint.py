@@ -88,6 +88,68 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def _sharded(optimizer: torch.optim.Optimizer) -> bool:
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    return isinstance(optimizer, ZeroRedundancyOptimizer)
+
+
+def _param_names(model: nn.Module) -> dict[torch.Tensor, str]:
+    """Each parameter's name as DCP's state dicts key it (a DDP wrapper's 'module.' prefix dropped)."""
+    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    return {p: name for name, p in inner.named_parameters()}
+
+
+def state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model's and the optimizer's state dicts keyed by parameter name, as DCP saves and loads them.
+    A sharded optimizer (ZeRO-1) gives the moments of the parameters this rank owns and every
+    parameter group in full, so the ranks together save exactly what an unsharded optimizer would,
+    and a checkpoint loads with or without sharding, at any world size."""
+    from torch.distributed.checkpoint.state_dict import (
+        get_model_state_dict,
+        get_optimizer_state_dict,
+        get_state_dict,
+    )
+
+    if not _sharded(optimizer):
+        return get_state_dict(model, optimizer)
+    optim_sd = get_optimizer_state_dict(model, optimizer.optim)  # this rank's share, its state initialised
+    names = _param_names(model)
+    optim_sd["param_groups"] = [  # the local AdamW's settings, the schedule's (global) learning rate
+        {**{k: v for k, v in mine.items() if k != "params"}, **{k: v for k, v in group.items() if k != "params"},
+         "params": [names[p] for p in group["params"]]}
+        for group, mine in zip(optimizer.param_groups, optimizer.optim.param_groups, strict=True)
+    ]
+    return get_model_state_dict(model), optim_sd
+
+
+def set_state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer, model_sd: dict[str, Any],
+                    optim_sd: dict[str, Any]) -> None:
+    """Load what `state_dicts` describes (a sharded optimizer takes the moments of the parameters it owns)."""
+    from torch.distributed.checkpoint.state_dict import (
+        set_model_state_dict,
+        set_optimizer_state_dict,
+        set_state_dict,
+    )
+
+    if not _sharded(optimizer):
+        set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd)
+        return
+    names = _param_names(model)
+    local = optimizer.optim
+    groups = [
+        {**saved, "params": [names[p] for p in mine["params"]]}
+        for saved, mine in zip(optim_sd["param_groups"], local.param_groups, strict=True)
+    ]
+    owned = {name for group in groups for name in group["params"]}
+    for group, saved in zip(optimizer.param_groups, optim_sd["param_groups"], strict=True):
+        # the sharded optimizer hands its groups' settings (the scheduled learning rate) to its shard at each step
+        group.update({k: v for k, v in saved.items() if k in group and k != "params"})
+    set_model_state_dict(model, model_sd)
+    set_optimizer_state_dict(model, local, {"state": {k: v for k, v in optim_sd["state"].items() if k in owned},
+                                            "param_groups": groups})
+
+
 def save_checkpoint(
     run_dir: Path,
     step: int,
@@ -108,9 +170,7 @@ def save_checkpoint(
         (tmp / "rng").mkdir(parents=True)
     barrier()
     import torch.distributed.checkpoint as dcp  # here, not at import: DCP's import costs ~1 s
-    from torch.distributed.checkpoint.state_dict import get_state_dict
-
-    model_sd, optim_sd = get_state_dict(model, optimizer)
+    model_sd, optim_sd = state_dicts(model, optimizer)
     with _single_process_is_intended():
         dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), no_dist=not dist.is_initialized())
     torch.save(_rng_state(), tmp / "rng" / f"rank-{rank}.pt")
@@ -280,16 +340,14 @@ def load_checkpoint(
     if error:
         raise CheckpointError(error)
     import torch.distributed.checkpoint as dcp  # here, not at import: DCP's import costs ~1 s
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
-    model_sd, optim_sd = get_state_dict(model, optimizer)
+    model_sd, optim_sd = state_dicts(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     try:
         with _single_process_is_intended():
             dcp.load(state, checkpoint_id=str(path), no_dist=not dist.is_initialized())
     except Exception as e:  # DCP's own errors are long; name the folder and the cause
         raise CheckpointError(f"checkpoint {path}: cannot be loaded into this model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    set_state_dicts(model, optimizer, state["model"], state["optim"])
     rng = Path(path) / "rng" / f"rank-{rank}.pt"
     if rng.is_file():
         _set_rng_state(torch.load(rng, weights_only=False))

@@ -190,7 +190,8 @@ class Trainer:
         self._rank0_hook("on_data", self.datasets)
 
         self._build_model()
-        self.optimizer = build_optimizer(cfg.train, self.model)
+        shard_group = self.mesh["dp_replicate"].get_group() if cfg.parallel.shard_optimizer else None
+        self.optimizer = build_optimizer(cfg.train, self.model, shard_group)
         self.scheduler = build_scheduler(cfg.train, self.optimizer)
         resume = check.checkpoint
         if resume is not None:
