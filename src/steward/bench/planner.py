@@ -3,11 +3,17 @@ planner's predicted step time and memory per device against the measured ones, w
 
 In the same invocation it first calibrates this machine (matmul rate, memory bandwidth, per-layer
 overhead, gloo all-reduce, and the kernel figures: GEMM rate by shape, attention, element-wise
-bandwidth) into a temporary file, so predictions use figures measured next to the runs they predict.
-Nothing is fitted to the measured steps: every error it prints is out of sample. It prints the
-prediction without the kernel figures too ('rates only', the model before them). Memory is measured as the peak of live tensor bytes (`LiveTensorBytes`): what the
-planner models, without the Python runtime and allocator slack that the process's RSS would add.
-Memory is tracked over the first two steps, step time is the median of the later (untracked) steps.
+bandwidth) into a temporary file, then alternates, `--rounds` times, a few single-process training runs
+of calibration shapes (`hostfit.SHAPES`, none of them a layout it predicts) with the layouts, so both see
+the same load. It fits this host's trainer constants on the calibration runs alone (`hostfit`: the GEMM
+fraction the trainer reaches, per-layer and per-step overheads, the optimizer's bytes per parameter),
+reports their leave-one-out error (each run predicted by the constants fitted on the others), and
+predicts the layouts with them: nothing is fitted to the layouts' steps, so every layout error it prints
+is out of sample. It prints the prediction with the kernel figures only (the model before the fit) and
+with the rates only (before the kernel figures) too. Memory is measured as the peak of live tensor bytes
+(`LiveTensorBytes`): what the planner models, without the Python runtime and allocator slack that the
+process's RSS would add. Memory is tracked over the first two steps, step time is the median of the
+later (untracked) steps, pooled over the rounds.
 """
 
 from __future__ import annotations
@@ -249,34 +255,32 @@ def bench_planner(argv: list[str]) -> dict[str, Any]:
                    help=f"comma-separated, from {', '.join(LAYOUTS)}")
     p.add_argument("--save", action="store_true",
                    help="keep the calibration and its trainer fit as this host's (what `steward plan` reads)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="alternate the calibration runs and the layouts this many times, so both see the same load")
     args, extra = p.parse_known_args(argv)
     names = [n for n in args.layouts.split(",") if n]
     unknown = [n for n in names if n not in LAYOUTS]
-    if unknown:
+    if unknown or args.rounds < 1:
         from steward.errors import UserError
 
-        raise UserError(f"--layouts: unknown {', '.join(unknown)}; choose from {', '.join(LAYOUTS)}")
+        raise UserError(f"--layouts: unknown {', '.join(unknown)}; choose from {', '.join(LAYOUTS)}" if unknown
+                        else f"--rounds: {args.rounds}; give at least 1")
     from steward.planning.calibrate import calibrate
     from steward.planning.hostfit import SHAPES
     from steward.planning.topology import calibration_path
 
-    rows = []
     keep = calibration_path()
-    loads = {"before": os.getloadavg()[0]}
+    loads: dict[str, Any] = {"before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         cal_path = Path(tmp) / "calibration.json"
         old = os.environ.get("STEWARD_CALIBRATION")
         os.environ["STEWARD_CALIBRATION"] = str(cal_path)  # workers inherit it
         try:
             cal = calibrate(nproc=2, path=cal_path, quick=True)
-            shape_flags = [_flags(args, extra, Path(tmp) / f"calibration-{i}", s.flags()) for i, s in enumerate(SHAPES)]
-            shape_runs = measure_many(shape_flags, 1)
-            loads["after calibration runs"] = os.getloadavg()[0]
-            configs = _configs(names, args, extra, Path(tmp))
-            measured = _measure_by_process_count(configs)
-            fit = _fit_host(cal_path, [s.name for s in SHAPES], shape_flags, shape_runs)
-            for name in names:
-                nproc, overrides = configs[name]
+            shape_flags, shape_times, measured, loads["rounds"] = _measure_rounds(args, extra, names, Path(tmp))
+            fit = _fit_host(cal_path, [s.name for s in SHAPES], shape_flags, shape_times)
+            rows = []
+            for name, (nproc, overrides) in _configs(names, args, extra, Path(tmp)).items():
                 layout, pred = predicted(overrides, nproc)
                 others = {f: predicted(overrides, nproc, f)[1].step_time_s for f in ("kernels", "rates")}
                 rows.append(_row(name, nproc, layout, pred, measured[name], others))
@@ -291,6 +295,28 @@ def bench_planner(argv: list[str]) -> dict[str, Any]:
     if args.save:
         result["saved_to"] = str(keep)
     return result
+
+
+def _measure_rounds(args: argparse.Namespace, extra: list[str], names: list[str],
+                    tmp: Path) -> tuple[list[list[str]], list[list[float]], dict[str, dict[str, Any]], list[float]]:
+    """The calibration runs (`hostfit.SHAPES`, one process) and the layouts, alternated `args.rounds` times
+    so that both see the same load: each run's step times pooled over the rounds (memory from the first).
+    Returns the calibration runs' flags and step times, the layouts' measurements and the load average
+    after each round."""
+    from steward.planning.hostfit import SHAPES
+
+    shape_times: list[list[float]] = [[] for _ in SHAPES]
+    measured: dict[str, dict[str, Any]] = {}
+    loads = []
+    for r in range(args.rounds):
+        out = tmp / f"round-{r}"
+        flags = [_flags(args, extra, out / f"calibration-{i}", s.flags()) for i, s in enumerate(SHAPES)]
+        for times, run in zip(shape_times, measure_many(flags, 1)):
+            times.extend(run["step_times"])
+        for name, got in _measure_by_process_count(_configs(names, args, extra, out)).items():
+            measured.setdefault(name, dict(got, step_times=[]))["step_times"].extend(got["step_times"])
+        loads.append(os.getloadavg()[0])
+    return flags, shape_times, measured, loads
 
 
 def _flags(args: argparse.Namespace, extra: list[str], out: Path, model: list[str]) -> list[str]:
@@ -312,14 +338,14 @@ def _configs(names: list[str], args: argparse.Namespace, extra: list[str],
     return configs
 
 
-def _fit_host(cal_path: Path, names: list[str], flags: list[list[str]], runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _fit_host(cal_path: Path, names: list[str], flags: list[list[str]], times: list[list[float]]) -> dict[str, Any]:
     """Fit this host's trainer constants on the calibration runs (`hostfit`), and store them in the
     calibration file the layouts' predictions then read."""
     from steward.planning.hostfit import host_fit
 
     cases = [request_for(f, 1) for f in flags]
     base = calibration_of(cases[0][0].cluster, "kernels")
-    fit = host_fit(names, cases, base, [statistics.median(r["step_times"]) for r in runs])
+    fit = host_fit(names, cases, base, [statistics.median(t) for t in times])
     data = json.loads(cal_path.read_text())
     data["trainer_fit"] = fit
     atomic_write_json(cal_path, data)
@@ -366,7 +392,10 @@ def _result(args: argparse.Namespace, rows: list[dict[str, Any]], cal: dict[str,
         "global_batch": args.batch,
         "seq_len": args.seq_len,
         # other work on the machine slows the measured steps, not the prediction: judge the time errors by it
-        **{f"load_average_{k.replace(' ', '_')}": v for k, v in loads.items()},
+        "rounds": args.rounds,
+        "load_average_before": loads["before"],
+        "load_average_after_each_round": loads["rounds"],
+        "load_average_after": loads["after"],
     }
     for r in fit["runs"]:
         result[f"calibration run {r['shape']}"] = (

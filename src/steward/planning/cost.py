@@ -16,7 +16,8 @@ crosses at a bandwidth that grows with the message (tensor parallel on the criti
 backward reduce-scatters Megatron's sequence parallelism overlaps; FSDP/DDP hidden behind the compute of
 their own phase (a micro-batch's forward, its backward, the last backward), a hidden second still costing
 `contention`, except one block; pipeline sends per micro-batch), the 1F1B bubble ((pp - 1) extra
-micro-batch slots) and the optimizer's memory traffic.
+micro-batch slots) and the optimizer's memory traffic; on a CPU host whose calibration holds a fit on
+its trainer steps (`hostfit`), the trainer's per-step overhead too.
 The training code's memory habits are the request's `Implementation` (Steward's trainer by default).
 """
 

@@ -73,15 +73,17 @@ SHAPES = (
     Shape("debug", 4, 64),
     Shape("debug", 16, 128),
     Shape("debug", 16, 128, micro_batch=4),
-    Shape("debug", 8, 256, vocab=4096),
+    Shape("debug", 4, 64, vocab=4096),
     Shape("tiny", 4, 64),
     Shape("tiny", 4, 256),
     Shape("tiny", 16, 64, micro_batch=4),
     Shape("tiny", 2, 128, vocab=4096),
 )
-"""The calibration runs: two depths and widths, 256 to 4096 tokens a step, one or four micro-batches, two
-vocabularies (so the optimizer's parameters vary apart from the layers). None is a layout `steward bench
-planner` predicts (those train `tiny` at 8 x 128 in one micro-batch per rank)."""
+"""The calibration runs: two depths and widths, 256 to 2048 tokens a step, one or four micro-batches, two
+vocabularies (so the optimizer's parameters vary apart from the layers), the logits at most 1M entries
+(4 MB: within this host's caches, as the layouts' are; 8M entries spilled to memory and ran the loss 27x
+slower than 1M, a regime the model does not describe). None is a layout `steward bench planner` predicts
+(those train `tiny` at 8 x 128 in one micro-batch per rank)."""
 
 
 def constants(x) -> dict[str, float]:
