@@ -15,7 +15,8 @@ from steward.planning import hostfit
 from steward.planning.cost import Layout, Request, calibration_for, predict, with_trainer_fit
 from steward.planning.topology import ClusterError, apply_calibration, load_calibration, load_cluster
 
-KNOWN = {"gemm": 0.61, "layer_overhead_s": 2.5e-3, "step_overhead_s": 7e-3, "optimizer_bytes_per_param": 310.0}
+KNOWN = {"gemm": 0.61, "layer_overhead_s": 2.5e-3, "step_overhead_s": 7e-3, "optimizer_bytes_per_param": 310.0,
+         "step_overhead_tp_s": 0.15, "step_overhead_fsdp_s": 0.06}
 CAL = {"device_type": "cpu", "matmul_flops": {"fp32": 9e10, "bf16": 1.3e9}, "memory_bandwidth": 2e10,
        "layer_overhead_s": 1.1e-3, "layer_overhead_tp_s": 8.8e-3, "layer_overhead_fsdp_s": 2.1e-3,
        "kernels": {"matmul_n": 256.0, "gemm_half": 22.6, "attention": 0.21, "elementwise_bandwidth": 7e9}}
@@ -26,13 +27,13 @@ def _cluster(cal=CAL):
 
 
 def _cases(cluster):
-    """The calibration shapes as the bench plans them: one process, micro-batches as the shape says."""
+    """The calibration shapes as the bench plans them: micro-batches and parallelism as the shape says."""
     out = []
     for s in hostfit.SHAPES:
         args = build_model_args(s.flavor, vocab_size=s.vocab, max_seq_len=s.seq_len)
         req = Request(args=args, global_batch=s.batch, seq_len=s.seq_len, cluster=cluster, memory_limit=1e12,
                       dtype="fp32")
-        out.append((req, Layout(micro_batch_size=s.micro_batch or s.batch)))
+        out.append((req, Layout(tp=s.tp, dp_shard=s.dp_shard, micro_batch_size=s.micro_batch or s.batch // s.dp_shard)))
     return out
 
 
@@ -55,9 +56,9 @@ def test_the_fit_keeps_constants_non_negative_and_needs_more_runs_than_constants
     a_matrix = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     assert list(hostfit.nonnegative_lstsq(a_matrix, np.array([1.0, -1.0, 0.0]))) == [pytest.approx(0.5), 0.0]
     cluster = _cluster()
-    cases = _cases(cluster)[:4]
-    with pytest.raises(hostfit.HostFitError, match="4 calibration runs for 4 constants"):
-        hostfit.host_fit(["a"] * 4, cases, calibration_for(cluster), [0.1] * 4)
+    cases = _cases(cluster)[:6]
+    with pytest.raises(hostfit.HostFitError, match="6 calibration runs for 6 constants"):
+        hostfit.host_fit(["a"] * 6, cases, calibration_for(cluster), [0.1] * 6)
     with pytest.raises(ValueError, match="without pipeline stages"):
         hostfit.design([(cases[0][0], Layout(pp=2, micro_batch_size=2))], calibration_for(cluster))
 
@@ -65,7 +66,8 @@ def test_the_fit_keeps_constants_non_negative_and_needs_more_runs_than_constants
 def test_the_calibration_file_carries_the_fit_into_a_cpu_prediction(tmp_path):
     """Written to the file and read back, the fitted constants change a one-process prediction by what a
     hand computation gives: (fitted - isolated) per-layer overhead per layer, the step overhead, and the
-    optimizer's extra bytes per parameter at the copy bandwidth (GEMMs at the calibrated rate: gemm 1)."""
+    optimizer's extra bytes per parameter at the copy bandwidth (GEMMs at the calibrated rate: gemm 1);
+    under tensor parallel the step overhead grows by its own."""
     fit = dict(KNOWN, gemm=1.0)
     path = tmp_path / "cal.json"
     path.write_text(json.dumps(CAL | {"trainer_fit": {"constants": fit}}))
@@ -80,6 +82,8 @@ def test_the_calibration_file_carries_the_fit_into_a_cpu_prediction(tmp_path):
     params = sum(p.numel() for p in Transformer(args).parameters())
     hand = (args.n_layers * (2.5e-3 - 1.1e-3) + 7e-3 + (310 - 92) * params / 2e10)
     assert with_fit - without == pytest.approx(hand, rel=1e-9)
+    tp = Layout(tp=2, micro_batch_size=4)
+    assert predict(req, tp, calibration_for(cluster)).time["step_overhead"] == pytest.approx(7e-3 + 0.15, rel=1e-12)
 
 
 @pytest.mark.parametrize("edit, field", [

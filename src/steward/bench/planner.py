@@ -3,10 +3,12 @@ planner's predicted step time and memory per device against the measured ones, w
 
 In the same invocation it first calibrates this machine (matmul rate, memory bandwidth, per-layer
 overhead, gloo all-reduce, and the kernel figures: GEMM rate by shape, attention, element-wise
-bandwidth) into a temporary file, then alternates, `--rounds` times, a few single-process training runs
-of calibration shapes (`hostfit.SHAPES`, none of them a layout it predicts) with the layouts, so both see
-the same load. It fits this host's trainer constants on the calibration runs alone (`hostfit`: the GEMM
-fraction the trainer reaches, per-layer and per-step overheads, the optimizer's bytes per parameter),
+bandwidth) into a temporary file, then alternates, `--rounds` times, a few short training runs of
+calibration shapes (`hostfit.SHAPES`: `debug` and `tiny` in one process, `debug` under tensor parallel and
+FSDP2 in two; none of them a layout it predicts) with the layouts, so both see the same load. It fits
+this host's trainer constants on the calibration runs alone (`hostfit`: the GEMM fraction the trainer
+reaches, per-layer and per-step overheads, the optimizer's bytes per parameter, the per-step overheads
+of tensor parallel and FSDP2),
 reports their leave-one-out error (each run predicted by the constants fitted on the others), and
 predicts the layouts with them: nothing is fitted to the layouts' steps, so every layout error it prints
 is out of sample. It prints the prediction with the kernel figures only (the model before the fit) and
@@ -298,11 +300,11 @@ def bench_planner(argv: list[str]) -> dict[str, Any]:
 
 
 def _measure_rounds(args: argparse.Namespace, extra: list[str], names: list[str],
-                    tmp: Path) -> tuple[list[list[str]], list[list[float]], dict[str, dict[str, Any]], list[float]]:
-    """The calibration runs (`hostfit.SHAPES`, one process) and the layouts, alternated `args.rounds` times
-    so that both see the same load: each run's step times pooled over the rounds (memory from the first).
-    Returns the calibration runs' flags and step times, the layouts' measurements and the load average
-    after each round."""
+                    tmp: Path) -> tuple[list[tuple[int, list[str]]], list[list[float]], dict[str, dict[str, Any]], list[float]]:
+    """The calibration runs (`hostfit.SHAPES`) and the layouts, alternated `args.rounds` times so that
+    both see the same load (one launch per process count and round): each run's step times pooled over
+    the rounds (memory from the first). Returns the calibration runs' (processes, flags) and step times,
+    the layouts' measurements and the load average after each round."""
     from steward.planning.hostfit import SHAPES
 
     shape_times: list[list[float]] = [[] for _ in SHAPES]
@@ -310,13 +312,15 @@ def _measure_rounds(args: argparse.Namespace, extra: list[str], names: list[str]
     loads = []
     for r in range(args.rounds):
         out = tmp / f"round-{r}"
-        flags = [_flags(args, extra, out / f"calibration-{i}", s.flags()) for i, s in enumerate(SHAPES)]
-        for times, run in zip(shape_times, measure_many(flags, 1)):
-            times.extend(run["step_times"])
-        for name, got in _measure_by_process_count(_configs(names, args, extra, out)).items():
-            measured.setdefault(name, dict(got, step_times=[]))["step_times"].extend(got["step_times"])
+        shapes = {f"calibration {i}": (s.nproc, _flags(args, extra, out / f"calibration-{i}", s.flags()))
+                  for i, s in enumerate(SHAPES)}
+        got = _measure_by_process_count(shapes | _configs(names, args, extra, out))
+        for times, key in zip(shape_times, shapes):
+            times.extend(got[key]["step_times"])
+        for name in names:
+            measured.setdefault(name, dict(got[name], step_times=[]))["step_times"].extend(got[name]["step_times"])
         loads.append(os.getloadavg()[0])
-    return flags, shape_times, measured, loads
+    return list(shapes.values()), shape_times, measured, loads
 
 
 def _flags(args: argparse.Namespace, extra: list[str], out: Path, model: list[str]) -> list[str]:
@@ -338,12 +342,13 @@ def _configs(names: list[str], args: argparse.Namespace, extra: list[str],
     return configs
 
 
-def _fit_host(cal_path: Path, names: list[str], flags: list[list[str]], times: list[list[float]]) -> dict[str, Any]:
-    """Fit this host's trainer constants on the calibration runs (`hostfit`), and store them in the
-    calibration file the layouts' predictions then read."""
+def _fit_host(cal_path: Path, names: list[str], runs: list[tuple[int, list[str]]],
+              times: list[list[float]]) -> dict[str, Any]:
+    """Fit this host's trainer constants on the calibration runs ((processes, flags) each; `hostfit`), and
+    store them in the calibration file the layouts' predictions then read."""
     from steward.planning.hostfit import host_fit
 
-    cases = [request_for(f, 1) for f in flags]
+    cases = [request_for(flags, nproc) for nproc, flags in runs]
     base = calibration_of(cases[0][0].cluster, "kernels")
     fit = host_fit(names, cases, base, [statistics.median(t) for t in times])
     data = json.loads(cal_path.read_text())
@@ -351,7 +356,7 @@ def _fit_host(cal_path: Path, names: list[str], flags: list[list[str]], times: l
     atomic_write_json(cal_path, data)
     return fit
 def _measure_by_process_count(configs: dict[str, tuple[int, list[str]]]) -> dict[str, dict[str, Any]]:
-    """Every layout trained and measured: one launch per process count."""
+    """Every run of `configs` (name -> (processes, flags)) trained and measured: one launch per process count."""
     measured = {}
     for nproc in sorted({n for n, _ in configs.values()}):
         batch = [name for name, (n, _) in configs.items() if n == nproc]

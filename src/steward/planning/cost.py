@@ -183,6 +183,9 @@ class Calibration:
     step_overhead_s: float = 0.0
     """Seconds per step the trainer spends beyond the layers and the optimizer's traffic (the loss, data,
     logging, zero_grad, the scheduler): fitted on this host's trainer steps (`hostfit`), 0 elsewhere."""
+    step_overhead_tp_s: float = 0.0
+    """Seconds per step beyond `step_overhead_s` under tensor parallel (DTensor), and under FSDP2 (`hostfit`)."""
+    step_overhead_fsdp_s: float = 0.0
     optimizer_bytes_per_param: float | None = None
     """Memory traffic per parameter of one optimizer step, at the device's memory bandwidth, as this host's
     trainer steps show it (`hostfit`); None: the implementation's count (`Implementation`)."""
@@ -196,6 +199,9 @@ class Calibration:
         extra_tp = max(0.0, self.layer_overhead_tp_s - self.layer_overhead_s) if tp else 0.0
         extra_fsdp = max(0.0, self.layer_overhead_fsdp_s - self.layer_overhead_s) if fsdp else 0.0
         return self.layer_overhead_s + extra_tp + extra_fsdp
+
+    def step_overhead(self, tp: bool, fsdp: bool) -> float:
+        return self.step_overhead_s + (self.step_overhead_tp_s if tp else 0.0) + (self.step_overhead_fsdp_s if fsdp else 0.0)
 
 
 def calibration_for(cluster: Cluster) -> Calibration:
@@ -214,14 +220,16 @@ def calibration_for(cluster: Cluster) -> Calibration:
 def with_trainer_fit(cal: Calibration, fit: dict[str, float]) -> Calibration:
     """`cal` with the constants fitted on this host's trainer steps (`hostfit`): GEMMs and attention at
     'gemm' of their calibrated rates, 'layer_overhead_s' per block and micro-batch in place of the isolated
-    block's (the measured tensor-parallel and FSDP2 extras kept on top of it), 'step_overhead_s' per step,
-    and 'optimizer_bytes_per_param' of traffic per parameter for the optimizer step."""
+    block's (the measured tensor-parallel and FSDP2 extras kept on top of it), 'step_overhead_s' per step
+    (and 'step_overhead_tp_s', 'step_overhead_fsdp_s' more under those wrappers), and
+    'optimizer_bytes_per_param' of traffic per parameter for the optimizer step."""
     c = cal.kernel_constants()
     shift = fit["layer_overhead_s"] - cal.layer_overhead_s
     return dataclasses.replace(
         cal, constants=dataclasses.replace(c, gemm=c.gemm * fit["gemm"]), layer_overhead_s=fit["layer_overhead_s"],
         layer_overhead_tp_s=cal.layer_overhead_tp_s + shift, layer_overhead_fsdp_s=cal.layer_overhead_fsdp_s + shift,
-        step_overhead_s=fit["step_overhead_s"], optimizer_bytes_per_param=fit["optimizer_bytes_per_param"])
+        step_overhead_s=fit["step_overhead_s"], step_overhead_tp_s=fit["step_overhead_tp_s"],
+        step_overhead_fsdp_s=fit["step_overhead_fsdp_s"], optimizer_bytes_per_param=fit["optimizer_bytes_per_param"])
 
 
 def host_constants(cluster: Cluster) -> Constants:
@@ -538,7 +546,8 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
     opt_bytes = req.impl.optimizer_bytes_per_param if cal.optimizer_bytes_per_param is None \
         else cal.optimizer_bytes_per_param
     optimizer_time = opt_bytes * p_opt / rates.memory_bandwidth
-    step = pipeline_time + dp_exposed + optimizer_time + cal.step_overhead_s / rates.share
+    step_overhead = cal.step_overhead(tp > 1, lay.fsdp) / rates.share
+    step = pipeline_time + dp_exposed + optimizer_time + step_overhead
 
     tokens = req.global_batch * req.seq_len
     model_flops = flops_per_token(args, req.seq_len) * tokens
@@ -561,6 +570,6 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
         time={"compute": n_micro * stage_compute[slowest], "tensor_parallel": n_micro * stage_tp[slowest],
               "pipeline_bubble": bubble, "pipeline_p2p": 2 * p2p * (n_micro + pp - 1),
               "data_parallel_exposed": dp_exposed, "data_parallel_total": dp.time, "optimizer": optimizer_time,
-              "step_overhead": cal.step_overhead_s / rates.share},
+              "step_overhead": step_overhead},
         memory={k: worst[k] for k in ("params", "gradients", "optimizer", "weight_copies", "activations")},
     )

@@ -58,7 +58,8 @@ class Device:
     'elementwise_bandwidth' (bytes/s element-wise kernels reach). Empty: none measured."""
     trainer_fit: dict[str, float] = field(default_factory=dict)
     """This host's constants fitted on real trainer steps (`hostfit`; `cost.with_trainer_fit` reads them):
-    'gemm', 'layer_overhead_s', 'step_overhead_s', 'optimizer_bytes_per_param'. Empty: none fitted."""
+    'gemm', 'layer_overhead_s', 'step_overhead_s', 'optimizer_bytes_per_param', 'step_overhead_tp_s',
+    'step_overhead_fsdp_s'. Empty: none fitted."""
 
     @property
     def plannable(self) -> bool:

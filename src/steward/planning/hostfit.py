@@ -4,10 +4,11 @@ The calibration (`calibrate`) times kernels in isolation, the best of a few repe
 step also carries Python dispatch and autograd bookkeeping around every op of every layer, the optimizer
 step over every parameter (foreach AdamW and the gradient clipping, on many small tensors), and the
 trainer's own work once per step (the loss, the next batch, logging, zero_grad, the scheduler).
-`steward bench planner` trains a few calibration shapes in one process (`SHAPES`: the `debug` and `tiny`
-decoders at other batch sizes, sequence lengths, micro-batches and vocabularies than the layouts it
-predicts), times them as it times the layouts (the median step after warm-up), and fits four constants
-the cost model has a place for (`cost.with_trainer_fit`):
+`steward bench planner` trains a few calibration shapes (`SHAPES`: the `debug` and `tiny` decoders in one
+process at other batch sizes, sequence lengths, micro-batches and vocabularies than the layouts it
+predicts, and `debug` under tensor parallel and FSDP2 in two processes), times them as it times the
+layouts (the median step after warm-up), and fits six constants the cost model has a place for
+(`cost.with_trainer_fit`):
 
   * 'gemm': the fraction of the calibrated GEMM and attention rates the trainer's kernels reach;
   * 'layer_overhead_s': seconds per block per micro-batch beyond the block's arithmetic (replacing the
@@ -16,13 +17,20 @@ the cost model has a place for (`cost.with_trainer_fit`):
     lacked: it is 0 on GPUs, where the host's work overlaps the device's);
   * 'optimizer_bytes_per_param': the optimizer step's memory traffic per parameter at the calibrated copy
     bandwidth (92 bytes counted for clipped foreach AdamW streaming large tensors; small tensors' per-op
-    work shows as more).
+    work shows as more);
+  * 'step_overhead_tp_s', 'step_overhead_fsdp_s': seconds per step a job under tensor parallel (DTensor)
+    or FSDP2 spends beyond that, on top of the per-layer extras calibrated on a one-rank mesh. Per step,
+    not per layer, as measured: `debug` (2 layers) and `tiny` (4) in two processes under load 5 were
+    slower than the model by 66 and 73 ms a step under FSDP2, 167 and 175 ms under tensor parallel.
 
-For a layout without pipeline stages the model's step time is affine in x = (1 / gemm, layer_overhead_s,
-step_overhead_s, optimizer_bytes_per_param): t = a + A x, with a and A's columns read off the model
-itself (`design`). The fit is least squares in float64 on the relative residuals (each run's error as a
-fraction of its step time, as the bench reports errors), with every component of x at least 0 (an exact
-non-negative least squares: each subset of the four free, the best feasible solution kept).
+The per-step form was chosen after seeing those gaps on `tiny` at 8 x 128, a layout the bench predicts:
+the values are fitted without the layouts, the form was not chosen without them.
+
+For a layout without pipeline stages the model's step time is affine in x = (1 / gemm, and the other
+constants as they are): t = a + A x, with a and A's columns read off the model itself (`design`). The
+fit is least squares in float64 on the relative residuals (each run's error as a fraction of its step
+time, as the bench reports errors), with every component of x at least 0 (an exact non-negative least
+squares: each subset of the components free, the best feasible solution kept).
 """
 
 from __future__ import annotations
@@ -34,8 +42,9 @@ import numpy as np
 
 from steward.errors import StewardError
 from steward.planning.cost import Calibration, Layout, Request, predict, with_trainer_fit
+from steward.planning.topology import TRAINER_FIT
 
-NAMES = ("gemm", "layer_overhead_s", "step_overhead_s", "optimizer_bytes_per_param")
+NAMES = TRAINER_FIT
 """The fitted constants (as the calibration file's trainer_fit.constants names them)."""
 
 
@@ -45,27 +54,34 @@ class HostFitError(StewardError):
 
 @dataclass(frozen=True)
 class Shape:
-    """One calibration run: a decoder flavor trained in one process at this batch, sequence length,
-    micro-batch (0: the whole batch) and vocabulary (0: the tokenizer's)."""
+    """One calibration run: a decoder flavor trained at this batch, sequence length, micro-batch (0: the
+    whole per-rank batch) and vocabulary (0: the tokenizer's), in one process, or in tp x dp_shard."""
 
     flavor: str
     batch: int
     seq_len: int
     micro_batch: int = 0
     vocab: int = 0
+    tp: int = 1
+    dp_shard: int = 1
+
+    @property
+    def nproc(self) -> int:
+        return self.tp * self.dp_shard
 
     @property
     def name(self) -> str:
         extra = (f" micro {self.micro_batch}" if self.micro_batch else "") + (f" vocab {self.vocab}" if self.vocab else "")
+        extra += (f" tp {self.tp}" if self.tp > 1 else "") + (f" fsdp {self.dp_shard}" if self.dp_shard > 1 else "")
         return f"{self.flavor} {self.batch}x{self.seq_len}{extra}"
 
     def flags(self) -> list[str]:
         """The trainer's flags for this shape (the bench adds the rest)."""
         out = ["--model.flavor", self.flavor, "--train.batch_size", str(self.batch), "--train.seq_len", str(self.seq_len)]
-        if self.micro_batch:
-            out += ["--train.micro_batch_size", str(self.micro_batch)]
-        if self.vocab:
-            out += ["--model.vocab_size", str(self.vocab)]
+        for flag, value in (("--train.micro_batch_size", self.micro_batch), ("--model.vocab_size", self.vocab)):
+            out += [flag, str(value)] if value else []
+        for flag, value in (("--parallel.tp", self.tp), ("--parallel.dp_shard", self.dp_shard)):
+            out += [flag, str(value)] if value > 1 else []
         return out
 
 
@@ -78,24 +94,28 @@ SHAPES = (
     Shape("tiny", 4, 256),
     Shape("tiny", 16, 64, micro_batch=4),
     Shape("tiny", 2, 128, vocab=4096),
+    Shape("debug", 16, 128, tp=2),
+    Shape("debug", 8, 64, tp=2),
+    Shape("debug", 16, 128, dp_shard=2),
+    Shape("debug", 8, 64, dp_shard=2),
 )
 """The calibration runs: two depths and widths, 256 to 2048 tokens a step, one or four micro-batches, two
 vocabularies (so the optimizer's parameters vary apart from the layers), the logits at most 1M entries
 (4 MB: within this host's caches, as the layouts' are; 8M entries spilled to memory and ran the loss 27x
-slower than 1M, a regime the model does not describe). None is a layout `steward bench planner` predicts
-(those train `tiny` at 8 x 128 in one micro-batch per rank)."""
+slower than 1M, a regime the model does not describe); and `debug` under tensor parallel and under FSDP2
+in two processes at two batch sizes each, for the two wrappers' per-step overheads. None is a layout
+`steward bench planner` predicts (those train `tiny` at 8 x 128 in one micro-batch per rank)."""
 
 
 def constants(x) -> dict[str, float]:
-    """The constants of a point x = (1 / gemm, layer_overhead_s, step_overhead_s, optimizer_bytes_per_param)."""
+    """The constants of a point x = (1 / gemm, and the other NAMES as they are)."""
     if not x[0] > 0:
         raise HostFitError("trainer fit: the GEMM term came out 0, so the calibration runs do not determine the "
                            "GEMM rate; run the benchmark again on a quieter host")
-    return {"gemm": 1.0 / float(x[0]), "layer_overhead_s": float(x[1]), "step_overhead_s": float(x[2]),
-            "optimizer_bytes_per_param": float(x[3])}
+    return {"gemm": 1.0 / float(x[0])} | {name: float(v) for name, v in zip(NAMES[1:], x[1:])}
 
 
-BASE = np.array([1.0, 1e-3, 1e-3, 100.0])
+BASE = np.array([1.0, 1e-3, 1e-3, 100.0, 1e-3, 1e-3])
 """The point the model is read at (any point gives the same a and A: the step time is affine in x)."""
 
 

@@ -382,7 +382,8 @@ def load_calibration(path: Path | None = None) -> dict[str, Any] | None:
     return data
 
 
-TRAINER_FIT = ("gemm", "layer_overhead_s", "step_overhead_s", "optimizer_bytes_per_param")
+TRAINER_FIT = ("gemm", "layer_overhead_s", "step_overhead_s", "optimizer_bytes_per_param", "step_overhead_tp_s",
+               "step_overhead_fsdp_s")
 """The constants a calibration's trainer_fit holds (`hostfit`): 'gemm' above 0, the others at least 0."""
 
 
