@@ -16,7 +16,8 @@ crosses at a bandwidth that grows with the message (tensor parallel on the criti
 backward reduce-scatters Megatron's sequence parallelism overlaps; FSDP/DDP hidden behind the compute of
 their own phase (a micro-batch's forward, its backward, the last backward), a hidden second still costing
 `contention`, except one block; pipeline sends per micro-batch), the 1F1B bubble ((pp - 1) extra
-micro-batch slots) and the optimizer's memory traffic.
+micro-batch slots) and the optimizer's memory traffic; on a CPU host whose calibration holds a fit on
+its trainer steps (`hostfit`), the trainer's per-step overhead too.
 The training code's memory habits are the request's `Implementation` (Steward's trainer by default).
 """
 
@@ -179,6 +180,15 @@ class Calibration:
     """CPU: every op's dispatch cost adds to its run time; GPU: launches overlap with device work."""
     constants: Constants | None = None
     """The kernels' constants; None: `kernels.FITTED` on GPUs, `kernels.NEUTRAL` on CPUs."""
+    step_overhead_s: float = 0.0
+    """Seconds per step the trainer spends beyond the layers and the optimizer's traffic (the loss, data,
+    logging, zero_grad, the scheduler): fitted on this host's trainer steps (`hostfit`), 0 elsewhere."""
+    step_overhead_tp_s: float = 0.0
+    """Seconds per step beyond `step_overhead_s` under tensor parallel (DTensor), and under FSDP2 (`hostfit`)."""
+    step_overhead_fsdp_s: float = 0.0
+    optimizer_bytes_per_param: float | None = None
+    """Memory traffic per parameter of one optimizer step, at the device's memory bandwidth, as this host's
+    trainer steps show it (`hostfit`); None: the implementation's count (`Implementation`)."""
 
     def kernel_constants(self) -> Constants:
         if self.constants is not None:
@@ -190,17 +200,36 @@ class Calibration:
         extra_fsdp = max(0.0, self.layer_overhead_fsdp_s - self.layer_overhead_s) if fsdp else 0.0
         return self.layer_overhead_s + extra_tp + extra_fsdp
 
+    def step_overhead(self, tp: bool, fsdp: bool) -> float:
+        return self.step_overhead_s + (self.step_overhead_tp_s if tp else 0.0) + (self.step_overhead_fsdp_s if fsdp else 0.0)
+
 
 def calibration_for(cluster: Cluster) -> Calibration:
     """The cluster device's per-layer overheads (its preset's, or this host's calibration where the
     cluster was discovered here); on a CPU with calibrated kernel figures, the kernels' constants from
-    them (`host_constants`)."""
+    them (`host_constants`), and with constants fitted on its trainer steps, those (`with_trainer_fit`)."""
     o = cluster.device.layer_overhead
     plain = o.get("plain", 0.0)
     cpu = cluster.device.kind == "cpu"
-    return Calibration(layer_overhead_s=plain, layer_overhead_tp_s=o.get("tp", plain),
-                       layer_overhead_fsdp_s=o.get("fsdp", plain), synchronous=cpu,
-                       constants=host_constants(cluster) if cpu and cluster.device.kernels else None)
+    cal = Calibration(layer_overhead_s=plain, layer_overhead_tp_s=o.get("tp", plain),
+                      layer_overhead_fsdp_s=o.get("fsdp", plain), synchronous=cpu,
+                      constants=host_constants(cluster) if cpu and cluster.device.kernels else None)
+    return with_trainer_fit(cal, cluster.device.trainer_fit) if cpu and cluster.device.trainer_fit else cal
+
+
+def with_trainer_fit(cal: Calibration, fit: dict[str, float]) -> Calibration:
+    """`cal` with the constants fitted on this host's trainer steps (`hostfit`): GEMMs and attention at
+    'gemm' of their calibrated rates, 'layer_overhead_s' per block and micro-batch in place of the isolated
+    block's (the measured tensor-parallel and FSDP2 extras kept on top of it), 'step_overhead_s' per step
+    (and 'step_overhead_tp_s', 'step_overhead_fsdp_s' more under those wrappers), and
+    'optimizer_bytes_per_param' of traffic per parameter for the optimizer step."""
+    c = cal.kernel_constants()
+    shift = fit["layer_overhead_s"] - cal.layer_overhead_s
+    return dataclasses.replace(
+        cal, constants=dataclasses.replace(c, gemm=c.gemm * fit["gemm"]), layer_overhead_s=fit["layer_overhead_s"],
+        layer_overhead_tp_s=cal.layer_overhead_tp_s + shift, layer_overhead_fsdp_s=cal.layer_overhead_fsdp_s + shift,
+        step_overhead_s=fit["step_overhead_s"], step_overhead_tp_s=fit["step_overhead_tp_s"],
+        step_overhead_fsdp_s=fit["step_overhead_fsdp_s"], optimizer_bytes_per_param=fit["optimizer_bytes_per_param"])
 
 
 def host_constants(cluster: Cluster) -> Constants:
@@ -514,8 +543,11 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
         dp_exposed = dp.exposed(n_micro if pp == 1 else 1, max(stage_time), forward_share, c)
 
     p_opt = p_local / (lay.dp_shard if lay.fsdp else 1) / (lay.dp_replicate if req.impl.optimizer_sharded else 1)
-    optimizer_time = req.impl.optimizer_bytes_per_param * p_opt / rates.memory_bandwidth
-    step = pipeline_time + dp_exposed + optimizer_time
+    opt_bytes = req.impl.optimizer_bytes_per_param if cal.optimizer_bytes_per_param is None \
+        else cal.optimizer_bytes_per_param
+    optimizer_time = opt_bytes * p_opt / rates.memory_bandwidth
+    step_overhead = cal.step_overhead(tp > 1, lay.fsdp) / rates.share
+    step = pipeline_time + dp_exposed + optimizer_time + step_overhead
 
     tokens = req.global_batch * req.seq_len
     model_flops = flops_per_token(args, req.seq_len) * tokens
@@ -537,6 +569,7 @@ def predict(req: Request, lay: Layout, cal: Calibration | None = None) -> Predic
         comm_bytes_per_step=comm,
         time={"compute": n_micro * stage_compute[slowest], "tensor_parallel": n_micro * stage_tp[slowest],
               "pipeline_bubble": bubble, "pipeline_p2p": 2 * p2p * (n_micro + pp - 1),
-              "data_parallel_exposed": dp_exposed, "data_parallel_total": dp.time, "optimizer": optimizer_time},
+              "data_parallel_exposed": dp_exposed, "data_parallel_total": dp.time, "optimizer": optimizer_time,
+              "step_overhead": step_overhead},
         memory={k: worst[k] for k in ("params", "gradients", "optimizer", "weight_copies", "activations")},
     )

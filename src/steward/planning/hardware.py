@@ -56,6 +56,10 @@ class Device:
     """This host's kernel figures from calibration (`calibrate.kernel_figures`): 'gemm_half' (the GEMM
     intensity at half the large-matmul rate), 'attention' (fused attention's rate as a fraction of it),
     'elementwise_bandwidth' (bytes/s element-wise kernels reach). Empty: none measured."""
+    trainer_fit: dict[str, float] = field(default_factory=dict)
+    """This host's constants fitted on real trainer steps (`hostfit`; `cost.with_trainer_fit` reads them):
+    'gemm', 'layer_overhead_s', 'step_overhead_s', 'optimizer_bytes_per_param', 'step_overhead_tp_s',
+    'step_overhead_fsdp_s'. Empty: none fitted."""
 
     @property
     def plannable(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import platform
 import shutil
@@ -376,7 +377,25 @@ def load_calibration(path: Path | None = None) -> dict[str, Any] | None:
         raise ClusterError(f"calibration file {path}: unreadable ({e}); run `steward plan --calibrate` again") from None
     if not isinstance(data, dict) or "matmul_flops" not in data:
         raise ClusterError(f"calibration file {path}: no matmul_flops; run `steward plan --calibrate` again")
+    if "trainer_fit" in data:
+        _check_trainer_fit(path, data["trainer_fit"])
     return data
+
+
+TRAINER_FIT = ("gemm", "layer_overhead_s", "step_overhead_s", "optimizer_bytes_per_param", "step_overhead_tp_s",
+               "step_overhead_fsdp_s")
+"""The constants a calibration's trainer_fit holds (`hostfit`): 'gemm' above 0, the others at least 0."""
+
+
+def _check_trainer_fit(path: Path, fit: Any) -> None:
+    consts = fit.get("constants") if isinstance(fit, dict) else None
+    for name in TRAINER_FIT:
+        v = consts.get(name) if isinstance(consts, dict) else None
+        number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if not number or v < 0 or (name == "gemm" and v == 0):
+            need = "above 0" if name == "gemm" else "at least 0"
+            raise ClusterError(f"calibration file {path}: trainer_fit.constants.{name} is {v!r}, expected a number "
+                               f"{need}; run `steward bench planner --save` again, or delete the trainer_fit section")
 
 
 def apply_calibration(cluster: Cluster, cal: dict[str, Any]) -> Cluster:
@@ -392,6 +411,7 @@ def apply_calibration(cluster: Cluster, cal: dict[str, Any]) -> Cluster:
             k: float(cal[key]) for k, key in (("plain", "layer_overhead_s"), ("tp", "layer_overhead_tp_s"),
                                               ("fsdp", "layer_overhead_fsdp_s")) if key in cal}},
         kernels={str(k): float(v) for k, v in cal.get("kernels", {}).items()},
+        trainer_fit={k: float(cal["trainer_fit"]["constants"][k]) for k in TRAINER_FIT} if "trainer_fit" in cal else {},
     )
     intra = cluster.intra
     if "collective" in cal:
