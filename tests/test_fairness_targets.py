@@ -1,6 +1,6 @@
-"""The adversary's targets (fairness.adversary_target): the "several subgroups" column, that it removes a
-shortcut on the number of identities a row names which per-subgroup heads leave in place, and the
-trainer's adversary size, config error and resume check."""
+"""The adversary's targets (fairness.adversary_target): the "several subgroups" and family columns, that
+the several column removes a shortcut on the number of identities a row names which per-subgroup heads
+leave in place, and the trainer's v3 defaults, adversary size, config error and resume check."""
 
 import numpy as np
 import pytest
@@ -90,11 +90,14 @@ def test_trainer_adversary_predicts_the_configured_targets_and_resumes_only_with
 
     with pytest.raises(ConfigError, match="fairness.adversary_target: must be one of"):
         check_job(load_config(None, [*TINY, "--fairness.adversary_target", "pairs"]))
-    assert load_config(None, TINY).fairness.adversary_target == "subgroups_and_several"
+    # the v3 defaults: the several column, and a fixed alpha (no controller, no slice held out)
+    f = load_config(None, TINY).fairness
+    assert f.adversary_target == "subgroups_and_several" and f.control == "off" and not f.controls_alpha
     full = tmp_path / "full"
     t = ClassifyTrainer(load_config(None, [*TINY, "--checkpoint.every", "1", "--job.out", str(full)]), callbacks=[])
     t.run()
     k = t.data.train_enc.identity.shape[1]
+    assert t.data.control_enc is None and "alpha_control" not in t.figures
     assert t.adversary.net.out_features == k + 1
     several = t.data.train_enc.identity.numpy().sum(1) >= 2
     assert np.array_equal(t.data.train_enc.columns["adversary_target"][:, k].numpy(), several.astype(np.float32))
