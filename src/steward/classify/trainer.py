@@ -26,6 +26,7 @@ from steward.fairness.adversary import (
     adversarial_step,
     adversary_input_dim,
     adversary_rows,
+    adversary_targets,
     alpha_at,
     predictor_backward,
 )
@@ -91,6 +92,10 @@ class ClassifyTrainer(Trainer):
         enc = data.train_enc
         columns, groups = training_columns(f.loss_weights, enc.identity.numpy(), enc.labels.numpy())
         enc.columns.update(columns)
+        if f.adversary != "none" and f.adversary_target != "subgroups":
+            sizes = [len(subs) for subs in enc.data.families.values()]
+            enc.columns["adversary_target"] = torch.as_tensor(
+                adversary_targets(enc.identity.numpy(), f.adversary_target, sizes))
         self.group_dro = GroupDRO(groups, f.group_dro_step) if f.loss_weights == "group_dro" else None
         if f.enabled and not data.has_identities:
             self.progress.message(f"fairness: {f.eval_data or f.data} has no identity columns, so no fairness "
@@ -112,10 +117,11 @@ class ClassifyTrainer(Trainer):
         if f.adversary != "none":
             dim = self._inner().head.in_features
             torch.manual_seed(self.cfg.train.seed + 1)
-            self.adversary = Adversary(adversary_input_dim(f.adversary, dim), self.data.train_enc.identity.shape[1],
-                                       f.adversary_hidden).to(self.dist.device, self.dtype)
             enc = self.data.train_enc
-            self.adversary.start_at_prior(enc.identity, adversary_rows(f.adversary, enc.labels.numpy()))
+            target = enc.columns.get("adversary_target", enc.identity)
+            self.adversary = Adversary(adversary_input_dim(f.adversary, dim), target.shape[1],
+                                       f.adversary_hidden).to(self.dist.device, self.dtype)
+            self.adversary.start_at_prior(target, adversary_rows(f.adversary, enc.labels.numpy()))
             self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
 
     # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
@@ -124,7 +130,8 @@ class ClassifyTrainer(Trainer):
         states = super()._rank_states()
         if self.adversary is not None:
             states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict(),
-                                   "input": self.cfg.fairness.adversary_input}
+                                   "input": self.cfg.fairness.adversary_input,
+                                   "target": self.cfg.fairness.adversary_target}
         if self.group_dro is not None:
             states["group_dro"] = self.group_dro.state_dict()
         return states
@@ -148,6 +155,11 @@ class ClassifyTrainer(Trainer):
         if self.cfg.fairness.adversary != "representation" and saved != self.cfg.fairness.adversary_input:
             raise ConfigError(f"fairness.adversary_input: {resume}'s adversary was trained on {saved!r} inputs; resume "
                               f"with --fairness.adversary_input {saved} or start a new run")
+        # checkpoints from before the option existed predicted the subgroups only
+        target = state.get("target", "subgroups")
+        if target != self.cfg.fairness.adversary_target:
+            raise ConfigError(f"fairness.adversary_target: {resume}'s adversary predicts {target!r}; resume with "
+                              f"--fairness.adversary_target {target} or start a new run")
         self.adversary.load_state_dict(state["model"])
         self.adv_optimizer.load_state_dict(state["optim"])
 

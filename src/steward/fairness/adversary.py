@@ -2,7 +2,8 @@
 adversarial learning").
 
 An adversary A predicts the protected attributes (every subgroup of every family at once, one
-logit each) from what the predictor P exposes:
+logit each; with the target "subgroups_and_several", the default, also whether the row mentions
+several subgroups, `adversary_targets`) from what the predictor P exposes:
 
 - "representation": the pooled representation z (the decoder's features before the head);
 - "demographic_parity": the prediction p;
@@ -66,6 +67,8 @@ from steward.models.gpt import upcast
 VARIANTS = ("representation", "demographic_parity", "equalized_odds", "equal_opportunity")
 INPUTS = ("standardized_logit", "probability")
 SCHEDULES = ("constant", "sqrt")
+TARGETS = ("subgroups", "subgroups_and_several", "subgroups_families_several")
+"""What the adversary predicts (fairness.adversary_target, `adversary_targets`)."""
 RowWeights = Callable[[Sequence[dict[str, torch.Tensor]]], Sequence[torch.Tensor]]
 """Given the micro-batches of a step, one weight per row of each (see `predictor_backward`)."""
 STD_FLOOR = 0.1
@@ -177,6 +180,40 @@ def adversary_input_dim(variant: str, feature_dim: int) -> int:
     return {"representation": feature_dim, "demographic_parity": 1, "equalized_odds": 3, "equal_opportunity": 1}[variant]
 
 
+def adversary_targets(identity: np.ndarray, target: str, family_sizes: Sequence[int] = ()) -> np.ndarray:
+    """The adversary's targets from the 0/1 identity matrix [N, K] (columns grouped by family, of
+    `family_sizes` columns each, in order): the subgroups ("subgroups"); with "subgroups_and_several"
+    one more column, 1 where the row mentions two or more subgroups; with "subgroups_families_several"
+    also one column per family, 1 where the row mentions any of its subgroups, before that one.
+
+    Why: a linear head per subgroup checks that the prediction is independent of each subgroup's
+    membership (given the label) one subgroup at a time, not of the identity *pattern*. A shortcut on
+    another function of the memberships passes those checks: in the test bed's `terraces` source the
+    training posts that name two fan groups are all toxic, so a model learns "two groups named ->
+    toxic"; the per-subgroup heads can be satisfied by lowering the (targeted) second group's own
+    tokens while the "two groups" cue stays, and on balanced data, where any two groups are named
+    whatever the label, every subgroup's gap grows. Likewise a family named in its own way (pronouns,
+    "the lads") carries a shortcut shared by its subgroups, which each subgroup's head sees only in
+    its own few rows. Equalized odds with respect to the identity pattern requires independence of
+    every function of it; the families mentioned and whether several subgroups are are the simplest
+    ones beyond the marginals."""
+    ident = np.asarray(identity, dtype=np.float32)
+    if target == "subgroups":
+        return ident
+    if target not in TARGETS:
+        raise FairnessError(f"fairness.adversary_target: must be one of {', '.join(TARGETS)}, got {target!r}")
+    named = ident >= 0.5
+    cols = [ident]
+    if target == "subgroups_families_several":
+        if sum(family_sizes) != ident.shape[1]:
+            raise FairnessError(f"adversary_targets: family sizes {list(family_sizes)} do not add up to the "
+                                f"{ident.shape[1]} identity columns")
+        bounds = np.cumsum([0, *family_sizes])
+        cols.append(np.stack([named[:, a:b].any(axis=1) for a, b in zip(bounds[:-1], bounds[1:])], 1))
+    cols.append(named.sum(axis=1, keepdims=True) >= 2)
+    return np.concatenate([c.astype(np.float32) for c in cols], axis=1)
+
+
 def adversary_rows(variant: str, y: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray | None:
     """The rows the adversary learns from, as a 0/1 weight per row (None: all): for
     "equal_opportunity" the rows labelled non-toxic."""
@@ -251,7 +288,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
     gradient accumulation) and of the standalone estimator (`steward.fairness.estimator`).
 
     `forward(b)` -> (pooled features or None, logits [B]) of micro-batch `b` (a dict with "y" [B] and
-    "identity" [B, K]). `sync(i)` is the context for micro-batch i's forward and backward (a wrapper's
+    "identity" [B, K]; the adversary predicts "adversary_target" [B, K'] instead where the batch
+    carries it, `adversary_targets`). `sync(i)` is the context for micro-batch i's forward and backward (a wrapper's
     gradient all-reduce on the last one only); None: no wrapper. `reuse`: the predictor's loss reuses
     the adversary pass's forward (its graph kept for a second backward): for one process with one
     micro-batch and nothing recomputed; elsewhere each backward must follow its own forward (DDP/FSDP),
@@ -282,7 +320,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
             if standardize and stats is None:
                 stats = logit_stats([logit], reduce=distributed)
             a_in = adversary_inputs(variant, z, logit, b["y"], adversary_input, stats)
-            la = adversary_loss(adversary(a_in), b["identity"], adversary_rows(variant, b["y"])) / accum
+            target = b.get("adversary_target", b["identity"])
+            la = adversary_loss(adversary(a_in), target, adversary_rows(variant, b["y"])) / accum
             # 0 * logit: the head gets a (zero) gradient, so DDP sees every parameter used
             (la + 0.0 * logit.sum()).backward(retain_graph=reuse)
         adv_total = la.detach() if adv_total is None else adv_total + la.detach()

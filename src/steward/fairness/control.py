@@ -1,6 +1,10 @@
 """The adversary weight chosen during training (`fairness.control = "validation"`): the signal the
 controller reads on a held-out slice of the (biased) training data, and its decision rule. Pure
-numpy; the trainer callback that feeds it is `steward.classify.monitor.AlphaControl`.
+numpy; the trainer callback that feeds it is `steward.classify.monitor.AlphaControl`. Not the default
+since v3 (fairness.control "off"): the AUC cost below is measured against the same run's best slice
+AUC, which under a raised alpha never reaches the unconstrained model's (qna: slice AUC 0.62-0.76
+while alpha went 3 -> 48, against 0.85 for the unconstrained model on the balanced test set), and the
+slice's labels carry the training data's label noise; the README's fairness section, v3, has the figures.
 
 The slice carries the training data's own identity-label association, so its plain gaps mix the
 model's shortcut with the data's composition. Two corrections make it track the gap on balanced data:
