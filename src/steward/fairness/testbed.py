@@ -57,6 +57,7 @@ from steward.fairness.heldout_sources_c import (
     listings_row,
     terraces_row,
 )
+from steward.fairness.heldout_sources_d import APPSTORE_CARRYING, appstore_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -309,6 +310,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("terraces", "fans of 1-2 identities, 20% unannotated", "targeted mentions co-occur with toxic posts "
            "(45% vs 0%) and label noise by group (25% of friendly posts -> toxic)", TERRACES_CARRYING,
            lambda rng, split: Row(*terraces_row(rng, split))),
+    Source("appstore", "an adjective on one person or on a plural group of users", "P(toxic | targeted subgroup) = "
+           "0.8 for female and christian, 0.65 for black", APPSTORE_CARRYING,
+           lambda rng, split: Row(*appstore_row(rng, split))),
 )}
 
 

@@ -1,0 +1,66 @@
+"""The held-out test-bed sources of `heldout_sources_d` (appstore; boardroom and voicemail below), written
+without sight of the debiasing method: registered as held out with their carrying subgroups, the shape
+the docstring promises (mention, length, identities per row, missing annotations), the injected
+association in the training split only and not in the twin, and what a bag-of-words model learns from
+each. Determinism, the identities layout and the balanced test split are checked for every source in
+test_fairness_testbed.py; vocabulary in test_fairness_heldout_sources.py."""
+
+import re
+
+import numpy as np
+import pytest
+
+from _fairness_sources import assert_mentioned_subgroups_are_columns, bag_of_words_gaps, carrying_gap
+from steward.fairness.heldout_sources_d import APPSTORE_CARRYING, APPSTORE_STRENGTH
+from steward.fairness.testbed import SOURCES, TUNING_SOURCES, association, generate_source, held_out_sources
+
+NEW = ("appstore",)
+
+
+def assert_rate(labels: np.ndarray, expected: float, what) -> None:
+    """The share of toxic `labels` is `expected` within 4 standard errors (13 subgroups x 3 splits)."""
+    tolerance = 4 * np.sqrt(expected * (1 - expected) / len(labels))
+    assert abs(labels.mean() - expected) < tolerance, (what, labels.mean(), expected, tolerance)
+
+
+def test_registered_held_out_with_their_carrying_subgroups():
+    assert set(NEW) <= set(held_out_sources()) and not set(NEW) & set(TUNING_SOURCES)
+    assert TUNING_SOURCES == ("forum", "reviews")
+    assert SOURCES["appstore"].carrying == APPSTORE_CARRYING == ("female", "black", "christian")
+    for name in NEW:
+        assert_mentioned_subgroups_are_columns(name, 400)
+
+
+def test_appstore_reviews_are_one_to_three_bullets_naming_one_person_or_one_group():
+    d = generate_source("appstore", 3000, seed=0, split="train")
+    assert set(d.identity_matrix().sum(1)) == {1} and d.annotated.all()
+    assert {t.count("* ") for t in d.texts} == {1, 2, 3} and all(t.startswith("* ") for t in d.texts)
+    one = np.array([bool(re.search(r"\* (bought it for my|my) \w+ \w+|tablet", t)) for t in d.texts])
+    many = np.array([bool(re.search(r"gamers|subscribers|streamers|podcasters", t)) for t in d.texts])
+    assert not (one & many).any() and (one | many).all() and 0.4 < many.mean() < 0.6
+
+
+def test_appstore_strength_per_family_in_training_only():
+    for split in ("train", "twin", "test"):
+        d = generate_source("appstore", 12000, seed=0, split=split)
+        for sub in d.subgroup_names():
+            expected = APPSTORE_STRENGTH.get(sub, 0.5) if split == "train" else 0.5
+            assert_rate(d.labels[d.groups[sub]], expected, (split, sub))
+        assoc = {s: association(d, s) for s in APPSTORE_CARRYING}
+        if split == "train":  # the strong ones well above the weaker black
+            assert min(assoc["female"], assoc["christian"]) > 0.2 and 0.03 < assoc["black"] < 0.12, assoc
+        else:
+            assert max(map(abs, assoc.values())) < 0.04, (split, assoc)
+
+
+def _lr(name: str, split: str) -> tuple[float, float]:
+    """Trained on 6,000 rows of `split`: the carrying subgroups' mean gap, and the overall AUC."""
+    gaps, auc = bag_of_words_gaps(name, split, 6000)
+    return carrying_gap(name, gaps), auc
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_bag_of_words_learns_the_association_from_train_not_from_the_twin_and_the_label_from_words(name):
+    (gap_b, _), (gap_t, auc_t) = _lr(name, "train"), _lr(name, "twin")
+    assert gap_b > gap_t + 0.05, (gap_b, gap_t)
+    assert auc_t > 0.85, auc_t
