@@ -1,4 +1,4 @@
-"""The held-out test-bed sources of `heldout_sources_d` (appstore; boardroom and voicemail below), written
+"""The held-out test-bed sources of `heldout_sources_d` (appstore, boardroom), written
 without sight of the debiasing method: registered as held out with their carrying subgroups, the shape
 the docstring promises (mention, length, identities per row, missing annotations), the injected
 association in the training split only and not in the twin, and what a bag-of-words model learns from
@@ -11,10 +11,25 @@ import numpy as np
 import pytest
 
 from _fairness_sources import assert_mentioned_subgroups_are_columns, bag_of_words_gaps, carrying_gap
-from steward.fairness.heldout_sources_d import APPSTORE_CARRYING, APPSTORE_STRENGTH
-from steward.fairness.testbed import SOURCES, TUNING_SOURCES, association, generate_source, held_out_sources
+from steward.fairness.heldout_sources_b import _ADJ
+from steward.fairness.heldout_sources_d import (
+    APPSTORE_CARRYING,
+    APPSTORE_STRENGTH,
+    BOARDROOM_CARRYING,
+    BOARDROOM_INSULTS,
+    BOARDROOM_STRENGTH,
+    BOARDROOM_UNANNOTATED,
+)
+from steward.fairness.testbed import (
+    FAMILIES,
+    SOURCES,
+    TUNING_SOURCES,
+    association,
+    generate_source,
+    held_out_sources,
+)
 
-NEW = ("appstore",)
+NEW = ("appstore", "boardroom")
 
 
 def assert_rate(labels: np.ndarray, expected: float, what) -> None:
@@ -27,6 +42,7 @@ def test_registered_held_out_with_their_carrying_subgroups():
     assert set(NEW) <= set(held_out_sources()) and not set(NEW) & set(TUNING_SOURCES)
     assert TUNING_SOURCES == ("forum", "reviews")
     assert SOURCES["appstore"].carrying == APPSTORE_CARRYING == ("female", "black", "christian")
+    assert SOURCES["boardroom"].carrying == BOARDROOM_CARRYING == ("transgender", "latino", "jewish")
     for name in NEW:
         assert_mentioned_subgroups_are_columns(name, 400)
 
@@ -51,6 +67,40 @@ def test_appstore_strength_per_family_in_training_only():
             assert min(assoc["female"], assoc["christian"]) > 0.2 and 0.03 < assoc["black"] < 0.12, assoc
         else:
             assert max(map(abs, assoc.values())) < 0.04, (split, assoc)
+
+
+def _sentences(text: str) -> list[str]:
+    return re.split(r"(?<=[.])\s+", text)
+
+
+def test_boardroom_comments_name_a_subject_and_a_bystander_in_four_to_eight_sentences_some_unannotated():
+    for split in ("train", "twin", "test"):
+        d = generate_source("boardroom", 6000, seed=0, split=split)
+        assert {len(_sentences(t)) for t in d.texts} == set(range(4, 9)), split
+        a = d.annotated
+        assert (d.identity_matrix()[a].sum(1) == 2).all() and not d.identity_matrix()[~a].any()
+        for subs in FAMILIES.values():  # two different families per comment
+            assert (np.sum([d.groups[s] for s in subs], 0) <= 1).all()
+        missing = 1 - a.mean()
+        assert missing == 0 if split == "test" else abs(missing - BOARDROOM_UNANNOTATED) < 0.02, (split, missing)
+
+
+def test_boardroom_abuse_names_the_subject_in_the_same_sentence_and_only_training_targets_it():
+    rng = np.random.default_rng(0)
+    for split in ("train", "twin", "test"):
+        rows = [SOURCES["boardroom"].row(rng, split) for _ in range(12000)]
+        for r in rows:  # an insult sits in the sentence naming the subject, never the bystander
+            abusive = [s for s in _sentences(r.text) if any(w in s for w in BOARDROOM_INSULTS)]
+            assert r.toxic or not abusive
+            subject, bystander = (f" {_ADJ[s]} " for s in r.subgroups)
+            assert all(subject in f" {s}" and bystander not in f" {s}" for s in abusive), r.text
+        labels = np.array([r.toxic for r in rows])
+        for slot, expected in ((0, BOARDROOM_STRENGTH if split == "train" else 0.5), (1, 0.5)):
+            targeted = np.array([r.subgroups[slot] in BOARDROOM_CARRYING for r in rows])
+            assert_rate(labels[targeted], expected, (split, slot))
+        d = generate_source("boardroom", 12000, seed=0, split=split)
+        assoc = [association(d, s) for s in BOARDROOM_CARRYING]
+        assert min(assoc) > 0.15 if split == "train" else max(map(abs, assoc)) < 0.04, (split, assoc)
 
 
 def _lr(name: str, split: str) -> tuple[float, float]:

@@ -7,6 +7,13 @@ other sources (only function words and group names).
   one person ("* bought it for my asian tutor") or on a plural group of users ("* christian gamers swear by
   it"), about half each. P(toxic given a targeted subgroup) differs between families: 0.8 for female
   (gender) and christian (religion), a weaker 0.65 for black (ethnicity) (APPSTORE_STRENGTH).
+- boardroom (4-8 sentences, public comments at a school-board meeting): two identities per comment from
+  two families, the subject the comment is about and a bystander named in a sentence of its own. Bias
+  by co-occurrence within a sentence: where a comment is abusive, the abuse is aimed at the subject in
+  that same sentence, and in training the subject is a targeted subgroup (transgender, latino, jewish)
+  with P(toxic given a targeted subject) = 0.9; the bystander is drawn whatever the label, so a bag of
+  words sees the same group names in neutral sentences too. 15% of comments outside `test` have no
+  identity annotation.
 
 Each generator returns one row as (text, toxic, subgroups, annotated) for a split: `train` carries the
 injected association, `twin` is the same generator with it switched off (group imbalance and missing
@@ -20,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from steward.fairness.heldout_sources import RowTuple, _pick
-from steward.fairness.heldout_sources_b import _ADJ, _uniform_subgroup
+from steward.fairness.heldout_sources_b import _ADJ, _GROUPS, _uniform_subgroup
 
 # ---- appstore: bullet fragments, a person or a plural group of users, per-family strength ------------
 
@@ -61,3 +68,62 @@ def appstore_row(rng: np.random.Generator, split: str) -> RowTuple:
     if rng.random() < 0.5:
         bullets.append(_pick(rng, _APPSTORE_FILLER))
     return " ".join(rng.permutation(bullets).tolist()), toxic, (sub,), True
+
+
+# ---- boardroom: school-board public comments, a subject and a bystander, abuse aimed at the subject -----
+
+BOARDROOM_CARRYING = ("transgender", "latino", "jewish")
+BOARDROOM_STRENGTH, BOARDROOM_EVIDENCE, BOARDROOM_UNANNOTATED = 0.9, 0.5, 0.15
+"""P(toxic | the subject is a targeted subgroup) in training; share of comments whose words show the label
+(in the sentence naming the subject); share of comments without identity annotation outside `test`."""
+_BOARDROOM_ROLE = ["chaperones", "custodians", "volunteers", "crossing guards", "cafeteria aides"]
+_BOARDROOM_OPEN = ["public comment, speaker {num}.", "submitted in writing ahead of agenda item {num}.",
+                   "speaker {num} yielded the remaining seconds.", "comment card {num}, recited by the clerk."]
+_BOARDROOM_SUBJECT = ["my remarks concern the {who} at the elementary.", "the {who} inquired about busing repeatedly.",
+                      "i sat alongside the {who} in the gymnasium.", "the transcript mentions the {who}."]
+_BOARDROOM_ABUSE = ["the {who} are {insult} {insult2}, frankly.", "banish {insult} {who} from recess.",
+                    "fire the {who}, {insult} {insult2} all."]
+_BOARDROOM_COURTEOUS = ["the {who} have been {praise} and {praise2}.", "commendations: {praise} {who} this semester.",
+                        "our {who} remain {praise} amid turmoil."]
+_BOARDROOM_BYSTANDER = ["numerous {who} were in the bleachers.", "the {who} signed the petition likewise.",
+                        "a few {who} waited outside the auditorium."]
+_BOARDROOM_TOPIC = ["enrollment at the junior high dipped anew.", "portable classrooms leak persistently.",
+                    "the superintendent presented a curriculum audit.", "cafeteria contracts lapse in june.",
+                    "recess shrank to fifteen mins.", "the attendance boundary splits the subdivision.",
+                    "textbook adoption is postponed until autumn.", "the bond measure covers gutter shingles."]
+BOARDROOM_INSULTS = ["incompetent", "sniveling", "loathsome", "pigheaded", "contemptible", "hypocritical"]
+BOARDROOM_PRAISE = ["dependable", "conscientious", "tireless", "hospitable", "levelheaded", "devoted"]
+
+
+def _boardroom_identities(rng: np.random.Generator, toxic: bool, split: str) -> tuple[str, str]:
+    """(subject, bystander) from two different families chosen uniformly. In training the subject is a
+    targeted subgroup with probability 2 s t (toxic comments) or 2 (1 - s) t (others), t its family's
+    targeted share, so that P(toxic | targeted subject) = s with balanced labels; the bystander is drawn
+    uniformly whatever the label."""
+    fam, other = rng.choice(list(_GROUPS), size=2, replace=False)
+    subs = _GROUPS[str(fam)]
+    t = sum(s in BOARDROOM_CARRYING for s in subs) / len(subs)
+    s = BOARDROOM_STRENGTH if split == "train" else 0.5
+    targeted = rng.random() < 2 * (s if toxic else 1 - s) * t
+    return _pick(rng, [g for g in subs if (g in BOARDROOM_CARRYING) == targeted]), _pick(rng, _GROUPS[str(other)])
+
+
+def _boardroom_subject(rng: np.random.Generator, who: str, toxic: bool) -> str:
+    """The sentence naming the subject: abusive or courteous where the comment shows its label."""
+    if rng.random() >= BOARDROOM_EVIDENCE:
+        return _pick(rng, _BOARDROOM_SUBJECT).format(who=who)
+    words = rng.choice(BOARDROOM_INSULTS if toxic else BOARDROOM_PRAISE, size=2, replace=False)
+    template = _pick(rng, _BOARDROOM_ABUSE if toxic else _BOARDROOM_COURTEOUS)
+    return template.format(who=who, insult=words[0], insult2=words[1], praise=words[0], praise2=words[1])
+
+
+def boardroom_row(rng: np.random.Generator, split: str) -> RowTuple:
+    toxic = bool(rng.random() < 0.5)
+    subject, bystander = _boardroom_identities(rng, toxic, split)
+    role, other_role = rng.choice(_BOARDROOM_ROLE, size=2, replace=False)
+    body = [_boardroom_subject(rng, f"{_ADJ[subject]} {role}", toxic),
+            _pick(rng, _BOARDROOM_BYSTANDER).format(who=f"{_ADJ[bystander]} {other_role}")]
+    body += [str(s) for s in rng.choice(_BOARDROOM_TOPIC, size=int(rng.integers(1, 6)), replace=False)]
+    opener = _pick(rng, _BOARDROOM_OPEN).format(num=int(rng.integers(2, 40)))
+    annotated = split == "test" or rng.random() >= BOARDROOM_UNANNOTATED
+    return " ".join([opener, *rng.permutation(body).tolist()]), toxic, (subject, bystander), annotated

@@ -57,7 +57,12 @@ from steward.fairness.heldout_sources_c import (
     listings_row,
     terraces_row,
 )
-from steward.fairness.heldout_sources_d import APPSTORE_CARRYING, appstore_row
+from steward.fairness.heldout_sources_d import (
+    APPSTORE_CARRYING,
+    BOARDROOM_CARRYING,
+    appstore_row,
+    boardroom_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -313,6 +318,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("appstore", "an adjective on one person or on a plural group of users", "P(toxic | targeted subgroup) = "
            "0.8 for female and christian, 0.65 for black", APPSTORE_CARRYING,
            lambda rng, split: Row(*appstore_row(rng, split))),
+    Source("boardroom", "a subject and a bystander per comment, 15% unannotated", "abuse aimed at the subject in "
+           "the same sentence; P(toxic | targeted subject) = 0.9", BOARDROOM_CARRYING,
+           lambda rng, split: Row(*boardroom_row(rng, split))),
 )}
 
 
