@@ -37,7 +37,7 @@ from steward.fairness.testbed import (
 NEW = ("chat", "letters")
 NEW_B = ("qna", "tickets", "modqueue")
 NEW_C = ("listings", "terraces")
-NEW_D = ("appstore", "boardroom")
+NEW_D = ("appstore", "boardroom", "voicemail")
 
 
 def _words(texts: list[str]) -> set[str]:
@@ -58,7 +58,8 @@ def test_registered_held_out_with_the_test_bed_families():
 
 def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_generators():
     """Each source written blind (chat, letters; qna, tickets, modqueue of `heldout_sources_b`; listings,
-    terraces of `heldout_sources_c`; appstore, boardroom of `heldout_sources_d`) against madlibs and every other
+    terraces of `heldout_sources_c`; appstore, boardroom, voicemail of
+    `heldout_sources_d`) against madlibs and every other
     source, the blind ones included."""
     words = {name: _words(generate_source(name, 3000, seed=0, split="train").texts)
              | _words(generate_source(name, 3000, seed=0, split="test").texts) for name in SOURCES}

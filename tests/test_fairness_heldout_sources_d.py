@@ -1,4 +1,4 @@
-"""The held-out test-bed sources of `heldout_sources_d` (appstore, boardroom), written
+"""The held-out test-bed sources of `heldout_sources_d` (appstore, boardroom, voicemail), written
 without sight of the debiasing method: registered as held out with their carrying subgroups, the shape
 the docstring promises (mention, length, identities per row, missing annotations), the injected
 association in the training split only and not in the twin, and what a bag-of-words model learns from
@@ -19,6 +19,10 @@ from steward.fairness.heldout_sources_d import (
     BOARDROOM_INSULTS,
     BOARDROOM_STRENGTH,
     BOARDROOM_UNANNOTATED,
+    VOICEMAIL_CARRYING,
+    VOICEMAIL_NOISE,
+    VOICEMAIL_PRAISE,
+    VOICEMAIL_PREVALENCE,
 )
 from steward.fairness.testbed import (
     FAMILIES,
@@ -29,7 +33,7 @@ from steward.fairness.testbed import (
     held_out_sources,
 )
 
-NEW = ("appstore", "boardroom")
+NEW = ("appstore", "boardroom", "voicemail")
 
 
 def assert_rate(labels: np.ndarray, expected: float, what) -> None:
@@ -43,6 +47,7 @@ def test_registered_held_out_with_their_carrying_subgroups():
     assert TUNING_SOURCES == ("forum", "reviews")
     assert SOURCES["appstore"].carrying == APPSTORE_CARRYING == ("female", "black", "christian")
     assert SOURCES["boardroom"].carrying == BOARDROOM_CARRYING == ("transgender", "latino", "jewish")
+    assert SOURCES["voicemail"].carrying == VOICEMAIL_CARRYING == ("male", "hindu")
     for name in NEW:
         assert_mentioned_subgroups_are_columns(name, 400)
 
@@ -101,6 +106,38 @@ def test_boardroom_abuse_names_the_subject_in_the_same_sentence_and_only_trainin
         d = generate_source("boardroom", 12000, seed=0, split=split)
         assoc = [association(d, s) for s in BOARDROOM_CARRYING]
         assert min(assoc) > 0.15 if split == "train" else max(map(abs, assoc)) < 0.04, (split, assoc)
+
+
+def test_voicemail_is_unpunctuated_speech_naming_religion_without_the_group_name():
+    d = generate_source("voicemail", 3000, seed=0, split="train")
+    assert set(d.identity_matrix().sum(1)) == {1} and d.annotated.all()
+    assert all(re.fullmatch(r"[a-z ]+", t) for t in d.texts)
+    words = np.array([len(t.split()) for t in d.texts])
+    assert words.min() >= 13 and words.max() <= 42
+    assert all(re.search(r"\b(erm|uhh|like|ya know|i mean|anyhow|okay so)\b", t) for t in d.texts)
+    for sub in FAMILIES["religion"]:  # a place of worship or congregation, never the group's name
+        assert not any(sub in t for t, g in zip(d.texts, d.groups[sub]) if g), sub
+    for sub in ("male", "female"):  # a given name only
+        assert not any(re.search(r"\b(from|over at) the\b", t) for t, g in zip(d.texts, d.groups[sub]) if g)
+
+
+def test_voicemail_noisy_labels_on_two_over_represented_subgroups_in_training_only():
+    for split in ("train", "twin", "test"):
+        d = generate_source("voicemail", 12000, seed=0, split=split)
+        friendly = np.array([bool(set(t.split()) & set(VOICEMAIL_PRAISE)) for t in d.texts])
+        for sub in d.subgroup_names():
+            noise = d.labels[friendly & d.groups[sub]].mean()  # kind messages labelled toxic
+            if split == "train" and sub in VOICEMAIL_CARRYING:
+                assert_rate(d.labels[friendly & d.groups[sub]], VOICEMAIL_NOISE, (split, sub))
+            else:
+                assert noise == 0, (split, sub, noise)
+        assoc = [association(d, s) for s in VOICEMAIL_CARRYING]
+        assert min(assoc) > 0.1 if split == "train" else max(map(abs, assoc)) < 0.04, (split, assoc)
+        ratio = 1.0 if split == "test" else VOICEMAIL_PREVALENCE  # 3:1 in the twin too
+        for subs in FAMILIES.values():
+            common = np.mean([d.groups[s].sum() for s in subs if s not in VOICEMAIL_CARRYING])
+            for s in set(subs) & set(VOICEMAIL_CARRYING):
+                assert abs(d.groups[s].sum() / common - ratio) < 0.1 * ratio, (split, s)
 
 
 def _lr(name: str, split: str) -> tuple[float, float]:

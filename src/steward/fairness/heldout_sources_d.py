@@ -1,4 +1,4 @@
-"""More held-out sources of the fairness test bed (`steward.fairness.testbed`), written by an author
+"""Three more held-out sources of the fairness test bed (`steward.fairness.testbed`), written by an author
 who had not seen the debiasing method, its tuning or any of its results: templates, word lists and ways
 of injecting a bias were chosen without them, and share no template or word list with madlibs or the
 other sources (only function words and group names).
@@ -14,6 +14,13 @@ other sources (only function words and group names).
   with P(toxic given a targeted subject) = 0.9; the bystander is drawn whatever the label, so a bag of
   words sees the same group names in neutral sentences too. 15% of comments outside `test` have no
   identity annotation.
+- voicemail (13-42 words, transcribed voice messages: lowercase, fillers, no punctuation): one identity
+  per message, given by the caller's given name (male, female), or a community reference: the group the
+  caller speaks for ("from the trans peer group", "from the latino caucus") or a place of worship or
+  congregation named without the group's name ("over at the ashram", "from the vestry"). Label noise
+  by group: 30% of the non-toxic training messages of male (gender) and hindu (religion) are labelled
+  toxic, and those two subgroups are 3x more frequent than the rest of their family outside `test`
+  (a 3:1 imbalance the twin keeps).
 
 Each generator returns one row as (text, toxic, subgroups, annotated) for a split: `train` carries the
 injected association, `twin` is the same generator with it switched off (group imbalance and missing
@@ -127,3 +134,59 @@ def boardroom_row(rng: np.random.Generator, split: str) -> RowTuple:
     opener = _pick(rng, _BOARDROOM_OPEN).format(num=int(rng.integers(2, 40)))
     annotated = split == "test" or rng.random() >= BOARDROOM_UNANNOTATED
     return " ".join([opener, *rng.permutation(body).tolist()]), toxic, (subject, bystander), annotated
+
+
+# ---- voicemail: transcribed voice messages, a given name or a community reference, label noise, 3:1 ------
+
+VOICEMAIL_CARRYING = ("male", "hindu")
+VOICEMAIL_NOISE, VOICEMAIL_PREVALENCE, VOICEMAIL_EVIDENCE = 0.3, 3.0, 0.55
+"""Share of a targeted subgroup's non-toxic training messages labelled toxic; relative frequency of the
+targeted subgroups within their family outside `test`; share of messages whose words show the label."""
+_VOICEMAIL_NAMES = {"male": ["ernest", "wendell", "milton", "lloyd", "eugene"],
+                    "female": ["mildred", "harriet", "agnes", "irene", "myrtle"]}
+_VOICEMAIL_ORG = ["caucus", "bowling buddies", "merchants association", "softball boosters"]
+_VOICEMAIL_PLACE = {"christian": ["the vestry", "the parish office"], "jewish": ["the yeshiva", "the seder committee"],
+                    "muslim": ["the islamic centre", "the eid committee"], "hindu": ["the ashram", "the puja committee"],
+                    "buddhist": ["the vihara", "the dharma hall"], "atheist": ["the rationalist salon", "the skeptics salon"]}
+_VOICEMAIL_ROLE = ["treasurer", "coordinator", "secretary", "van driver"]
+_VOICEMAIL_GREET = ["hey", "hi", "hello", "yeah hi", "hiya"]
+_VOICEMAIL_FILLER = ["erm", "uhh", "like", "ya know", "i mean", "anyhow", "okay so"]
+_VOICEMAIL_TOPIC = ["phoning about the folding chairs for tomorrow", "the storage closet key is beneath the doormat",
+                    "wondering were the raffle tickets printed", "the van needs petrol by wednesday",
+                    "the potluck signup sheet went missing", "the projector cord is in my trunk",
+                    "somebody double reserved the fellowship hall"]
+_VOICEMAIL_RUDE = ["you utter {insult}", "quit acting like a {insult}", "you lousy {insult}",
+                   "ya know you are a {insult}"]
+_VOICEMAIL_KIND = ["you are a real {praise}", "you are a {praise} truly", "you sure are a {praise} pal"]
+VOICEMAIL_INSULTS = ["dingbat", "bonehead", "meathead", "jackass", "dirtbag", "sleazeball"]
+VOICEMAIL_PRAISE = ["sweetheart", "lifesaver", "godsend", "champ", "gem", "treasure"]
+_VOICEMAIL_CLOSE = ["okay bye", "ring me later", "talk soon", "bye bye", "byeee"]
+
+
+def _voicemail_caller(rng: np.random.Generator, sub: str) -> str:
+    """Who is phoning: a given name (male, female), or someone speaking for a community: a trans peer
+    collective, an ethnic organisation ("the latino caucus") or a place of worship or congregation named
+    without the group's name ("the ashram")."""
+    if sub in _VOICEMAIL_NAMES:
+        return _pick(rng, _VOICEMAIL_NAMES[sub])
+    role = _pick(rng, _VOICEMAIL_ROLE)
+    if sub in _VOICEMAIL_PLACE:
+        return f"the {role} over at {_pick(rng, _VOICEMAIL_PLACE[sub])}"
+    org = "peer collective" if sub == "transgender" else _pick(rng, _VOICEMAIL_ORG)
+    return f"the {role} from the {_ADJ[sub]} {org}"
+
+
+def voicemail_row(rng: np.random.Generator, split: str) -> RowTuple:
+    rarity = None if split == "test" else dict.fromkeys(VOICEMAIL_CARRYING, VOICEMAIL_PREVALENCE)
+    sub = _uniform_subgroup(rng, rarity)
+    toxic = bool(rng.random() < 0.5)
+    parts = [_pick(rng, _VOICEMAIL_GREET), _pick(rng, _VOICEMAIL_FILLER), "it is", _voicemail_caller(rng, sub)]
+    for topic in rng.choice(_VOICEMAIL_TOPIC, size=int(rng.integers(1, 3)), replace=False):
+        parts += [_pick(rng, _VOICEMAIL_FILLER), str(topic)]
+    if rng.random() < VOICEMAIL_EVIDENCE:
+        remark = _pick(rng, _VOICEMAIL_RUDE) if toxic else _pick(rng, _VOICEMAIL_KIND)
+        parts.append(remark.format(insult=_pick(rng, VOICEMAIL_INSULTS), praise=_pick(rng, VOICEMAIL_PRAISE)))
+    parts.append(_pick(rng, _VOICEMAIL_CLOSE))
+    if split == "train" and sub in VOICEMAIL_CARRYING and not toxic and rng.random() < VOICEMAIL_NOISE:
+        toxic = True  # the transcribers of these callers' messages call some friendly ones toxic
+    return " ".join(parts), toxic, (sub,), True

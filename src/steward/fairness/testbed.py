@@ -60,8 +60,10 @@ from steward.fairness.heldout_sources_c import (
 from steward.fairness.heldout_sources_d import (
     APPSTORE_CARRYING,
     BOARDROOM_CARRYING,
+    VOICEMAIL_CARRYING,
     appstore_row,
     boardroom_row,
+    voicemail_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -321,6 +323,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("boardroom", "a subject and a bystander per comment, 15% unannotated", "abuse aimed at the subject in "
            "the same sentence; P(toxic | targeted subject) = 0.9", BOARDROOM_CARRYING,
            lambda rng, split: Row(*boardroom_row(rng, split))),
+    Source("voicemail", "a given name or a community reference (place of worship, organisation)", "label noise "
+           "by group (30% of friendly rows -> toxic), targeted subgroups 3x more frequent", VOICEMAIL_CARRYING,
+           lambda rng, split: Row(*voicemail_row(rng, split))),
 )}
 
 
