@@ -68,8 +68,9 @@ def test_appstore_strength_per_family_in_training_only():
             expected = APPSTORE_STRENGTH.get(sub, 0.5) if split == "train" else 0.5
             assert_rate(d.labels[d.groups[sub]], expected, (split, sub))
         assoc = {s: association(d, s) for s in APPSTORE_CARRYING}
-        if split == "train":  # the strong ones well above the weaker black
-            assert min(assoc["female"], assoc["christian"]) > 0.2 and 0.03 < assoc["black"] < 0.12, assoc
+        if split == "train":  # the strong ones (about 0.27 expected) above the weaker black (about 0.1)
+            assert min(assoc["female"], assoc["christian"]) > 0.2, assoc
+            assert 0.03 < assoc["black"] < min(assoc["female"], assoc["christian"]) - 0.05, assoc
         else:
             assert max(map(abs, assoc.values())) < 0.04, (split, assoc)
 

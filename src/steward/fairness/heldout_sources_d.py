@@ -16,8 +16,8 @@ other sources (only function words and group names).
   identity annotation.
 - voicemail (13-42 words, transcribed voice messages: lowercase, fillers, no punctuation): one identity
   per message, given by the caller's given name (male, female), or a community reference: the group the
-  caller speaks for ("from the trans peer group", "from the latino caucus") or a place of worship or
-  congregation named without the group's name ("over at the ashram", "from the vestry"). Label noise
+  caller speaks for ("from the trans peer collective", "from the latino caucus") or a place of worship or
+  congregation named without the group's name ("over at the ashram", "over at the vestry"). Label noise
   by group: 30% of the non-toxic training messages of male (gender) and hindu (religion) are labelled
   toxic, and those two subgroups are 3x more frequent than the rest of their family outside `test`
   (a 3:1 imbalance the twin keeps).
