@@ -1,6 +1,6 @@
 """The two held-out test-bed sources written without sight of the debiasing method (`chat`, `letters`;
-the vocabulary test also covers the three of `heldout_sources_b` and the two of `heldout_sources_c`, tested in
-test_fairness_heldout_sources_b.py and test_fairness_heldout_sources_c.py):
+the vocabulary test also covers the three of `heldout_sources_b` and the two of `heldout_sources_c` and those of
+`heldout_sources_d`, tested in test_fairness_heldout_sources_b.py, _c.py and _d.py):
 registered as held out, their own vocabulary, the shape the docstring promises, the injected
 association in the training split only (in the data, and in what a bag-of-words model learns), and
 missing identity annotations read back by the loader."""
@@ -37,6 +37,7 @@ from steward.fairness.testbed import (
 NEW = ("chat", "letters")
 NEW_B = ("qna", "tickets", "modqueue")
 NEW_C = ("listings", "terraces")
+NEW_D = ("appstore", "boardroom", "voicemail")
 
 
 def _words(texts: list[str]) -> set[str]:
@@ -57,7 +58,9 @@ def test_registered_held_out_with_the_test_bed_families():
 
 def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_generators():
     """Each source written blind (chat, letters; qna, tickets, modqueue of `heldout_sources_b`; listings,
-    terraces of `heldout_sources_c`) against madlibs and every other source, the blind ones included."""
+    terraces of `heldout_sources_c`; appstore, boardroom, voicemail of
+    `heldout_sources_d`) against madlibs and every other
+    source, the blind ones included."""
     words = {name: _words(generate_source(name, 3000, seed=0, split="train").texts)
              | _words(generate_source(name, 3000, seed=0, split="test").texts) for name in SOURCES}
     madlibs = _words(generate_madlibs(3000, seed=0, bias=0.5).texts)
@@ -66,7 +69,7 @@ def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_ge
                "no", "of", "on", "our", "out", "over", "s", "so", "that", "the", "their", "them", "these",
                "they", "this", "to", "us", "was", "way", "we", "week", "were", "who", "will", "with", "you",
                "your", "trans", *(s for subs in FAMILIES.values() for s in subs)}  # "s": the possessive 's
-    for name in (*NEW, *NEW_B, *NEW_C):
+    for name in (*NEW, *NEW_B, *NEW_C, *NEW_D):
         others = madlibs.union(*(w for other, w in words.items() if other != name))
         shared = words[name] & others
         assert shared <= allowed, (name, sorted(shared - allowed))

@@ -57,6 +57,14 @@ from steward.fairness.heldout_sources_c import (
     listings_row,
     terraces_row,
 )
+from steward.fairness.heldout_sources_d import (
+    APPSTORE_CARRYING,
+    BOARDROOM_CARRYING,
+    VOICEMAIL_CARRYING,
+    appstore_row,
+    boardroom_row,
+    voicemail_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -309,6 +317,15 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("terraces", "fans of 1-2 identities, 20% unannotated", "targeted mentions co-occur with toxic posts "
            "(45% vs 0%) and label noise by group (25% of friendly posts -> toxic)", TERRACES_CARRYING,
            lambda rng, split: Row(*terraces_row(rng, split))),
+    Source("appstore", "an adjective on one person or on a plural group of users", "P(toxic | targeted subgroup) = "
+           "0.8 for female and christian, 0.65 for black", APPSTORE_CARRYING,
+           lambda rng, split: Row(*appstore_row(rng, split))),
+    Source("boardroom", "a subject and a bystander per comment, 15% unannotated", "abuse aimed at the subject in "
+           "the same sentence; P(toxic | targeted subject) = 0.9", BOARDROOM_CARRYING,
+           lambda rng, split: Row(*boardroom_row(rng, split))),
+    Source("voicemail", "a given name or a community reference (place of worship, organisation)", "label noise "
+           "by group (30% of friendly rows -> toxic), targeted subgroups 3x more frequent", VOICEMAIL_CARRYING,
+           lambda rng, split: Row(*voicemail_row(rng, split))),
 )}
 
 
