@@ -28,6 +28,7 @@ from steward.fairness.testbed import (
     association,
     generate_source,
     held_out_sources,
+    source_role,
 )
 
 NEW = ("listings", "terraces")
@@ -42,9 +43,11 @@ def _fans(text: str) -> int:
     return len(re.findall(r"\b(supporters|ultras|fanclub|lads|lasses)\b", text))
 
 
-def test_registered_held_out_with_their_carrying_subgroups():
-    assert set(NEW) <= set(held_out_sources()) and not set(NEW) & set(TUNING_SOURCES)
-    assert TUNING_SOURCES == ("forum", "reviews")
+def test_registered_with_their_carrying_subgroups():
+    # measured (or, qna and terraces, tuned on) before the current defaults were frozen: no longer untouched
+    assert set(NEW) <= set(SOURCES) and not set(NEW) & set(held_out_sources())
+    assert all(source_role(n) in ("seen", "tuning") for n in NEW)
+    assert TUNING_SOURCES == ("terraces", "qna")
     assert SOURCES["listings"].carrying == LISTINGS_CARRYING == ("buddhist", "latino")
     assert SOURCES["terraces"].carrying == TERRACES_CARRYING
     for name in NEW:

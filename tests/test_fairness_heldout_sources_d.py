@@ -44,7 +44,7 @@ def assert_rate(labels: np.ndarray, expected: float, what) -> None:
 
 def test_registered_held_out_with_their_carrying_subgroups():
     assert set(NEW) <= set(held_out_sources()) and not set(NEW) & set(TUNING_SOURCES)
-    assert TUNING_SOURCES == ("forum", "reviews")
+    assert TUNING_SOURCES == ("terraces", "qna")
     assert SOURCES["appstore"].carrying == APPSTORE_CARRYING == ("female", "black", "christian")
     assert SOURCES["boardroom"].carrying == BOARDROOM_CARRYING == ("transgender", "latino", "jewish")
     assert SOURCES["voicemail"].carrying == VOICEMAIL_CARRYING == ("male", "hindu")

@@ -13,19 +13,22 @@ from steward.fairness.data import load_identities
 from steward.fairness.metrics import FairnessError
 from steward.fairness.testbed import (
     FAMILIES,
+    SEEN_SOURCES,
     SOURCES,
     TUNING_SOURCES,
     association,
     check_sources,
     generate_source,
     held_out_sources,
+    source_role,
     write_identities,
 )
 
 
 def test_five_sources_two_for_tuning_the_rest_held_out():
     assert len(SOURCES) >= 5 and len(TUNING_SOURCES) <= 2 and set(TUNING_SOURCES) <= set(SOURCES)
-    assert set(held_out_sources()) == set(SOURCES) - set(TUNING_SOURCES)
+    assert set(held_out_sources()) == set(SOURCES) - set(TUNING_SOURCES) - set(SEEN_SOURCES)
+    assert {source_role(s) for s in ("qna", "forum", "appstore")} == {"tuning", "seen", "held_out"}
     with pytest.raises(FairnessError, match="--sources: unknown source 'madlibs'; choose from forum"):
         check_sources(["forum", "madlibs"])
     for a in SOURCES:  # no text is shared between sources
@@ -118,8 +121,8 @@ def test_bench_fairness_on_test_bed_sources():
 
     r = bench_fairness(["--sources", "profiles,forum", "--seeds", "1", "--steps", "3", "--source-size", "200",
                         "--source-eval-size", "300", "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
-    assert r["data"] == "testbed" and r["sources"] == "profiles,forum" and r["tuning_sources"] == "forum,reviews"
-    assert r["profiles/role"] == "held_out" and r["forum/role"] == "tuning"
+    assert r["data"] == "testbed" and r["sources"] == "profiles,forum" and r["tuning_sources"] == "terraces,qna"
+    assert r["profiles/role"] == "seen" and r["forum/role"] == "seen"
     for src in ("profiles", "forum"):
         for fam in FAMILIES:
             base, adv, floor = (r[f"{src}/{n}/gap_{fam}"] for n in ("baseline", "adversary", "unbiased"))

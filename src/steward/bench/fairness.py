@@ -45,7 +45,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                    help="with --data FILE and no --eval-data: evaluate on fairness.eval_fraction of FILE, whose rows "
                    "carry FILE's own association (the gaps then measure it, not what holds on balanced data)")
     p.add_argument("--sources", default="",
-                   help="NAME[,NAME] of the test bed (steward.fairness.testbed; 'all', 'held_out' or 'tuning' for "
+                   help="NAME[,NAME] of the test bed (steward.fairness.testbed; 'all', 'held_out', 'seen' or 'tuning' for "
                    "those groups): per source, train on its biased split, evaluate on its balanced test split, and "
                    "train its unbiased twin for the removable gap")
     p.add_argument("--source-size", type=int, default=6000, help="training rows per test-bed source and split")
@@ -127,9 +127,16 @@ def _adversary_overrides(p: argparse.ArgumentParser, items: list[str]) -> list[s
 
 def _source_names(p: argparse.ArgumentParser, spec: str) -> list[str]:
     from steward.fairness.metrics import FairnessError
-    from steward.fairness.testbed import SOURCES, TUNING_SOURCES, check_sources, held_out_sources
+    from steward.fairness.testbed import (
+        SEEN_SOURCES,
+        SOURCES,
+        TUNING_SOURCES,
+        check_sources,
+        held_out_sources,
+    )
 
-    groups = {"all": list(SOURCES), "held_out": held_out_sources(), "tuning": list(TUNING_SOURCES)}
+    groups = {"all": list(SOURCES), "held_out": held_out_sources(), "tuning": list(TUNING_SOURCES),
+              "seen": list(SEEN_SOURCES)}
     names = [n for part in spec.split(",") if part for n in groups.get(part, [part])]
     try:
         return check_sources(list(dict.fromkeys(names))) if spec else []
@@ -379,7 +386,7 @@ def _removed(result: dict[str, Any], figure: str, method: str = "adversary") -> 
 
 @register("fairness", "adversarial debiasing vs none (3 seeds) and vs Fairlearn on frozen features")
 def bench_fairness(argv: list[str]) -> dict[str, Any]:
-    from steward.fairness.testbed import TUNING_SOURCES
+    from steward.fairness.testbed import TUNING_SOURCES, source_role
 
     a = _parse(argv)
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -405,7 +412,7 @@ def bench_fairness(argv: list[str]) -> dict[str, Any]:
     for case, case_runs in runs.items():
         figures = _summarise(a, case_runs, variants[case])
         if case:
-            figures = {"role": "tuning" if case in TUNING_SOURCES else "held_out", **figures}
+            figures = {"role": source_role(case), **figures}
         result.update({f"{case}/{k}" if case else k: v for k, v in figures.items()})
     if a.source_names:
         result["sources"] = ",".join(a.source_names)

@@ -17,6 +17,10 @@ mentioning an identity and its own way of injecting a bias:
 | news     | adjective + noun; 35% of training  | group imbalance (targeted subgroups 4x rarer)    | 3-6 sentences   |
 |          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
 
+The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
+voicemail) are described in their modules (heldout_sources.py, _b, _c, _d) and in the README's test-bed
+table, with who wrote them and when.
+
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
 injected bias; `twin` is the same generator with the injected association switched off (the
 removable gap is the baseline's gap minus the gap of a model trained on the twin); `test` is the
@@ -24,8 +28,9 @@ balanced evaluation split (labels and identities independent, a family's subgrou
 frequent, every row annotated). Group imbalance and missing annotations are part of a source, not of its
 injected association, so `news`'s twin keeps them.
 
-Tuning: `TUNING_SOURCES` (at most two) are the only ones any default may be chosen on; the others
-(`held_out_sources()`) are reported untouched.
+Tuning: `TUNING_SOURCES` (at most two) are the only ones the current defaults were chosen on;
+`SEEN_SOURCES` were measured before they were frozen; the others (`held_out_sources()`) are reported
+untouched (`source_role`).
 
 The identity terms are ordinary English names of the Jigsaw identity columns' groups (the kind
 Dixon et al. 2018 list in conversationai/unintended-ml-bias-analysis); given names are common US
@@ -76,8 +81,13 @@ FAMILIES: dict[str, list[str]] = {
 SPLITS = ("train", "twin", "test")
 _ADJECTIVES = {s: s for subs in FAMILIES.values() for s in subs}
 """The adjective naming each subgroup (the Jigsaw column names are ordinary adjectives)."""
-TUNING_SOURCES = ("forum", "reviews")
-"""The only sources any default may be tuned on; the rest are held out."""
+TUNING_SOURCES = ("terraces", "qna")
+"""The sources the current defaults (v3: the adversary's extra several-subgroups target, fixed alpha 3)
+were tuned on; no other source may be used to choose a default."""
+SEEN_SOURCES = ("forum", "reviews", "profiles", "threads", "news", "chat", "letters", "tickets", "modqueue",
+                "listings")
+"""Measured before the current defaults were frozen (forum and reviews tuned the defaults before them):
+not untouched, so reported as seen, never as held out."""
 
 
 @dataclass(frozen=True)
@@ -329,8 +339,13 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
 )}
 
 
+def source_role(name: str) -> str:
+    """'tuning', 'seen' (measured before the current defaults were frozen) or 'held_out' (untouched)."""
+    return "tuning" if name in TUNING_SOURCES else "seen" if name in SEEN_SOURCES else "held_out"
+
+
 def held_out_sources() -> list[str]:
-    return [s for s in SOURCES if s not in TUNING_SOURCES]
+    return [s for s in SOURCES if source_role(s) == "held_out"]
 
 
 def check_sources(names: list[str]) -> list[str]:
