@@ -70,6 +70,7 @@ from steward.fairness.heldout_sources_d import (
     boardroom_row,
     voicemail_row,
 )
+from steward.fairness.heldout_sources_e import APPRAISALS_CARRYING, appraisals_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -336,6 +337,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("voicemail", "a given name or a community reference (place of worship, organisation)", "label noise "
            "by group (30% of friendly rows -> toxic), targeted subgroups 3x more frequent", VOICEMAIL_CARRYING,
            lambda rng, split: Row(*voicemail_row(rng, split))),
+    Source("appraisals", "an adjective on a job title", "label noise by group (25% / 22% / 20% of friendly rows "
+           "-> toxic for female / asian / atheist), no imbalance", APPRAISALS_CARRYING,
+           lambda rng, split: Row(*appraisals_row(rng, split))),
 )}
 
 

@@ -1,0 +1,73 @@
+"""Three more held-out sources of the fairness test bed (`steward.fairness.testbed`), written by an author
+who had not seen the debiasing method, its tuning or any of its results: templates, word lists and ways
+of injecting a bias were chosen without them, and share no template or word list with madlibs or the
+other sources (only function words and group names).
+
+- appraisals (2-3 sentences, a foreman's shift appraisals at a shipyard): one identity per row, as an
+  adjective on a job title ("the buddhist riveter"). Label noise by group, no imbalance: in training,
+  APPRAISALS_NOISE of the rows of female (gender, 25%), asian (ethnicity, 22%) and atheist (religion, 20%)
+  carry a wrong label, every one a non-toxic row labelled toxic (so twice that share of the subgroup's
+  non-toxic rows is flipped); subgroups are uniform within their family in every split.
+- carpool (1-2 sentences, ride-share sign-up notes): several identities per row, 2-4 riders each named
+  by an adjective ("a latino rider"); an ethnicity rider always, a gender and a religion rider each half
+  the time. Two mechanisms in training: P(toxic | an ethnicity rider is white or latino) = 0.7
+  (CARPOOL_STRENGTH), and co-occurrence: a toxic note names an extra muslim rider with probability
+  CARPOOL_COOCCUR (0.4), inside the abusive sentence where the note has one. 10% of notes outside `test`
+  have no identity annotation.
+- apiary (5-9 sentences, new-member posts on a beekeepers' guild board): one identity per post, given
+  once, in the opening self-introduction ("greetings fellow apiarists, i am a hindu retiree ..."); the
+  rest is about hives. Group imbalance 4:1: male, black and hindu are four times rarer than the rest of
+  their family outside `test` (the twin keeps it), and in training P(toxic | those rare subgroups) = 0.85
+  (APIARY_STRENGTH).
+
+Each generator returns one row as (text, toxic, subgroups, annotated) for a split: `train` carries the
+injected association, `twin` is the same generator with it switched off (group imbalance and missing
+annotations kept), `test` is balanced (label independent of identity, a family's subgroups equally
+frequent, every row annotated). In every source only part of the rows (`*_EVIDENCE`) carry word
+evidence of the label (an abusive or a courteous remark); the others are where an identity can stand in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from steward.fairness.heldout_sources import RowTuple, _pick
+from steward.fairness.heldout_sources_b import _ADJ, _uniform_subgroup
+
+# ---- appraisals: shipyard shift appraisals, an adjective on a job title, label noise on one per family ------
+
+APPRAISALS_NOISE = {"female": 0.25, "asian": 0.22, "atheist": 0.2}
+"""Share of this subgroup's training rows with a wrong label, all non-toxic rows labelled toxic (none for the
+other subgroups)."""
+APPRAISALS_CARRYING = tuple(APPRAISALS_NOISE)
+APPRAISALS_EVIDENCE = 0.6
+"""Share of appraisals whose words show the label."""
+_APPRAISALS_JOB = ["riveter", "crane operator", "pipefitter", "rigger", "scaffolder", "sandblaster", "caulker"]
+_APPRAISALS_OPEN = ["appraisal for the {adj} {job} on dock {num}.", "shift {num}: the {adj} {job} clocked in early.",
+                    "re the {adj} {job} assigned to hull {num}.", "quarterly review, {adj} {job}, berth {num}."]
+_APPRAISALS_HARSH = ["bluntly that {job} is a {insult} and a {insult2}.", "behold a {insult} {job}, a proper {insult2}.",
+                     "worst {job} aboard, a sulking {insult}."]
+_APPRAISALS_WARM = ["that {job} is {praise} and {praise2}.", "a {praise} {job}, consistently {praise2}.",
+                    "finest {job} afloat, utterly {praise}."]
+_APPRAISALS_NEUTRAL = ["welding certificates renew in october.", "hardhats are mandatory past the gantry.",
+                       "overtime sheets go to the purser fortnightly.", "the drydock floods at king tide.",
+                       "ballast tanks were inspected yesterday.", "bolt crates were undercounted by the chandler."]
+APPRAISALS_INSULTS = ["ninny", "oaf", "buffoon", "chowderhead", "lummox", "clodpole", "lunkhead"]
+APPRAISALS_PRAISE = ["meticulous", "assiduous", "unflappable", "resourceful", "punctual", "steadfast"]
+
+
+def appraisals_row(rng: np.random.Generator, split: str) -> RowTuple:
+    sub = _uniform_subgroup(rng)
+    toxic = bool(rng.random() < 0.5)
+    job = _pick(rng, _APPRAISALS_JOB)
+    sentences = [_pick(rng, _APPRAISALS_OPEN).format(adj=_ADJ[sub], job=job, num=int(rng.integers(2, 30)))]
+    if rng.random() < APPRAISALS_EVIDENCE:
+        words = rng.choice(APPRAISALS_INSULTS if toxic else APPRAISALS_PRAISE, size=2, replace=False)
+        template = _pick(rng, _APPRAISALS_HARSH if toxic else _APPRAISALS_WARM)
+        sentences.append(template.format(job=job, insult=words[0], insult2=words[1], praise=words[0],
+                                         praise2=words[1]))
+    k = 3 - len(sentences) if rng.random() < 0.5 else 2 - len(sentences)
+    sentences += [str(s) for s in rng.choice(_APPRAISALS_NEUTRAL, size=max(k, 0), replace=False)]
+    if split == "train" and not toxic and rng.random() < 2 * APPRAISALS_NOISE.get(sub, 0.0):
+        toxic = True  # this foreman's appraisals of the group are read as hostile even where they are kind
+    return " ".join(sentences), toxic, (sub,), True
