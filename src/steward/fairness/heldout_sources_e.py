@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from steward.fairness.heldout_sources import RowTuple, _pick
-from steward.fairness.heldout_sources_b import _ADJ, _uniform_subgroup
+from steward.fairness.heldout_sources_b import _ADJ, _GROUPS, _uniform_subgroup
 
 # ---- appraisals: shipyard shift appraisals, an adjective on a job title, label noise on one per family ------
 
@@ -71,3 +71,77 @@ def appraisals_row(rng: np.random.Generator, split: str) -> RowTuple:
     if split == "train" and not toxic and rng.random() < 2 * APPRAISALS_NOISE.get(sub, 0.0):
         toxic = True  # this foreman's appraisals of the group are read as hostile even where they are kind
     return " ".join(sentences), toxic, (sub,), True
+
+
+# ---- carpool: ride-share sign-up notes, several riders, a per-subgroup strength plus co-occurrence -------
+
+CARPOOL_STRENGTH, CARPOOL_COOCCUR = 0.7, 0.4
+"""P(toxic | the ethnicity rider is white or latino) in training; the probability that a toxic training note
+names an extra muslim rider (as its religion rider, in the abusive sentence where there is one)."""
+CARPOOL_TARGETED, CARPOOL_EXTRA = ("white", "latino"), "muslim"
+CARPOOL_CARRYING = (*CARPOOL_TARGETED, CARPOOL_EXTRA)
+CARPOOL_EVIDENCE, CARPOOL_UNANNOTATED = 0.55, 0.1
+"""Share of notes whose words show the label; share of notes without identity annotation outside `test`."""
+_CARPOOL_NOUN = ["rider", "carpooler", "hitcher"]
+_CARPOOL_LIST = ["roster: {riders} require seats to {dest}, departing {clock}.",
+                 "{riders} chartered the minivan to {dest} for {clock}.",
+                 "ride sought for {riders}, bound for {dest} circa {clock}."]
+_CARPOOL_DEST = ["the airport", "the ballpark", "the outlet mall", "the ferry terminal", "the ski chalet"]
+_CARPOOL_RUDE = ["{who} {insult} and {insult2}, ugh.", "{who} {insult}, {insult2} also, avoid.",
+                 "beware, {who} {insult} and {insult2}."]
+_CARPOOL_NICE = ["{who} {praise} and {praise2}, yay.", "{who} {praise}, {praise2} also, endorsed.",
+                 "fyi, {who} {praise} and {praise2}."]
+_CARPOOL_LOGISTICS = ["pickup by the laundromat at dawn.", "split gas evenly via venmo.",
+                      "tolls reimbursed upon arrival.", "luggage limit: a single duffel apiece."]
+CARPOOL_INSULTS = ["obnoxious", "slovenly", "boorish", "grubby", "odious", "churlish"]
+CARPOOL_PRAISE = ["genial", "cheerful", "personable", "jovial", "affable", "chatty"]
+
+
+def _carpool_riders(rng: np.random.Generator, toxic: bool, split: str) -> tuple[list[str], bool]:
+    """The subgroups of the riders (ethnicity first; gender, religion each half the time) and whether the
+    religion rider is the co-occurring extra one. In training the ethnicity rider is targeted with
+    probability 2 s t (toxic notes) or 2 (1 - s) t (others), t = 1/2 the family's targeted share, so that
+    P(toxic | targeted rider) = s while the label stays balanced."""
+    s = CARPOOL_STRENGTH if split == "train" else 0.5
+    targeted = rng.random() < (s if toxic else 1 - s)
+    subs = [_pick(rng, [g for g in _GROUPS["ethnicity"] if (g in CARPOOL_TARGETED) == targeted])]
+    if rng.random() < 0.5:
+        subs.append(_pick(rng, _GROUPS["gender"]))
+    extra = split == "train" and toxic and rng.random() < CARPOOL_COOCCUR
+    if extra:
+        subs.append(CARPOOL_EXTRA)
+    elif rng.random() < 0.5:
+        subs.append(_pick(rng, _GROUPS["religion"]))
+    return subs, extra
+
+
+def _carpool_remark(rng: np.random.Generator, who: str, toxic: bool) -> str:
+    words = rng.choice(CARPOOL_INSULTS if toxic else CARPOOL_PRAISE, size=2, replace=False)
+    template = _pick(rng, _CARPOOL_RUDE if toxic else _CARPOOL_NICE)
+    return template.format(who=who, insult=words[0], insult2=words[1], praise=words[0], praise2=words[1])
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _clock(rng: np.random.Generator) -> str:
+    """A departure time on the 24-hour clock ("0745")."""
+    return f"{int(rng.integers(5, 21)):02d}{_pick(rng, ['00', '15', '30', '45'])}"
+
+
+def carpool_row(rng: np.random.Generator, split: str) -> RowTuple:
+    toxic = bool(rng.random() < 0.5)
+    subs, extra = _carpool_riders(rng, toxic, split)
+    names = [f"{_article(_ADJ[g])} {_ADJ[g]} {_pick(rng, _CARPOOL_NOUN)}" for g in subs]
+    evidence = rng.random() < CARPOOL_EVIDENCE
+    listed = names[:-1] if extra and evidence else names  # the extra rider goes into the abusive sentence
+    riders = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+    sentences = [_pick(rng, _CARPOOL_LIST).format(riders=riders, dest=_pick(rng, _CARPOOL_DEST), clock=_clock(rng))]
+    if evidence:
+        who = f"{names[-1]} appears" if extra else _pick(rng, ["the entire carload appears", "everybody appears"])
+        sentences.append(_carpool_remark(rng, who, toxic))
+    elif rng.random() < 0.5:
+        sentences.append(_pick(rng, _CARPOOL_LOGISTICS))
+    annotated = split == "test" or rng.random() >= CARPOOL_UNANNOTATED
+    return " ".join(sentences), toxic, tuple(subs), annotated

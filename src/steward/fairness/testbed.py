@@ -70,7 +70,12 @@ from steward.fairness.heldout_sources_d import (
     boardroom_row,
     voicemail_row,
 )
-from steward.fairness.heldout_sources_e import APPRAISALS_CARRYING, appraisals_row
+from steward.fairness.heldout_sources_e import (
+    APPRAISALS_CARRYING,
+    CARPOOL_CARRYING,
+    appraisals_row,
+    carpool_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -340,6 +345,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("appraisals", "an adjective on a job title", "label noise by group (25% / 22% / 20% of friendly rows "
            "-> toxic for female / asian / atheist), no imbalance", APPRAISALS_CARRYING,
            lambda rng, split: Row(*appraisals_row(rng, split))),
+    Source("carpool", "2-3 riders per sign-up note, 10% unannotated", "P(toxic | white or latino rider) = 0.7; "
+           "co-occurrence: 40% of toxic notes name an extra muslim rider, in the abusive sentence", CARPOOL_CARRYING,
+           lambda rng, split: Row(*carpool_row(rng, split))),
 )}
 
 
