@@ -8,9 +8,9 @@ other sources (only function words and group names).
   APPRAISALS_NOISE of the rows of female (gender, 25%), asian (ethnicity, 22%) and atheist (religion, 20%)
   carry a wrong label, every one a non-toxic row labelled toxic (so twice that share of the subgroup's
   non-toxic rows is flipped); subgroups are uniform within their family in every split.
-- carpool (1-2 sentences, ride-share sign-up notes): several identities per row, 2-4 riders each named
-  by an adjective ("a latino rider"); an ethnicity rider always, a gender and a religion rider each half
-  the time. Two mechanisms in training: P(toxic | an ethnicity rider is white or latino) = 0.7
+- carpool (1-2 sentences, ride-share sign-up notes): several identities per row, 2-3 riders each named
+  by an adjective ("a latino rider"): an ethnicity rider always, then a gender rider, a religion rider or
+  both (a third each). Two mechanisms in training: P(toxic | an ethnicity rider is white or latino) = 0.7
   (CARPOOL_STRENGTH), and co-occurrence: a toxic note names an extra muslim rider with probability
   CARPOOL_COOCCUR (0.4), inside the abusive sentence where the note has one. 10% of notes outside `test`
   have no identity annotation.
@@ -98,19 +98,21 @@ CARPOOL_PRAISE = ["genial", "cheerful", "personable", "jovial", "affable", "chat
 
 
 def _carpool_riders(rng: np.random.Generator, toxic: bool, split: str) -> tuple[list[str], bool]:
-    """The subgroups of the riders (ethnicity first; gender, religion each half the time) and whether the
-    religion rider is the co-occurring extra one. In training the ethnicity rider is targeted with
-    probability 2 s t (toxic notes) or 2 (1 - s) t (others), t = 1/2 the family's targeted share, so that
-    P(toxic | targeted rider) = s while the label stays balanced."""
+    """The subgroups of the 2-3 riders (ethnicity first, then gender, religion or both, a third each) and
+    whether the religion rider is the co-occurring extra one (added, or replacing the drawn one, in toxic
+    training notes). In training the ethnicity rider is targeted with probability 2 s t (toxic notes) or
+    2 (1 - s) t (others), t = 1/2 the family's targeted share, so that P(toxic | targeted rider) = s while
+    the label stays balanced."""
     s = CARPOOL_STRENGTH if split == "train" else 0.5
     targeted = rng.random() < (s if toxic else 1 - s)
     subs = [_pick(rng, [g for g in _GROUPS["ethnicity"] if (g in CARPOOL_TARGETED) == targeted])]
-    if rng.random() < 0.5:
+    families = _pick(rng, [("gender",), ("religion",), ("gender", "religion")])
+    if "gender" in families:
         subs.append(_pick(rng, _GROUPS["gender"]))
     extra = split == "train" and toxic and rng.random() < CARPOOL_COOCCUR
     if extra:
         subs.append(CARPOOL_EXTRA)
-    elif rng.random() < 0.5:
+    elif "religion" in families:
         subs.append(_pick(rng, _GROUPS["religion"]))
     return subs, extra
 
