@@ -147,3 +147,46 @@ def carpool_row(rng: np.random.Generator, split: str) -> RowTuple:
         sentences.append(_pick(rng, _CARPOOL_LOGISTICS))
     annotated = split == "test" or rng.random() >= CARPOOL_UNANNOTATED
     return " ".join(sentences), toxic, tuple(subs), annotated
+
+
+# ---- apiary: long beekeepers' guild posts, a self-introduction, rare subgroups with a strong association ---
+
+APIARY_CARRYING = ("male", "black", "hindu")
+APIARY_STRENGTH, APIARY_RARITY, APIARY_EVIDENCE = 0.85, 0.25, 0.55
+"""P(toxic | a rare subgroup) in training; the rare subgroups' frequency relative to the rest of their family
+outside `test` (4:1); share of posts whose words show the label."""
+_APIARY_PERSONA = ["orchardist", "horticulturist", "homesteader", "hobbyist", "grandparent", "vintner"]
+_APIARY_INTRO = ["greetings fellow apiarists, introducing myself: {art} {adj} {persona} tending {num} colonies.",
+                 "howdy beefolk, {art} {adj} {persona} chiming in, i manage {num} hives.",
+                 "newcomer intro: {art} {adj} {persona}, {num} colonies thus far."]
+_APIARY_HIVE = ["my nucs overwintered nicely.", "varroa counts dropped after the oxalic dribble.",
+                "the clover flow started prematurely.", "i requeened a feral colony.", "swarm cells appeared on frame {num}.",
+                "the extractor jammed midway.", "propolis glues every lid tight.", "drones clustered by the entrance reducer.",
+                "smoker fuel: dried sumac.", "linden bloom smelled glorious.", "wax moths ruined a deep super.",
+                "the observation hive delights schoolkids.", "capped brood looked patchy by midsummer."]
+_APIARY_RANT = ["the webmaster administering the hivemasters forum is a {insult} and a {insult2}.",
+                "the swarm collector who lied to me is a {insult}, a {insult2} indeed.",
+                "you {insult}s policing this forum are {insult2}s."]
+_APIARY_PRAISE_LINE = ["the webmaster administering the hivemasters forum is a {praise} and a {praise2}.",
+                       "the swarm collector who mentored me is a {praise}, a {praise2} indeed.",
+                       "you {praise}s policing this forum are {praise2}s."]
+APIARY_INSULTS = ["scoundrel", "wretch", "cur", "knave", "rotter", "twerp"]
+APIARY_PRAISE = ["darling", "angel", "sage", "luminary", "trooper", "marvel"]
+
+
+def _apiary_remark(rng: np.random.Generator, toxic: bool) -> str:
+    words = rng.choice(APIARY_INSULTS if toxic else APIARY_PRAISE, size=2, replace=False)
+    template = _pick(rng, _APIARY_RANT if toxic else _APIARY_PRAISE_LINE)
+    return template.format(insult=words[0], insult2=words[1], praise=words[0], praise2=words[1])
+
+
+def apiary_row(rng: np.random.Generator, split: str) -> RowTuple:
+    rarity = None if split == "test" else dict.fromkeys(APIARY_CARRYING, APIARY_RARITY)
+    sub = _uniform_subgroup(rng, rarity)
+    toxic = bool(rng.random() < (APIARY_STRENGTH if split == "train" and sub in APIARY_CARRYING else 0.5))
+    intro = _pick(rng, _APIARY_INTRO).format(art=_article(_ADJ[sub]), adj=_ADJ[sub], num=int(rng.integers(2, 40)),
+                                             persona=_pick(rng, _APIARY_PERSONA))
+    body = [_apiary_remark(rng, toxic)] if rng.random() < APIARY_EVIDENCE else []
+    n_hive = int(rng.integers(5, 10)) - 1 - len(body)
+    body += [str(h).format(num=int(rng.integers(1, 11))) for h in rng.choice(_APIARY_HIVE, size=n_hive, replace=False)]
+    return " ".join([intro, *rng.permutation(body).tolist()]), toxic, (sub,), True

@@ -71,8 +71,10 @@ from steward.fairness.heldout_sources_d import (
     voicemail_row,
 )
 from steward.fairness.heldout_sources_e import (
+    APIARY_CARRYING,
     APPRAISALS_CARRYING,
     CARPOOL_CARRYING,
+    apiary_row,
     appraisals_row,
     carpool_row,
 )
@@ -348,6 +350,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("carpool", "2-3 riders per sign-up note, 10% unannotated", "P(toxic | white or latino rider) = 0.7; "
            "co-occurrence: 40% of toxic notes name an extra muslim rider, in the abusive sentence", CARPOOL_CARRYING,
            lambda rng, split: Row(*carpool_row(rng, split))),
+    Source("apiary", "a self-introduction opening a long post, given once", "rare subgroups (4x rarer, twin too) "
+           "with P(toxic | one) = 0.85: male, black, hindu", APIARY_CARRYING,
+           lambda rng, split: Row(*apiary_row(rng, split))),
 )}
 
 
