@@ -18,8 +18,8 @@ mentioning an identity and its own way of injecting a bias:
 |          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
-voicemail) are described in their modules (heldout_sources.py, _b, _c, _d) and in the README's test-bed
-table, with who wrote them and when.
+voicemail; appraisals, carpool, apiary) are described in their modules (heldout_sources.py, _b, _c, _d, _e)
+and in the README's test-bed table, with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
 injected bias; `twin` is the same generator with the injected association switched off (the
