@@ -1,6 +1,7 @@
 """The two held-out test-bed sources written without sight of the debiasing method (`chat`, `letters`;
 the vocabulary test also covers the three of `heldout_sources_b` and the two of `heldout_sources_c` and those of
-`heldout_sources_d`, tested in test_fairness_heldout_sources_b.py, _c.py and _d.py):
+`heldout_sources_d` and `heldout_sources_e`, tested in test_fairness_heldout_sources_b.py, _c.py, _d.py
+and _e.py):
 registered as held out, their own vocabulary, the shape the docstring promises, the injected
 association in the training split only (in the data, and in what a bag-of-words model learns), and
 missing identity annotations read back by the loader."""
@@ -38,6 +39,7 @@ NEW = ("chat", "letters")
 NEW_B = ("qna", "tickets", "modqueue")
 NEW_C = ("listings", "terraces")
 NEW_D = ("appstore", "boardroom", "voicemail")
+NEW_E = ("appraisals", "carpool", "apiary")
 
 
 def _words(texts: list[str]) -> set[str]:
@@ -61,7 +63,7 @@ def test_registered_with_the_test_bed_families():
 def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_generators():
     """Each source written blind (chat, letters; qna, tickets, modqueue of `heldout_sources_b`; listings,
     terraces of `heldout_sources_c`; appstore, boardroom, voicemail of
-    `heldout_sources_d`) against madlibs and every other
+    `heldout_sources_d`; appraisals, carpool, apiary of `heldout_sources_e`) against madlibs and every other
     source, the blind ones included."""
     words = {name: _words(generate_source(name, 3000, seed=0, split="train").texts)
              | _words(generate_source(name, 3000, seed=0, split="test").texts) for name in SOURCES}
@@ -71,7 +73,7 @@ def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_ge
                "no", "of", "on", "our", "out", "over", "s", "so", "that", "the", "their", "them", "these",
                "they", "this", "to", "us", "was", "way", "we", "week", "were", "who", "will", "with", "you",
                "your", "trans", *(s for subs in FAMILIES.values() for s in subs)}  # "s": the possessive 's
-    for name in (*NEW, *NEW_B, *NEW_C, *NEW_D):
+    for name in (*NEW, *NEW_B, *NEW_C, *NEW_D, *NEW_E):
         others = madlibs.union(*(w for other, w in words.items() if other != name))
         shared = words[name] & others
         assert shared <= allowed, (name, sorted(shared - allowed))

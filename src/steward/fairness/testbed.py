@@ -18,8 +18,8 @@ mentioning an identity and its own way of injecting a bias:
 |          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
-voicemail) are described in their modules (heldout_sources.py, _b, _c, _d) and in the README's test-bed
-table, with who wrote them and when.
+voicemail; appraisals, carpool, apiary) are described in their modules (heldout_sources.py, _b, _c, _d, _e)
+and in the README's test-bed table, with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
 injected bias; `twin` is the same generator with the injected association switched off (the
@@ -69,6 +69,14 @@ from steward.fairness.heldout_sources_d import (
     appstore_row,
     boardroom_row,
     voicemail_row,
+)
+from steward.fairness.heldout_sources_e import (
+    APIARY_CARRYING,
+    APPRAISALS_CARRYING,
+    CARPOOL_CARRYING,
+    apiary_row,
+    appraisals_row,
+    carpool_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -336,6 +344,15 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("voicemail", "a given name or a community reference (place of worship, organisation)", "label noise "
            "by group (30% of friendly rows -> toxic), targeted subgroups 3x more frequent", VOICEMAIL_CARRYING,
            lambda rng, split: Row(*voicemail_row(rng, split))),
+    Source("appraisals", "an adjective on a job title", "label noise by group (25% / 22% / 20% of friendly rows "
+           "-> toxic for female / asian / atheist), no imbalance", APPRAISALS_CARRYING,
+           lambda rng, split: Row(*appraisals_row(rng, split))),
+    Source("carpool", "2-3 riders per sign-up note, 10% unannotated", "P(toxic | white or latino rider) = 0.7; "
+           "co-occurrence: 40% of toxic notes name an extra muslim rider, in the abusive sentence", CARPOOL_CARRYING,
+           lambda rng, split: Row(*carpool_row(rng, split))),
+    Source("apiary", "a self-introduction opening a long post, given once", "rare subgroups (4x rarer, twin too) "
+           "with P(toxic | one) = 0.85: male, black, hindu", APIARY_CARRYING,
+           lambda rng, split: Row(*apiary_row(rng, split))),
 )}
 
 
