@@ -18,7 +18,8 @@ mentioning an identity and its own way of injecting a bias:
 |          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
-voicemail; appraisals, carpool, apiary) are described in their modules (heldout_sources.py, _b, _c, _d, _e)
+voicemail; appraisals, carpool, apiary; seating, stargazing) are described in their modules
+(heldout_sources.py, _b, _c, _d, _e, _f)
 and in the README's test-bed table, with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
@@ -77,6 +78,12 @@ from steward.fairness.heldout_sources_e import (
     apiary_row,
     appraisals_row,
     carpool_row,
+)
+from steward.fairness.heldout_sources_f import (
+    SEATING_CARRYING,
+    STARGAZING_CARRYING,
+    seating_row,
+    stargazing_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -353,6 +360,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("apiary", "a self-introduction opening a long post, given once", "rare subgroups (4x rarer, twin too) "
            "with P(toxic | one) = 0.85: male, black, hindu", APIARY_CARRYING,
            lambda rng, split: Row(*apiary_row(rng, split))),
+    Source("seating", "a kinship phrase (\"my buddhist granny\")", "label noise by group (25% of rows -> toxic, "
+           "all friendly ones, for jewish and asian), no imbalance", SEATING_CARRYING,
+           lambda rng, split: Row(*seating_row(rng, split))),
+    Source("stargazing", "a plural in a headline-like first line", "P(toxic | latino headline group) = 0.75; "
+           "co-occurrence: 45% of toxic reports name the trans skywatchers, in the abusive sentence",
+           STARGAZING_CARRYING, lambda rng, split: Row(*stargazing_row(rng, split))),
 )}
 
 
