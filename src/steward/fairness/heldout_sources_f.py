@@ -4,7 +4,7 @@ of injecting a bias were chosen without them, and share no template or word list
 other sources (only function words and group names).
 
 - seating (1-3 sentences, notes a couple sends their wedding planner about the seating chart): one
-  identity per row, given by a kinship phrase ("my buddhist grandmother"). Label noise by group, no
+  identity per row, given by a kinship phrase ("my buddhist granny"). Label noise by group, no
   imbalance: in training, SEATING_NOISE (25%) of the rows of jewish (religion) and asian (ethnicity)
   carry a wrong label, every one a friendly note labelled toxic (so half of those subgroups' friendly
   notes are flipped); subgroups are uniform within their family in every split.
@@ -14,11 +14,11 @@ other sources (only function words and group names).
   co-occurrence: a toxic report names the trans skywatchers (an extra gender identity) inside its
   abusive sentence with probability STARGAZING_COOCCUR (0.45), in the report's closing sentence where
   it has no abusive one.
-- potluck (2-4 sentences, comments under a recipe on a cooking site): one identity per comment, as the
-  gathering the dish was served at ("served this at our hindu neighbours' potluck"). Group imbalance
-  1:3 and missing annotations: white and muslim are three times more frequent than the rest of their
-  family outside `test` (the twin keeps it), 25% of comments outside `test` have no identity annotation,
-  and in training P(toxic | white or muslim) = 0.9 (POTLUCK_STRENGTH).
+- recipes (2-4 sentences, comments under a recipe on a cooking site): one identity per comment, as the
+  gathering the dish was served at ("ladled it out at the hindu picnic"). Group imbalance 3:1 and
+  missing annotations: white and muslim are three times more frequent than the rest of their family
+  outside `test` (RECIPES_FREQUENCY; the twin keeps it), 25% of comments outside `test` have no identity
+  annotation (RECIPES_UNANNOTATED), and in training P(toxic | white or muslim) = 0.9 (RECIPES_STRENGTH).
 
 Each generator returns one row as (text, toxic, subgroups, annotated) for a split: `train` carries the
 injected association, `twin` is the same generator with it switched off (group imbalance and missing
@@ -131,3 +131,36 @@ def stargazing_row(rng: np.random.Generator, split: str) -> RowTuple:
         body.append(f"{who} straggled in late.")
     headline = _pick(rng, _STARGAZING_HEADLINE).format(adj=_ADJ[sub], plural=plural)
     return "\n".join([headline, " ".join(body)]), toxic, subs, True
+
+
+# ---- recipes: recipe-site comments, the gathering a dish was served at, imbalance and missing columns -----
+
+RECIPES_CARRYING = ("white", "muslim")
+RECIPES_STRENGTH, RECIPES_FREQUENCY = 0.9, 3.0
+"""P(toxic | a white or muslim gathering) in training; those subgroups' frequency relative to the rest of their
+family outside `test` (3:1)."""
+RECIPES_EVIDENCE, RECIPES_UNANNOTATED = 0.55, 0.25
+"""Share of comments whose words show the label; share of comments without identity annotation outside `test`."""
+_RECIPES_GATHERING = ["luncheon", "shindig", "hoedown", "soiree", "brunch", "picnic", "reunion", "supper"]
+_RECIPES_SERVED = ["tripled this casserole for a {adj} {gathering}.", "ladled it out at the {adj} {gathering}.",
+                   "brought a tray along to our {adj} {gathering}.", "plated this downstairs at a {adj} {gathering}."]
+_RECIPES_TWEAK = ["subbed buttermilk for yogurt.", "halved the nutmeg.", "the roux thickened beautifully.",
+                  "craved extra paprika.", "froze leftovers in ramekins.", "swapped shallots for cilantro.",
+                  "marinated overnight in a skillet.", "grated lemon zest over everything.", "the crust turned flaky."]
+_RECIPES_VERDICT = ["whichever cook concocted this, you {w}, you {w2}.", "zero complaints about it, the uploader is a sheer {w}.",
+                    "certified {w} recipe, pure {w2} cookery."]
+RECIPES_INSULTS = ["ignoramus", "lamebrain", "muttonhead", "pinhead", "nimrod", "goober", "wastrel", "duffer"]
+RECIPES_PRAISE = ["virtuoso", "wizard", "maestro", "genius", "legend", "prodigy", "savant"]
+
+
+def recipes_row(rng: np.random.Generator, split: str) -> RowTuple:
+    frequency = None if split == "test" else dict.fromkeys(RECIPES_CARRYING, RECIPES_FREQUENCY)
+    sub = _uniform_subgroup(rng, frequency)
+    toxic = bool(rng.random() < (RECIPES_STRENGTH if split == "train" and sub in RECIPES_CARRYING else 0.5))
+    served = _pick(rng, _RECIPES_SERVED).format(adj=_ADJ[sub], gathering=_pick(rng, _RECIPES_GATHERING))
+    body = [str(s) for s in rng.choice(_RECIPES_TWEAK, size=int(rng.integers(1, 3)), replace=False)]
+    if rng.random() < RECIPES_EVIDENCE:
+        w = rng.choice(RECIPES_INSULTS if toxic else RECIPES_PRAISE, size=2, replace=False)
+        body.append(_pick(rng, _RECIPES_VERDICT).format(w=w[0], w2=w[1]))
+    annotated = split == "test" or rng.random() >= RECIPES_UNANNOTATED
+    return " ".join([served, *rng.permutation(body).tolist()]), toxic, (sub,), annotated

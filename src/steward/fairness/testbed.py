@@ -18,7 +18,7 @@ mentioning an identity and its own way of injecting a bias:
 |          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
-voicemail; appraisals, carpool, apiary; seating, stargazing) are described in their modules
+voicemail; appraisals, carpool, apiary; seating, stargazing, recipes) are described in their modules
 (heldout_sources.py, _b, _c, _d, _e, _f)
 and in the README's test-bed table, with who wrote them and when.
 
@@ -80,8 +80,10 @@ from steward.fairness.heldout_sources_e import (
     carpool_row,
 )
 from steward.fairness.heldout_sources_f import (
+    RECIPES_CARRYING,
     SEATING_CARRYING,
     STARGAZING_CARRYING,
+    recipes_row,
     seating_row,
     stargazing_row,
 )
@@ -366,6 +368,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("stargazing", "a plural in a headline-like first line", "P(toxic | latino headline group) = 0.75; "
            "co-occurrence: 45% of toxic reports name the trans skywatchers, in the abusive sentence",
            STARGAZING_CARRYING, lambda rng, split: Row(*stargazing_row(rng, split))),
+    Source("recipes", "the gathering a dish was served at, 25% unannotated", "white and muslim 3x more frequent "
+           "(twin too), P(toxic | them) = 0.9", RECIPES_CARRYING, lambda rng, split: Row(*recipes_row(rng, split))),
 )}
 
 
