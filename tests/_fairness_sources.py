@@ -56,3 +56,11 @@ def assert_rate(values: np.ndarray, expected: float, what) -> None:
     keeps a rate near 0 or 1 from demanding exactness)."""
     tolerance = 4 * np.sqrt(max(expected * (1 - expected), 0.01) / len(values))
     assert abs(values.mean() - expected) < tolerance, (what, values.mean(), expected, tolerance)
+
+
+def assert_registered_with_role(names, roles: tuple[str, ...]) -> None:
+    """Every source of `names` is in the test bed, with one of `roles` (`testbed.source_role`)."""
+    from steward.fairness.testbed import source_role
+
+    assert set(names) <= set(SOURCES), set(names) - set(SOURCES)
+    assert all(source_role(n) in roles for n in names), {n: source_role(n) for n in names}

@@ -27,6 +27,7 @@ from steward.fairness.testbed import (
 
 def test_five_sources_two_for_tuning_the_rest_held_out():
     assert len(SOURCES) >= 5 and len(TUNING_SOURCES) <= 2 and set(TUNING_SOURCES) <= set(SOURCES)
+    assert TUNING_SOURCES == ("terraces", "qna")  # v3's, declared in the README
     assert set(held_out_sources()) == set(SOURCES) - set(TUNING_SOURCES) - set(SEEN_SOURCES)
     assert {source_role(s) for s in ("qna", "forum", "appstore")} == {"tuning", "seen", "held_out"}
     with pytest.raises(FairnessError, match="--sources: unknown source 'madlibs'; choose from forum"):
