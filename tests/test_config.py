@@ -143,7 +143,9 @@ def test_literals_match_the_registries():
     from steward.memory.apply import POLICIES
     from steward.models.gpt import FLAVORS
 
-    assert typing.get_args(job_module.CompressorName) == tuple(COMPRESSORS)
+    from steward.config.parallel import CompressorName
+
+    assert typing.get_args(CompressorName) == tuple(COMPRESSORS)
     assert typing.get_args(job_module.Flavor) == tuple(FLAVORS)
     assert typing.get_args(job_module.RematPolicy) == POLICIES
 

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import inspect
 import json
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -176,12 +177,11 @@ def config_hash(cfg: JobConfig) -> str:
 @functools.cache
 def field_docs() -> dict[str, str]:
     """The docstring under every field, read from the source of the section classes."""
-    from steward.config import job as job_module
-
     docs: dict[str, str] = {}
-    tree = ast.parse(inspect.getsource(job_module))
     sections = {cls.__name__: name for name, cls in _sections().items()}
-    for node in tree.body:
+    modules = sorted({cls.__module__ for cls in _sections().values()})
+    nodes = [node for module in modules for node in ast.parse(inspect.getsource(sys.modules[module])).body]
+    for node in nodes:
         if not isinstance(node, ast.ClassDef) or node.name not in sections:
             continue
         body = node.body
