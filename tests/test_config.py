@@ -140,10 +140,9 @@ def test_cross_section_checks_are_check_jobs():
 
 def test_literals_match_the_registries():
     from steward.comm.compressors import COMPRESSORS
+    from steward.config.parallel import CompressorName
     from steward.memory.apply import POLICIES
     from steward.models.gpt import FLAVORS
-
-    from steward.config.parallel import CompressorName
 
     assert typing.get_args(CompressorName) == tuple(COMPRESSORS)
     assert typing.get_args(job_module.Flavor) == tuple(FLAVORS)

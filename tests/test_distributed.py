@@ -39,10 +39,13 @@ def single(tmp_path_factory):
 
 
 ZERO1 = ["--parallel.dp_replicate", "2", "--parallel.shard_optimizer", "true"]
+ZERO2 = [*ZERO1, "--parallel.shard_gradients", "true"]
 
 
-@pytest.mark.parametrize("layout", [["--parallel.dp_replicate", "2"], ["--parallel.dp_shard", "2"], ZERO1],
-                         ids=["ddp", "fsdp2", "ddp-zero1"])
+# ZeRO-2 with two micro-batches per rank: the first accumulates locally, the last reduces onto the owners
+@pytest.mark.parametrize("layout", [["--parallel.dp_replicate", "2"], ["--parallel.dp_shard", "2"], ZERO1, ZERO2,
+                                    [*ZERO2, "--train.micro_batch_size", "1"]],
+                         ids=["ddp", "fsdp2", "ddp-zero1", "ddp-zero2", "ddp-zero2-accum"])
 def test_two_processes_match_one(tmp_path, single, layout):
     out = tmp_path / "run"
     summary = launch_local(None, [*COMMON, *F64, "--job.out", str(out), *layout], nproc=2)
@@ -63,16 +66,17 @@ def test_two_processes_match_one(tmp_path, single, layout):
         assert back[step] == pytest.approx(single[step], rel=RTOL), step
 
 
-def test_sharded_optimizer_resumes_from_plain_ddp(tmp_path, single):
-    """ZeRO-1 checkpoints hold what unsharded ones hold (a ZeRO-1 checkpoint resumes in one process:
-    test_two_processes_match_one); the other way, a 2-process ZeRO-1 run resumes from a plain DDP
+@pytest.mark.parametrize("zero", [ZERO1, ZERO2], ids=["zero1", "zero2"])
+def test_sharded_optimizer_resumes_from_plain_ddp(tmp_path, single, zero):
+    """ZeRO-1/2 checkpoints hold what unsharded ones hold (one resumes in one process:
+    test_two_processes_match_one); the other way, a 2-process ZeRO-1/2 run resumes from a plain DDP
     checkpoint, each rank taking the moments it owns, and continues the one-process curve."""
     ddp = tmp_path / "ddp"
     launch_local(None, [*COMMON, *F64, "--job.out", str(ddp), "--parallel.dp_replicate", "2"], nproc=2)
-    zero = tmp_path / "zero"
-    launch_local(None, [*COMMON, *F64, "--job.out", str(zero), *ZERO1,
+    zero_run = tmp_path / "zero"
+    launch_local(None, [*COMMON, *F64, "--job.out", str(zero_run), *zero,
                         "--checkpoint.resume", str(ddp / "checkpoints" / "step-3")], nproc=2)
-    got = curve(zero)
+    got = curve(zero_run)
     assert sorted(got) == [4, 5, 6]
     for step in got:
         assert got[step] == pytest.approx(single[step], rel=RTOL), step

@@ -46,6 +46,13 @@ def test_resolved_degrees_and_old_api():
     (["--parallel.shard_optimizer", "true", "--parallel.dp_replicate", "2", "--parallel.tp", "2"], 4, None,
      "parallel.shard_optimizer"),
     (["--parallel.shard_optimizer", "true"], 1, None, "set parallel.dp_replicate to the world size"),
+    (["--parallel.shard_gradients", "true", "--parallel.dp_replicate", "2"], 2, None,
+     "parallel.shard_gradients: shards the gradients over the ranks that own the optimizer state; set "
+     "parallel.shard_optimizer true"),
+    (["--parallel.shard_gradients", "true", "--parallel.shard_optimizer", "true", "--parallel.dp_replicate", "2",
+      "--comm.compressor", "powersgd"], 2, None, "which gradient compression (comm.compressor, comm.hierarchical)"),
+    (["--parallel.shard_gradients", "true", "--parallel.shard_optimizer", "true", "--parallel.dp_replicate", "2",
+      "--train.task", "classify"], 2, None, "drop it for train.task classify"),
 ])
 def test_bad_degrees_give_one_line_errors(flags, world, local, key):
     with pytest.raises(ConfigError) as e:

@@ -208,7 +208,7 @@ def _fsdp_views(module: nn.Module, reduce_output: torch.Tensor) -> list[tuple[st
 def build_grad_sync(cfg: JobConfig, dims: Any, mesh: Any, device_type: str,
                     local_world_size: int | None = None) -> GradSync | None:
     """The run's GradSync for the layout `dims` (a ParallelDims), or None without data parallelism."""
-    if dims.strategy == "single":
+    if dims.strategy == "single" or cfg.parallel.shard_gradients:  # ZeRO-2 reduces its gradients itself
         return None
     topology = check_comm_layout(cfg, dims.dp_replicate, dims.dp_shard, dims.world_size, local_world_size)
     if dims.uses_fsdp:  # FSDP2 also replicates when tp/pp are on (DDP takes no DTensor parameters)

@@ -43,6 +43,12 @@ class Parallel:
     sharded over the replicas; each rank steps the parameters it owns and broadcasts them (torch's
     ZeroRedundancyOptimizer). Checkpoints hold the same state as without it: each rank writes its share."""
 
+    shard_gradients: bool = False
+    """ZeRO-2, with parallel.shard_optimizer: no DDP buckets; each final gradient is reduced onto the rank
+    that owns its parameter and dropped elsewhere, so between steps a rank holds the parameters and its
+    share of the moments only (steward.parallel.zero). Every parameter must get a gradient each step;
+    no gradient compression (comm.*) and not with the classifier trainer (train.task classify)."""
+
     auto: bool = False
     """Let the planner choose tp, pp, dp_replicate, dp_shard, micro-batch size and recompute."""
 

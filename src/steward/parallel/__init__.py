@@ -6,6 +6,7 @@ from steward.parallel.apply import (
     apply_data_parallel,
     apply_model_parallel,
     blocks_of,
+    finish_gradient_sync,
     reshard_after_inference,
     set_gradient_sync,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "apply_model_parallel",
     "blocks_of",
     "dp_rank",
+    "finish_gradient_sync",
     "reshard_after_inference",
     "set_gradient_sync",
 ]

@@ -44,13 +44,18 @@ def apply_model_parallel(model: nn.Module, dims: ParallelDims, mesh: DeviceMesh 
 
 def apply_data_parallel(
     model: nn.Module, dims: ParallelDims, mesh: DeviceMesh | None, param_dtype: torch.dtype | None,
-    grad_sync: GradSync | None = None,
+    grad_sync: GradSync | None = None, shard_gradients: bool = False,
 ) -> nn.Module:
     """Returns the module to train. FSDP2 shards in place (fully_shard per block, then the root).
-    `grad_sync` (steward.comm) takes over the gradient all-reduce: DDP comm hook, FSDP2 all-reduce hook."""
+    `grad_sync` (steward.comm) takes over the gradient all-reduce: DDP comm hook, FSDP2 all-reduce hook.
+    `shard_gradients` (parallel.shard_gradients): ZeRO-2 over dp_replicate instead of DDP."""
     strategy = dims.strategy
     if strategy == "single":
         return model
+    if strategy == "ddp" and not dims.uses_fsdp and shard_gradients:
+        from steward.parallel.zero import ShardedGradients
+
+        return ShardedGradients(model, mesh["dp_replicate"].get_group())
     if strategy == "ddp" and not dims.uses_fsdp:
         device = next(model.parameters()).device
         ids = [device.index] if device.type == "cuda" else None
@@ -96,8 +101,21 @@ def set_gradient_sync(model: nn.Module, enabled: bool):
     """Context or call that turns gradient all-reduce off for non-final micro-batches."""
     import contextlib
 
-    if isinstance(model, DDP):
+    from steward.parallel.zero import ShardedGradients
+
+    if isinstance(model, (DDP, ShardedGradients)):
         return contextlib.nullcontext() if enabled else model.no_sync()
     if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
         model.set_requires_gradient_sync(enabled)
     return contextlib.nullcontext()
+
+
+def finish_gradient_sync(model: nn.Module):
+    """Once the last backward of a step has run: the process group that the gradient norm must be summed
+    over, where each rank holds only some gradients (ZeRO-2, after its reductions are done), else None."""
+    from steward.parallel.zero import ShardedGradients
+
+    if isinstance(model, ShardedGradients):
+        model.finish()
+        return model.group
+    return None

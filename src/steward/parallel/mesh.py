@@ -83,6 +83,15 @@ def validate_world(cfg: JobConfig, world_size: int, local_world_size: int | None
             f"dp_replicate {rep} x dp_shard {shard} x tp {tp} x pp {pp}; set parallel.dp_replicate to the world size "
             "(FSDP2's dp_shard already shards the optimizer), or drop parallel.shard_optimizer"
         )
+    if p.shard_gradients and not p.shard_optimizer:
+        raise ConfigError("parallel.shard_gradients: shards the gradients over the ranks that own the optimizer "
+                          "state; set parallel.shard_optimizer true as well (ZeRO-2 is ZeRO-1 plus this)")
+    if p.shard_gradients and (cfg.comm.compressor != "none" or cfg.comm.hierarchical):
+        raise ConfigError("parallel.shard_gradients: reduces each gradient onto its owner, which gradient "
+                          "compression (comm.compressor, comm.hierarchical) does not do; drop one of them")
+    if p.shard_gradients and t.task == "classify":
+        raise ConfigError("parallel.shard_gradients: the classifier's debiasing step needs every gradient on every "
+                          "rank; drop it for train.task classify")
     dp = rep * shard
     if t.batch_size % dp:
         raise ConfigError(f"train.batch_size: {t.batch_size} is not divisible by the data-parallel degree {dp}")

@@ -129,17 +129,17 @@ def build_parallel_model(factory: ModelFactory, cfg: JobConfig, dims: ParallelDi
         for block in blocks_of(model):
             block.compile()
     if factory.pretrained:
-        model = apply_data_parallel(model, dims, mesh, amp, grad_sync)
+        model = apply_data_parallel(model, dims, mesh, amp, grad_sync, cfg.parallel.shard_gradients)
     elif dims.uses_fsdp or dims.model_parallel:
         # shard on meta, allocate only this rank's shards, then initialise: the full model is never
         # materialised on one rank (except rank 0's copy with init_mode rank0)
-        model = apply_data_parallel(model, dims, mesh, amp, grad_sync)
+        model = apply_data_parallel(model, dims, mesh, amp, grad_sync, cfg.parallel.shard_gradients)
         _initialise_sharded(model, factory, cfg, dims, device, rank, num_params)
     else:
         model.to_empty(device=device)
         with torch.no_grad():
             factory.init(model)
-        model = apply_data_parallel(model, dims, mesh, amp, grad_sync)
+        model = apply_data_parallel(model, dims, mesh, amp, grad_sync, cfg.parallel.shard_gradients)
     # FSDP2 already casts parameters; elsewhere bf16 comes from autocast
     autocast = (torch.autocast(device_type=device.type, dtype=amp) if amp is not None and not dims.uses_fsdp
                 else nullcontext())

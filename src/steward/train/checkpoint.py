@@ -100,6 +100,14 @@ def _param_names(model: nn.Module) -> dict[torch.Tensor, str]:
     return {p: name for name, p in inner.named_parameters()}
 
 
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside ZeRO-2's wrapper, which torch's state-dict helpers do not know (DDP they do):
+    its checkpoints are keyed as everyone else's."""
+    from steward.parallel.zero import ShardedGradients
+
+    return model.module if isinstance(model, ShardedGradients) else model
+
+
 def state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
     """The model's and the optimizer's state dicts keyed by parameter name, as DCP saves and loads them.
     A sharded optimizer (ZeRO-1) gives the moments of the parameters this rank owns and every
@@ -111,6 +119,7 @@ def state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dic
         get_state_dict,
     )
 
+    model = _unwrapped(model)
     if not _sharded(optimizer):
         return get_state_dict(model, optimizer)
     optim_sd = get_optimizer_state_dict(model, optimizer.optim)  # this rank's share, its state initialised
@@ -132,6 +141,7 @@ def set_state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer, model_sd
         set_state_dict,
     )
 
+    model = _unwrapped(model)
     if not _sharded(optimizer):
         set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd)
         return

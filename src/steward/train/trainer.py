@@ -20,7 +20,13 @@ from steward.errors import StewardError
 from steward.io import atomic_write_json, atomic_write_text
 from steward.models import ModelArgs, build_model, build_model_args, flops_per_token, load_hf_causal_lm
 from steward.models.gpt import upcast
-from steward.parallel import ParallelDims, dp_rank, reshard_after_inference, set_gradient_sync
+from steward.parallel import (
+    ParallelDims,
+    dp_rank,
+    finish_gradient_sync,
+    reshard_after_inference,
+    set_gradient_sync,
+)
 from steward.train import checkpoint as ckpt
 from steward.train.build import ModelFactory, build_parallel_model, param_dtype
 from steward.train.callbacks import Callback, CallbackList, StopTraining
@@ -192,6 +198,8 @@ class Trainer:
         self._build_model()
         shard_group = self.mesh["dp_replicate"].get_group() if cfg.parallel.shard_optimizer else None
         self.optimizer = build_optimizer(cfg.train, self.model, shard_group)
+        if cfg.parallel.shard_gradients:
+            self.model.bind(self.optimizer)  # ZeRO-2: each gradient is reduced onto its parameter's owner
         self.scheduler = build_scheduler(cfg.train, self.optimizer)
         resume = check.checkpoint
         if resume is not None:
@@ -277,9 +285,10 @@ class Trainer:
             total += loss.detach()
         # the loss and the step's byte counts (final once backward has run) are summed over the ranks
         # while clipping and the optimizer step run
+        sharded = finish_gradient_sync(self.model)  # ZeRO-2: the group its gradients are spread over
         mean_loss = start_all_reduce_mean(total)
         self.comm_figures = self.grad_sync.start_end_step() if self.grad_sync is not None else None
-        grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
+        grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip, sum_group=sharded)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -510,17 +519,19 @@ class TrainingDiverged(StewardError, FloatingPointError):
     """The loss became NaN or infinite."""
 
 
-def clip_grad_norm(model: nn.Module, max_norm: float, pp_group=None) -> float:
-    """Clip (when max_norm > 0) and return the global gradient norm, also for FSDP2's sharded grads
-    and (with `pp_group`) across the pipeline stages, which hold different parameters."""
+def clip_grad_norm(model: nn.Module, max_norm: float, pp_group=None, sum_group=None) -> float:
+    """Clip (when max_norm > 0) and return the global gradient norm, also for FSDP2's sharded grads,
+    (with `pp_group`) across the pipeline stages, which hold different parameters, and (with
+    `sum_group`) across ranks that each hold some of the gradients (ZeRO-2)."""
     params = [p for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm([p.grad for p in params], foreach=True)
     if hasattr(norm, "full_tensor"):  # a DTensor partial norm under FSDP2/TP: reduce it across shards
         norm = norm.full_tensor()
-    if pp_group is not None:
-        norm = norm**2
-        torch.distributed.all_reduce(norm, op=torch.distributed.ReduceOp.SUM, group=pp_group)
-        norm = norm.sqrt()
+    for group in (pp_group, sum_group):
+        if group is not None:
+            norm = norm**2
+            torch.distributed.all_reduce(norm, op=torch.distributed.ReduceOp.SUM, group=group)
+            norm = norm.sqrt()
     if max_norm > 0:
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm, foreach=True)
     return float(norm)
