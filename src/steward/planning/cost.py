@@ -400,17 +400,21 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
     autocast = req.autocast(lay) and not req.impl.cast_model
     blocks = stage_blocks(args.n_layers, pp)
     h, v = args.dim, args.vocab_size
-    matmul = kernels.block_gemm_time(args, tokens_mb, tp, rates.flops, c) + kernels.attention_time(
-        args, lay.micro_batch_size, req.seq_len, tp, rates.flops, rates.memory_bandwidth, c,
-        req.impl.unfused_attention, e)
+    gemms = kernels.block_gemm_time(args, tokens_mb, tp, rates.flops, c)
+    attention = kernels.attention_time(args, lay.micro_batch_size, req.seq_len, tp, rates.flops,
+                                       rates.memory_bandwidth, c, req.impl.unfused_attention, e)
+    matmul = gemms + attention
     core = req.impl.selective_attention_core and lay.recompute == "selective"
-    recompute_time = matmul / 3 if lay.recompute == "full" else 0.0  # the forward runs again
+    # the forward a full recompute runs again: a third of a GEMM's forward and backward; of a fused
+    # (flash) attention kernel's, 1 / 3.5, its backward doing 2.5 times its forward's FLOPs (it recomputes
+    # the probabilities; Dao-AILab/flash-attention benchmarks/benchmark_flash_attention.py flops(), @0251105a)
+    attention_forward = 1 / 3 if req.impl.unfused_attention else 1 / 3.5
+    recompute_time = gemms / 3 + attention * attention_forward if lay.recompute == "full" else 0.0
     fused = c.compiled_elementwise if req.impl.compiled else 1.0
     layer_traffic = fused * c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast,
                                                                    req.impl.sequence_parallel)
     if core:  # the attention core's forward runs again
-        recompute_time = kernels.attention_time(args, lay.micro_batch_size, req.seq_len, tp, rates.flops,
-                                                rates.memory_bandwidth, c, req.impl.unfused_attention, e) / 3
+        recompute_time = attention * attention_forward
     elif lay.recompute in ("selective", "full"):
         layer_traffic *= 1.25  # the forward's element-wise work runs again (a quarter of the traffic)
     if lay.recompute == "selective" and req.impl.selective_recompute_matmuls:

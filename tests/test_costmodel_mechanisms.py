@@ -1,6 +1,7 @@
-"""How the cost model runs Megatron-LM's and Megatron-DeepSpeed's training code (`published.FRAMEWORKS`): the
-model cast to 16 bits (no autocast) and, before 2022, tensor parallel without sequence parallelism. Each
-step-time difference equals a hand count of the element-wise bytes that change, in float64."""
+"""Mechanisms of the cost model's step time read in the frameworks' code: Megatron-LM's and Megatron-DeepSpeed's
+model cast to 16 bits (no autocast) and, before 2022, tensor parallel without sequence parallelism
+(`published.FRAMEWORKS`); the forward a full recompute repeats of a fused attention kernel. Each step-time
+difference equals a hand count in float64."""
 
 import dataclasses
 
@@ -80,3 +81,25 @@ def test_tensor_parallel_without_sequence_parallelism_runs_the_norms_on_every_ra
     per_block = 1.25 * FITTED.elementwise * tokens * 2 * (4 * h + e * h) * (1 - 1 / tp)
     expected = n_micro * (req.args.n_layers * per_block + tokens * (4 * h + e * h) * (1 - 1 / tp)) / bw
     assert _compute(req, lay) - _compute(sp, lay) == pytest.approx(expected, rel=1e-9)
+
+
+def test_full_recompute_repeats_a_fused_attention_forward_of_one_in_three_and_a_half():
+    """Under full recompute a block runs its forward again: a third of its GEMMs' forward and backward, and of
+    a fused attention kernel's 1 / 3.5 (FlashAttention's backward does 2.5 times its forward's FLOPs), plus a
+    quarter more element-wise traffic. KempnerForge's 7B on one H200 (no tensor or data parallel)."""
+    from steward.planning import kernels
+
+    req, lay = _run("kempner-llama3-7b-h200-1gpu-tp1-fsdp1")
+    assert lay.recompute == "full" and lay.world == 1 and not req.impl.unfused_attention and req.impl.compiled
+    none = dataclasses.replace(lay, recompute="none")
+    c = kernels.for_device(FITTED, req.cluster.device.name)
+    rates = cost._Rates.of(req)
+    tokens, n_micro = lay.micro_batch_size * req.seq_len, req.micro_batches(lay)
+    gemms = kernels.block_gemm_time(req.args, tokens, 1, rates.flops, c)
+    attention = kernels.attention_time(req.args, lay.micro_batch_size, req.seq_len, 1, rates.flops,
+                                       rates.memory_bandwidth, c, False, 2)
+    traffic = c.compiled_elementwise * c.elementwise * layer_activation_bytes(req.args, tokens, 1, "none", 2)
+    per_block = gemms / 3 + attention / 3.5 + 0.25 * traffic / 4.8e12
+    assert rates.memory_bandwidth == 4.8e12
+    expected = n_micro * req.args.n_layers * per_block
+    assert _compute(req, lay) - _compute(req, none) == pytest.approx(expected, rel=1e-9)
