@@ -138,8 +138,8 @@ def layer_activation_bytes(args: ModelArgs, tokens: int, tp: int, recompute: str
     e (5 h + 2 h_kv + 2 f) / tp. `full` keeps the block input (e h / tp). Checked against the fake-tensor
     profile of steward.planning.profile (within 0.2% for keep and full, 8% for selective).
     `sequence_parallel` False: tensor parallel without sequence parallelism (Megatron-LM before 2022), whose
-    norm sites hold the whole sequence on every tensor-parallel rank (Korthikanti et al. 2022, section 4.2.2:
-    the LayerNorm and dropout activations are not split by t)."""
+    norm sites hold the whole sequence on every tensor-parallel rank (Korthikanti et al. 2022, section 4.2:
+    without sequence parallelism the LayerNorm and dropout activations are not split by t)."""
     h, hkv, f = args.dim, args.kv_heads * args.head_dim, args.ffn_dim
     if recompute == "full":
         per_token = e * h / tp
