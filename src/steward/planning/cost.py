@@ -118,6 +118,15 @@ class Implementation:
     selective_recompute_matmuls: tuple[str, ...] = ()
     """Linear layers (wq, wk, wv, wo, w1, w3, w2) whose forward 'selective' runs again in backward
     (torchtitan's per-op policy saves every other matmul); Steward's 'selective' keeps all seven."""
+    cast_model: bool = False
+    """The training code casts the model to 16 bits itself and keeps the fp32 master weights in its optimizer
+    (Megatron-LM's Float16Module, megatron/model/module.py), so nothing runs under torch.autocast: the
+    element-wise kernels read and write 16-bit tensors, as under FSDP2's mixed precision. Step time only:
+    the memory is autocast's (fp32 master weights and a 16-bit copy of them)."""
+    sequence_parallel: bool = True
+    """Under tensor parallel the norms run on each rank's 1/tp slice of the sequence (Steward, torchtitan,
+    KempnerForge, Megatron-LM from 2022). False: every tensor-parallel rank runs them on the whole sequence
+    (Megatron-LM 2021, Megatron-DeepSpeed), so their element-wise traffic is not divided by tp (step time only)."""
 
 
 @dataclass
@@ -388,25 +397,30 @@ def _stage_times(req: Request, lay: Layout, cal: Calibration, rates: _Rates,
     args, e, tp, pp = req.args, req.act_bytes, lay.tp, lay.pp
     c = kernels.for_device(cal.kernel_constants(), req.cluster.device.name)
     tokens_mb = lay.micro_batch_size * req.seq_len
-    autocast = req.autocast(lay)
+    autocast = req.autocast(lay) and not req.impl.cast_model
     blocks = stage_blocks(args.n_layers, pp)
     h, v = args.dim, args.vocab_size
-    matmul = kernels.block_gemm_time(args, tokens_mb, tp, rates.flops, c) + kernels.attention_time(
-        args, lay.micro_batch_size, req.seq_len, tp, rates.flops, rates.memory_bandwidth, c,
-        req.impl.unfused_attention, e)
+    gemms = kernels.block_gemm_time(args, tokens_mb, tp, rates.flops, c)
+    attention = kernels.attention_time(args, lay.micro_batch_size, req.seq_len, tp, rates.flops,
+                                       rates.memory_bandwidth, c, req.impl.unfused_attention, e)
+    matmul = gemms + attention
     core = req.impl.selective_attention_core and lay.recompute == "selective"
-    recompute_time = matmul / 3 if lay.recompute == "full" else 0.0  # the forward runs again
+    # the forward a full recompute runs again: a third of a GEMM's forward and backward; of a fused
+    # (flash) attention kernel's, 1 / 3.5, its backward doing 2.5 times its forward's FLOPs (it recomputes
+    # the probabilities; Dao-AILab/flash-attention benchmarks/benchmark_flash_attention.py flops(), @0251105a)
+    attention_forward = 1 / 3 if req.impl.unfused_attention else 1 / 3.5
+    recompute_time = gemms / 3 + attention * attention_forward if lay.recompute == "full" else 0.0
     fused = c.compiled_elementwise if req.impl.compiled else 1.0
-    layer_traffic = fused * c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast)
+    layer_traffic = fused * c.elementwise * layer_activation_bytes(args, tokens_mb, tp, "none", e, autocast,
+                                                                   req.impl.sequence_parallel)
     if core:  # the attention core's forward runs again
-        recompute_time = kernels.attention_time(args, lay.micro_batch_size, req.seq_len, tp, rates.flops,
-                                                rates.memory_bandwidth, c, req.impl.unfused_attention, e) / 3
+        recompute_time = attention * attention_forward
     elif lay.recompute in ("selective", "full"):
         layer_traffic *= 1.25  # the forward's element-wise work runs again (a quarter of the traffic)
     if lay.recompute == "selective" and req.impl.selective_recompute_matmuls:
         recompute_time += kernels.forward_gemm_time(args, tokens_mb, tp, rates.flops, c,
                                                     req.impl.selective_recompute_matmuls)
-    loss_traffic = loss_activation_bytes(args, tokens_mb, tp, e, autocast)
+    loss_traffic = loss_activation_bytes(args, tokens_mb, tp if req.impl.sequence_parallel else 1, e, autocast)
     overhead = cal.overhead(tp > 1, lay.fsdp) / rates.share
     busy = matmul + recompute_time + layer_traffic / rates.memory_bandwidth + c.layer_overhead
     layer_time = busy + overhead if cal.synchronous else max(busy, overhead)

@@ -125,7 +125,7 @@ def norm_site_bytes(h: int, tp: int, e: int, autocast: bool = False, consumers: 
 
 
 def layer_activation_bytes(args: ModelArgs, tokens: int, tp: int, recompute: str, e: int,
-                           autocast: bool = False) -> float:
+                           autocast: bool = False, sequence_parallel: bool = True) -> float:
     """Bytes one block keeps for backward over `tokens` tokens (micro-batch x sequence) on one device.
 
     Korthikanti et al. 2022's counting applied to this block (checked against
@@ -136,7 +136,10 @@ def layer_activation_bytes(args: ModelArgs, tokens: int, tp: int, recompute: str
     `selective` keeps the block input and the outputs of the seven matmuls and of attention (what
     memory.policy 'selective' saves), and recomputes norms, RoPE, SiLU and products:
     e (5 h + 2 h_kv + 2 f) / tp. `full` keeps the block input (e h / tp). Checked against the fake-tensor
-    profile of steward.planning.profile (within 0.2% for keep and full, 8% for selective)."""
+    profile of steward.planning.profile (within 0.2% for keep and full, 8% for selective).
+    `sequence_parallel` False: tensor parallel without sequence parallelism (Megatron-LM before 2022), whose
+    norm sites hold the whole sequence on every tensor-parallel rank (Korthikanti et al. 2022, section 4.2:
+    without sequence parallelism the LayerNorm and dropout activations are not split by t)."""
     h, hkv, f = args.dim, args.kv_heads * args.head_dim, args.ffn_dim
     if recompute == "full":
         per_token = e * h / tp
@@ -144,7 +147,8 @@ def layer_activation_bytes(args: ModelArgs, tokens: int, tp: int, recompute: str
         per_token = e * (5 * h + 2 * hkv + 2 * f) / tp
     else:
         # the attention norm feeds wq, wk, wv; the feed-forward norm w1, w3
-        per_token = (norm_site_bytes(h, tp, e, autocast, 3) + norm_site_bytes(h, tp, e, autocast, 2)
+        norm_tp = tp if sequence_parallel else 1
+        per_token = (norm_site_bytes(h, norm_tp, e, autocast, 3) + norm_site_bytes(h, norm_tp, e, autocast, 2)
                      + (4 * e * h + 4 * e * f) / tp)
     return tokens * per_token
 

@@ -10,7 +10,9 @@ Per block and micro-batch:
   * attention: with a fused (flash) kernel, 6 h s FLOPs per token (the causal half skipped) at
     `attention` x the GEMM rate (x `attention_hopper` on H100 and H200); unfused (Megatron 2021/2022, BLOOM), the two score GEMMs per head
     (M = N = s, K = head_dim; no causal saving) at their shape's rate, plus `score_passes` 16-bit
-    passes over the s x s scores of every head (softmax, mask, its backward) at memory bandwidth;
+    passes over the s x s scores of every head (softmax, mask, its backward) at memory bandwidth; a full
+    recompute repeats a third of a GEMM's time and 1 / 3.5 of a fused attention kernel's (its backward does 2.5
+    times its forward's FLOPs; `cost`);
   * element-wise kernels: `elementwise` times the bytes the block keeps for backward, at memory bandwidth
     (`compiled_elementwise` of that under torch.compile);
   * `layer_overhead` seconds the device waits per block per micro-batch (launches, framework hooks).
@@ -72,9 +74,9 @@ class Constants:
 NAMES = tuple(f.name for f in dataclasses.fields(Constants) if f.name != "collective_half")
 """The fitted constants, in the order of a fit's vector."""
 
-FITTED = Constants(gemm=0.829, gemm_half=95.69, attention=0.5479, elementwise=5.058, score_passes=9.787,
-                   overlap=0.7915, contention=0.262, compiled_elementwise=0.4666, attention_hopper=0.3966,
-                   layer_overhead=9.764e-05, collective_half=COLLECTIVE_HALF)
+FITTED = Constants(gemm=0.8439, gemm_half=96.17, attention=0.5351, elementwise=6.188, score_passes=9.44,
+                   overlap=0.7921, contention=0.2573, compiled_elementwise=0.4743, attention_hopper=0.3999,
+                   layer_overhead=9.921e-05, collective_half=COLLECTIVE_HALF)
 """Fitted on every source of published_runs.toml by `steward bench costmodel` (in-sample for those runs;
 the bench's leave-one-source-out errors are the out-of-sample figures)."""
 
@@ -103,7 +105,7 @@ class ErrorBand:
                 f"{self.runs} published runs, each predicted without its source: steward bench costmodel)")
 
 
-BAND = ErrorBand(lo=-0.1884, hi=0.1626, coverage=0.9, runs=49)
+BAND = ErrorBand(lo=-0.1679, hi=0.1491, coverage=0.9, runs=49)
 """Measured by `steward bench costmodel` (its 'error band' line) with FITTED's model."""
 
 NEUTRAL = Constants()

@@ -42,10 +42,11 @@ BF16_ADAM_BYTES_PER_PARAM = 14
 writes the weight and moments (6)."""
 
 MEGATRON = Implementation(unfused_attention=True, gpt_activations=True, selective_attention_core=True,
-                          vocab_parallel_loss=True, optimizer_bytes_per_param=FUSED_ADAM_BYTES_PER_PARAM)
+                          vocab_parallel_loss=True, optimizer_bytes_per_param=FUSED_ADAM_BYTES_PER_PARAM,
+                          cast_model=True, sequence_parallel=False)
 FRAMEWORKS = {
     "megatron": MEGATRON,
-    "megatron-sp": dataclasses.replace(MEGATRON, tp_backward_overlap=True),
+    "megatron-sp": dataclasses.replace(MEGATRON, tp_backward_overlap=True, sequence_parallel=True),
     "megatron-deepspeed": dataclasses.replace(MEGATRON, optimizer_sharded=True),
     "llm-foundry": Implementation(gpt_activations=True, fsdp_sync_each_micro_batch=True, loss_bytes_per_logit=4),
     "torchtitan": Implementation(fsdp_sync_each_micro_batch=True, selective_recompute_matmuls=("wk", "wo", "w3")),
@@ -55,13 +56,19 @@ FRAMEWORKS = {
   * megatron (Megatron-LM 2021/2022): the attention scores materialised (fused softmax, no flash kernel);
     GPT activations (Korthikanti et al. 2022's counting, which is Megatron's); selective recompute of the
     attention core only; the vocabulary-parallel cross entropy (no logits all-gather); apex's fused Adam;
+    the model cast to 16 bits, no torch.autocast (Float16Module: module.half() / module.bfloat16(),
+    megatron/model/module.py @de7dc40f883ceed06344051c3c7ebd57da59cc53, the SC21 scripts' commit); no sequence
+    parallelism (that commit's arguments.py has no such option): the LayerNorms run on the whole sequence on
+    every tensor-parallel rank;
   * megatron-sp (Korthikanti et al. 2022's sequence-parallel Megatron-LM, the README's MFU rows): the same,
     and in backward the reduce-scatter of a column-parallel layer's input gradient overlaps its
     weight-gradient GEMM (megatron/mpu/layers.py LinearWithGradAccumulationAndAsyncCommunication.backward,
     @cfd2e2160700b7f2c1bf35298ac14bc341f4c759, 2022-04-28, the sequence-parallel change; the asynchronous
-    communication entered Megatron-LM in 2022, after Narayanan et al. 2021's runs, which keep `megatron`);
-  * megatron-deepspeed (BLOOM-176B): the same, and ZeRO stage 1 (BLOOM's model card and paper: optimizer
-    states sharded over data parallel);
+    communication entered Megatron-LM in 2022, after Narayanan et al. 2021's runs, which keep `megatron`),
+    and the norms on each rank's slice of the sequence (--sequence-parallel, Korthikanti et al. 2022);
+  * megatron-deepspeed (BLOOM-176B): `megatron`, and ZeRO stage 1 (BLOOM's model card and paper: optimizer
+    states sharded over data parallel); no sequence parallelism either (tr11-176B-ml.slurm @003b250 passes
+    --bf16 and --checkpoint-activations, no --sequence-parallel);
   * llm-foundry (Composer FSDP): flash attention, GPT activations (LayerNorm, GELU), gradients
     reduce-scattered after each micro-batch (FSDP FULL_SHARD under Composer's accumulation), logits and
     their gradient in 16 bits (4 bytes per token and vocabulary entry);
