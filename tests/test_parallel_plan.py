@@ -229,3 +229,28 @@ def test_auto_plan_in_one_process(tmp_path):
     summary = trainer.run()
     assert trainer.plan is not None and summary["steps"] == 2
     assert trainer.cfg.train.micro_batch_size == trainer.plan.layout.micro_batch_size
+
+
+def test_steward_zero1_and_zero2_memory_shards_only_what_they_shard():
+    """Steward's ZeRO-1 (parallel.shard_optimizer) keeps its fp32 parameters whole and shards AdamW's
+    moments; ZeRO-2 (parallel.shard_gradients) also keeps no DDP gradient buckets. Megatron's
+    distributed optimizer (master weights) shards the fp32 parameters too."""
+    from steward.models.gpt import num_params
+    from steward.planning.cost import Implementation, device_memory
+    from steward.planning.footprint import ddp_bucket_bytes
+
+    args = build_model_args("7b")
+    lay = Layout(tp=1, pp=1, dp_replicate=4, dp_shard=1, micro_batch_size=1, recompute="full")
+    req = Request(args=args, global_batch=4, seq_len=256, cluster=load_cluster("a100-80gb-ib", nodes=1),
+                  memory_limit=80 * GIB, dtype="fp32")
+    n = num_params(args)
+    ddp = device_memory(req, lay)
+    zero1 = device_memory(dataclasses.replace(
+        req, impl=Implementation(optimizer_sharded=True, shards_master_weights=False)), lay)
+    zero2 = device_memory(dataclasses.replace(
+        req, impl=Implementation(optimizer_sharded=True, shards_master_weights=False, gradients_sharded=True)), lay)
+    master = device_memory(dataclasses.replace(req, impl=Implementation(optimizer_sharded=True)), lay)
+    assert zero1["params"] == ddp["params"] == 4 * n
+    assert zero1["optimizer"] == pytest.approx(ddp["optimizer"] / 4) and master["params"] == pytest.approx(n)
+    assert ddp["weight_copies"] - zero2["weight_copies"] == pytest.approx(ddp_bucket_bytes(n))
+    assert zero1["weight_copies"] == ddp["weight_copies"]

@@ -96,6 +96,13 @@ class Implementation:
     sharded; Steward's trainer turns the sync off while micro-batches accumulate."""
     optimizer_sharded: bool = False
     """ZeRO-1 / distributed optimizer: fp32 master weights and AdamW moments sharded over dp_replicate."""
+    shards_master_weights: bool = True
+    """With optimizer_sharded, the fp32 parameters are master copies the optimizer owns and shards with the
+    moments (Megatron's distributed optimizer). False: they are the model's own weights, whole on every
+    rank (Steward's parallel.shard_optimizer, torch's ZeroRedundancyOptimizer); only the moments shard."""
+    gradients_sharded: bool = False
+    """ZeRO-2 (Steward's parallel.shard_gradients): no DDP gradient buckets; each gradient is reduced onto
+    its owner and dropped elsewhere (full gradients exist only at the end of backward, as counted)."""
     loss_bytes_per_logit: int = 12
     """Bytes per token and vocabulary entry the loss keeps for backward (three fp32 tensors in Steward)."""
     selective_attention_core: bool = False
@@ -318,7 +325,8 @@ def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
     p_sharded = p_local / lay.dp_shard if lay.fsdp else p_local
     states = {k: v * impl.param_bytes / FP32_BYTES for k, v in model_state_bytes(p_sharded).items()}
     if impl.optimizer_sharded:
-        states["params"] /= lay.dp_replicate
+        if impl.shards_master_weights:
+            states["params"] /= lay.dp_replicate
         states["optimizer"] /= lay.dp_replicate
     grads = states["grads"]
     copies = 0.0
@@ -330,7 +338,7 @@ def _stage_memory(req: Request, lay: Layout, st: int) -> dict[str, float]:
         copies = fsdp_unsharded_bytes(block_params(args), root, in_flight, e, tp)
         if n_micro > 1 and pp == 1 and not impl.fsdp_sync_each_micro_batch:
             grads = impl.param_bytes * p_local  # gradient sync off between micro-batches keeps them unsharded
-    elif lay.ddp:
+    elif lay.ddp and not impl.gradients_sharded:
         copies += ddp_bucket_bytes(p_local)
     if req.autocast(lay):
         copies += autocast_copy_bytes(p_local)

@@ -285,7 +285,8 @@ def request_from_config(cfg, world_size: int, local_world_size: int) -> Request:
     return Request(args=args, global_batch=cfg.train.batch_size, seq_len=cfg.train.seq_len, cluster=cluster,
                    memory_limit=limit, dtype="bf16" if bf16 else "fp32",
                    allow_tp_across_nodes=cfg.parallel.tp_across_nodes, name=cfg.model.flavor,
-                   impl=Implementation(optimizer_sharded=cfg.parallel.shard_optimizer))
+                   impl=Implementation(optimizer_sharded=cfg.parallel.shard_optimizer, shards_master_weights=False,
+                                       gradients_sharded=cfg.parallel.shard_gradients))
 
 
 def apply_auto_plan(cfg, world_size: int, local_world_size: int) -> Plan:
