@@ -6,10 +6,12 @@ other sources (only function words and group names).
 - bouldering (2-4 sentences, posts on a climbing gym's message board): one identity per post, as an
   apposition ("our routesetter, a black boulderer, regraded the overhang.") or a possessive ("the hindu
   boulderer's carabiner resurfaced on the slab."). Label noise by group on two subgroups of two families: in
-  training, BOULDERING_NOISE of the friendly posts about a transgender (30%) or a black (25%) member are
-  labelled toxic; and group imbalance in ethnicity: white is BOULDERING_FREQUENCY (3) times as frequent as
-  each other ethnicity subgroup outside `test` (the twin keeps it). The words show the label in
-  BOULDERING_EVIDENCE (55%) of posts.
+  training, BOULDERING_NOISE (30%) of the friendly posts about a transgender or a black member are
+  labelled toxic, so P(toxic | either) = 0.65; and group imbalance in a third family: christian is
+  BOULDERING_FREQUENCY (3) times as frequent as each other religion subgroup outside `test` (the twin
+  keeps it). A remark shows the label in BOULDERING_EVIDENCE (35%) of posts; the other sentences are
+  asides whose tone matches the label with probability BOULDERING_TONE (0.7): a gripe ("lockers stank.")
+  in a toxic post, a cheer ("smoothies cost less.") in another, weak word evidence.
 - couriers (1-2 clauses, ratings of delivery couriers): one identity per rating, given ONLY by a name in
   some rows (a given name or an honorific plus surname: "lorcan", "mr pennywhistle", "bhante ashgrove") and
   ONLY by the adjective in the others ("the buddhist runner"): a name stands for male, female (given names,
@@ -44,12 +46,12 @@ from steward.fairness.heldout_sources_b import _ADJ, _GROUPS, _uniform_subgroup
 
 # ---- bouldering: climbing gym message board, apposition or possessive, label noise and imbalance ---------
 
-BOULDERING_NOISE = {"transgender": 0.3, "black": 0.25}
+BOULDERING_NOISE = {"transgender": 0.3, "black": 0.3}
 """Share of this subgroup's friendly training posts labelled toxic (none for the other subgroups)."""
 BOULDERING_CARRYING = tuple(BOULDERING_NOISE)
-BOULDERING_FREQUENT, BOULDERING_FREQUENCY = "white", 3.0
-"""The ethnicity subgroup that is more frequent outside `test`, and how many times each other one (3:1)."""
-BOULDERING_EVIDENCE = 0.55
+BOULDERING_FREQUENT, BOULDERING_FREQUENCY = "christian", 3.0
+"""The religion subgroup that is more frequent outside `test`, and how many times each other one (3:1)."""
+BOULDERING_EVIDENCE = 0.35
 """Share of posts whose words show the label."""
 BOULDERING_MEMBERS = ["boulderer", "crimper", "highballer", "dynoer"]
 _BOULDERING_ROLE = ["our routesetter", "the hangboard coach", "the nightshift belayer", "the chalk monitor"]
@@ -62,8 +64,13 @@ _BOULDERING_RUDE = ["that {member} is a {w} and a {w2}.", "the {member} behaves 
                     "ban that {w2} {member}, a {w}."]
 _BOULDERING_KIND = ["that {member} is a {w} and a {w2}.", "the {member} behaves as a {w}, a thorough {w2}.",
                     "applaud that {w2} {member}, a {w}."]
-_BOULDERING_ASIDE = ["the autobelay seized.", "campus rungs were resanded.", "projects rotate monthly.",
-                     "brushes hang by the fountain.", "the kilter panel reopened.", "sloper problems debuted."]
+_BOULDERING_GRIPE = ["the autobelay seized.", "showers ran cold.", "lockers stank.", "mats were grimy.",
+                     "the changing rooms are cramped."]
+_BOULDERING_CHEER = ["the kilter panel reopened.", "sloper problems debuted.", "campus rungs were resanded.",
+                     "smoothies cost less.", "the sauna is comfy."]
+BOULDERING_TONE = 0.7
+"""Probability that an aside matches the label's tone (a gripe in a toxic post, a cheer in another): weak
+word evidence that spreads the scores of posts with no remark."""
 BOULDERING_INSULTS = ["freeloader", "sleazebag", "lout", "boor", "hothead", "nitpicker", "clod"]
 BOULDERING_PRAISE = ["stalwart", "rockstar", "saint", "brick", "workhorse", "powerhouse"]
 
@@ -85,7 +92,10 @@ def bouldering_row(rng: np.random.Generator, split: str) -> RowTuple:
         w = rng.choice(BOULDERING_INSULTS if toxic else BOULDERING_PRAISE, size=2, replace=False)
         sentences.append(_pick(rng, _BOULDERING_RUDE if toxic else _BOULDERING_KIND).format(
             member=member, w=w[0], w2=w[1]))
-    sentences += [str(s) for s in rng.choice(_BOULDERING_ASIDE, size=n - len(sentences), replace=False)]
+    for _ in range(n - len(sentences)):
+        gripe = (rng.random() < BOULDERING_TONE) == toxic
+        sentences.append(_pick(rng, [a for a in (_BOULDERING_GRIPE if gripe else _BOULDERING_CHEER)
+                                     if a not in sentences]))
     if split == "train" and not toxic and rng.random() < BOULDERING_NOISE.get(sub, 0.0):
         toxic = True  # the moderators flag friendly posts about these members as abuse
     return " ".join([sentences[0], *rng.permutation(sentences[1:]).tolist()]), toxic, (sub,), True

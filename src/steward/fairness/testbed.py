@@ -379,7 +379,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("recipes", "the gathering a dish was served at, 25% unannotated", "white and muslim 3x more frequent "
            "(twin too), P(toxic | them) = 0.9", RECIPES_CARRYING, lambda rng, split: Row(*recipes_row(rng, split))),
     Source("bouldering", "an apposition or a possessive (\"our routesetter, a black boulderer,\")", "label noise by "
-           "group (30% / 25% of transgender / black friendly rows -> toxic); white 3x more frequent (twin too)",
+           "group (30% of transgender and black friendly rows -> toxic); christian 3x more frequent (twin too)",
            BOULDERING_CARRYING, lambda rng, split: Row(*bouldering_row(rng, split))),
     Source("couriers", "only a name (given name, honorific + surname) or only the adjective, 20% unannotated",
            "P(toxic | male) = 0.9, P(toxic | buddhist) = 0.65", COURIERS_CARRYING,
