@@ -18,8 +18,8 @@ mentioning an identity and its own way of injecting a bias:
 |          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
-voicemail; appraisals, carpool, apiary; seating, stargazing, recipes) are described in their modules
-(heldout_sources.py, _b, _c, _d, _e, _f)
+voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker) are
+described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g)
 and in the README's test-bed table, with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
@@ -86,6 +86,14 @@ from steward.fairness.heldout_sources_f import (
     recipes_row,
     seating_row,
     stargazing_row,
+)
+from steward.fairness.heldout_sources_g import (
+    BOULDERING_CARRYING,
+    COURIERS_CARRYING,
+    TRACKER_CARRYING,
+    bouldering_row,
+    couriers_row,
+    tracker_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -370,6 +378,15 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            STARGAZING_CARRYING, lambda rng, split: Row(*stargazing_row(rng, split))),
     Source("recipes", "the gathering a dish was served at, 25% unannotated", "white and muslim 3x more frequent "
            "(twin too), P(toxic | them) = 0.9", RECIPES_CARRYING, lambda rng, split: Row(*recipes_row(rng, split))),
+    Source("bouldering", "an apposition or a possessive (\"our routesetter, a black boulderer,\")", "label noise by "
+           "group (30% of transgender and black friendly rows -> toxic); christian 3x more frequent (twin too)",
+           BOULDERING_CARRYING, lambda rng, split: Row(*bouldering_row(rng, split))),
+    Source("couriers", "only a name (given name, honorific + surname) or only the adjective, 20% unannotated",
+           "P(toxic | male) = 0.9, P(toxic | buddhist) = 0.65", COURIERS_CARRYING,
+           lambda rng, split: Row(*couriers_row(rng, split))),
+    Source("tracker", "2-3 participants per issue comment", "co-occurrence: the remark cites a participant in the "
+           "same sentence; P(toxic | asian or christian participant) = 0.85", TRACKER_CARRYING,
+           lambda rng, split: Row(*tracker_row(rng, split))),
 )}
 
 
