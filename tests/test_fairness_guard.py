@@ -128,3 +128,4 @@ def test_a_guarded_run_warms_up_unconstrained_and_ends_within_its_budget(tmp_pat
     trained = trainer._inner().state_dict()
     assert trained.keys() == spy.at[6].keys() and all(torch.equal(trained[k], spy.at[6][k]) for k in trained)
     assert not all(torch.equal(spy.at[6][k], spy.at[7][k]) for k in trained)
+
