@@ -302,20 +302,29 @@ def test_control_config_errors(tmp_path):
                         callbacks=[]).run()
 
 
+GUARD = ["--fairness.control", "guard", "--fairness.control_warmup", "2", "--fairness.control_max_cost", "0"]
+"""The AUC-cost guard (`tests/test_fairness_guard.py`): warm-up to step 2, then any cost halves alpha."""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["dp_replicate", "dp_shard"], ids=["ddp", "fsdp2"])
-def test_controller_decides_the_same_on_two_ranks(tmp_path, layout):
+@pytest.mark.parametrize("mode", ["validation", "guard"])
+def test_controller_decides_the_same_on_two_ranks(tmp_path, layout, mode):
     """Rank 0 decides and broadcasts: the 2-rank DDP run takes the one-process run's decisions, and its
     losses equal the one-process ones (float64, 1e-9), which a rank training with another alpha would
-    break (the update averages both ranks' projected gradients)."""
+    break (the update averages both ranks' projected gradients). The same for the guard, whose warm-up
+    (alpha 0, unprojected) every rank takes alike."""
     from steward.classify.trainer import ClassifyTrainer
     from steward.jobs import launch_local
 
-    ClassifyTrainer(load_config(None, [*RUN, "--job.out", str(tmp_path / "one")]), callbacks=[]).run()
-    launch_local(None, [*RUN, "--job.out", str(tmp_path / "two"), f"--parallel.{layout}", "2"], nproc=2)
+    args = [*RUN, *(GUARD if mode == "guard" else [])]
+    ClassifyTrainer(load_config(None, [*args, "--job.out", str(tmp_path / "one")]), callbacks=[]).run()
+    launch_local(None, [*args, "--job.out", str(tmp_path / "two"), f"--parallel.{layout}", "2"], nproc=2)
     one, two = _curve(tmp_path / "one"), _curve(tmp_path / "two")
     assert sorted(one) == sorted(two) == list(range(1, 7))
     assert [one[s][2] for s in (2, 4)] == [two[s][2] for s in (2, 4)] and one[2][2] is not None
+    if mode == "guard":
+        assert one[1][1] == one[2][1] == 0.0 and one[2][2] == "start" and one[3][1] == 3.0
     for step in one:
         assert two[step][1] == one[step][1], step
         assert two[step][0] == pytest.approx(one[step][0], rel=1e-9), step

@@ -17,7 +17,8 @@ see steward.fairness.predictions), and puts the compact figures under summary["f
 the release policy reads. Every rank runs the evaluation (the forward passes are collective) and
 gets the same scores, so every rank takes the same decision without a broadcast.
 
-`AlphaControl` is the monitor acting as a controller (fairness.control = validation): every
+`AlphaControl` is the monitor acting as a controller (fairness.control = validation, or the cost
+guard of fairness.control = guard, `steward.fairness.control.CostGuard`): every
 fairness.control_every steps it scores the controller's validation slice of the training data (never
 the evaluation set) and lets `steward.fairness.control.AlphaController` double, halve or keep the
 adversary weight. Rank 0 decides and broadcasts the controller's state, so every rank trains with the
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from steward.fairness.control import AlphaController, Selection, excess_gap
+from steward.fairness.control import AlphaController, CostGuard, GuardSelection, Selection, excess_gap
 from steward.fairness.data import IdentityData
 from steward.fairness.metrics import fairness_report, summary_figures
 from steward.fairness.predictions import write_predictions
@@ -143,14 +144,22 @@ class AlphaControl(Callback):
     def __init__(self, cfg: JobConfig):
         f = cfg.fairness
         self.cfg = cfg
-        self.controller = AlphaController(f.alpha, f.control_target, f.control_max_cost, f.control_max_alpha)
-        self.selection = Selection(f.control_target, f.control_max_cost)
+        self.controller: AlphaController | CostGuard
+        self.selection: Selection | GuardSelection
+        if f.control == "guard":  # evaluations from the first control_every on: the warm-up's give the reference
+            self.controller = CostGuard(f.alpha, f.control_max_cost, f.control_warmup)
+            self.selection = GuardSelection(f.control_max_cost)
+            self.first = f.control_every
+        else:
+            self.controller = AlphaController(f.alpha, f.control_target, f.control_max_cost, f.control_max_alpha)
+            self.selection = Selection(f.control_target, f.control_max_cost)
+            self.first = f.control_warmup
         self.weights: dict[int, dict[str, torch.Tensor]] = {}  # the candidates' (selection.front's)
 
     def on_step_end(self, trainer: ClassifyTrainer, step: int, metrics: dict[str, Any]) -> None:
         f = self.cfg.fairness
         last = step >= self.cfg.train.steps
-        if not last and (step < f.control_warmup or step % f.control_every):
+        if not last and (step < self.first or step % f.control_every):
             return
         state = trainer.figures.get("alpha_control")  # a resumed run's (every rank loads the figures)
         if state is not None:

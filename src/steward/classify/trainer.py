@@ -183,13 +183,17 @@ class ClassifyTrainer(Trainer):
 
         if self.adversary is not None:
             f = self.cfg.fairness
-            self.alpha = alpha_at(f.alpha, f.alpha_schedule, self.step + 1) * self.figures.get("alpha_boost", 1.0)
+            # fairness.control guard: steps up to control_warmup train unconstrained (the guard's reference)
+            warm = f.control == "guard" and self.step < f.control_warmup
+            boost = 0.0 if warm else self.figures.get("alpha_boost", 1.0)
+            self.alpha = alpha_at(f.alpha, f.alpha_schedule, self.step + 1) * boost
             params = [p for p in self.model.parameters() if p.requires_grad]
             # one process, one micro-batch, nothing recomputed: the predictor's loss reuses the
             # adversary pass's forward (see adversarial_step)
             reuse = self.world_size == 1 and accum == 1 and self.cfg.memory.policy == "keep"
             adv, total = adversarial_step(self._forward, micro, params, self.adversary, f.adversary, self.alpha,
-                                          f.adversary_input, sync=sync, reuse=reuse, row_weights=self._row_weights())
+                                          f.adversary_input, sync=sync, reuse=reuse, row_weights=self._row_weights(),
+                                          project=not warm)
             adv_mean = start_all_reduce_mean(adv)
         else:
             total = predictor_backward(lambda b, i: self._forward(b)[1], micro, sync, self._row_weights())

@@ -386,12 +386,17 @@ class Fairness:
     """What crossing fairness.max_gap does: 'alert' (audit event and a message), 'raise_alpha' (doubles
     alpha, with an adversary) or 'stop' (ends the run with an error)."""
 
-    control: Literal["off", "validation"] = "off"
+    control: Literal["off", "validation", "guard"] = "off"
     """With an adversary: 'off' (default since v3): alpha fixed, every training row trained on;
     'validation' lets the controller choose alpha while training, from fairness.alpha, on
     fairness.control_fraction of the training data held out (never the evaluation set): it doubles
     alpha while the validation gap is above fairness.control_target and halves it when the AUC cost
-    exceeds fairness.control_max_cost (see steward.fairness.control). Ignored without an adversary.
+    exceeds fairness.control_max_cost (see steward.fairness.control); 'guard' (the AUC-cost guard,
+    `steward.fairness.control.CostGuard`) trains without the adversary's push up to
+    fairness.control_warmup, takes that unconstrained model's AUC on the same held-out slice (identity
+    made independent of the label by weights) as the reference, then applies fairness.alpha, halves it
+    whenever the slice AUC falls more than fairness.control_max_cost below the reference, and ends with
+    the latest state within that budget (the warm-up's at worst). Ignored without an adversary.
     Not the default: its AUC cost is measured against the best AUC of the same run, which under a
     raised alpha never reaches the unconstrained model's, and on the training data's own labels (noise
     and association included), so on held-out sources it did not bound the cost (README, fairness
@@ -405,7 +410,9 @@ class Fairness:
     """Steps between two decisions of the controller."""
 
     control_warmup: Annotated[int, Range(0, 10**9)] = 50
-    """Steps before the controller's first decision (alpha stays fairness.alpha until then)."""
+    """Steps before the controller's first decision (alpha stays fairness.alpha until then); with
+    fairness.control guard, the unconstrained warm-up (alpha 0, no projection) whose slice AUC is the
+    guard's reference."""
 
     control_target: Annotated[float, Range(0, 1)] = 0.01
     """Target of the validation gap: the mean |BPSN| and |BNSP| gap (importance-weighted AUCs) above its
@@ -413,7 +420,7 @@ class Fairness:
 
     control_max_cost: Annotated[float, Range(0, 1)] = 0.02
     """AUC cost limit: when the validation AUC (importance-weighted) falls more than this below its running
-    maximum, the controller halves alpha (0.02: 2 points)."""
+    maximum (with fairness.control guard: below the warm-up's), the controller halves alpha (0.02: 2 points)."""
 
     control_max_alpha: Annotated[float, Range(0, 1000, low_open=True)] = 48.0
     """Largest alpha the controller sets (the smallest is fairness.alpha / 8)."""

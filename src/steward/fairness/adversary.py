@@ -281,7 +281,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
                      micro: Sequence[dict[str, torch.Tensor]], predictor_params: Sequence[nn.Parameter],
                      adversary: nn.Module, variant: str, alpha: float, adversary_input: str = "standardized_logit", *,
                      sync: Callable[[int], AbstractContextManager] | None = None, reuse: bool = False,
-                     distributed: bool = True, row_weights: RowWeights | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     distributed: bool = True, row_weights: RowWeights | None = None,
+                     project: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradients of one projected update (see the module docstring) over the micro-batches `micro`
     of one batch: the projected predictor gradient is left in the predictor's .grad, the adversary's
     gradient in its .grad. The one debiasing step of the classifier trainer (any data-parallel layout,
@@ -297,7 +298,9 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
     multiply the activation memory. `distributed`: the logit statistics and the adversary's gradient
     are reduced over every rank of the process group (the trainer); False for a single process that
     may run inside a group (the estimator). `row_weights`: the predictor loss's row weights
-    (`predictor_backward`).
+    (`predictor_backward`). `project` False: the predictor's gradient is left as its own loss gives it
+    (no projection, no alpha term) while the adversary still learns: the unconstrained warm-up of
+    fairness.control guard.
 
     Returns (adversary loss, predictor loss) of this rank's micro-batches, as detached tensors."""
     accum = len(micro)
@@ -334,8 +337,9 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
         all_reduce_grads_mean(list(adversary.parameters()))
     total = predictor_backward(lambda b, i: logits[i] if reuse else forward(b)[1], micro, sync, row_weights)
     g_p = [p.grad if p.grad is not None else torch.zeros_like(p) for p in predictor_params]
-    for p, g in zip(predictor_params, projected_gradients(g_p, g_a, alpha)):
-        p.grad = g
+    if project:
+        for p, g in zip(predictor_params, projected_gradients(g_p, g_a, alpha)):
+            p.grad = g
     return adv_total, total
 
 

@@ -5,6 +5,9 @@ since v3 (fairness.control "off"): the AUC cost below is measured against the sa
 AUC, which under a raised alpha never reaches the unconstrained model's (qna: slice AUC 0.62-0.76
 while alpha went 3 -> 48, against 0.85 for the unconstrained model on the balanced test set), and the
 slice's labels carry the training data's label noise; the README's fairness section, v3, has the figures.
+`CostGuard` (fairness.control = "guard", at the end of this module) reads the same slice and the same
+weighted AUC, but measures the cost against an unconstrained warm-up of the same run and never raises
+alpha: it bounds the adversary's cost instead of steering the gap.
 
 The slice carries the training data's own identity-label association, so its plain gaps mix the
 model's shortcut with the data's composition. Two corrections make it track the gap on balanced data:
@@ -190,3 +193,90 @@ class Selection:
         best = max(r["smooth_auc"] for r in self.front)
         eligible = [r for r in self.front if r["smooth_auc"] >= best - self.max_cost]
         return min(eligible, key=lambda r: (self._key(r)[0], -r["smooth_auc"], -r["step"]))
+
+
+@dataclass
+class CostGuard:
+    """fairness.control = "guard": a bound on the adversary's AUC cost that holds by construction.
+
+    Until step `warmup` the predictor trains without the adversary's push (alpha 0, no projection; the
+    adversary itself learns meanwhile), so the evaluations up to then score the unconstrained model.
+    Its *reference* is the highest weighted slice AUC of those evaluations (up to and at `warmup`:
+    the model is still improving, so the latest is usually the highest; a warm-up model is a lower
+    bound on what unconstrained training reaches by the end, so the reference errs towards the lax
+    side and the maximum, not a mean over earlier and weaker states, keeps that small). From
+    `warmup` on the adversary weighs fairness.alpha; each evaluation's cost is the reference minus its
+    smoothed AUC (the mean of the last SMOOTHING evaluations' from the warm-up's end on), and a cost
+    above `max_cost` halves alpha (never below alpha / FLOOR_DIVISOR). The cost is measured against a
+    model the same run trained without the adversary, on rows it never trained on, with the identity
+    made independent of the label (`excess_gap`'s weights), not against the run's own best under the
+    adversary (`AlphaController`): a run whose AUC the adversary drags down from the start cannot
+    lower its own reference. The selection (`GuardSelection`) returns the latest state within the
+    budget, the warm-up's at worst.
+
+    The same interface as `AlphaController` (decide, boost, decisions, state_dict), so
+    `steward.classify.monitor.AlphaControl` runs either."""
+
+    alpha: float
+    max_cost: float
+    warmup: int
+    boost: float = 0.0
+    reference: float = math.nan
+    decisions: list[dict] = field(default_factory=list)
+
+    def decide(self, step: int, gap: float, auc: float, last: bool = False) -> str:
+        """'warmup' (before `warmup`), 'start' (at it: the reference is fixed, alpha switched on),
+        'lower' (cost above max_cost), 'keep', or 'end' (with `last`: records only); updates boost
+        and appends the record (step, gap, auc, smooth_auc, cost, action, alpha)."""
+        # smoothed over the evaluations from the warm-up's end on only (a mean with the warm-up's
+        # earlier, weaker states would read as a cost)
+        since = [d["auc"] for d in self.decisions if d["action"] != "warmup"][-(SMOOTHING - 1):] + [auc]
+        smooth = float(np.nanmean(since)) if not all(math.isnan(a) for a in since) else math.nan
+        if step < self.warmup and not last:
+            action, cost = "warmup", 0.0
+        elif math.isnan(self.reference):
+            warm = [d["auc"] for d in self.decisions if d["action"] == "warmup"] + [auc]
+            self.reference = max((a for a in warm if not math.isnan(a)), default=math.nan)
+            cost = self.reference - smooth if not math.isnan(smooth) else math.inf
+            action, self.boost = ("end" if last else "start"), 1.0
+        else:
+            cost = self.reference - smooth if not math.isnan(smooth) else math.inf
+            if last:
+                action = "end"
+            elif cost > self.max_cost:
+                action, self.boost = "lower", max(1.0 / FLOOR_DIVISOR, self.boost / 2)
+            else:
+                action = "keep"
+        self.decisions.append({"step": int(step), "gap": gap, "auc": auc, "smooth_auc": smooth, "cost": cost,
+                               "action": action, "alpha": self.alpha * self.boost})
+        return action
+
+    def state_dict(self) -> dict:
+        return {"boost": self.boost, "reference": self.reference, "decisions": list(self.decisions)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.boost, self.reference = float(state["boost"]), float(state["reference"])
+        self.decisions = list(state["decisions"])
+
+
+@dataclass
+class GuardSelection:
+    """The state a guarded run ends with: the latest evaluation from the warm-up's end on ('start',
+    'keep', 'lower', 'end') whose cost is within `max_cost`; the warm-up's end ('start', whatever its
+    cost: the unconstrained model) at worst. Only the latest such record is kept (`front`), so the
+    caller holds one copy of the weights."""
+
+    max_cost: float
+    front: list[dict] = field(default_factory=list)
+
+    def consider(self, record: dict) -> bool:
+        if record["action"] != "start" and (record["action"] == "warmup" or not record["cost"] <= self.max_cost):
+            return False
+        self.front = [dict(record)]
+        return True
+
+    def steps(self) -> set[int]:
+        return {r["step"] for r in self.front}
+
+    def choice(self) -> dict | None:
+        return self.front[-1] if self.front else None
