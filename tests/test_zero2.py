@@ -38,8 +38,8 @@ def _worker(rank: int, port: int, bucket_bytes: int, skip_last: bool, results) -
         out.square().sum().backward()
         try:
             model.finish()
-        except RuntimeError as e:
-            results.put((rank, str(e)))
+        except Exception as e:  # noqa: BLE001 - the test checks its type
+            results.put((rank, type(e), str(e)))
             return
         owners = opt._param_to_rank
         # plain lists: a tensor on the queue would live in memory this process frees when it exits
@@ -76,7 +76,11 @@ def test_each_owner_gets_the_mean_gradient_and_the_other_rank_none(bucket_bytes,
 
 
 def test_a_parameter_without_a_gradient_is_a_clear_error():
+    """A StewardError on every rank: the CLI's worker prints it as one line (exit 2), not a traceback."""
+    from steward.errors import StewardError
+
     (port,) = free_ports(1)
     got = spawn(_worker, (port, 1, True), nprocs=2, timeout=120)
-    for _, message in got:
+    for _, kind, message in got:
+        assert issubclass(kind, StewardError), kind
         assert "some parameters got no gradient" in message and "drop shard_gradients" in message

@@ -26,6 +26,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from steward.errors import ConfigError
+
 BUCKET_BYTES = 25 * 2**20
 """Largest flat bucket of gradients one reduction sends (DDP's default bucket_cap_mb, 25)."""
 
@@ -117,8 +119,8 @@ class ShardedGradients(nn.Module):
         """Wait for this step's reductions and give the owner its summed gradients."""
         reported, self._reported = self._reported, 0
         if reported != len(self._bucket_of):
-            raise RuntimeError("parallel.shard_gradients: some parameters got no gradient in this step; ZeRO-2 "
-                               "needs every parameter used in every step (or use DDP: drop shard_gradients)")
+            raise ConfigError("parallel.shard_gradients: some parameters got no gradient in this step; ZeRO-2 "
+                              "needs every parameter used in every step (or use DDP: drop shard_gradients)")
         for owner, params, flat, work in self._pending:
             work.wait()
             if owner == self.rank:
