@@ -109,9 +109,8 @@ class ShardedGradients(nn.Module):
         # the bucket is complete: the same moment on every rank, as backward runs the same graph
         self._ready[i] = 0
         flat = torch.cat([q.grad.reshape(-1) for q in params]).div_(self.size)
-        if owner != self.rank:
-            for q in params:  # packed: this rank's copy is no longer needed
-                q.grad = None
+        for q in params:  # packed: the owner's gradients become views of the sums in `finish`
+            q.grad = None
         work = dist.reduce(flat, dist.get_global_rank(self.group, owner), group=self.group, async_op=True)
         self._pending.append((owner, params, flat, work))
 
@@ -126,6 +125,6 @@ class ShardedGradients(nn.Module):
             if owner == self.rank:
                 offset = 0
                 for q in params:
-                    q.grad.copy_(flat[offset:offset + q.numel()].view_as(q.grad))
+                    q.grad = flat[offset:offset + q.numel()].view_as(q).to(q.dtype)
                     offset += q.numel()
         self._pending.clear()
