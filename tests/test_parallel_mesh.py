@@ -53,6 +53,9 @@ def test_resolved_degrees_and_old_api():
       "--comm.compressor", "powersgd"], 2, None, "which gradient compression (comm.compressor, comm.hierarchical)"),
     (["--parallel.shard_gradients", "true", "--parallel.shard_optimizer", "true", "--parallel.dp_replicate", "2",
       "--train.task", "classify"], 2, None, "drop it for train.task classify"),
+    # the fix offered must not lead into the shard_gradients error (which asks for shard_optimizer back)
+    (["--parallel.shard_gradients", "true", "--parallel.shard_optimizer", "true"], 1, None,
+     "or drop parallel.shard_optimizer and parallel.shard_gradients"),
 ])
 def test_bad_degrees_give_one_line_errors(flags, world, local, key):
     with pytest.raises(ConfigError) as e:

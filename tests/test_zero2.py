@@ -36,15 +36,18 @@ def _worker(rank: int, port: int, bucket_bytes: int, skip_last: bool, results) -
         inner = model.module
         out = inner[1](inner[0](_batch(rank))) if skip_last else model(_batch(rank))
         out.square().sum().backward()
+        # the gradient bytes alive at the end of backward: what the reductions hold and any .grad left
+        held = sum(f.numel() * f.element_size() for *_, f, _ in model._pending) + sum(
+            p.grad.numel() * p.grad.element_size() for p in inner.parameters() if p.grad is not None)
         try:
             model.finish()
-        except RuntimeError as e:
-            results.put((rank, str(e)))
+        except Exception as e:  # noqa: BLE001 - the test checks its type
+            results.put((rank, type(e), str(e)))
             return
         owners = opt._param_to_rank
         # plain lists: a tensor on the queue would live in memory this process frees when it exits
         grads = {i: (owners[p], None if p.grad is None else p.grad.tolist()) for i, p in enumerate(inner.parameters())}
-        results.put((rank, grads, len(model._buckets)))
+        results.put((rank, grads, len(model._buckets), held))
     finally:
         dist.destroy_process_group()
 
@@ -65,18 +68,24 @@ def test_each_owner_gets_the_mean_gradient_and_the_other_rank_none(bucket_bytes,
     (port,) = free_ports(1)
     got = sorted(spawn(_worker, (port, bucket_bytes, False), nprocs=2, timeout=120), key=lambda r: r[0])
     want = _reference()
-    for rank, grads, n_buckets in got:
+    param_bytes = sum(p.numel() * p.element_size() for p in _model().parameters())
+    for rank, grads, n_buckets, held in got:
         assert n_buckets == buckets
+        assert held == param_bytes  # one copy of the gradients over the ranks' buckets, not one more of its own
         for i, (owner, g) in grads.items():
             if owner == rank:
                 torch.testing.assert_close(torch.tensor(g, dtype=torch.float64), want[i], rtol=1e-12, atol=0)
             else:
                 assert g is None, (rank, i)
-    assert {owner for _, grads, _ in got for owner, _ in grads.values()} == {0, 1}  # both ranks own some
+    assert {owner for _, grads, _, _ in got for owner, _ in grads.values()} == {0, 1}  # both ranks own some
 
 
 def test_a_parameter_without_a_gradient_is_a_clear_error():
+    """A StewardError on every rank: the CLI's worker prints it as one line (exit 2), not a traceback."""
+    from steward.errors import StewardError
+
     (port,) = free_ports(1)
     got = spawn(_worker, (port, 1, True), nprocs=2, timeout=120)
-    for _, message in got:
+    for _, kind, message in got:
+        assert issubclass(kind, StewardError), kind
         assert "some parameters got no gradient" in message and "drop shard_gradients" in message

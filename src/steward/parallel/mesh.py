@@ -82,6 +82,7 @@ def validate_world(cfg: JobConfig, world_size: int, local_world_size: int | None
             f"parallel.shard_optimizer: shards AdamW's state over plain DDP replicas, but this layout is "
             f"dp_replicate {rep} x dp_shard {shard} x tp {tp} x pp {pp}; set parallel.dp_replicate to the world size "
             "(FSDP2's dp_shard already shards the optimizer), or drop parallel.shard_optimizer"
+            + (" and parallel.shard_gradients" if p.shard_gradients else "")
         )
     if p.shard_gradients and not p.shard_optimizer:
         raise ConfigError("parallel.shard_gradients: shards the gradients over the ranks that own the optimizer "

@@ -26,6 +26,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from steward.errors import ConfigError
+
 BUCKET_BYTES = 25 * 2**20
 """Largest flat bucket of gradients one reduction sends (DDP's default bucket_cap_mb, 25)."""
 
@@ -107,9 +109,8 @@ class ShardedGradients(nn.Module):
         # the bucket is complete: the same moment on every rank, as backward runs the same graph
         self._ready[i] = 0
         flat = torch.cat([q.grad.reshape(-1) for q in params]).div_(self.size)
-        if owner != self.rank:
-            for q in params:  # packed: this rank's copy is no longer needed
-                q.grad = None
+        for q in params:  # packed: the owner's gradients become views of the sums in `finish`
+            q.grad = None
         work = dist.reduce(flat, dist.get_global_rank(self.group, owner), group=self.group, async_op=True)
         self._pending.append((owner, params, flat, work))
 
@@ -117,13 +118,13 @@ class ShardedGradients(nn.Module):
         """Wait for this step's reductions and give the owner its summed gradients."""
         reported, self._reported = self._reported, 0
         if reported != len(self._bucket_of):
-            raise RuntimeError("parallel.shard_gradients: some parameters got no gradient in this step; ZeRO-2 "
-                               "needs every parameter used in every step (or use DDP: drop shard_gradients)")
+            raise ConfigError("parallel.shard_gradients: some parameters got no gradient in this step; ZeRO-2 "
+                              "needs every parameter used in every step (or use DDP: drop shard_gradients)")
         for owner, params, flat, work in self._pending:
             work.wait()
             if owner == self.rank:
                 offset = 0
                 for q in params:
-                    q.grad.copy_(flat[offset:offset + q.numel()].view_as(q.grad))
+                    q.grad = flat[offset:offset + q.numel()].view_as(q).to(q.dtype)
                     offset += q.numel()
         self._pending.clear()
