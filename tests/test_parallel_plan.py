@@ -12,7 +12,7 @@ from steward.config import load_config
 from steward.models.gpt import build_model, build_model_args
 from steward.planning.cost import Layout, Request, predict
 from steward.planning.footprint import layer_activation_bytes
-from steward.planning.layout import PlanError, layouts, plan
+from steward.planning.layout import PlanError, layout_problem, layouts, plan
 from steward.planning.topology import load_cluster
 from steward.planning.units import GIB
 
@@ -254,3 +254,16 @@ def test_steward_zero1_and_zero2_memory_shards_only_what_they_shard():
     assert zero1["optimizer"] == pytest.approx(ddp["optimizer"] / 4) and master["params"] == pytest.approx(n)
     assert ddp["weight_copies"] - zero2["weight_copies"] == pytest.approx(ddp_bucket_bytes(n))
     assert zero1["weight_copies"] == ddp["weight_copies"]
+
+
+def test_auto_plan_with_a_sharded_optimizer_keeps_to_plain_replicas():
+    """parallel.auto with parallel.shard_optimizer (ZeRO-1/2 over DDP replicas) plans only layouts that
+    validate_world accepts: dp_replicate = the world size (it chose dp_shard 2 before, then failed)."""
+    from steward.planning.layout import apply_auto_plan, request_from_config
+
+    cfg = load_config(None, ["--model.flavor", "debug", "--train.batch_size", "8", "--train.seq_len", "32",
+                             "--parallel.auto", "true", "--parallel.shard_optimizer", "true"])
+    best = apply_auto_plan(cfg, 2, 2)
+    assert (best.layout.dp_replicate, best.layout.dp_shard, best.layout.tp, best.layout.pp) == (2, 1, 1, 1)
+    req = request_from_config(cfg, 2, 2)
+    assert "plain DDP replicas only" in layout_problem(req, Layout(1, 1, 1, 2, 1, "none"))

@@ -186,6 +186,10 @@ def layout_problem(req: Request, lay: Layout) -> str | None:
     if req.global_batch % lay.dp or (req.global_batch // lay.dp) % lay.micro_batch_size:
         return (f"train.batch_size {req.global_batch} does not split into data-parallel degree {lay.dp} x whole "
                 f"micro-batches of {lay.micro_batch_size}")
+    impl = req.impl
+    if impl.optimizer_sharded and not impl.shards_master_weights and (lay.tp, lay.pp, lay.dp_shard) != (1, 1, 1):
+        # Steward's ZeRO-1/2 (torch's ZeroRedundancyOptimizer over the model's own weights) needs plain replicas
+        return "parallel.shard_optimizer runs over plain DDP replicas only (tp, pp and dp_shard 1)"
     if req.micro_batches(lay) < lay.pp:
         return (f"{req.micro_batches(lay)} micro-batch(es) per step feed fewer than pp={lay.pp} stages; raise "
                 "train.batch_size or lower micro_batch")
