@@ -105,18 +105,9 @@ def test_a_guarded_run_warms_up_unconstrained_and_ends_within_its_budget(tmp_pat
     queue = [0.8, 0.8, 0.79, 0.6]
     monkeypatch.setattr(monitor, "excess_gap", lambda *a, **k: (0.0, queue.pop(0)))
 
-    class Weights:
-        def __init__(self):
-            self.at = {}
+    from test_fairness_control import _Weights  # the weights at every step before the last
 
-        def __getattr__(self, hook):
-            return lambda *a: None
-
-        def on_step_end(self, trainer, step, metrics):
-            if step < trainer.cfg.train.steps:
-                self.at[step] = {k: v.clone() for k, v in trainer._inner().state_dict().items()}
-
-    spy = Weights()
+    spy = _Weights()
     trainer = ClassifyTrainer(load_config(None, [*RUN, "--job.out", str(tmp_path / "run")]), callbacks=[spy])
     summary = trainer.run()
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
