@@ -134,3 +134,14 @@ def test_bench_fairness_on_test_bed_sources():
         subs = [k.split("/")[1] for k in r[f"{src}/baseline/subgroup_gaps"]]
         assert set(SOURCES[src].carrying) <= set(subs)
         assert 0 < r[f"{src}/baseline/carrying_gap"] < 1
+
+
+def test_a_role_no_source_has_is_a_clear_error(monkeypatch, capsys):
+    """Once every source has been tuned on or seen, `--sources held_out` says so instead of listing names."""
+    from steward.bench.fairness import _parse
+    from steward.fairness import testbed
+
+    monkeypatch.setattr(testbed, "held_out_sources", lambda: [])
+    with pytest.raises(SystemExit):
+        _parse(["--sources", "held_out"])
+    assert "--sources: no source has the role 'held_out' under the current defaults" in capsys.readouterr().err

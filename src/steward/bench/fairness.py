@@ -138,6 +138,10 @@ def _source_names(p: argparse.ArgumentParser, spec: str) -> list[str]:
     groups = {"all": list(SOURCES), "held_out": held_out_sources(), "tuning": list(TUNING_SOURCES),
               "seen": list(SEEN_SOURCES)}
     names = [n for part in spec.split(",") if part for n in groups.get(part, [part])]
+    empty = [part for part in spec.split(",") if part in groups and not groups[part]]
+    if empty and not names:
+        p.error(f"--sources: no source has the role {empty[0]!r} under the current defaults "
+                "(steward.fairness.testbed.source_role); name sources, or use 'all'")
     try:
         return check_sources(list(dict.fromkeys(names))) if spec else []
     except FairnessError as e:
