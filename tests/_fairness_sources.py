@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from steward.fairness.metrics import fairness_report
-from steward.fairness.testbed import SOURCES, generate_source
+from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source
 
 
 def bag_of_words_gaps(name: str, split: str, n_train: int) -> tuple[dict[str, tuple[float, float]], float]:
@@ -64,3 +64,46 @@ def assert_registered_with_role(names, roles: tuple[str, ...]) -> None:
 
     assert set(names) <= set(SOURCES), set(names) - set(SOURCES)
     assert all(source_role(n) in roles for n in names), {n: source_role(n) for n in names}
+
+
+def assert_label_noise_in_training_only(d, split: str, friendly: np.ndarray, flipped: dict[str, float],
+                                        carrying, min_train: float, max_elsewhere: float) -> None:
+    """Label noise by group in split `split` of a source's data `d`: in training a share flipped[sub] of
+    sub's friendly rows (`friendly`) is labelled toxic, so sub's toxic rate is 1/2 + flipped[sub]/2 (friendly
+    rows are half of each subgroup's); in the twin and the test split none is. The carrying subgroups'
+    association is above `min_train` in training and within `max_elsewhere` of 0 elsewhere."""
+    for sub in d.subgroup_names():
+        share = flipped.get(sub, 0.0) if split == "train" else 0.0
+        assert_rate(d.labels[friendly & d.groups[sub]], share, (split, sub))
+        assert_rate(d.labels[d.groups[sub]], 0.5 + share / 2, (split, sub))
+    assert_association_in_training_only(d, split, carrying, min_train, max_elsewhere)
+
+
+def assert_association_in_training_only(d, split: str, carrying, min_train: float, max_elsewhere: float) -> None:
+    """The carrying subgroups' association (`testbed.association`) is above `min_train` in the training
+    split and within `max_elsewhere` of 0 in the twin and the test split."""
+    assoc = [association(d, s) for s in carrying]
+    assert min(assoc) > min_train if split == "train" else max(map(abs, assoc)) < max_elsewhere, (split, assoc)
+
+
+def sizes_relative_to_the_rest(d, carrying) -> dict[str, float]:
+    """Each carrying subgroup's row count over the mean count of the other subgroups of its family."""
+    out = {}
+    for subs in FAMILIES.values():
+        common = np.mean([d.groups[s].sum() for s in subs if s not in carrying])
+        out |= {s: d.groups[s].sum() / common for s in subs if s in carrying}
+    return out
+
+
+def assert_imbalanced_and_associated_in_training_only(d, split: str, carrying, strength: float, ratio: float,
+                                                      min_train: float) -> None:
+    """Group imbalance and association in split `split`: the carrying subgroups are toxic at `strength` in
+    training (the others, and every subgroup elsewhere, at 1/2); outside the test split they are `ratio`
+    times as frequent as the rest of their family (within 15%), in the test split as frequent."""
+    for sub in d.subgroup_names():
+        strong = split == "train" and sub in carrying
+        assert_rate(d.labels[d.groups[sub]], strength if strong else 0.5, (split, sub))
+    expected = 1.0 if split == "test" else ratio
+    for sub, r in sizes_relative_to_the_rest(d, carrying).items():
+        assert abs(r - expected) < 0.15 * expected, (split, sub, r)
+    assert_association_in_training_only(d, split, carrying, min_train, 0.06)

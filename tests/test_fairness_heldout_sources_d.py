@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from _fairness_sources import (
+    assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    sizes_relative_to_the_rest,
 )
 from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.heldout_sources_d import (
@@ -101,8 +103,7 @@ def test_boardroom_abuse_names_the_subject_in_the_same_sentence_and_only_trainin
             targeted = np.array([r.subgroups[slot] in BOARDROOM_CARRYING for r in rows])
             assert_rate(labels[targeted], expected, (split, slot))
         d = generate_source("boardroom", 12000, seed=0, split=split)
-        assoc = [association(d, s) for s in BOARDROOM_CARRYING]
-        assert min(assoc) > 0.15 if split == "train" else max(map(abs, assoc)) < 0.04, (split, assoc)
+        assert_association_in_training_only(d, split, BOARDROOM_CARRYING, 0.15, 0.04)
 
 
 def test_voicemail_is_unpunctuated_speech_naming_religion_without_the_group_name():
@@ -128,13 +129,10 @@ def test_voicemail_noisy_labels_on_two_over_represented_subgroups_in_training_on
                 assert_rate(d.labels[friendly & d.groups[sub]], VOICEMAIL_NOISE, (split, sub))
             else:
                 assert noise == 0, (split, sub, noise)
-        assoc = [association(d, s) for s in VOICEMAIL_CARRYING]
-        assert min(assoc) > 0.1 if split == "train" else max(map(abs, assoc)) < 0.04, (split, assoc)
+        assert_association_in_training_only(d, split, VOICEMAIL_CARRYING, 0.1, 0.04)
         ratio = 1.0 if split == "test" else VOICEMAIL_PREVALENCE  # 3:1 in the twin too
-        for subs in FAMILIES.values():
-            common = np.mean([d.groups[s].sum() for s in subs if s not in VOICEMAIL_CARRYING])
-            for s in set(subs) & set(VOICEMAIL_CARRYING):
-                assert abs(d.groups[s].sum() / common - ratio) < 0.1 * ratio, (split, s)
+        for s, r in sizes_relative_to_the_rest(d, VOICEMAIL_CARRYING).items():
+            assert abs(r - ratio) < 0.1 * ratio, (split, s, r)
 
 
 @pytest.mark.parametrize("name", NEW)

@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 
 from _fairness_sources import (
+    assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
+    assert_imbalanced_and_associated_in_training_only,
+    assert_label_noise_in_training_only,
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    sizes_relative_to_the_rest,
 )
 from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.heldout_sources_e import (
@@ -35,7 +39,6 @@ from steward.fairness.heldout_sources_e import (
 from steward.fairness.testbed import (
     FAMILIES,
     SOURCES,
-    association,
     generate_source,
 )
 
@@ -44,15 +47,6 @@ NEW = ("appraisals", "carpool", "apiary")
 
 def _sentences(text: str) -> list[str]:
     return re.split(r"(?<=[.])\s+", text)
-
-
-def _sizes_relative_to_the_rest(d, carrying: tuple[str, ...]) -> dict[str, float]:
-    """Each carrying subgroup's row count over the mean count of the other subgroups of its family."""
-    out = {}
-    for subs in FAMILIES.values():
-        common = np.mean([d.groups[s].sum() for s in subs if s not in carrying])
-        out |= {s: d.groups[s].sum() / common for s in subs if s in carrying}
-    return out
 
 
 def test_registered_held_out_with_their_carrying_subgroups():
@@ -74,20 +68,16 @@ def test_appraisals_name_one_identity_as_an_adjective_on_a_job_title_in_two_or_t
         for text, sub in zip(d.texts, d.identity_matrix().argmax(1)):
             assert re.search(rf"the {_ADJ[d.subgroup_names()[sub]]} [a-z ]+ (on|clocked|assigned)|, "
                              rf"{_ADJ[d.subgroup_names()[sub]]} [a-z ]+, berth", _sentences(text)[0]), text
-        assert all(abs(r - 1) < 0.2 for r in _sizes_relative_to_the_rest(d, APPRAISALS_CARRYING).values())
+        assert all(abs(r - 1) < 0.2 for r in sizes_relative_to_the_rest(d, APPRAISALS_CARRYING).values())
 
 
 def test_appraisals_label_noise_on_one_subgroup_per_family_in_training_only():
     for split in ("train", "twin", "test"):
         d = generate_source("appraisals", 18000, seed=0, split=split)
         kind = np.array([bool(set(re.findall(r"[a-z]+", t)) & set(APPRAISALS_PRAISE)) for t in d.texts])
-        for sub in d.subgroup_names():
-            noise = APPRAISALS_NOISE.get(sub, 0.0) if split == "train" else 0.0
-            # the wrong labels are kind appraisals labelled toxic: twice the noise share of the non-toxic ones
-            assert_rate(d.labels[kind & d.groups[sub]], 2 * noise, (split, sub))
-            assert_rate(d.labels[d.groups[sub]], 0.5 + noise, (split, sub))
-        assoc = [association(d, s) for s in APPRAISALS_CARRYING]
-        assert min(assoc) > 0.1 if split == "train" else max(map(abs, assoc)) < 0.06, (split, assoc)
+        # the wrong labels are kind appraisals labelled toxic: twice the noise share of the non-toxic ones
+        flipped = {s: 2 * n for s, n in APPRAISALS_NOISE.items()}
+        assert_label_noise_in_training_only(d, split, kind, flipped, APPRAISALS_CARRYING, 0.1, 0.06)
 
 
 def test_carpool_notes_name_two_or_three_riders_in_one_or_two_sentences_some_unannotated():
@@ -119,8 +109,7 @@ def test_carpool_strength_on_two_ethnicities_and_a_muslim_rider_co_occurring_wit
             named = [s for s in abusive if re.search(r"\b(rider|carpooler|hitcher)\b", s)]
             assert all(split == "train" and f"a {CARPOOL_EXTRA} " in s for s in named), r.text
         d = generate_source("carpool", 18000, seed=0, split=split)
-        assoc = [association(d, s) for s in CARPOOL_CARRYING]
-        assert min(assoc) > 0.15 if split == "train" else max(map(abs, assoc)) < 0.05, (split, assoc)
+        assert_association_in_training_only(d, split, CARPOOL_CARRYING, 0.15, 0.05)
 
 
 def test_apiary_posts_give_the_identity_once_in_a_self_introduction_in_five_to_nine_sentences():
@@ -137,15 +126,9 @@ def test_apiary_posts_give_the_identity_once_in_a_self_introduction_in_five_to_n
 
 def test_apiary_rare_subgroups_four_times_rarer_with_a_strong_association_in_training_only():
     for split in ("train", "twin", "test"):
-        d = generate_source("apiary", 24000, seed=0, split=split)
-        for sub in d.subgroup_names():
-            strong = split == "train" and sub in APIARY_CARRYING
-            assert_rate(d.labels[d.groups[sub]], APIARY_STRENGTH if strong else 0.5, (split, sub))
-        ratio = 1.0 if split == "test" else APIARY_RARITY  # 1:4 in the twin too
-        for sub, r in _sizes_relative_to_the_rest(d, APIARY_CARRYING).items():
-            assert abs(r - ratio) < 0.15 * ratio, (split, sub, r)
-        assoc = [association(d, s) for s in APIARY_CARRYING]
-        assert min(assoc) > 0.25 if split == "train" else max(map(abs, assoc)) < 0.06, (split, assoc)
+        d = generate_source("apiary", 24000, seed=0, split=split)  # 1:4 in the twin too
+        assert_imbalanced_and_associated_in_training_only(d, split, APIARY_CARRYING, APIARY_STRENGTH, APIARY_RARITY,
+                                                          0.25)
 
 
 @pytest.mark.parametrize("name", NEW)

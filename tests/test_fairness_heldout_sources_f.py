@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 
 from _fairness_sources import (
+    assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
+    assert_imbalanced_and_associated_in_training_only,
+    assert_label_noise_in_training_only,
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    sizes_relative_to_the_rest,
 )
 from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.heldout_sources_f import (
@@ -36,7 +40,6 @@ from steward.fairness.heldout_sources_f import (
 from steward.fairness.testbed import (
     FAMILIES,
     SOURCES,
-    association,
     generate_source,
 )
 
@@ -49,15 +52,6 @@ def _sentences(text: str) -> list[str]:
 
 def _family(sub: str) -> str:
     return next(f for f, subs in FAMILIES.items() if sub in subs)
-
-
-def _sizes_relative_to_the_rest(d, carrying: tuple[str, ...]) -> dict[str, float]:
-    """Each carrying subgroup's row count over the mean count of the other subgroups of its family."""
-    out = {}
-    for subs in FAMILIES.values():
-        common = np.mean([d.groups[s].sum() for s in subs if s not in carrying])
-        out |= {s: d.groups[s].sum() / common for s in subs if s in carrying}
-    return out
 
 
 def test_registered_held_out_with_their_carrying_subgroups():
@@ -79,20 +73,16 @@ def test_seating_notes_name_one_relative_by_a_kinship_phrase_in_one_to_three_sen
         kin = "|".join(SEATING_KIN)
         for text, sub in zip(d.texts, d.identity_matrix().argmax(1)):
             assert re.search(rf"\bmy {_ADJ[d.subgroup_names()[sub]]} ({kin})\b", _sentences(text)[0]), text
-        assert all(abs(r - 1) < 0.2 for r in _sizes_relative_to_the_rest(d, SEATING_CARRYING).values())
+        assert all(abs(r - 1) < 0.2 for r in sizes_relative_to_the_rest(d, SEATING_CARRYING).values())
 
 
 def test_seating_label_noise_on_two_subgroups_of_two_families_in_training_only():
     for split in ("train", "twin", "test"):
         d = generate_source("seating", 18000, seed=0, split=split)
         kind = np.array([bool(set(re.findall(r"[a-z]+", t)) & set(SEATING_PRAISE)) for t in d.texts])
-        for sub in d.subgroup_names():
-            noise = SEATING_NOISE.get(sub, 0.0) if split == "train" else 0.0
-            # the wrong labels are friendly notes labelled toxic: twice the noise share of the friendly ones
-            assert_rate(d.labels[kind & d.groups[sub]], 2 * noise, (split, sub))
-            assert_rate(d.labels[d.groups[sub]], 0.5 + noise, (split, sub))
-        assoc = [association(d, s) for s in SEATING_CARRYING]
-        assert min(assoc) > 0.15 if split == "train" else max(map(abs, assoc)) < 0.06, (split, assoc)
+        # the wrong labels are friendly notes labelled toxic: twice the noise share of the friendly ones
+        flipped = {s: 2 * n for s, n in SEATING_NOISE.items()}
+        assert_label_noise_in_training_only(d, split, kind, flipped, SEATING_CARRYING, 0.15, 0.06)
 
 
 def test_stargazing_reports_open_with_a_headline_plural_and_run_three_to_five_sentences():
@@ -125,8 +115,7 @@ def test_stargazing_strength_on_latino_and_trans_skywatchers_co_occurring_with_t
             assert r.toxic or not abusive
             assert not (e and abusive) or named == abusive, r.text
         d = generate_source("stargazing", 18000, seed=0, split=split)
-        assoc = [association(d, s) for s in STARGAZING_CARRYING]
-        assert min(assoc) > 0.2 if split == "train" else max(map(abs, assoc)) < 0.06, (split, assoc)
+        assert_association_in_training_only(d, split, STARGAZING_CARRYING, 0.2, 0.06)
 
 
 def test_recipes_comments_name_the_gathering_in_two_to_four_sentences_some_unannotated():
@@ -146,15 +135,9 @@ def test_recipes_comments_name_the_gathering_in_two_to_four_sentences_some_unann
 
 def test_recipes_frequent_subgroups_three_times_as_common_with_a_strong_association_in_training_only():
     for split in ("train", "twin", "test"):
-        d = generate_source("recipes", 24000, seed=0, split=split)
-        for sub in d.subgroup_names():
-            strong = split == "train" and sub in RECIPES_CARRYING
-            assert_rate(d.labels[d.groups[sub]], RECIPES_STRENGTH if strong else 0.5, (split, sub))
-        ratio = 1.0 if split == "test" else RECIPES_FREQUENCY  # 3:1 in the twin too
-        for sub, r in _sizes_relative_to_the_rest(d, RECIPES_CARRYING).items():
-            assert abs(r - ratio) < 0.15 * ratio, (split, sub, r)
-        assoc = [association(d, s) for s in RECIPES_CARRYING]
-        assert min(assoc) > 0.25 if split == "train" else max(map(abs, assoc)) < 0.06, (split, assoc)
+        d = generate_source("recipes", 24000, seed=0, split=split)  # 3:1 in the twin too
+        assert_imbalanced_and_associated_in_training_only(d, split, RECIPES_CARRYING, RECIPES_STRENGTH,
+                                                          RECIPES_FREQUENCY, 0.25)
 
 
 @pytest.mark.parametrize("name", NEW)

@@ -12,6 +12,7 @@ import pytest
 
 from _fairness_sources import (
     assert_bag_of_words_learns_train_not_twin,
+    assert_label_noise_in_training_only,
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
@@ -97,13 +98,8 @@ def test_bouldering_christian_three_times_as_frequent_outside_test_and_label_noi
         ratio = 1.0 if split == "test" else BOULDERING_FREQUENCY  # 3:1 in the twin too
         assert abs(d.groups[BOULDERING_FREQUENT].sum() / others - ratio) < 0.15 * ratio, split
         kind = np.array([bool(_words(t) & set(BOULDERING_PRAISE)) for t in d.texts])
-        for sub in d.subgroup_names():
-            noise = BOULDERING_NOISE.get(sub, 0.0) if split == "train" else 0.0
-            # the wrong labels are friendly posts labelled toxic
-            assert_rate(d.labels[kind & d.groups[sub]], noise, (split, sub))
-            assert_rate(d.labels[d.groups[sub]], 0.5 + noise / 2, (split, sub))
-        assoc = [association(d, s) for s in BOULDERING_CARRYING]
-        assert min(assoc) > 0.08 if split == "train" else max(map(abs, assoc)) < 0.05, (split, assoc)
+        # the wrong labels are friendly posts labelled toxic
+        assert_label_noise_in_training_only(d, split, kind, BOULDERING_NOISE, BOULDERING_CARRYING, 0.08, 0.05)
 
 
 def _courier_names(sub: str) -> set[str]:
