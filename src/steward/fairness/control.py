@@ -270,7 +270,8 @@ class GuardSelection:
     front: list[dict] = field(default_factory=list)
 
     def consider(self, record: dict) -> bool:
-        if record["action"] != "start" and (record["action"] == "warmup" or not record["cost"] <= self.max_cost):
+        within = record["action"] != "warmup" and record["cost"] <= self.max_cost  # False for a NaN cost
+        if record["action"] != "start" and not within:
             return False
         self.front = [dict(record)]
         return True

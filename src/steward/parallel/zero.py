@@ -73,13 +73,15 @@ class ShardedGradients(nn.Module):
         self._buckets = []
         for owner in range(self.size):
             bucket: list[nn.Parameter] = []
+            size = 0
             for p in reversed(trained):
                 if owners[p] != owner:
                     continue
                 bucket.append(p)
-                if sum(q.numel() * q.element_size() for q in bucket) >= self.bucket_bytes:
+                size += p.numel() * p.element_size()
+                if size >= self.bucket_bytes:
                     self._buckets.append((owner, bucket))
-                    bucket = []
+                    bucket, size = [], 0
             if bucket:
                 self._buckets.append((owner, bucket))
         self._bucket_of = {p: i for i, (_, params) in enumerate(self._buckets) for p in params}

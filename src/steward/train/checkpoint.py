@@ -95,17 +95,16 @@ def _sharded(optimizer: torch.optim.Optimizer) -> bool:
 
 
 def _param_names(model: nn.Module) -> dict[torch.Tensor, str]:
-    """Each parameter's name as DCP's state dicts key it (a DDP wrapper's 'module.' prefix dropped)."""
-    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    return {p: name for name, p in inner.named_parameters()}
+    """Each parameter's name as DCP's state dicts key it (a wrapper's 'module.' prefix dropped)."""
+    return {p: name for name, p in _unwrapped(model).named_parameters()}
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:
-    """The model inside ZeRO-2's wrapper, which torch's state-dict helpers do not know (DDP they do):
-    its checkpoints are keyed as everyone else's."""
+    """The model inside a data-parallel wrapper (DDP, or ZeRO-2's, which torch's state-dict helpers do
+    not know), so that every layout's checkpoints are keyed alike."""
     from steward.parallel.zero import ShardedGradients
 
-    return model.module if isinstance(model, ShardedGradients) else model
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, ShardedGradients)) else model
 
 
 def state_dicts(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, Any]]:
