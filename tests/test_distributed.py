@@ -3,11 +3,12 @@ uses, compared against one process with the same global batch."""
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from _multiproc import free_ports, spawn
+from _multiproc import free_ports, run_ranks, spawn
 from steward.config import load_config
 from steward.jobs import launch_local
 from steward.train.trainer import Trainer
@@ -100,6 +101,13 @@ def test_cli_nproc_per_node(tmp_path, capfd):
                  "--checkpoint.resume", str(ck.parent)])
     assert code == 2
     assert "manifest.json is missing" in capfd.readouterr().err
+    # the `steward` command as torchrun starts it, once per rank: the same error is exit code 2 on every
+    # rank (not a SIGABRT from the interpreter's teardown of a process group it never destroyed)
+    script = "import sys; from steward.cli.main import entry; sys.argv[0] = 'steward'; entry()"
+    ranks = run_ranks([sys.executable, "-c", script, "train", *COMMON, "--job.out", str(tmp_path / "c"),
+                       "--checkpoint.resume", str(ck.parent)], 2, timeout=300)
+    assert [c for c, _ in ranks] == [2, 2], ranks
+    assert "manifest.json is missing" in ranks[0][1]
 
 
 def _pg_worker(rank: int, ports: tuple[int, int], out_dir: str, results) -> None:

@@ -45,7 +45,11 @@ def _worker(config_path: str | None, overrides: list[str]) -> dict[str, Any] | N
     except StewardError as e:
         if os.environ.get("RANK", "0") == "0":
             print(f"steward train: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        sys.stdout.flush()
+        # _exit, not sys.exit: the process group was never destroyed (a peer may still be inside a collective),
+        # and the interpreter's teardown of its threads can abort the process (SIGABRT), so the launcher saw a
+        # signal instead of this exit code and the user got 1 instead of 2
+        os._exit(2)
     return summary if os.environ.get("RANK", "0") == "0" else None
 
 
@@ -71,7 +75,8 @@ def launch_local(config_path: str | None, overrides: list[str], nproc: int) -> d
     try:
         results = elastic_launch(lc, _worker)(config_path, overrides)
     except ChildFailedError as e:
-        codes = {f.exitcode for f in e.failures.values()}
+        # a worker's own exit code (2: a StewardError it printed) over a signal the launcher saw (negative)
+        codes = [f.exitcode for f in e.failures.values() if f.exitcode > 0]
         raise WorkersFailed(max(codes) if codes else 1) from None
     return results.get(0)
 

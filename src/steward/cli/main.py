@@ -113,5 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The `steward` command: main's exit code. A torchrun worker that fails with a process group still up
+    leaves through os._exit: the interpreter's teardown of the group's threads can abort the process
+    (SIGABRT), and torchrun would report a signal instead of the code main printed its reason with."""
+    code = main()
+    dist = sys.modules.get("torch.distributed")
+    if code and dist is not None and dist.is_available() and dist.is_initialized():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
