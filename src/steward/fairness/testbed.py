@@ -18,8 +18,8 @@ mentioning an identity and its own way of injecting a bias:
 |          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
-voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker) are
-described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g)
+voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
+allotments, tutors) are described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h)
 and in the README's test-bed table, with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
@@ -94,6 +94,12 @@ from steward.fairness.heldout_sources_g import (
     bouldering_row,
     couriers_row,
     tracker_row,
+)
+from steward.fairness.heldout_sources_h import (
+    ALLOTMENTS_CARRYING,
+    TUTORS_CARRYING,
+    allotments_row,
+    tutors_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -387,6 +393,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("tracker", "2-3 participants per issue comment", "co-occurrence: the remark cites a participant in the "
            "same sentence; P(toxic | asian or christian participant) = 0.85", TRACKER_CARRYING,
            lambda rng, split: Row(*tracker_row(rng, split))),
+    Source("allotments", "an adjective on a plot holder or a possessive phrase (\"the jewish grower's marrows\")",
+           "label noise by group (25% of jewish friendly rows -> toxic) and P(toxic | latino) = 0.8, clean labels",
+           ALLOTMENTS_CARRYING, lambda rng, split: Row(*allotments_row(rng, split))),
+    Source("tutors", "a given name (gender) or a noun phrase with gender and one other identity, 15% unannotated",
+           "P(toxic | male) = 0.85, male 4x rarer (twin too); P(toxic | white) = 0.7", TUTORS_CARRYING,
+           lambda rng, split: Row(*tutors_row(rng, split))),
 )}
 
 
