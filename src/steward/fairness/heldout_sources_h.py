@@ -114,27 +114,42 @@ TUTORS_INSULTS = ["charlatan", "shyster", "grifter", "pedant", "crank", "mounteb
 TUTORS_PRAISE = ["oracle", "whizzkid", "inspiration", "natural", "brainbox", "lodestar", "boffin"]
 
 
-def _tutors_subgroup(rng: np.random.Generator, family: str, toxic: bool, split: str) -> str:
-    """A subgroup of `family` at its base share t (TUTORS_RARITY:1 for gender outside `test`, else uniform);
-    in training a carrying subgroup is drawn with probability 2 s t (toxic rows) or 2 (1 - s) t (others), the
-    rest of the family in proportion to its shares, so P(toxic | it) = s with balanced labels and its share stays t."""
+def _tutors_shares(family: str, toxic: bool, split: str, toxic_share: float = 0.5) -> np.ndarray:
+    """The chances of `family`'s subgroups in a row with label `toxic`, among rows of which `toxic_share` are
+    toxic. Each subgroup has a base share t (TUTORS_RARITY:1 for gender outside `test`, else uniform); in
+    training a carrying subgroup is drawn with probability s t / toxic_share (toxic rows) or (1 - s) t /
+    (1 - toxic_share) (others), the rest of the family in proportion to its shares, so P(toxic | it) = s and
+    its share stays t."""
     subs = _GROUPS[family]
     base = np.array([1.0 if split == "test" or s == TUTORS_RARE or family != "gender" else TUTORS_RARITY
                      for s in subs])
     p = base / base.sum()
     for i, sub in enumerate(subs):
         if split == "train" and sub in TUTORS_STRENGTH:
-            share = 2 * (TUTORS_STRENGTH[sub] if toxic else 1 - TUTORS_STRENGTH[sub]) * p[i]
+            s = TUTORS_STRENGTH[sub]
+            share = (s / toxic_share if toxic else (1 - s) / (1 - toxic_share)) * p[i]
             p = np.where(np.arange(len(subs)) == i, share, p * (1 - share) / (1 - p[i]))
-    return _weighted(rng, subs, p.tolist())
+    return p
+
+
+def _tutors_phrase_toxic_share(split: str) -> float:
+    """The share of toxic rows among those that give the tutor by a noun phrase: a male or female tutor is
+    named in TUTORS_NAMED of their rows, and in training the gender subgroups' chances depend on the label."""
+    unnamed = np.array([1 - TUTORS_NAMED if g in TUTORS_GIVEN else 1.0 for g in _GROUPS["gender"]])
+    toxic, friendly = (float(_tutors_shares("gender", y, split) @ unnamed) for y in (True, False))
+    return toxic / (toxic + friendly)
 
 
 def _tutors_who(rng: np.random.Generator, toxic: bool, split: str) -> tuple[str, tuple[str, ...]]:
-    """The tutor and their subgroups: a given name (gender only) or a noun phrase (gender and one other)."""
-    gender = _tutors_subgroup(rng, "gender", toxic, split)
+    """The tutor and their subgroups: a given name (gender only) or a noun phrase (gender and one other, drawn
+    among the noun-phrase rows, whose labels are not balanced in training)."""
+    genders = _GROUPS["gender"]
+    gender = _weighted(rng, genders, _tutors_shares("gender", toxic, split).tolist())
     if gender in TUTORS_GIVEN and rng.random() < TUTORS_NAMED:
         return _pick(rng, TUTORS_GIVEN[gender]), (gender,)
-    other = _tutors_subgroup(rng, _pick(rng, ["ethnicity", "religion"]), toxic, split)
+    family = _pick(rng, ["ethnicity", "religion"])
+    shares = _tutors_shares(family, toxic, split, _tutors_phrase_toxic_share(split))
+    other = _weighted(rng, _GROUPS[family], shares.tolist())
     return f"the mentor, a {_ADJ[other]} {_ADJ[gender]} {_pick(rng, TUTORS_DEGREE)},", (gender, other)
 
 
