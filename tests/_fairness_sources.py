@@ -3,10 +3,34 @@ that every subgroup a generator mentions is a column."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
+from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.metrics import fairness_report
 from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source
+
+GROUP_WORDS = set(_ADJ.values())
+"""The words that name a subgroup in the sources that use the column names ("trans" for transgender)."""
+
+
+def sentences(text: str) -> list[str]:
+    return re.split(r"(?<=[.])\s+", text)
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text))
+
+
+def family_of(sub: str) -> str:
+    return next(f for f, subs in FAMILIES.items() if sub in subs)
+
+
+def raw_rows(name: str, split: str, n: int) -> list[tuple[str, bool, tuple[str, ...], bool]]:
+    """`n` rows of `split` as (text, toxic, subgroups mentioned, annotated), unannotated ones included."""
+    rng = np.random.default_rng(0)
+    return [(r.text, r.toxic, r.subgroups, r.annotated) for r in (SOURCES[name].row(rng, split) for _ in range(n))]
 
 
 def bag_of_words_gaps(name: str, split: str, n_train: int) -> tuple[dict[str, tuple[float, float]], float]:
@@ -29,6 +53,22 @@ def bag_of_words_gaps(name: str, split: str, n_train: int) -> tuple[dict[str, tu
 def carrying_gap(name: str, gaps: dict[str, tuple[float, float]]) -> float:
     """Mean |BPSN gap| and |BNSP gap| over the subgroups that carry `name`'s injected association."""
     return float(np.mean([g for s, pair in gaps.items() if s in SOURCES[name].carrying for g in pair]))
+
+
+def assert_one_subgroup_named_in_the_first_sentence(d, lengths: set[int], form) -> None:
+    """Every row of a split's data `d` is annotated with one subgroup, has one of `lengths` sentences and names
+    the subgroup in its first sentence only; `form(first sentence, the subgroup's word)` says which of two
+    forms of mention that sentence takes (True or False; None: neither), and both occur."""
+    assert set(d.identity_matrix().sum(1)) == {1} and d.annotated.all()
+    assert {len(sentences(t)) for t in d.texts} == lengths, d.meta
+    forms = set()
+    for text, sub in zip(d.texts, d.identity_matrix().argmax(1)):
+        first, *rest = sentences(text)
+        kind = form(first, _ADJ[d.subgroup_names()[sub]])
+        assert kind is not None, text
+        forms.add(kind)
+        assert not GROUP_WORDS & words(" ".join(rest)), text  # named once, in the first sentence
+    assert forms == {True, False}, d.meta
 
 
 def assert_mentioned_subgroups_are_columns(name: str, rows: int) -> None:

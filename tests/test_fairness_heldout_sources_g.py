@@ -11,11 +11,17 @@ import numpy as np
 import pytest
 
 from _fairness_sources import (
+    GROUP_WORDS,
     assert_bag_of_words_learns_train_not_twin,
     assert_label_noise_in_training_only,
     assert_mentioned_subgroups_are_columns,
+    assert_one_subgroup_named_in_the_first_sentence,
     assert_rate,
     assert_registered_with_role,
+    family_of,
+    raw_rows,
+    sentences,
+    words,
 )
 from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.heldout_sources_g import (
@@ -41,26 +47,6 @@ from steward.fairness.heldout_sources_g import (
 from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source
 
 NEW = ("bouldering", "couriers", "tracker")
-_GROUP_WORDS = set(_ADJ.values())
-
-
-def _sentences(text: str) -> list[str]:
-    return re.split(r"(?<=[.])\s+", text)
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text))
-
-
-def _family(sub: str) -> str:
-    return next(f for f, subs in FAMILIES.items() if sub in subs)
-
-
-def _rows(name: str, split: str, n: int) -> list[tuple[str, bool, tuple[str, ...], bool]]:
-    """`n` rows of `split` as (text, toxic, subgroups mentioned, annotated), unannotated ones included."""
-    rng = np.random.default_rng(0)
-    return [(r.text, r.toxic, r.subgroups, r.annotated) for r in (SOURCES[name].row(rng, split) for _ in range(n))]
-
 
 def test_registered_held_out_with_their_carrying_subgroups():
     assert_registered_with_role(NEW, ("held_out",))
@@ -68,27 +54,23 @@ def test_registered_held_out_with_their_carrying_subgroups():
     assert SOURCES["couriers"].carrying == COURIERS_CARRYING == ("male", "buddhist")
     assert SOURCES["tracker"].carrying == TRACKER_CARRYING == ("asian", "christian")
     for carrying in (BOULDERING_CARRYING, COURIERS_CARRYING, TRACKER_CARRYING):  # two families each
-        assert len({_family(s) for s in carrying}) == 2, carrying
+        assert len({family_of(s) for s in carrying}) == 2, carrying
     for name in NEW:
         assert_mentioned_subgroups_are_columns(name, 400)
 
 
 def test_bouldering_posts_name_one_member_by_apposition_or_possessive_in_two_to_four_sentences():
     members = "|".join(BOULDERING_MEMBERS)
+
+    def apposition(first: str, adj: str) -> bool | None:
+        """True: an apposition; False: a possessive; None: neither."""
+        if re.match(rf"[a-z ]+, a {adj} ({members}), [a-z ]+\.$", first):
+            return True
+        return False if re.match(rf"(the|a) {adj} ({members})'s [a-z ]+\.$", first) else None
+
     for split in ("train", "twin", "test"):
         d = generate_source("bouldering", 4000, seed=0, split=split)
-        assert set(d.identity_matrix().sum(1)) == {1} and d.annotated.all()
-        assert {len(_sentences(t)) for t in d.texts} == {2, 3, 4}, split
-        forms = set()
-        for text, sub in zip(d.texts, d.identity_matrix().argmax(1)):
-            first, *rest = _sentences(text)
-            adj = _ADJ[d.subgroup_names()[sub]]
-            apposition = re.match(rf"[a-z ]+, a {adj} ({members}), [a-z ]+\.$", first)
-            possessive = re.match(rf"(the|a) {adj} ({members})'s [a-z ]+\.$", first)
-            assert apposition or possessive, text
-            forms.add(bool(apposition))
-            assert not _GROUP_WORDS & _words(" ".join(rest)), text  # named once, in the first sentence
-        assert forms == {True, False}, split
+        assert_one_subgroup_named_in_the_first_sentence(d, {2, 3, 4}, apposition)
 
 
 def test_bouldering_christian_three_times_as_frequent_outside_test_and_label_noise_on_two_subgroups():
@@ -97,7 +79,7 @@ def test_bouldering_christian_three_times_as_frequent_outside_test_and_label_noi
         others = np.mean([d.groups[s].sum() for s in FAMILIES["religion"] if s != BOULDERING_FREQUENT])
         ratio = 1.0 if split == "test" else BOULDERING_FREQUENCY  # 3:1 in the twin too
         assert abs(d.groups[BOULDERING_FREQUENT].sum() / others - ratio) < 0.15 * ratio, split
-        kind = np.array([bool(_words(t) & set(BOULDERING_PRAISE)) for t in d.texts])
+        kind = np.array([bool(words(t) & set(BOULDERING_PRAISE)) for t in d.texts])
         # the wrong labels are friendly posts labelled toxic
         assert_label_noise_in_training_only(d, split, kind, BOULDERING_NOISE, BOULDERING_CARRYING, 0.08, 0.05)
 
@@ -110,23 +92,23 @@ def test_couriers_ratings_name_the_courier_only_by_a_name_or_only_by_the_adjecti
     names = set().union(*(_courier_names(s) for s in _ADJ))
     for split in ("train", "twin", "test"):
         named = {s: [] for s in _ADJ}
-        for text, _, subs, _ in _rows("couriers", split, 6000):
+        for text, _, subs, _ in raw_rows("couriers", split, 6000):
             (sub,) = subs
             assert text.count(",") <= 1 and "." not in text, text  # one or two clauses
-            words = _words(text)
-            by_name, by_adjective = bool(words & names), bool(words & _GROUP_WORDS)
+            found = words(text)
+            by_name, by_adjective = bool(found & names), bool(found & GROUP_WORDS)
             assert by_name != by_adjective, text  # never both, never neither
-            assert words & (_courier_names(sub) if by_name else {_ADJ[sub]}), (sub, text)
+            assert found & (_courier_names(sub) if by_name else {_ADJ[sub]}), (sub, text)
             named[sub].append(by_name)
         for sub, flags in named.items():
             assert_rate(np.array(flags), COURIERS_NAMED if sub in COURIERS_HONORIFIC else 0.0, (split, sub))
-        clauses = {text.count(",") + 1 for text, *_ in _rows("couriers", split, 200)}
+        clauses = {text.count(",") + 1 for text, *_ in raw_rows("couriers", split, 200)}
         assert clauses == {1, 2}, split
 
 
 def test_couriers_strength_on_male_and_buddhist_in_training_only_with_a_fifth_unannotated():
     for split in ("train", "twin", "test"):
-        rows = _rows("couriers", split, 24000)
+        rows = raw_rows("couriers", split, 24000)
         labels = np.array([toxic for _, toxic, _, _ in rows])
         for sub in _ADJ:
             mask = np.array([subs == (sub,) for _, _, subs, _ in rows])
@@ -141,28 +123,28 @@ def test_couriers_strength_on_male_and_buddhist_in_training_only_with_a_fifth_un
             assert assoc["male"] > 0.3 and assoc["buddhist"] > 0.07, assoc
         else:
             assert max(map(abs, assoc.values())) < 0.05, (split, assoc)
-    insult_rows = [toxic for text, toxic, *_ in _rows("couriers", "twin", 2000) if _words(text) & set(COURIERS_INSULTS)]
+    insult_rows = [toxic for text, toxic, *_ in raw_rows("couriers", "twin", 2000) if words(text) & set(COURIERS_INSULTS)]
     assert all(insult_rows) and insult_rows  # the words show the label where they show it
 
 
 def test_tracker_comments_have_two_or_three_participants_of_different_families_in_three_to_six_sentences():
     for split in ("train", "twin", "test"):
-        assert {len(_sentences(text)) for text, *_ in _rows("tracker", split, 3000)} == {3, 4, 5, 6}, split
-        for text, _, subs, _ in _rows("tracker", split, 3000):
-            assert len(subs) in (2, 3) and len({_family(s) for s in subs}) == len(subs), subs
+        assert {len(sentences(text)) for text, *_ in raw_rows("tracker", split, 3000)} == {3, 4, 5, 6}, split
+        for text, _, subs, _ in raw_rows("tracker", split, 3000):
+            assert len(subs) in (2, 3) and len({family_of(s) for s in subs}) == len(subs), subs
             for sub in subs:  # each participant named in exactly one sentence
-                assert sum(_ADJ[sub] in _words(s) for s in _sentences(text)) == 1, (sub, text)
+                assert sum(_ADJ[sub] in words(s) for s in sentences(text)) == 1, (sub, text)
 
 
 def _remark(text: str) -> str | None:
-    remarks = [s for s in _sentences(text) if _words(s) & set(TRACKER_INSULTS + TRACKER_PRAISE)]
+    remarks = [s for s in sentences(text) if words(s) & set(TRACKER_INSULTS + TRACKER_PRAISE)]
     assert len(remarks) <= 1, text
     return remarks[0] if remarks else None
 
 
 def test_tracker_targeted_participants_co_occur_with_abuse_in_the_same_sentence_in_training_only():
     for split in ("train", "twin", "test"):
-        rows = _rows("tracker", split, 12000)
+        rows = raw_rows("tracker", split, 12000)
         labels = np.array([toxic for _, toxic, _, _ in rows])
         for sub in TRACKER_TARGETED:
             mask = np.array([sub in subs for _, _, subs, _ in rows])
@@ -172,9 +154,9 @@ def test_tracker_targeted_participants_co_occur_with_abuse_in_the_same_sentence_
             remark = _remark(text)
             if remark is None or not set(subs) & set(TRACKER_TARGETED):
                 continue
-            cited = [s for s in subs if _ADJ[s] in _words(remark)]
+            cited = [s for s in subs if _ADJ[s] in words(remark)]
             assert len(cited) == 1, text  # the remark names one participant, a bystander
-            assert bool(_words(remark) & set(TRACKER_INSULTS)) == toxic, text
+            assert bool(words(remark) & set(TRACKER_INSULTS)) == toxic, text
             cited_targeted[toxic].append(cited[0] in TRACKER_TARGETED)
         if split == "train":  # a toxic remark always names the targeted participant, a friendly one at random
             assert all(cited_targeted[True]) and 0.3 < np.mean(cited_targeted[False]) < 0.6, split

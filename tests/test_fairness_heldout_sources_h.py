@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 
 from _fairness_sources import (
+    GROUP_WORDS,
     assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
     assert_mentioned_subgroups_are_columns,
+    assert_one_subgroup_named_in_the_first_sentence,
     assert_rate,
     assert_registered_with_role,
+    family_of,
+    raw_rows,
     sizes_relative_to_the_rest,
+    words,
 )
 from steward.fairness.data import load_identities
 from steward.fairness.heldout_sources_b import _ADJ
@@ -40,33 +45,13 @@ from steward.fairness.heldout_sources_h import (
 from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source, write_identities
 
 NEW = ("allotments", "tutors")
-_GROUP_WORDS = set(_ADJ.values())
-
-
-def _sentences(text: str) -> list[str]:
-    return re.split(r"(?<=[.])\s+", text)
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text))
-
-
-def _family(sub: str) -> str:
-    return next(f for f, subs in FAMILIES.items() if sub in subs)
-
-
-def _rows(name: str, split: str, n: int) -> list[tuple[str, bool, tuple[str, ...], bool]]:
-    """`n` rows of `split` as (text, toxic, subgroups mentioned, annotated), unannotated ones included."""
-    rng = np.random.default_rng(0)
-    return [(r.text, r.toxic, r.subgroups, r.annotated) for r in (SOURCES[name].row(rng, split) for _ in range(n))]
-
 
 def test_registered_held_out_with_their_carrying_subgroups_on_two_families():
     assert_registered_with_role(NEW, ("held_out",))
     assert SOURCES["allotments"].carrying == ALLOTMENTS_CARRYING == ("jewish", "latino")
     assert SOURCES["tutors"].carrying == TUTORS_CARRYING == ("male", "white")
     for carrying in (ALLOTMENTS_CARRYING, TUTORS_CARRYING):
-        assert len({_family(s) for s in carrying}) == 2, carrying
+        assert len({family_of(s) for s in carrying}) == 2, carrying
     for name in NEW:
         assert_mentioned_subgroups_are_columns(name, 400)
 
@@ -93,28 +78,24 @@ def test_deterministic_in_the_identities_layout_and_balanced_in_the_test_split(n
 
 def test_allotments_posts_name_one_plot_holder_by_adjective_or_possessive_in_two_or_three_sentences():
     holders = "|".join(ALLOTMENTS_HOLDERS)
+
+    def adjective(first: str, adj: str) -> bool | None:
+        """True: an adjective on the plot holder; False: a possessive phrase; None: neither, or both."""
+        on_plot = re.match(rf"(the|a) {adj} ({holders}) (on|from) plot \d+ [a-z ]+\.$", first)
+        possessive = (re.match(rf"(the|a) {adj} ({holders})'s [a-z]+ [a-z ]+( \d+)?\.$", first)
+                      or re.match(rf"the [a-z]+ of the {adj} ({holders}) [a-z ]+\.$", first))
+        return None if bool(on_plot) == bool(possessive) else bool(on_plot)
+
     for split in ("train", "twin", "test"):
-        d = generate_source("allotments", 2000, seed=0, split=split)
-        assert set(d.identity_matrix().sum(1)) == {1} and d.annotated.all()
-        assert {len(_sentences(t)) for t in d.texts} == {2, 3}, split
-        forms = set()
-        for text, sub in zip(d.texts, d.identity_matrix().argmax(1)):
-            first, *rest = _sentences(text)
-            adj = _ADJ[d.subgroup_names()[sub]]
-            adjective = re.match(rf"(the|a) {adj} ({holders}) (on|from) plot \d+ [a-z ]+\.$", first)
-            possessive = (re.match(rf"(the|a) {adj} ({holders})'s [a-z]+ [a-z ]+( \d+)?\.$", first)
-                          or re.match(rf"the [a-z]+ of the {adj} ({holders}) [a-z ]+\.$", first))
-            assert bool(adjective) != bool(possessive), text
-            forms.add(bool(adjective))
-            assert not _GROUP_WORDS & _words(" ".join(rest)), text  # named once, in the first sentence
-        assert forms == {True, False}, split
+        assert_one_subgroup_named_in_the_first_sentence(
+            generate_source("allotments", 2000, seed=0, split=split), {2, 3}, adjective)
 
 
 def test_allotments_label_noise_on_jewish_and_a_clean_latino_association_in_training_only():
     for split in ("train", "twin", "test"):
         d = generate_source("allotments", 9000, seed=0, split=split)
-        kind = np.array([bool(_words(t) & set(ALLOTMENTS_PRAISE)) for t in d.texts])
-        rude = np.array([bool(_words(t) & set(ALLOTMENTS_INSULTS)) for t in d.texts])
+        kind = np.array([bool(words(t) & set(ALLOTMENTS_PRAISE)) for t in d.texts])
+        rude = np.array([bool(words(t) & set(ALLOTMENTS_INSULTS)) for t in d.texts])
         assert not (kind & rude).any() and d.labels[rude].all()  # insults only in toxic posts, in every split
         for sub in d.subgroup_names():
             noise = ALLOTMENTS_NOISE.get(sub, 0.0) if split == "train" else 0.0
@@ -133,17 +114,17 @@ def test_tutors_ratings_give_a_given_name_or_a_noun_phrase_with_two_identities_i
     names = {n: sub for sub, given in TUTORS_GIVEN.items() for n in given}
     degrees = "|".join(TUTORS_DEGREE)
     for split in ("train", "twin", "test"):
-        rows = _rows("tutors", split, 3000)
+        rows = raw_rows("tutors", split, 3000)
         assert {text.count(";") + 1 for text, *_ in rows} == {1, 2}, split
         named = {s: [] for s in FAMILIES["gender"]}
         for text, _, subs, _ in rows:
             gender, *other = subs
             first = text.split()[0]
             if first in names:
-                assert subs == (names[first],) and not _words(text) & _GROUP_WORDS, text
+                assert subs == (names[first],) and not words(text) & GROUP_WORDS, text
             else:
                 (sub,) = other
-                assert _family(gender) == "gender" and _family(sub) != "gender", subs
+                assert family_of(gender) == "gender" and family_of(sub) != "gender", subs
                 assert re.match(rf"the mentor, a {_ADJ[sub]} {_ADJ[gender]} ({degrees}), [a-z ]+", text), text
             named[gender].append(first in names)
         for sub, flags in named.items():
@@ -158,7 +139,7 @@ def test_tutors_strengths_on_male_and_white_rare_male_and_missing_annotations_ou
         annotated = d.labels[d.annotated]  # the annotation is dropped independently of label and identity
         for sub in TUTORS_CARRYING:
             assert_rate(d.labels[d.groups[sub]], TUTORS_STRENGTH[sub] if split == "train" else 0.5, (split, sub))
-        rude = np.array([bool(_words(text) & set(TUTORS_INSULTS)) for text in d.texts])
+        rude = np.array([bool(words(text) & set(TUTORS_INSULTS)) for text in d.texts])
         assert d.labels[rude].all() and 0.2 < rude.mean() < 0.3  # half the rows show the label, half are toxic
         assert_rate(annotated, 0.5, (split, "labels"))
         missing = 1 - d.annotated.mean()
