@@ -18,8 +18,8 @@ mentioning an identity and its own way of injecting a bias:
 |          | rows have no identity annotation   | and P(toxic given a targeted subgroup) = 0.65     |                 |
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
-voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker) are
-described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g)
+voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
+matinee, laundry) are described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _i)
 and in the README's test-bed table, with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
@@ -94,6 +94,12 @@ from steward.fairness.heldout_sources_g import (
     bouldering_row,
     couriers_row,
     tracker_row,
+)
+from steward.fairness.heldout_sources_i import (
+    LAUNDRY_CARRYING,
+    MATINEE_CARRYING,
+    laundry_row,
+    matinee_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -387,6 +393,14 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("tracker", "2-3 participants per issue comment", "co-occurrence: the remark cites a participant in the "
            "same sentence; P(toxic | asian or christian participant) = 0.85", TRACKER_CARRYING,
            lambda rng, split: Row(*tracker_row(rng, split))),
+    Source("matinee", "2-3 people per theatre feedback card, an adjective on a role (\"the asian "
+           "usherettes\")", "co-occurrence: the remark names a person in the same sentence; P(toxic | asian) "
+           "= 0.7, P(toxic | female) = 0.6", MATINEE_CARRYING,
+           lambda rng, split: Row(*matinee_row(rng, split))),
+    Source("laundry", "an adjective on a laundromat customer or attendant, 30% unannotated", "label noise by "
+           "group both ways (20% of transgender friendly rows -> toxic, 15% of asian toxic rows -> "
+           "friendly); hindu 3x more frequent (twin too)", LAUNDRY_CARRYING,
+           lambda rng, split: Row(*laundry_row(rng, split))),
 )}
 
 
