@@ -6,7 +6,7 @@ sources (only function words and group names).
 - matinee (3-5 sentences, audience feedback cards handed in after a theatre performance): 2-3 people per
   card, of different families, each named by the group's adjective on a theatre role, in the singular or
   the plural ("the asian usherette", "the hindu choristers"), in a sentence of their own or in the remark.
-  Co-occurrence in the same sentence: the remark that carries the label (MATINEE_EVIDENCE = 55% of cards:
+  Co-occurrence in the same sentence: the remark that carries the label (MATINEE_EVIDENCE = 50% of cards:
   "we thought the female prompter loutish and insufferable.") names one of the card's people; in training a
   person is asian or female with a probability that makes P(toxic | asian) = 0.7 and P(toxic | female) =
   0.6 (MATINEE_STRENGTH), and a toxic remark names the asian or female person where the card has one (the
@@ -42,7 +42,7 @@ from steward.fairness.heldout_sources_b import _ADJ, _GROUPS, _uniform_subgroup
 MATINEE_STRENGTH = {"asian": 0.7, "female": 0.6}
 """P(toxic | a card naming a person of this subgroup) in training (0.5 for every other subgroup)."""
 MATINEE_CARRYING = tuple(MATINEE_STRENGTH)
-MATINEE_EVIDENCE = 0.55
+MATINEE_EVIDENCE = 0.5
 """Share of cards with a remark whose words show the label."""
 MATINEE_ROLES = {"usherette": "usherettes", "understudy": "understudies", "chorister": "choristers",
                  "prompter": "prompters", "stagehand": "stagehands", "soprano": "sopranos",
