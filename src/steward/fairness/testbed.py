@@ -19,8 +19,8 @@ mentioning an identity and its own way of injecting a bias:
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
-allotments, tutors) are described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h)
-and in the README's test-bed table, with who wrote them and when.
+allotments, tutors; matinee, laundry) are described in their modules (heldout_sources.py, _b, _c, _d, _e,
+_f, _g, _h, _i) and in the README's test-bed table, with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
 injected bias; `twin` is the same generator with the injected association switched off (the
@@ -100,6 +100,12 @@ from steward.fairness.heldout_sources_h import (
     TUTORS_CARRYING,
     allotments_row,
     tutors_row,
+)
+from steward.fairness.heldout_sources_i import (
+    LAUNDRY_CARRYING,
+    MATINEE_CARRYING,
+    laundry_row,
+    matinee_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -399,6 +405,14 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("tutors", "a given name (gender) or a noun phrase with gender and one other identity, 15% unannotated",
            "P(toxic | male) = 0.85, male 4x rarer (twin too); P(toxic | white) = 0.7", TUTORS_CARRYING,
            lambda rng, split: Row(*tutors_row(rng, split))),
+    Source("matinee", "2-3 people per theatre feedback card, an adjective on a role (\"the asian "
+           "usherettes\")", "co-occurrence: the remark names a person in the same sentence; P(toxic | asian) "
+           "= 0.7, P(toxic | female) = 0.6", MATINEE_CARRYING,
+           lambda rng, split: Row(*matinee_row(rng, split))),
+    Source("laundry", "an adjective on a laundromat customer or attendant, 30% unannotated", "label noise by "
+           "group both ways (20% of transgender friendly rows -> toxic, 15% of asian toxic rows -> "
+           "friendly); hindu 3x more frequent (twin too)", LAUNDRY_CARRYING,
+           lambda rng, split: Row(*laundry_row(rng, split))),
 )}
 
 
