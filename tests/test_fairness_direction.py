@@ -1,5 +1,5 @@
-"""The oriented adversary (fairness.adversary_direction "association"): the signs it keeps, its start at the
-label-conditional base rates, that under label noise by group it does not push the group towards the
+"""The oriented adversary (fairness.adversary_direction "association", "association_label"; not the default):
+the signs it keeps, its start at the label-conditional base rates, that under label noise by group it does not push the group towards the
 shortcut as the unconstrained adversary does, the trainer's wiring, config errors and resume check, and
 (slow) the same losses on two gloo ranks as in one process."""
 
@@ -35,9 +35,10 @@ def test_association_signs_follow_each_targets_toxic_rate():
 def test_oriented_adversary_keeps_its_signs_and_starts_at_the_label_conditional_rates():
     target = np.array([[1, 0]] * 3 + [[0, 1]] * 1 + [[1, 0]] * 1 + [[0, 1]] * 3, dtype=np.float32)
     y = np.array([1, 1, 1, 1, 0, 0, 0, 0])  # column 0: 3 of 4 toxic rows, 1 of 4 friendly ones
-    adv = Adversary(adversary_input_dim("equalized_odds", 0, "association"), 2)
+    adv = Adversary(adversary_input_dim("equalized_odds", 0, "association_label"), 2)
     assert adv.net.in_features == 4 and adversary_input_dim("equalized_odds", 0) == 3
-    adv.orient(target, y, reads_label("equalized_odds", "association"))
+    assert adversary_input_dim("equalized_odds", 0, "association") == 3 and not reads_label("equalized_odds", "association")
+    adv.orient(target, y, reads_label("equalized_odds", "association_label"))
     logit = lambda r: float(np.log(r / (1 - r)))  # noqa: E731
     torch.testing.assert_close(adv.net.bias, torch.tensor([logit(0.25), logit(0.75)]))
     torch.testing.assert_close(adv.net.weight[:, 3], torch.tensor([logit(0.75) - logit(0.25), logit(0.25) - logit(0.75)]))
@@ -128,7 +129,7 @@ def test_trainer_orients_the_adversary_refuses_bad_settings_and_resumes_only_wit
     with pytest.raises(ConfigError, match="fairness.adversary_direction: must be one of"):
         check_job(load_config(None, [*TINY, "--fairness.adversary_direction", "up"]))
     out = tmp_path / "oriented"
-    t = ClassifyTrainer(load_config(None, [*TINY, "--fairness.adversary_direction", "association",
+    t = ClassifyTrainer(load_config(None, [*TINY, "--fairness.adversary_direction", "association_label",
                                            "--checkpoint.every", "1", "--job.out", str(out)]), callbacks=[])
     t.run()
     enc = t.data.train_enc
@@ -137,8 +138,8 @@ def test_trainer_orients_the_adversary_refuses_bad_settings_and_resumes_only_wit
     assert t.adversary.label_column and t.adversary.net.in_features == 4
     assert (w * torch.as_tensor(signs).reshape(-1, 1) >= 0).all() and (w[torch.as_tensor(signs) == 0] == 0).all()
     assert (w != 0).any()  # it learned something within its signs
-    with pytest.raises(ConfigError, match="fairness.adversary_direction: .* was trained with 'association'; resume "
-                                          "with --fairness.adversary_direction association"):
+    with pytest.raises(ConfigError, match="fairness.adversary_direction: .* was trained with 'association_label'; "
+                                          "resume with --fairness.adversary_direction association_label"):
         ClassifyTrainer(load_config(None, [*TINY, "--job.out", str(tmp_path / "x"), "--checkpoint.resume",
                                            str(out / "checkpoints" / "step-1")]), callbacks=[]).run()
 
@@ -157,7 +158,7 @@ def test_oriented_adversary_trains_the_same_on_two_ranks(tmp_path):
     from steward.jobs import launch_local
 
     args = [*TINY, "--train.steps", "6", "--fairness.madlibs_size", "1000", "--train.dtype", "float64",
-            "--checkpoint.enabled", "false", "--fairness.adversary_direction", "association"]
+            "--checkpoint.enabled", "false", "--fairness.adversary_direction", "association_label"]
     ClassifyTrainer(load_config(None, [*args, "--job.out", str(tmp_path / "one")]), callbacks=[]).run()
     launch_local(None, [*args, "--job.out", str(tmp_path / "two"), "--parallel.dp_replicate", "2"], nproc=2)
     one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")

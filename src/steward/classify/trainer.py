@@ -123,8 +123,8 @@ class ClassifyTrainer(Trainer):
             self.adversary = Adversary(adversary_input_dim(f.adversary, dim, f.adversary_direction), target.shape[1],
                                        f.adversary_hidden).to(self.dist.device, self.dtype)
             self.adversary.start_at_prior(target, adversary_rows(f.adversary, enc.labels.numpy()))
-            if f.adversary_direction == "association":
-                self.adversary.orient(target.numpy(), enc.labels.numpy(), reads_label(f.adversary, "association"))
+            if f.adversary_direction != "both":
+                self.adversary.orient(target.numpy(), enc.labels.numpy(), reads_label(f.adversary, f.adversary_direction))
             self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
 
     # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------

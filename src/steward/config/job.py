@@ -348,13 +348,15 @@ class Fairness:
     'subgroups_families_several' also whether it names each family (steward.fairness.adversary,
     `adversary_targets`; README, fairness, v3)."""
 
-    adversary_direction: Literal["both", "association"] = "both"
-    """Which way each adversary output may read the prediction: 'both' (any sign, the classic adversary);
-    'association' (each output's weights keep the sign of its target's association with the toxic label
-    in the training split, so it detects a group only by scores moved the way a shortcut on that group
-    moves them; where a group's labels were flipped by group, the rows that follow the text differ the
-    other way and it does not push them towards the shortcut; steward.fairness.adversary,
-    `Adversary.orient`). Needs a linear adversary on the prediction (not 'representation')."""
+    adversary_direction: Literal["both", "association", "association_label"] = "both"
+    """Which way each adversary output may read the prediction: 'both' (default: any sign, the classic
+    adversary); 'association' (each output's weights keep the sign of its target's association with the
+    toxic label in the training split, so it detects a group only by scores moved the way a shortcut on
+    that group moves them; where a group's labels were flipped by group, the rows that follow the text
+    differ the other way and it does not push them towards the shortcut); 'association_label' (the same,
+    and an equalized-odds adversary also reads the label as a column of its own). See
+    steward.fairness.adversary, `Adversary.orient`. Needs a linear adversary on the prediction (not
+    'representation'). Screened for v7 and not chosen (README, fairness, v7)."""
 
     alpha: Annotated[float, Range(0, 1000)] = 3.0
     """Weight of the adversary term in the predictor update (fixed; with fairness.control validation
@@ -447,7 +449,7 @@ class Fairness:
             raise ConfigError("fairness.on_gap: raise_alpha needs an adversary; set --fairness.adversary or use "
                               "alert/stop")
         check_constraints(self)
-        if self.adversary_direction == "association" and (self.adversary == "representation" or self.adversary_hidden):
+        if self.adversary_direction != "both" and (self.adversary == "representation" or self.adversary_hidden):
             raise ConfigError("fairness.adversary_direction: association needs a linear adversary on the prediction; "
                               "set --fairness.adversary_hidden 0 and an adversary other than representation, or "
                               "--fairness.adversary_direction both")

@@ -18,13 +18,16 @@ several subgroups, `adversary_targets`) from what the predictor P exposes:
   (README, "Why the adversary did little"): that effect is real but small, and on the tuning
   sources this variant removed almost nothing, so it is not the default.
 
-With fairness.adversary_direction "association" (`Adversary.orient`) each output's weights on the
-prediction keep the sign of its target's association with the toxic label in the training split, so
-the adversary detects a group only by scores moved the way a shortcut on that group moves them (up
-for a group named more often in toxic rows), in every label cell; the equalized-odds adversary then
-also reads the label itself (a last input column with a free weight, `reads_label`), so that the
-label cells' base rates do not go through the oriented weights. What that buys under each way bias
-enters: under selection, co-occurrence and imbalance a shortcut moves the group's scores the
+With fairness.adversary_direction "association" (`Adversary.orient`; not the default) each output's
+weights on the prediction keep the sign of its target's association with the toxic label in the
+training split, so the adversary detects a group only by scores moved the way a shortcut on that
+group moves them (up for a group named more often in toxic rows), in every label cell; with
+"association_label" the equalized-odds adversary also reads the label itself (a last input column
+with a free weight, `reads_label`), so that the label cells' base rates do not go through the
+oriented weights. Without that column a linear equalized-odds adversary learns how often a group is
+named in each label cell through the prediction's weights (the label cells' mean scores differ), and
+its push then lowers every row of a group named more often among toxic rows, a demographic-parity-
+like push that the default adversary has too. What orientation buys under each way bias enters: under selection, co-occurrence and imbalance a shortcut moves the group's scores the
 oriented way in both label cells, and both are used, as by the unconstrained adversary; where a
 group's labels were flipped (friendly -> toxic, or toxic -> friendly), the flipped rows in the
 noisy cell make a text-following score differ the *other* way, which the oriented adversary cannot
@@ -81,7 +84,7 @@ INPUTS = ("standardized_logit", "probability")
 SCHEDULES = ("constant", "sqrt")
 TARGETS = ("subgroups", "subgroups_and_several", "subgroups_families_several")
 """What the adversary predicts (fairness.adversary_target, `adversary_targets`)."""
-DIRECTIONS = ("both", "association")
+DIRECTIONS = ("both", "association", "association_label")
 """Which way each of the adversary's outputs may read the prediction (fairness.adversary_direction,
 `association_signs`, `Adversary.orient`)."""
 RowWeights = Callable[[Sequence[dict[str, torch.Tensor]]], Sequence[torch.Tensor]]
@@ -194,9 +197,9 @@ def adversary_inputs(variant: str, z: torch.Tensor | None, logit: torch.Tensor, 
 
 
 def reads_label(variant: str, direction: str) -> bool:
-    """Whether the adversary of `variant` reads the label as an input column of its own: the oriented
-    (fairness.adversary_direction "association") equalized-odds one (`Adversary.orient`)."""
-    return variant == "equalized_odds" and direction == "association"
+    """Whether the adversary of `variant` reads the label as an input column of its own: the
+    equalized-odds one with fairness.adversary_direction "association_label" (`Adversary.orient`)."""
+    return variant == "equalized_odds" and direction == "association_label"
 
 
 def adversary_input_dim(variant: str, feature_dim: int, direction: str = "both") -> int:
@@ -274,9 +277,9 @@ class Adversary(nn.Module):
 
     @torch.no_grad()
     def orient(self, target: np.ndarray, labels: np.ndarray, label_column: bool = False) -> None:
-        """fairness.adversary_direction "association": from now on output k's weights on the prediction
-        keep the sign of target k's association with the toxic label in the training split
-        (`association_signs`; 0: zero weights), so it can tell its group from the others only by the
+        """fairness.adversary_direction "association" / "association_label": from now on output k's
+        weights on the prediction keep the sign of target k's association with the toxic label in the
+        training split (`association_signs`; 0: zero weights), so it can tell its group from the others only by the
         group's scores being *higher* (sign +1) or *lower* (-1) than the others' in the same label
         cell, never the other way; `constrain_` keeps it after every optimizer step (projected
         gradient descent).
@@ -290,14 +293,16 @@ class Adversary(nn.Module):
         it finds nothing to read in such a cell and pushes nowhere there, while a shortcut shows in
         every cell, in the oriented direction, and is pushed back as before.
 
-        `label_column` (the equalized-odds adversary, `reads_label`): the input's last column is the
-        label, with a free weight, started with the bias at each target's log-odds among the rows
-        labelled non-toxic and the label's weight at the difference to those labelled toxic. Without it
-        a linear adversary can learn how often a group is named in each label cell only through the
-        prediction's weights (the label cells' mean scores differ), and oriented weights would then
-        push the group's scores past the others' to encode those base rates (a linear model with
-        label noise by group, `tests/test_fairness_direction.py`, ends below zero on the group).
-        Needs a linear adversary (a hidden layer has no sign to keep)."""
+        `label_column` (the equalized-odds adversary with "association_label", `reads_label`): the
+        input's last column is the label, with a free weight, started with the bias at each target's
+        log-odds among the rows labelled non-toxic and the label's weight at the difference to those
+        labelled toxic. Without it a linear adversary can learn how often a group is named in each
+        label cell only through the prediction's weights (the label cells' mean scores differ), and
+        oriented weights then push the group's scores past the others' to encode those base rates
+        (in a linear model with label noise by group the group's weight ends below zero). On the
+        test bed that push is what removed most of a label-noise shortcut (README, fairness, v7:
+        without it the oriented adversary removed nothing on `bouldering`). Needs a linear adversary
+        (a hidden layer has no sign to keep)."""
         if isinstance(self.net, nn.Sequential):
             raise FairnessError("fairness.adversary_direction: association needs a linear adversary; set "
                                 "--fairness.adversary_hidden 0 or --fairness.adversary_direction both")
