@@ -91,13 +91,13 @@ class ClassifyTrainer(Trainer):
         data = ClassifyData(self.cfg, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
         f = self.cfg.fairness
         enc = data.train_enc
-        columns, groups = training_columns(f.loss_weights, enc.identity.numpy(), enc.labels.numpy())
+        columns, groups = training_columns(f.row_weights, enc.identity.numpy(), enc.labels.numpy())
         enc.columns.update(columns)
         if f.adversary != "none" and f.adversary_target != "subgroups":
             sizes = [len(subs) for subs in enc.data.families.values()]
             enc.columns["adversary_target"] = torch.as_tensor(
                 adversary_targets(enc.identity.numpy(), f.adversary_target, sizes))
-        self.group_dro = GroupDRO(groups, f.group_dro_step) if f.loss_weights == "group_dro" else None
+        self.group_dro = GroupDRO(groups, f.group_dro_step) if f.row_weights == "group_dro" else None
         if f.enabled and not data.has_identities:
             self.progress.message(f"fairness: {f.eval_data or f.data} has no identity columns, so no fairness "
                                   "evaluation (name them with --fairness.identity_columns)")
@@ -222,7 +222,7 @@ class ClassifyTrainer(Trainer):
     def _row_weights(self):
         """fairness.loss_weights' row weights for `predictor_backward` (None: unweighted). Group DRO
         moves its weights on this step's losses, from a forward without a graph before any backward."""
-        method = self.cfg.fairness.loss_weights
+        method = self.cfg.fairness.row_weights
         if method == "reweigh":
             return lambda micro: [b["weight"] for b in micro]
         if method == "group_dro":
