@@ -192,6 +192,7 @@ RUN = [
     "equalized_odds", "--fairness.control", "validation", "--fairness.control_warmup", "2",
     "--fairness.control_every", "2", "--fairness.control_target", "0", "--governance.enabled", "false",
     "--checkpoint.enabled", "false", "--train.dtype", "float64",
+    "--fairness.loss_weights", "none",  # the controller's tests predate v7's reweighing default
 ]
 
 

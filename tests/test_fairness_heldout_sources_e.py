@@ -49,8 +49,8 @@ def _sentences(text: str) -> list[str]:
     return re.split(r"(?<=[.])\s+", text)
 
 
-def test_registered_held_out_with_their_carrying_subgroups():
-    assert_registered_with_role(NEW, ("held_out",))
+def test_registered_with_their_carrying_subgroups():
+    assert_registered_with_role(NEW, ("seen", "tuning"))  # measured before v7 froze
     assert SOURCES["appraisals"].carrying == APPRAISALS_CARRYING == ("female", "asian", "atheist")
     assert SOURCES["carpool"].carrying == CARPOOL_CARRYING == ("white", "latino", "muslim")
     assert SOURCES["apiary"].carrying == APIARY_CARRYING == ("male", "black", "hindu")

@@ -103,6 +103,33 @@ def test_loss_weights_config_checks(tmp_path):
                                            "--job.out", str(tmp_path / "r")]), callbacks=[]).run()
 
 
+def test_loss_weights_default_reweighs_with_an_adversary_only(tmp_path):
+    """v7: fairness.loss_weights 'auto' (the default) is reweighing when an adversary trains and no
+    weighting otherwise, so a plain run (and a data set without identity columns) trains unweighted;
+    an explicit 'none' gives v3's unweighted adversary; the bench's adversary run takes the default."""
+    from steward.bench.fairness import _overrides, _parse
+    from steward.classify.trainer import ClassifyTrainer
+
+    plain = load_config(None, TINY).fairness
+    assert (plain.loss_weights, plain.row_weights) == ("auto", "none")
+    adv = ["--fairness.adversary", "equalized_odds"]
+    assert load_config(None, [*TINY, *adv]).fairness.row_weights == "reweigh"
+    assert load_config(None, [*TINY, *adv, "--fairness.loss_weights", "none"]).fairness.row_weights == "none"
+    t = ClassifyTrainer(load_config(None, [*TINY, *adv, "--job.out", str(tmp_path / "a")]), callbacks=[])
+    u = ClassifyTrainer(load_config(None, [*TINY, *adv, "--fairness.loss_weights", "none", "--job.out",
+                                           str(tmp_path / "n")]), callbacks=[])
+    t.run()
+    u.run()
+    assert "weight" in t.data.train_enc.columns and "weight" not in u.data.train_enc.columns
+    assert _metrics(tmp_path / "a")[0]["loss"] != pytest.approx(_metrics(tmp_path / "n")[0]["loss"], rel=1e-6)
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\n" + "".join(f"row {i},{i % 2}\n" for i in range(40)))
+    ClassifyTrainer(load_config(None, [*TINY, "--fairness.data", str(texts), "--job.out", str(tmp_path / "t")]),
+                    callbacks=[]).run()
+    ov = _overrides(_parse([]), 0, tmp_path / "b", "equalized_odds", 0.8)
+    assert load_config(None, ov).fairness.row_weights == "reweigh"
+
+
 def _noisy(n, seed, noise):
     """Feature 0 carries the true label, feature 1 the group; with `noise`, 45% of group 1's negatives
     are labelled positive (label noise by group, as the test bed's profiles source)."""

@@ -149,7 +149,7 @@ def _source_names(p: argparse.ArgumentParser, spec: str) -> list[str]:
 
 
 def _overrides(a: argparse.Namespace, seed: int, out: Path, adversary: str, bias: float,
-               data: tuple[str, str] | None = None, loss_weights: str = "none") -> list[str]:
+               data: tuple[str, str] | None = None, loss_weights: str = "auto") -> list[str]:
     """The config of one run; `data` = (fairness.data, fairness.eval_data), default --data and --eval-data."""
     train, evald = data or (a.data, a.eval_data)
     return [
@@ -264,8 +264,9 @@ class _Variant:
     bias: float
     data: tuple[str, str] | None = None
     """(fairness.data, fairness.eval_data); None: --data and --eval-data."""
-    loss_weights: str = "none"
-    """fairness.loss_weights (a --baselines method)."""
+    loss_weights: str = "auto"
+    """fairness.loss_weights: a --baselines method, or the default ('auto': reweighing with an adversary,
+    none without; `--adversary-set loss_weights=none` gives the adversary run v3's unweighted loss)."""
 
 
 def _cases(a: argparse.Namespace, seed: int, tmp: Path) -> dict[str, list[_Variant]]:

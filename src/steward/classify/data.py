@@ -146,7 +146,7 @@ class ClassifyData:
         if cfg.fairness.adversary != "none" and not train.subgroup_names():
             raise ConfigError(f"fairness.adversary: {cfg.fairness.data} has no identity columns for the adversary "
                               "to predict; name them with --fairness.identity_columns or set --fairness.adversary none")
-        if cfg.fairness.loss_weights != "none" and not train.subgroup_names():
+        if cfg.fairness.row_weights != "none" and not train.subgroup_names():
             raise ConfigError(f"fairness.loss_weights: {cfg.fairness.data} has no identity columns to form groups from; "
                               "name them with --fairness.identity_columns or set --fairness.loss_weights none")
         if len(train) < t.batch_size:

@@ -29,6 +29,7 @@ from steward.fairness.adversary import (
     adversary_targets,
     alpha_at,
     predictor_backward,
+    reads_label,
 )
 from steward.fairness.metrics import classification_metrics
 from steward.fairness.weighting import GroupDRO, group_dro_weights, training_columns
@@ -90,13 +91,13 @@ class ClassifyTrainer(Trainer):
         data = ClassifyData(self.cfg, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
         f = self.cfg.fairness
         enc = data.train_enc
-        columns, groups = training_columns(f.loss_weights, enc.identity.numpy(), enc.labels.numpy())
+        columns, groups = training_columns(f.row_weights, enc.identity.numpy(), enc.labels.numpy())
         enc.columns.update(columns)
         if f.adversary != "none" and f.adversary_target != "subgroups":
             sizes = [len(subs) for subs in enc.data.families.values()]
             enc.columns["adversary_target"] = torch.as_tensor(
                 adversary_targets(enc.identity.numpy(), f.adversary_target, sizes))
-        self.group_dro = GroupDRO(groups, f.group_dro_step) if f.loss_weights == "group_dro" else None
+        self.group_dro = GroupDRO(groups, f.group_dro_step) if f.row_weights == "group_dro" else None
         if f.enabled and not data.has_identities:
             self.progress.message(f"fairness: {f.eval_data or f.data} has no identity columns, so no fairness "
                                   "evaluation (name them with --fairness.identity_columns)")
@@ -119,9 +120,11 @@ class ClassifyTrainer(Trainer):
             torch.manual_seed(self.cfg.train.seed + 1)
             enc = self.data.train_enc
             target = enc.columns.get("adversary_target", enc.identity)
-            self.adversary = Adversary(adversary_input_dim(f.adversary, dim), target.shape[1],
+            self.adversary = Adversary(adversary_input_dim(f.adversary, dim, f.adversary_direction), target.shape[1],
                                        f.adversary_hidden).to(self.dist.device, self.dtype)
             self.adversary.start_at_prior(target, adversary_rows(f.adversary, enc.labels.numpy()))
+            if f.adversary_direction != "both":
+                self.adversary.orient(target.numpy(), enc.labels.numpy(), reads_label(f.adversary, f.adversary_direction))
             self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
 
     # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
@@ -131,7 +134,8 @@ class ClassifyTrainer(Trainer):
         if self.adversary is not None:
             states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict(),
                                    "input": self.cfg.fairness.adversary_input,
-                                   "target": self.cfg.fairness.adversary_target}
+                                   "target": self.cfg.fairness.adversary_target,
+                                   "direction": self.cfg.fairness.adversary_direction}
         if self.group_dro is not None:
             states["group_dro"] = self.group_dro.state_dict()
         return states
@@ -160,6 +164,11 @@ class ClassifyTrainer(Trainer):
         if target != self.cfg.fairness.adversary_target:
             raise ConfigError(f"fairness.adversary_target: {resume}'s adversary predicts {target!r}; resume with "
                               f"--fairness.adversary_target {target} or start a new run")
+        # checkpoints from before the option existed had unconstrained adversaries
+        direction = state.get("direction", "both")
+        if direction != self.cfg.fairness.adversary_direction:
+            raise ConfigError(f"fairness.adversary_direction: {resume}'s adversary was trained with {direction!r}; "
+                              f"resume with --fairness.adversary_direction {direction} or start a new run")
         self.adversary.load_state_dict(state["model"])
         self.adv_optimizer.load_state_dict(state["optim"])
 
@@ -205,6 +214,7 @@ class ClassifyTrainer(Trainer):
         self.optimizer.zero_grad(set_to_none=True)
         if self.adversary is not None:
             self.adv_optimizer.step()
+            self.adversary.constrain_()  # fairness.adversary_direction association; nothing otherwise
             self.adv_optimizer.zero_grad(set_to_none=True)
             self.adv_loss = float(adv_mean())
         return float(mean_loss()), grad_norm
@@ -212,7 +222,7 @@ class ClassifyTrainer(Trainer):
     def _row_weights(self):
         """fairness.loss_weights' row weights for `predictor_backward` (None: unweighted). Group DRO
         moves its weights on this step's losses, from a forward without a graph before any backward."""
-        method = self.cfg.fairness.loss_weights
+        method = self.cfg.fairness.row_weights
         if method == "reweigh":
             return lambda micro: [b["weight"] for b in micro]
         if method == "group_dro":

@@ -18,6 +18,21 @@ several subgroups, `adversary_targets`) from what the predictor P exposes:
   (README, "Why the adversary did little"): that effect is real but small, and on the tuning
   sources this variant removed almost nothing, so it is not the default.
 
+With fairness.adversary_direction "association" (`Adversary.orient`; not the default) each output's
+weights on the prediction keep the sign of its target's association with the toxic label in the
+training split, so the adversary detects a group only by scores moved the way a shortcut on that
+group moves them (up for a group named more often in toxic rows), in every label cell; with
+"association_label" the equalized-odds adversary also reads the label itself (a last input column
+with a free weight, `reads_label`), so that the label cells' base rates do not go through the
+oriented weights. Without that column a linear equalized-odds adversary learns how often a group is
+named in each label cell through the prediction's weights (the label cells' mean scores differ), and
+its push then lowers every row of a group named more often among toxic rows, a demographic-parity-
+like push that the default adversary has too. What orientation buys under each way bias enters: under selection, co-occurrence and imbalance a shortcut moves the group's scores the
+oriented way in both label cells, and both are used, as by the unconstrained adversary; where a
+group's labels were flipped (friendly -> toxic, or toxic -> friendly), the flipped rows in the
+noisy cell make a text-following score differ the *other* way, which the oriented adversary cannot
+read, so it does not push that cell towards the shortcut, and the clean cell is used as before.
+
 The prediction p is one of (`INPUTS`):
 
 - "standardized_logit" (the default): the logit standardised over the batch, (logit - m) / s,
@@ -69,6 +84,9 @@ INPUTS = ("standardized_logit", "probability")
 SCHEDULES = ("constant", "sqrt")
 TARGETS = ("subgroups", "subgroups_and_several", "subgroups_families_several")
 """What the adversary predicts (fairness.adversary_target, `adversary_targets`)."""
+DIRECTIONS = ("both", "association", "association_label")
+"""Which way each of the adversary's outputs may read the prediction (fairness.adversary_direction,
+`association_signs`, `Adversary.orient`)."""
 RowWeights = Callable[[Sequence[dict[str, torch.Tensor]]], Sequence[torch.Tensor]]
 """Given the micro-batches of a step, one weight per row of each (see `predictor_backward`)."""
 STD_FLOOR = 0.1
@@ -152,10 +170,12 @@ def logit_stats(logits: Sequence[torch.Tensor], reduce: bool = True) -> torch.Te
 
 
 def adversary_inputs(variant: str, z: torch.Tensor | None, logit: torch.Tensor, y: torch.Tensor,
-                     kind: str = "standardized_logit", stats: torch.Tensor | None = None) -> torch.Tensor:
+                     kind: str = "standardized_logit", stats: torch.Tensor | None = None,
+                     with_label: bool = False) -> torch.Tensor:
     """What the adversary sees for `variant` (see the module docstring). For kind
     "standardized_logit", `stats` is `logit_stats(...)` of the whole (global) batch; None: this
-    batch's own, not reduced across ranks (one process, no accumulation)."""
+    batch's own, not reduced across ranks (one process, no accumulation). `with_label`: an
+    "equalized_odds" adversary also reads the label itself, as a last column (`Adversary.orient`)."""
     if variant == "representation":
         assert z is not None
         return z
@@ -173,11 +193,18 @@ def adversary_inputs(variant: str, z: torch.Tensor | None, logit: torch.Tensor, 
     yy = y.reshape(-1, 1).to(p.dtype)
     if variant == "equal_opportunity":
         return p * (1 - yy)
-    return torch.cat([p, p * yy, p * (1 - yy)], dim=1)
+    return torch.cat([p, p * yy, p * (1 - yy), yy] if with_label else [p, p * yy, p * (1 - yy)], dim=1)
 
 
-def adversary_input_dim(variant: str, feature_dim: int) -> int:
-    return {"representation": feature_dim, "demographic_parity": 1, "equalized_odds": 3, "equal_opportunity": 1}[variant]
+def reads_label(variant: str, direction: str) -> bool:
+    """Whether the adversary of `variant` reads the label as an input column of its own: the
+    equalized-odds one with fairness.adversary_direction "association_label" (`Adversary.orient`)."""
+    return variant == "equalized_odds" and direction == "association_label"
+
+
+def adversary_input_dim(variant: str, feature_dim: int, direction: str = "both") -> int:
+    dims = {"representation": feature_dim, "demographic_parity": 1, "equalized_odds": 3, "equal_opportunity": 1}
+    return dims[variant] + reads_label(variant, direction)
 
 
 def adversary_targets(identity: np.ndarray, target: str, family_sizes: Sequence[int] = ()) -> np.ndarray:
@@ -214,6 +241,21 @@ def adversary_targets(identity: np.ndarray, target: str, family_sizes: Sequence[
     return np.concatenate([c.astype(np.float32) for c in cols], axis=1)
 
 
+def association_signs(target: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per column of the adversary's 0/1 target matrix [N, K'] (`adversary_targets`), the sign of
+    P(toxic | the row has it) - P(toxic | it has not) over the training rows: +1 where the target goes
+    with the toxic label, -1 where with the non-toxic one, 0 where a side has no rows or the rates are
+    equal (the adversary then cannot read that column at all). The direction in which a model that
+    learns the group as a shortcut moves that group's scores, whatever put the association there:
+    selection, co-occurrence, or labels flipped by group (`Adversary.orient`)."""
+    t = np.asarray(target, dtype=np.float64) >= 0.5
+    y = np.asarray(labels, dtype=np.float64).reshape(-1, 1) >= 0.5
+    n_in, n_out = t.sum(0), (~t).sum(0)
+    rate_in = (t & y).sum(0) / np.maximum(n_in, 1)
+    rate_out = (~t & y).sum(0) / np.maximum(n_out, 1)
+    return np.where((n_in > 0) & (n_out > 0), np.sign(rate_in - rate_out), 0.0).astype(np.float32)
+
+
 def adversary_rows(variant: str, y: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray | None:
     """The rows the adversary learns from, as a 0/1 weight per row (None: all): for
     "equal_opportunity" the rows labelled non-toxic."""
@@ -229,6 +271,66 @@ class Adversary(nn.Module):
             self.net: nn.Module = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, num_groups))
         else:
             self.net = nn.Linear(in_dim, num_groups)
+        self.signs: torch.Tensor | None = None
+        self.label_column = False
+        """Whether the input's last column is the label (`orient`; `adversary_inputs` with_label)."""
+
+    @torch.no_grad()
+    def orient(self, target: np.ndarray, labels: np.ndarray, label_column: bool = False) -> None:
+        """fairness.adversary_direction "association" / "association_label": from now on output k's
+        weights on the prediction keep the sign of target k's association with the toxic label in the
+        training split (`association_signs`; 0: zero weights), so it can tell its group from the others only by the
+        group's scores being *higher* (sign +1) or *lower* (-1) than the others' in the same label
+        cell, never the other way; `constrain_` keeps it after every optimizer step (projected
+        gradient descent).
+
+        Why: a shortcut on a group moves all its rows' scores one way, the way the group's association
+        with the label points, whatever made the association (selection, co-occurrence, or labels
+        flipped by group). Where a group's friendly rows were labelled toxic, a score that follows the
+        text is *lower* for that group among the toxic-labelled rows (its flipped rows read friendly),
+        and an unconstrained equalized-odds adversary reads that and pushes the group's rows up,
+        towards the shortcut; likewise for toxic rows labelled friendly, the other way round. Oriented,
+        it finds nothing to read in such a cell and pushes nowhere there, while a shortcut shows in
+        every cell, in the oriented direction, and is pushed back as before.
+
+        `label_column` (the equalized-odds adversary with "association_label", `reads_label`): the
+        input's last column is the label, with a free weight, started with the bias at each target's
+        log-odds among the rows labelled non-toxic and the label's weight at the difference to those
+        labelled toxic. Without it a linear adversary can learn how often a group is named in each
+        label cell only through the prediction's weights (the label cells' mean scores differ), and
+        oriented weights then push the group's scores past the others' to encode those base rates
+        (in a linear model with label noise by group the group's weight ends below zero). On the
+        test bed that push is what removed most of a label-noise shortcut (README, fairness, v7:
+        without it the oriented adversary removed nothing on `bouldering`). Needs a linear adversary
+        (a hidden layer has no sign to keep)."""
+        if isinstance(self.net, nn.Sequential):
+            raise FairnessError("fairness.adversary_direction: association needs a linear adversary; set "
+                                "--fairness.adversary_hidden 0 or --fairness.adversary_direction both")
+        self.signs = torch.as_tensor(association_signs(target, labels)).reshape(-1, 1)
+        self.label_column = label_column
+        if label_column:
+            t = np.asarray(target, dtype=np.float64)
+            y = np.asarray(labels, dtype=np.float64) >= 0.5
+
+            def logodds(rows: np.ndarray) -> np.ndarray:  # each target's log-odds among `rows` (all: none)
+                rate = np.clip(t[rows].mean(0) if rows.any() else t.mean(0), 1e-4, 1 - 1e-4)
+                return np.log(rate / (1 - rate))
+
+            friendly, toxic = logodds(~y), logodds(y)
+            self.net.bias.copy_(torch.as_tensor(friendly).to(self.net.bias))
+            self.net.weight.zero_()
+            self.net.weight[:, -1] = torch.as_tensor(toxic - friendly).to(self.net.weight)
+        self.constrain_()
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        """Keep each output's weights on the prediction on its side of zero (`orient`); the label
+        column's stay free. Nothing when not oriented."""
+        if self.signs is None:
+            return
+        w = self.net.weight[:, :-1] if self.label_column else self.net.weight
+        s = self.signs.to(w)
+        w.copy_(s * (s * w).clamp_min(0.0))
 
     @torch.no_grad()
     def start_at_prior(self, identity: torch.Tensor | np.ndarray, rows: torch.Tensor | np.ndarray | None = None) -> None:
@@ -322,7 +424,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
             z, logit = forward(b)
             if standardize and stats is None:
                 stats = logit_stats([logit], reduce=distributed)
-            a_in = adversary_inputs(variant, z, logit, b["y"], adversary_input, stats)
+            a_in = adversary_inputs(variant, z, logit, b["y"], adversary_input, stats,
+                                    with_label=getattr(adversary, "label_column", False))
             target = b.get("adversary_target", b["identity"])
             la = adversary_loss(adversary(a_in), target, adversary_rows(variant, b["y"])) / accum
             # 0 * logit: the head gets a (zero) gradient, so DDP sees every parameter used
