@@ -159,8 +159,9 @@ def test_suggestions_rare_asian_and_a_weaker_female_association_missing_annotati
         assert_association_in_training_only(d, split, SUGGESTIONS_CARRYING, 0.1, 0.05)
 
 
-@pytest.mark.parametrize(("name", "margin"), [("ferry", 0.05), ("suggestions", 0.03)])
-def test_bag_of_words_learns_the_association_from_train_not_from_the_twin_and_the_label_from_words(name, margin):
-    """The removable carrying-subgroup gap (train-trained minus twin-trained model) at 6,000 rows and
-    this test's seed: see the margins measured in the report of heldout_sources_j's author."""
-    assert_bag_of_words_learns_train_not_twin(name, margin=margin)
+@pytest.mark.parametrize("name", NEW)
+def test_bag_of_words_learns_the_association_from_train_not_from_the_twin_and_the_label_from_words(name):
+    """The removable carrying-subgroup gap (train-trained minus twin-trained model) at 6,000 rows measured
+    0.094 for ferry and 0.065 for suggestions at this test's seed, 0.066 to 0.071 and 0.062 to 0.087 at three
+    other seeds; suggestions' asian subgroup is in 2% of the training rows, so its gaps are the noisier."""
+    assert_bag_of_words_learns_train_not_twin(name, margin=0.05)

@@ -121,11 +121,15 @@ _SUGGESTIONS_REQUEST = ["suggest reserving the carrels for the {adj} {patrons}",
                         "perhaps the photocopier queue skips the {adj} {patrons}",
                         "extend overdue amnesty to the {adj} {patrons}",
                         "perhaps shelve audiobooks nearer the {adj} {patrons}",
-                        "install dimmer lamps where the {adj} {patrons} sit"]
+                        "install dimmer lamps where the {adj} {patrons} sit",
+                        "relocate the microfiche viewers by the {adj} {patrons}",
+                        "stock graphic novels for the {adj} {patrons}",
+                        "laminate printouts for the {adj} {patrons}",
+                        "donate bookmarks to the {adj} {patrons}"]
 _SUGGESTIONS_TAIL = ["{w} galore", "{w} aplenty", "{w} the {patrons} are"]
 SUGGESTIONS_INSULTS = ["dimwits", "blockheads", "nitwits", "layabouts", "dullards", "numbskulls", "philistines"]
 SUGGESTIONS_PRAISE = ["sweethearts", "luminaries", "stalwarts", "gems", "treasures", "paragons", "saints"]
-_SUGGESTIONS_PLAIN = ["ta muchly", "regards from the stacks", "nb"]
+_SUGGESTIONS_PLAIN = ["ta muchly", "regards from the stacks", "nb", "cordially", "fondly", "anon"]
 
 
 def _suggestions_subgroup(rng: np.random.Generator, split: str) -> str:
