@@ -19,8 +19,8 @@ mentioning an identity and its own way of injecting a bias:
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
-allotments, tutors; matinee, laundry) are described in their modules (heldout_sources.py, _b, _c, _d, _e,
-_f, _g, _h, _i) and in the README's test-bed table, with who wrote them and when.
+allotments, tutors; matinee, laundry; ferry, suggestions) are described in their modules (heldout_sources.py,
+_b, _c, _d, _e, _f, _g, _h, _i, _j) and in the README's test-bed table, with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
 injected bias; `twin` is the same generator with the injected association switched off (the
@@ -106,6 +106,12 @@ from steward.fairness.heldout_sources_i import (
     MATINEE_CARRYING,
     laundry_row,
     matinee_row,
+)
+from steward.fairness.heldout_sources_j import (
+    FERRY_CARRYING,
+    SUGGESTIONS_CARRYING,
+    ferry_row,
+    suggestions_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -416,6 +422,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "group both ways (20% of transgender friendly rows -> toxic, 15% of asian toxic rows -> "
            "friendly); hindu 3x more frequent (twin too)", LAUNDRY_CARRYING,
            lambda rng, split: Row(*laundry_row(rng, split))),
+    Source("ferry", "a given name or an honorific + surname (60% of comments), else an adjective on a passenger",
+           "P(toxic | christian) = P(toxic | hindu) = 0.75, none elsewhere", FERRY_CARRYING,
+           lambda rng, split: Row(*ferry_row(rng, split))),
+    Source("suggestions", "an adjective on a plural patron noun in one sentence, 10% unannotated", "asian 5x rarer "
+           "(twin too) with P(toxic | asian) = 0.8; P(toxic | female) = 0.65", SUGGESTIONS_CARRYING,
+           lambda rng, split: Row(*suggestions_row(rng, split))),
 )}
 
 
