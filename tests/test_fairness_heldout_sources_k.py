@@ -13,9 +13,9 @@ import pytest
 from _fairness_sources import (
     assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
-    assert_mentioned_subgroups_are_columns,
+    assert_balanced_test_split,
+    assert_held_out_on_two_families,
     assert_rate,
-    assert_registered_with_role,
     family_of,
     raw_rows,
     sentences,
@@ -40,20 +40,15 @@ from steward.fairness.heldout_sources_k import (
     VETCLINIC_ROLES,
     VETCLINIC_STRENGTH,
 )
-from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source, write_identities
+from steward.fairness.testbed import FAMILIES, association, generate_source, write_identities
 
 NEW = ("vetclinic", "chessclub")
 SPLITS = ("train", "twin", "test")
 
 
 def test_registered_held_out_with_their_carrying_subgroups_on_two_families():
-    assert_registered_with_role(NEW, ("held_out",))
-    assert SOURCES["vetclinic"].carrying == VETCLINIC_CARRYING == ("christian", "black")
-    assert SOURCES["chessclub"].carrying == CHESSCLUB_CARRYING == ("female", "hindu")
-    for carrying in (VETCLINIC_CARRYING, CHESSCLUB_CARRYING):
-        assert len({family_of(s) for s in carrying}) == 2, carrying
-    for name in NEW:
-        assert_mentioned_subgroups_are_columns(name, 400)
+    assert VETCLINIC_CARRYING == ("christian", "black") and CHESSCLUB_CARRYING == ("female", "hindu")
+    assert_held_out_on_two_families({"vetclinic": VETCLINIC_CARRYING, "chessclub": CHESSCLUB_CARRYING})
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -66,14 +61,12 @@ def test_deterministic_written_and_read_back_and_balanced_in_the_test_split(name
         assert fields(d) == fields(generate_source(name, 1000, seed=3, split=split)), split
         assert d.texts != generate_source(name, 1000, seed=4, split=split).texts, split
         assert fields(load_identities(write_identities(d, tmp_path / f"{split}.csv"))) == fields(d), split
-    test = generate_source(name, 8000, seed=3, split="test")
-    assert test.annotated.all()
-    assert_rate(test.labels, 0.5, (name, "test labels"))
-    for fam, subs in FAMILIES.items():  # a family's subgroups equally frequent, the label independent of them
-        sizes = np.array([test.groups[s].sum() for s in subs])
-        assert sizes.min() > 0.8 * sizes.max(), (name, fam, sizes)
-        for sub in subs:
-            assert_rate(test.labels[test.groups[sub]], 0.5, (name, sub))
+    assert_balanced_test_split(name, 8000, seed=3)
+
+
+def _word_masks(d, insults: list[str], praise: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows of `d` use a word of `praise`, and which one of `insults`."""
+    return tuple(np.array([bool(words(t) & set(pool)) for t in d.texts]) for pool in (praise, insults))
 
 
 def _vet_remark(text: str) -> str | None:
@@ -114,8 +107,7 @@ def test_vetclinic_christian_label_noise_and_black_co_occurring_with_abuse_in_tr
     (noisy,) = VETCLINIC_NOISE
     for split in SPLITS:
         d = generate_source("vetclinic", 12000, seed=0, split=split)
-        kind = np.array([bool(words(t) & set(VETCLINIC_PRAISE)) for t in d.texts])
-        rude = np.array([bool(words(t) & set(VETCLINIC_INSULTS)) for t in d.texts])
+        kind, rude = _word_masks(d, VETCLINIC_INSULTS, VETCLINIC_PRAISE)
         assert not (kind & rude).any() and d.labels[rude].all()  # insults only in toxic reviews
         noise = VETCLINIC_NOISE[noisy] if split == "train" else 0.0
         assert_rate(d.labels[kind & d.groups[noisy]], noise, (split, "friendly words", noisy))
@@ -158,8 +150,7 @@ def test_chessclub_female_noise_toward_friendly_and_a_clean_hindu_association_in
     (flipped,) = CHESSCLUB_FLIP_DOWN
     for split in SPLITS:
         d = generate_source("chessclub", 12000, seed=0, split=split)
-        kind = np.array([bool(words(t) & set(CHESSCLUB_PRAISE)) for t in d.texts])
-        rude = np.array([bool(words(t) & set(CHESSCLUB_INSULTS)) for t in d.texts])
+        kind, rude = _word_masks(d, CHESSCLUB_INSULTS, CHESSCLUB_PRAISE)
         assert not d.labels[kind].any() and not (kind & rude).any()  # praise only in friendly reports
         flip = CHESSCLUB_FLIP_DOWN[flipped] if split == "train" else 0.0
         assert_rate(d.labels[rude & d.groups[flipped]], 1 - flip, (split, "abusive words", flipped))
