@@ -147,3 +147,26 @@ def assert_imbalanced_and_associated_in_training_only(d, split: str, carrying, s
     for sub, r in sizes_relative_to_the_rest(d, carrying).items():
         assert abs(r - expected) < 0.15 * expected, (split, sub, r)
     assert_association_in_training_only(d, split, carrying, min_train, 0.06)
+
+
+def assert_held_out_on_two_families(carrying: dict[str, tuple[str, ...]]) -> None:
+    """Each source of `carrying` is registered as held out with those carrying subgroups, of two families,
+    and every subgroup it mentions is a column."""
+    assert_registered_with_role(carrying, ("held_out",))
+    for name, subs in carrying.items():
+        assert SOURCES[name].carrying == subs, (name, SOURCES[name].carrying)
+        assert len({family_of(s) for s in subs}) == 2, (name, subs)
+        assert_mentioned_subgroups_are_columns(name, 400)
+
+
+def assert_balanced_test_split(name: str, n: int, seed: int) -> None:
+    """`n` rows of `name`'s test split are all annotated, half toxic, a family's subgroups equally frequent
+    (within 20%) and the label independent of them."""
+    test = generate_source(name, n, seed=seed, split="test")
+    assert test.annotated.all()
+    assert_rate(test.labels, 0.5, (name, "test labels"))
+    for fam, subs in FAMILIES.items():
+        sizes = np.array([test.groups[s].sum() for s in subs])
+        assert sizes.min() > 0.8 * sizes.max(), (name, fam, sizes)
+        for sub in subs:
+            assert_rate(test.labels[test.groups[sub]], 0.5, (name, "test", sub))

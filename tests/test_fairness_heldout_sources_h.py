@@ -14,10 +14,10 @@ from _fairness_sources import (
     GROUP_WORDS,
     assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
-    assert_mentioned_subgroups_are_columns,
+    assert_balanced_test_split,
+    assert_held_out_on_two_families,
     assert_one_subgroup_named_in_the_first_sentence,
     assert_rate,
-    assert_registered_with_role,
     family_of,
     raw_rows,
     sizes_relative_to_the_rest,
@@ -42,18 +42,13 @@ from steward.fairness.heldout_sources_h import (
     TUTORS_STRENGTH,
     TUTORS_UNANNOTATED,
 )
-from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source, write_identities
+from steward.fairness.testbed import FAMILIES, association, generate_source, write_identities
 
 NEW = ("allotments", "tutors")
 
 def test_registered_held_out_with_their_carrying_subgroups_on_two_families():
-    assert_registered_with_role(NEW, ("held_out",))
-    assert SOURCES["allotments"].carrying == ALLOTMENTS_CARRYING == ("jewish", "latino")
-    assert SOURCES["tutors"].carrying == TUTORS_CARRYING == ("male", "white")
-    for carrying in (ALLOTMENTS_CARRYING, TUTORS_CARRYING):
-        assert len({family_of(s) for s in carrying}) == 2, carrying
-    for name in NEW:
-        assert_mentioned_subgroups_are_columns(name, 400)
+    assert ALLOTMENTS_CARRYING == ("jewish", "latino") and TUTORS_CARRYING == ("male", "white")
+    assert_held_out_on_two_families({"allotments": ALLOTMENTS_CARRYING, "tutors": TUTORS_CARRYING})
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -66,14 +61,7 @@ def test_deterministic_in_the_identities_layout_and_balanced_in_the_test_split(n
     got = load_identities(write_identities(train, tmp_path / f"{name}.csv"))
     assert got.texts == train.texts and (got.labels == train.labels).all()
     assert (got.identity_matrix() == train.identity_matrix()).all() and (got.annotated == train.annotated).all()
-    test = generate_source(name, 12000, seed=5, split="test")
-    assert test.annotated.all()
-    assert_rate(test.labels, 0.5, (name, "test labels"))
-    for fam, subs in FAMILIES.items():  # a family's subgroups equally frequent, the label independent of them
-        sizes = np.array([test.groups[s].sum() for s in subs])
-        assert sizes.min() > 0.8 * sizes.max(), (name, fam, sizes)
-        for sub in subs:
-            assert_rate(test.labels[test.groups[sub]], 0.5, (name, "test", sub))
+    assert_balanced_test_split(name, 12000, seed=5)
 
 
 def test_allotments_posts_name_one_plot_holder_by_adjective_or_possessive_in_two_or_three_sentences():

@@ -19,8 +19,9 @@ mentioning an identity and its own way of injecting a bias:
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
-allotments, tutors; matinee, laundry; ferry, suggestions) are described in their modules (heldout_sources.py,
-_b, _c, _d, _e, _f, _g, _h, _i, _j) and in the README's test-bed table, with who wrote them and when.
+allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub) are described in their
+modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k) and in the README's test-bed table,
+with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
 injected bias; `twin` is the same generator with the injected association switched off (the
@@ -112,6 +113,12 @@ from steward.fairness.heldout_sources_j import (
     SUGGESTIONS_CARRYING,
     ferry_row,
     suggestions_row,
+)
+from steward.fairness.heldout_sources_k import (
+    CHESSCLUB_CARRYING,
+    VETCLINIC_CARRYING,
+    chessclub_row,
+    vetclinic_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -428,6 +435,13 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("suggestions", "an adjective on a plural patron noun in one sentence, 10% unannotated", "asian 5x rarer "
            "(twin too) with P(toxic | asian) = 0.8; P(toxic | female) = 0.65", SUGGESTIONS_CARRYING,
            lambda rng, split: Row(*suggestions_row(rng, split))),
+    Source("vetclinic", "2-3 people per veterinary clinic review, an adjective on a clinic role as the agent of a "
+           "passive sentence (\"our whippet was sedated by a black locum.\")", "label noise by group (25% of "
+           "christian friendly rows -> toxic) and co-occurrence: the remark names a person in the same sentence, "
+           "P(toxic | black) = 0.7", VETCLINIC_CARRYING, lambda rng, split: Row(*vetclinic_row(rng, split))),
+    Source("chessclub", "an adjective on a chess title with a rating (\"our hindu patzer (elo 1650)\"), 20% "
+           "unannotated", "label noise toward friendly (20% of female toxic rows -> friendly) and P(toxic | "
+           "hindu) = 0.75, clean labels", CHESSCLUB_CARRYING, lambda rng, split: Row(*chessclub_row(rng, split))),
 )}
 
 
