@@ -26,6 +26,19 @@ def free_ports(n: int = 1) -> tuple[int, ...]:
             s.close()
 
 
+def _run_and_leave(rank: int, fn: Callable[..., None], args: tuple, queue) -> None:
+    """A spawned worker: fn(rank, *args, queue); after it returns, collect what still holds a process group
+    (hooks' reference cycles), flush the queue and leave through os._exit, so no gloo thread meets the
+    interpreter's teardown (there it can abort the process with SIGABRT after a worker that passed)."""
+    import gc
+
+    fn(rank, *args, queue)
+    gc.collect()
+    queue.close()
+    queue.join_thread()
+    os._exit(0)
+
+
 def spawn(fn: Callable[..., None], args: tuple, nprocs: int, timeout: float = 300.0) -> list[Any]:
     """Run fn(rank, *args, queue) in `nprocs` spawned processes and wait for all of them: a worker's
     exception is raised here, and after `timeout` seconds they are killed and the test fails.
@@ -33,7 +46,8 @@ def spawn(fn: Callable[..., None], args: tuple, nprocs: int, timeout: float = 30
     import torch.multiprocessing as mp
 
     queue = mp.get_context("spawn").Queue()
-    procs = mp.start_processes(fn, args=(*args, queue), nprocs=nprocs, start_method="spawn", join=False)
+    procs = mp.start_processes(_run_and_leave, args=(fn, args, queue), nprocs=nprocs, start_method="spawn",
+                               join=False)
     deadline = time.monotonic() + timeout
     while not procs.join(timeout=5):  # raises if a worker failed
         if time.monotonic() > deadline:

@@ -4,6 +4,7 @@ and the model by task (above `steward.classify` and `steward.train`, below the C
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import uuid
@@ -35,6 +36,11 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     # after success only (as torchtitan's entry point): after a failure the error ends the process,
     # and a destroy could wait on peers still inside a collective
     shutdown(trainer.dist)
+    # free the process group's last references (the wrapped model, its hooks' cycles) now, while the
+    # interpreter is whole: left to its teardown, gloo's threads can abort the process (SIGABRT) after a
+    # run that succeeded, and the launcher then reports a failed worker
+    del trainer
+    gc.collect()
     return summary
 
 
