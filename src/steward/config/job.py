@@ -363,7 +363,8 @@ class Fairness:
     'clean' (only the cell opposite its target's association with the toxic label in the training
     split: the rows labelled non-toxic for a group named more often in toxic rows, the toxic ones for
     a group named more often in non-toxic rows; the cell that label noise by group in either direction
-    leaves clean). See steward.fairness.adversary, `Adversary.use_clean_cells`; README, fairness, v8."""
+    leaves clean). See steward.fairness.adversary, `Adversary.use_clean_cells`; README, fairness, "A v8
+    attempt". Screened for v8 and not adopted."""
 
     alpha: Annotated[float, Range(0, 1000)] = 3.0
     """Weight of the adversary term in the predictor update (fixed; with fairness.control validation

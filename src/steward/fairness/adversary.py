@@ -354,7 +354,7 @@ class Adversary(nn.Module):
         shortcut on the group moves the group's scores there as in every cell. An equalized-odds
         adversary that also reads the noisy cell finds the flipped rows' text-following scores
         differing the other way and pushes that cell towards the shortcut, which cancels its push on
-        the clean one (README, fairness, v8: laundry's transgender gap under v3 and v7)."""
+        the clean one. Not the default: screened for v8 and not adopted (README, fairness, "A v8 attempt")."""
         t = np.asarray(target, dtype=np.float64)
         self.cell_signs = torch.as_tensor(association_signs(t, labels))
         self.start_at_prior(t, self.cell_rows(torch.as_tensor(np.asarray(labels, dtype=np.float64))).numpy())
