@@ -3,13 +3,12 @@ the signs it keeps, its start at the label-conditional base rates, that under la
 shortcut as the unconstrained adversary does, the trainer's wiring, config errors and resume check, and
 (slow) the same losses on two gloo ranks as in one process."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from _adversary_runs import TINY, assert_two_ranks_train_the_same
 from steward.config import ConfigError, load_config
 from steward.fairness.adversary import (
     ADAM_EPS,
@@ -113,12 +112,6 @@ def test_under_label_noise_by_group_the_oriented_adversary_does_not_push_towards
     assert abs(oriented) < 0.07
 
 
-TINY = ["--train.task", "classify", "--model.flavor", "debug", "--train.steps", "3", "--train.batch_size", "8",
-        "--train.warmup_steps", "1", "--train.val_every", "0", "--train.device", "cpu", "--train.threads", "1",
-        "--fairness.madlibs_size", "64", "--fairness.madlibs_eval_size", "60", "--fairness.enabled", "false",
-        "--governance.enabled", "false", "--fairness.adversary", "equalized_odds"]
-
-
 def test_trainer_orients_the_adversary_refuses_bad_settings_and_resumes_only_with_the_same(tmp_path):
     from steward.classify.trainer import ClassifyTrainer
 
@@ -144,24 +137,9 @@ def test_trainer_orients_the_adversary_refuses_bad_settings_and_resumes_only_wit
                                            str(out / "checkpoints" / "step-1")]), callbacks=[]).run()
 
 
-def _losses(run_dir):
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
-
-
 @pytest.mark.slow
 def test_oriented_adversary_trains_the_same_on_two_ranks(tmp_path):
     """Every rank computes the same signs from the whole training split and constrains the same all-reduced
     adversary step, so a 2-rank DDP run's losses equal one process's (float64, 1e-9); a rank whose
     adversary differed would change the averaged projected gradient."""
-    from steward.classify.trainer import ClassifyTrainer
-    from steward.jobs import launch_local
-
-    args = [*TINY, "--train.steps", "6", "--fairness.madlibs_size", "1000", "--train.dtype", "float64",
-            "--checkpoint.enabled", "false", "--fairness.adversary_direction", "association_label"]
-    ClassifyTrainer(load_config(None, [*args, "--job.out", str(tmp_path / "one")]), callbacks=[]).run()
-    launch_local(None, [*args, "--job.out", str(tmp_path / "two"), "--parallel.dp_replicate", "2"], nproc=2)
-    one, two = _losses(tmp_path / "one"), _losses(tmp_path / "two")
-    assert sorted(one) == sorted(two) == list(range(1, 7))
-    for step in one:
-        assert two[step] == pytest.approx(one[step], rel=1e-9), step
+    assert_two_ranks_train_the_same(tmp_path, ["--fairness.adversary_direction", "association_label"])

@@ -125,6 +125,8 @@ class ClassifyTrainer(Trainer):
             self.adversary.start_at_prior(target, adversary_rows(f.adversary, enc.labels.numpy()))
             if f.adversary_direction != "both":
                 self.adversary.orient(target.numpy(), enc.labels.numpy(), reads_label(f.adversary, f.adversary_direction))
+            if f.adversary_cells == "clean":
+                self.adversary.use_clean_cells(target.numpy(), enc.labels.numpy())
             self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
 
     # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
@@ -135,7 +137,8 @@ class ClassifyTrainer(Trainer):
             states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict(),
                                    "input": self.cfg.fairness.adversary_input,
                                    "target": self.cfg.fairness.adversary_target,
-                                   "direction": self.cfg.fairness.adversary_direction}
+                                   "direction": self.cfg.fairness.adversary_direction,
+                                   "cells": self.cfg.fairness.adversary_cells}
         if self.group_dro is not None:
             states["group_dro"] = self.group_dro.state_dict()
         return states
@@ -169,6 +172,10 @@ class ClassifyTrainer(Trainer):
         if direction != self.cfg.fairness.adversary_direction:
             raise ConfigError(f"fairness.adversary_direction: {resume}'s adversary was trained with {direction!r}; "
                               f"resume with --fairness.adversary_direction {direction} or start a new run")
+        cells = state.get("cells", "all")  # checkpoints from before the option existed: every cell
+        if cells != self.cfg.fairness.adversary_cells:
+            raise ConfigError(f"fairness.adversary_cells: {resume}'s adversary was trained with {cells!r}; resume "
+                              f"with --fairness.adversary_cells {cells} or start a new run")
         self.adversary.load_state_dict(state["model"])
         self.adv_optimizer.load_state_dict(state["optim"])
 

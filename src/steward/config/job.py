@@ -358,6 +358,14 @@ class Fairness:
     steward.fairness.adversary, `Adversary.orient`. Needs a linear adversary on the prediction (not
     'representation'). Screened for v7 and not chosen (README, fairness, v7)."""
 
+    adversary_cells: Literal["all", "clean"] = "all"
+    """Which label cells each output of an equalized_odds adversary learns from: 'all' (every row);
+    'clean' (only the cell opposite its target's association with the toxic label in the training
+    split: the rows labelled non-toxic for a group named more often in toxic rows, the toxic ones for
+    a group named more often in non-toxic rows; the cell that label noise by group in either direction
+    leaves clean). See steward.fairness.adversary, `Adversary.use_clean_cells`; README, fairness, "A v8
+    attempt". Screened for v8 and not adopted."""
+
     alpha: Annotated[float, Range(0, 1000)] = 3.0
     """Weight of the adversary term in the predictor update (fixed; with fairness.control validation
     the controller's starting value). 3: chosen on the test bed's tuning sources forum and reviews
@@ -467,6 +475,9 @@ class Fairness:
             raise ConfigError("fairness.adversary_direction: association needs a linear adversary on the prediction; "
                               "set --fairness.adversary_hidden 0 and an adversary other than representation, or "
                               "--fairness.adversary_direction both")
+        if self.adversary_cells != "all" and self.adversary != "equalized_odds":
+            raise ConfigError("fairness.adversary_cells: clean needs --fairness.adversary equalized_odds (it picks a "
+                              "label cell per output); set --fairness.adversary_cells all")
         if self.identity_columns and not all(c.strip() for c in self.identity_columns.split(",")):
             raise ConfigError(f"fairness.identity_columns: {self.identity_columns!r} has an empty name; give "
                               "column names separated by commas, e.g. 'col_a,col_b'")
