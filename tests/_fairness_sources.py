@@ -7,9 +7,10 @@ import re
 
 import numpy as np
 
+from steward.fairness.data import load_identities
 from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.metrics import fairness_report
-from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source
+from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source, write_identities
 
 GROUP_WORDS = set(_ADJ.values())
 """The words that name a subgroup in the sources that use the column names ("trans" for transgender)."""
@@ -170,3 +171,16 @@ def assert_balanced_test_split(name: str, n: int, seed: int) -> None:
         assert sizes.min() > 0.8 * sizes.max(), (name, fam, sizes)
         for sub in subs:
             assert_rate(test.labels[test.groups[sub]], 0.5, (name, "test", sub))
+
+
+def assert_deterministic_and_round_trips(name: str, directory) -> None:
+    """`name`'s training split is the same for the same seed, differs for another, and reads back unchanged
+    from the identities-layout CSV it writes into `directory`."""
+    train = generate_source(name, 3000, seed=5, split="train")
+    again = generate_source(name, 3000, seed=5, split="train")
+    assert train.texts == again.texts and (train.labels == again.labels).all()
+    assert (train.identity_matrix() == again.identity_matrix()).all() and (train.annotated == again.annotated).all()
+    assert generate_source(name, 3000, seed=6, split="train").texts != train.texts
+    got = load_identities(write_identities(train, directory / f"{name}.csv"))
+    assert got.texts == train.texts and (got.labels == train.labels).all()
+    assert (got.identity_matrix() == train.identity_matrix()).all() and (got.annotated == train.annotated).all()

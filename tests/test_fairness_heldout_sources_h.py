@@ -15,6 +15,7 @@ from _fairness_sources import (
     assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
     assert_balanced_test_split,
+    assert_deterministic_and_round_trips,
     assert_held_out_on_two_families,
     assert_one_subgroup_named_in_the_first_sentence,
     assert_rate,
@@ -23,7 +24,6 @@ from _fairness_sources import (
     sizes_relative_to_the_rest,
     words,
 )
-from steward.fairness.data import load_identities
 from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.heldout_sources_h import (
     ALLOTMENTS_CARRYING,
@@ -42,7 +42,7 @@ from steward.fairness.heldout_sources_h import (
     TUTORS_STRENGTH,
     TUTORS_UNANNOTATED,
 )
-from steward.fairness.testbed import FAMILIES, association, generate_source, write_identities
+from steward.fairness.testbed import FAMILIES, association, generate_source
 
 NEW = ("allotments", "tutors")
 
@@ -53,14 +53,7 @@ def test_registered_held_out_with_their_carrying_subgroups_on_two_families():
 
 @pytest.mark.parametrize("name", NEW)
 def test_deterministic_in_the_identities_layout_and_balanced_in_the_test_split(name, tmp_path):
-    train = generate_source(name, 3000, seed=5, split="train")
-    again = generate_source(name, 3000, seed=5, split="train")
-    assert train.texts == again.texts and (train.labels == again.labels).all()
-    assert (train.identity_matrix() == again.identity_matrix()).all() and (train.annotated == again.annotated).all()
-    assert generate_source(name, 3000, seed=6, split="train").texts != train.texts
-    got = load_identities(write_identities(train, tmp_path / f"{name}.csv"))
-    assert got.texts == train.texts and (got.labels == train.labels).all()
-    assert (got.identity_matrix() == train.identity_matrix()).all() and (got.annotated == train.annotated).all()
+    assert_deterministic_and_round_trips(name, tmp_path)
     assert_balanced_test_split(name, 12000, seed=5)
 
 

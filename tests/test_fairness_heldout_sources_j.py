@@ -14,6 +14,7 @@ from _fairness_sources import (
     GROUP_WORDS,
     assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
+    assert_deterministic_and_round_trips,
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
@@ -23,7 +24,6 @@ from _fairness_sources import (
     sizes_relative_to_the_rest,
     words,
 )
-from steward.fairness.data import load_identities
 from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.heldout_sources_j import (
     FERRY_CARRYING,
@@ -46,7 +46,7 @@ from steward.fairness.heldout_sources_j import (
     SUGGESTIONS_STRENGTH,
     SUGGESTIONS_UNANNOTATED,
 )
-from steward.fairness.testbed import FAMILIES, SOURCES, generate_source, write_identities
+from steward.fairness.testbed import FAMILIES, SOURCES, generate_source
 
 NEW = ("ferry", "suggestions")
 _SPLITS = ("train", "twin", "test")
@@ -64,14 +64,7 @@ def test_registered_held_out_with_their_carrying_subgroups():
 
 @pytest.mark.parametrize("name", NEW)
 def test_deterministic_in_the_identities_layout_and_balanced_in_the_test_split(name, tmp_path):
-    train = generate_source(name, 3000, seed=5, split="train")
-    again = generate_source(name, 3000, seed=5, split="train")
-    assert train.texts == again.texts and (train.labels == again.labels).all()
-    assert (train.identity_matrix() == again.identity_matrix()).all() and (train.annotated == again.annotated).all()
-    assert generate_source(name, 3000, seed=6, split="train").texts != train.texts
-    got = load_identities(write_identities(train, tmp_path / f"{name}.csv"))
-    assert got.texts == train.texts and (got.labels == train.labels).all()
-    assert (got.identity_matrix() == train.identity_matrix()).all() and (got.annotated == train.annotated).all()
+    assert_deterministic_and_round_trips(name, tmp_path)
     test = generate_source(name, 8000, seed=5, split="test")
     assert test.annotated.all()
     assert_rate(test.labels, 0.5, (name, "test labels"))
