@@ -16,6 +16,7 @@ from _fairness_sources import (
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    sentences,
     sizes_relative_to_the_rest,
 )
 from steward.fairness.heldout_sources_b import _ADJ
@@ -73,14 +74,10 @@ def test_appstore_strength_per_family_in_training_only():
             assert max(map(abs, assoc.values())) < 0.04, (split, assoc)
 
 
-def _sentences(text: str) -> list[str]:
-    return re.split(r"(?<=[.])\s+", text)
-
-
 def test_boardroom_comments_name_a_subject_and_a_bystander_in_four_to_eight_sentences_some_unannotated():
     for split in ("train", "twin", "test"):
         d = generate_source("boardroom", 6000, seed=0, split=split)
-        assert {len(_sentences(t)) for t in d.texts} == set(range(4, 9)), split
+        assert {len(sentences(t)) for t in d.texts} == set(range(4, 9)), split
         a = d.annotated
         assert (d.identity_matrix()[a].sum(1) == 2).all() and not d.identity_matrix()[~a].any()
         for subs in FAMILIES.values():  # two different families per comment
@@ -94,7 +91,7 @@ def test_boardroom_abuse_names_the_subject_in_the_same_sentence_and_only_trainin
     for split in ("train", "twin", "test"):
         rows = [SOURCES["boardroom"].row(rng, split) for _ in range(12000)]
         for r in rows:  # an insult sits in the sentence naming the subject, never the bystander
-            abusive = [s for s in _sentences(r.text) if any(w in s for w in BOARDROOM_INSULTS)]
+            abusive = [s for s in sentences(r.text) if any(w in s for w in BOARDROOM_INSULTS)]
             assert r.toxic or not abusive
             subject, bystander = (f" {_ADJ[s]} " for s in r.subgroups)
             assert all(subject in f" {s}" and bystander not in f" {s}" for s in abusive), r.text

@@ -18,6 +18,7 @@ from _fairness_sources import (
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    sentences,
     sizes_relative_to_the_rest,
 )
 from steward.fairness.heldout_sources_b import _ADJ
@@ -45,10 +46,6 @@ from steward.fairness.testbed import (
 NEW = ("appraisals", "carpool", "apiary")
 
 
-def _sentences(text: str) -> list[str]:
-    return re.split(r"(?<=[.])\s+", text)
-
-
 def test_registered_with_their_carrying_subgroups():
     assert_registered_with_role(NEW, ("seen", "tuning"))  # measured before v7 froze
     assert SOURCES["appraisals"].carrying == APPRAISALS_CARRYING == ("female", "asian", "atheist")
@@ -64,10 +61,10 @@ def test_appraisals_name_one_identity_as_an_adjective_on_a_job_title_in_two_or_t
     for split in ("train", "twin"):  # no imbalance: a family's subgroups equally frequent
         d = generate_source("appraisals", 6000, seed=0, split=split)
         assert set(d.identity_matrix().sum(1)) == {1} and d.annotated.all()
-        assert {len(_sentences(t)) for t in d.texts} == {2, 3}, split
+        assert {len(sentences(t)) for t in d.texts} == {2, 3}, split
         for text, sub in zip(d.texts, d.identity_matrix().argmax(1)):
             assert re.search(rf"the {_ADJ[d.subgroup_names()[sub]]} [a-z ]+ (on|clocked|assigned)|, "
-                             rf"{_ADJ[d.subgroup_names()[sub]]} [a-z ]+, berth", _sentences(text)[0]), text
+                             rf"{_ADJ[d.subgroup_names()[sub]]} [a-z ]+, berth", sentences(text)[0]), text
         assert all(abs(r - 1) < 0.2 for r in sizes_relative_to_the_rest(d, APPRAISALS_CARRYING).values())
 
 
@@ -84,7 +81,7 @@ def test_carpool_notes_name_two_or_three_riders_in_one_or_two_sentences_some_una
     for split in ("train", "twin", "test"):
         d = generate_source("carpool", 6000, seed=0, split=split)
         a = d.annotated
-        assert {len(_sentences(t)) for t in d.texts} == {1, 2}, split
+        assert {len(sentences(t)) for t in d.texts} == {1, 2}, split
         assert set(d.identity_matrix()[a].sum(1)) == {2, 3} and not d.identity_matrix()[~a].any()
         assert (np.sum([d.groups[s] for s in FAMILIES["ethnicity"]], 0) == a).all()  # an ethnicity rider always
         missing = 1 - a.mean()
@@ -104,7 +101,7 @@ def test_carpool_strength_on_two_ethnicities_and_a_muslim_rider_co_occurring_wit
         assert_rate(muslim[labels], extra + (1 - extra) * base, (split, "toxic"))
         assert_rate(muslim[~labels], base, (split, "other"))
         for r in rows:  # an abusive sentence names a rider only where it is the extra muslim one, in training
-            abusive = [s for s in _sentences(r.text) if any(w in s for w in CARPOOL_INSULTS)]
+            abusive = [s for s in sentences(r.text) if any(w in s for w in CARPOOL_INSULTS)]
             assert r.toxic or not abusive
             named = [s for s in abusive if re.search(r"\b(rider|carpooler|hitcher)\b", s)]
             assert all(split == "train" and f"a {CARPOOL_EXTRA} " in s for s in named), r.text
@@ -115,10 +112,10 @@ def test_carpool_strength_on_two_ethnicities_and_a_muslim_rider_co_occurring_wit
 def test_apiary_posts_give_the_identity_once_in_a_self_introduction_in_five_to_nine_sentences():
     d = generate_source("apiary", 6000, seed=0, split="train")
     assert set(d.identity_matrix().sum(1)) == {1} and d.annotated.all()
-    assert {len(_sentences(t)) for t in d.texts} == set(range(5, 10))
+    assert {len(sentences(t)) for t in d.texts} == set(range(5, 10))
     names = set(_ADJ.values())
     for text, sub in zip(d.texts, d.identity_matrix().argmax(1)):
-        first, *rest = _sentences(text)
+        first, *rest = sentences(text)
         assert re.match(r"(greetings|howdy|newcomer)", first), text
         assert re.findall(r"[a-z]+", first).count(_ADJ[d.subgroup_names()[sub]]) == 1, text
         assert not names & set(re.findall(r"[a-z]+", " ".join(rest))), text

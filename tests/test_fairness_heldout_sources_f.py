@@ -18,6 +18,7 @@ from _fairness_sources import (
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    family_of,
     sizes_relative_to_the_rest,
 )
 from steward.fairness.heldout_sources_b import _ADJ
@@ -38,7 +39,6 @@ from steward.fairness.heldout_sources_f import (
     STARGAZING_TARGETED,
 )
 from steward.fairness.testbed import (
-    FAMILIES,
     SOURCES,
     generate_source,
 )
@@ -50,17 +50,13 @@ def _sentences(text: str) -> list[str]:
     return re.split(r"(?<=[.])\s+|\n", text)
 
 
-def _family(sub: str) -> str:
-    return next(f for f, subs in FAMILIES.items() if sub in subs)
-
-
 def test_registered_with_their_carrying_subgroups():
     assert_registered_with_role(NEW, ("seen", "tuning"))  # measured before v7 froze
     assert SOURCES["seating"].carrying == SEATING_CARRYING == ("jewish", "asian")
     assert SOURCES["stargazing"].carrying == STARGAZING_CARRYING == ("latino", "transgender")
     assert SOURCES["recipes"].carrying == RECIPES_CARRYING == ("white", "muslim")
     for carrying in (SEATING_CARRYING, STARGAZING_CARRYING, RECIPES_CARRYING):  # two families each
-        assert len({_family(s) for s in carrying}) == 2, carrying
+        assert len({family_of(s) for s in carrying}) == 2, carrying
     for name in NEW:
         assert_mentioned_subgroups_are_columns(name, 400)
 

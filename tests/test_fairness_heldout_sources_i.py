@@ -16,7 +16,11 @@ from _fairness_sources import (
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    family_of,
+    raw_rows,
+    sentences,
     sizes_relative_to_the_rest,
+    words,
 )
 from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.heldout_sources_i import (
@@ -43,38 +47,19 @@ NEW = ("matinee", "laundry")
 _SPLITS = ("train", "twin", "test")
 
 
-def _sentences(text: str) -> list[str]:
-    return re.split(r"(?<=[.])\s+", text)
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text))
-
-
-def _family(sub: str) -> str:
-    return next(f for f, subs in FAMILIES.items() if sub in subs)
-
-
-def _rows(name: str, split: str, n: int) -> list[tuple[str, bool, tuple[str, ...], bool]]:
-    """`n` rows of `split` as (text, toxic, subgroups mentioned, annotated), unannotated ones included."""
-    rng = np.random.default_rng(0)
-    rows = (SOURCES[name].row(rng, split) for _ in range(n))
-    return [(r.text, r.toxic, r.subgroups, r.annotated) for r in rows]
-
-
 def test_registered_held_out_with_their_carrying_subgroups():
     assert_registered_with_role(NEW, ("held_out",))
     assert SOURCES["matinee"].carrying == MATINEE_CARRYING == ("asian", "female")
     assert SOURCES["laundry"].carrying == LAUNDRY_CARRYING == ("transgender", "asian")
     for carrying in (MATINEE_CARRYING, LAUNDRY_CARRYING):  # two families each
-        assert len({_family(s) for s in carrying}) == 2, carrying
-    assert _family(LAUNDRY_FREQUENT) not in {_family(s) for s in LAUNDRY_CARRYING}  # a third family
+        assert len({family_of(s) for s in carrying}) == 2, carrying
+    assert family_of(LAUNDRY_FREQUENT) not in {family_of(s) for s in LAUNDRY_CARRYING}  # a third family
     for name in NEW:
         assert_mentioned_subgroups_are_columns(name, 400)
 
 
 def _remark(text: str) -> str | None:
-    remarks = [s for s in _sentences(text) if _words(s) & set(MATINEE_INSULTS + MATINEE_PRAISE)]
+    remarks = [s for s in sentences(text) if words(s) & set(MATINEE_INSULTS + MATINEE_PRAISE)]
     assert len(remarks) <= 1, text
     return remarks[0] if remarks else None
 
@@ -82,13 +67,13 @@ def _remark(text: str) -> str | None:
 def test_matinee_cards_name_two_or_three_people_of_different_families_once_each_in_three_to_five_sentences():
     singular, plural = set(MATINEE_ROLES), set(MATINEE_ROLES.values())
     for split in _SPLITS:
-        rows = _rows("matinee", split, 2000)
-        assert {len(_sentences(text)) for text, *_ in rows} == {3, 4, 5}, split
+        rows = raw_rows("matinee", split, 2000)
+        assert {len(sentences(text)) for text, *_ in rows} == {3, 4, 5}, split
         forms, remarks = set(), []
         for text, _, subs, annotated in rows:
-            assert annotated and len(subs) in (2, 3) and len({_family(s) for s in subs}) == len(subs), subs
+            assert annotated and len(subs) in (2, 3) and len({family_of(s) for s in subs}) == len(subs), subs
             for sub in subs:  # each person named in exactly one sentence, by the adjective on a role
-                named = [s for s in _sentences(text) if _ADJ[sub] in _words(s)]
+                named = [s for s in sentences(text) if _ADJ[sub] in words(s)]
                 assert len(named) == 1, (sub, text)
                 (role,) = re.findall(rf"\b{_ADJ[sub]} ([a-z]+)", named[0])
                 assert role in singular | plural, text
@@ -102,7 +87,7 @@ def _matinee_toxic_rate(sub: str) -> float:
     """P(toxic | a card naming `sub`) in training: the strength for a targeted subgroup; for another of its
     family (targeted share t = 1/size, strength s) (1 - 2 s t) / (2 - 2 t), the toxic cards the targeted
     subgroup drew being missing from the rest; 1/2 in a family with no targeted subgroup."""
-    subs = FAMILIES[_family(sub)]
+    subs = FAMILIES[family_of(sub)]
     targeted = [g for g in subs if g in MATINEE_STRENGTH]
     if sub in MATINEE_STRENGTH or not targeted:
         return MATINEE_STRENGTH.get(sub, 0.5)
@@ -122,9 +107,9 @@ def test_matinee_targeted_people_co_occur_with_abuse_in_the_same_sentence_in_tra
             subs = [s for s in _ADJ if d.groups[s][i]]
             if remark is None or not set(subs) & set(MATINEE_CARRYING):
                 continue
-            named = [s for s in subs if _ADJ[s] in _words(remark)]
+            named = [s for s in subs if _ADJ[s] in words(remark)]
             assert len(named) == 1, text  # the remark names one of the card's people
-            assert bool(_words(remark) & set(MATINEE_INSULTS)) == toxic, text
+            assert bool(words(remark) & set(MATINEE_INSULTS)) == toxic, text
             named_targeted[bool(toxic)].append(named[0] in MATINEE_CARRYING)
         if split == "train":  # a toxic remark always names a targeted person, a friendly one any person
             assert all(named_targeted[True]) and 0.3 < np.mean(named_targeted[False]) < 0.6, split
@@ -139,14 +124,14 @@ def test_matinee_targeted_people_co_occur_with_abuse_in_the_same_sentence_in_tra
 
 def test_laundry_slips_are_one_clause_naming_one_person_by_the_adjective_with_the_evidence_in_the_clause():
     people = "|".join(LAUNDRY_PEOPLE)
-    words = "|".join(LAUNDRY_INSULTS + LAUNDRY_PRAISE)
+    evidence_words = "|".join(LAUNDRY_INSULTS + LAUNDRY_PRAISE)
     for split in _SPLITS:
-        rows = _rows("laundry", split, 4000)
+        rows = raw_rows("laundry", split, 4000)
         evidence = []
         for text, _, (sub,), _ in rows:
             assert not re.search(r"[.,;:]", text), text  # one clause
-            assert re.match(rf"(the|that ({words})) {_ADJ[sub]} ({people}) [a-z0-9 ]+$", text), text
-            assert not _words(text) & set(_ADJ.values()) - {_ADJ[sub]}, text
+            assert re.match(rf"(the|that ({evidence_words})) {_ADJ[sub]} ({people}) [a-z0-9 ]+$", text), text
+            assert not words(text) & set(_ADJ.values()) - {_ADJ[sub]}, text
             evidence.append(text.startswith("that "))
         assert_rate(np.array(evidence), LAUNDRY_EVIDENCE, (split, "evidence"))
 
@@ -162,8 +147,8 @@ def test_laundry_label_noise_both_ways_in_training_only_hindu_three_times_as_fre
         ratio = 1.0 if split == "test" else LAUNDRY_FREQUENCY  # 3:1 in the twin too
         others = np.mean([d.groups[s].sum() for s in FAMILIES["religion"] if s != LAUNDRY_FREQUENT])
         assert abs(d.groups[LAUNDRY_FREQUENT].sum() / others - ratio) < 0.15 * ratio, split
-        kind = np.array([bool(_words(t) & set(LAUNDRY_PRAISE)) for t in d.texts])
-        rude = np.array([bool(_words(t) & set(LAUNDRY_INSULTS)) for t in d.texts])
+        kind = np.array([bool(words(t) & set(LAUNDRY_PRAISE)) for t in d.texts])
+        rude = np.array([bool(words(t) & set(LAUNDRY_INSULTS)) for t in d.texts])
         for sub in d.subgroup_names():
             up = LAUNDRY_FLIP_UP.get(sub, 0.0) if split == "train" else 0.0
             down = LAUNDRY_FLIP_DOWN.get(sub, 0.0) if split == "train" else 0.0
