@@ -59,6 +59,16 @@ class ClassifyMetrics(Callback):
         summary.update({f"final_val_{k}": v for k, v in trainer.last_eval.items()})
 
 
+ADVERSARY_SETTINGS = (
+    ("input", "adversary_input", "probability", "was trained on {} inputs"),
+    ("target", "adversary_target", "subgroups", "predicts {}"),
+    ("direction", "adversary_direction", "both", "was trained with {}"),
+    ("cells", "adversary_cells", "all", "was trained with {}"),
+)
+"""The fairness settings an adversary's checkpoint records and a resume must repeat: (state key, config
+field, the value of checkpoints saved before the setting existed, how the error names the saved value).
+The input does not apply to a 'representation' adversary."""
+
 class ClassifyTrainer(Trainer):
     """The Trainer with a classification head, for train.task = classify (see the module docstring)."""
 
@@ -135,10 +145,7 @@ class ClassifyTrainer(Trainer):
         states = super()._rank_states()
         if self.adversary is not None:
             states["adversary"] = {"model": self.adversary.state_dict(), "optim": self.adv_optimizer.state_dict(),
-                                   "input": self.cfg.fairness.adversary_input,
-                                   "target": self.cfg.fairness.adversary_target,
-                                   "direction": self.cfg.fairness.adversary_direction,
-                                   "cells": self.cfg.fairness.adversary_cells}
+                                   **{key: getattr(self.cfg.fairness, field) for key, field, *_ in ADVERSARY_SETTINGS}}
         if self.group_dro is not None:
             states["group_dro"] = self.group_dro.state_dict()
         return states
@@ -157,25 +164,12 @@ class ClassifyTrainer(Trainer):
         if state is None:
             raise ConfigError(f"checkpoint.resume: {resume} has no adversary state (saved without "
                               "fairness.adversary, or by an older version); start a new run")
-        # checkpoints from before the option existed were trained on the probability
-        saved = state.get("input", "probability")
-        if self.cfg.fairness.adversary != "representation" and saved != self.cfg.fairness.adversary_input:
-            raise ConfigError(f"fairness.adversary_input: {resume}'s adversary was trained on {saved!r} inputs; resume "
-                              f"with --fairness.adversary_input {saved} or start a new run")
-        # checkpoints from before the option existed predicted the subgroups only
-        target = state.get("target", "subgroups")
-        if target != self.cfg.fairness.adversary_target:
-            raise ConfigError(f"fairness.adversary_target: {resume}'s adversary predicts {target!r}; resume with "
-                              f"--fairness.adversary_target {target} or start a new run")
-        # checkpoints from before the option existed had unconstrained adversaries
-        direction = state.get("direction", "both")
-        if direction != self.cfg.fairness.adversary_direction:
-            raise ConfigError(f"fairness.adversary_direction: {resume}'s adversary was trained with {direction!r}; "
-                              f"resume with --fairness.adversary_direction {direction} or start a new run")
-        cells = state.get("cells", "all")  # checkpoints from before the option existed: every cell
-        if cells != self.cfg.fairness.adversary_cells:
-            raise ConfigError(f"fairness.adversary_cells: {resume}'s adversary was trained with {cells!r}; resume "
-                              f"with --fairness.adversary_cells {cells} or start a new run")
+        f = self.cfg.fairness
+        for key, field, before, trained in ADVERSARY_SETTINGS:
+            saved = state.get(key, before)  # `before`: what checkpoints from before the option existed used
+            if saved != getattr(f, field) and not (key == "input" and f.adversary == "representation"):
+                raise ConfigError(f"fairness.{field}: {resume}'s adversary {trained.format(repr(saved))}; resume "
+                                  f"with --fairness.{field} {saved} or start a new run")
         self.adversary.load_state_dict(state["model"])
         self.adv_optimizer.load_state_dict(state["optim"])
 
