@@ -44,6 +44,15 @@ def run_training(cfg: JobConfig) -> dict[str, Any]:
     return summary
 
 
+def leave(code: int) -> None:
+    """End this process with `code` at once, its output flushed. For a process whose process group is still
+    up: the interpreter's teardown of the group's threads can abort the process (SIGABRT), and the launcher
+    (torchrun, `launch_local`) would then report a signal instead of `code`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _worker(config_path: str | None, overrides: list[str]) -> dict[str, Any] | None:
     """Entry point of each local worker (spawned; must be importable)."""
     try:
@@ -51,11 +60,7 @@ def _worker(config_path: str | None, overrides: list[str]) -> dict[str, Any] | N
     except StewardError as e:
         if os.environ.get("RANK", "0") == "0":
             print(f"steward train: error: {e}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        # _exit, not sys.exit: the process group was never destroyed (a peer may still be inside a collective),
-        # and the interpreter's teardown of its threads can abort the process (SIGABRT), so the launcher saw a
-        # signal instead of this exit code and the user got 1 instead of 2
-        os._exit(2)
+        leave(2)  # the process group was never destroyed: a peer may still be inside a collective
     return summary if os.environ.get("RANK", "0") == "0" else None
 
 

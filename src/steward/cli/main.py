@@ -114,15 +114,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The `steward` command: main's exit code. A torchrun worker that fails with a process group still up
-    leaves through os._exit: the interpreter's teardown of the group's threads can abort the process
-    (SIGABRT), and torchrun would report a signal instead of the code main printed its reason with."""
+    """The `steward` command: main's exit code; a torchrun worker that fails with its process group still up
+    leaves through `steward.jobs.leave`, so that torchrun reports that code, not a teardown's signal."""
     code = main()
-    dist = sys.modules.get("torch.distributed")
+    dist = sys.modules.get("torch.distributed")  # only where a command loaded it: no torch import here
     if code and dist is not None and dist.is_available() and dist.is_initialized():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        from steward.jobs import leave
+
+        leave(code)
     sys.exit(code)
 
 
