@@ -34,15 +34,16 @@ def raw_rows(name: str, split: str, n: int) -> list[tuple[str, bool, tuple[str, 
     return [(r.text, r.toxic, r.subgroups, r.annotated) for r in (SOURCES[name].row(rng, split) for _ in range(n))]
 
 
-def bag_of_words_gaps(name: str, split: str, n_train: int) -> tuple[dict[str, tuple[float, float]], float]:
+def bag_of_words_gaps(name: str, split: str, n_train: int,
+                      generate=generate_source) -> tuple[dict[str, tuple[float, float]], float]:
     """A bag-of-words logistic regression (C 0.1) trained on `n_train` rows of `split` (seed 0) and scored
     on 3,000 balanced test rows (seed 1): each subgroup's (|BPSN gap|, |BNSP gap|), in the report's order,
-    and the overall AUC."""
+    and the overall AUC. `generate` (`testbed.generate_source`'s signature) lets a test reuse cached splits."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    train = generate_source(name, n_train, seed=0, split=split)
-    test = generate_source(name, 3000, seed=1, split="test")
+    train = generate(name, n_train, seed=0, split=split)
+    test = generate(name, 3000, seed=1, split="test")
     vec = CountVectorizer().fit(train.texts)
     clf = LogisticRegression(C=0.1, max_iter=1000).fit(vec.transform(train.texts), train.labels)
     prob = clf.predict_proba(vec.transform(test.texts))[:, 1]
@@ -81,12 +82,12 @@ def assert_mentioned_subgroups_are_columns(name: str, rows: int) -> None:
         assert subs == set(generate_source(name, 2, seed=0, split=split).groups), (name, split)
 
 
-def assert_bag_of_words_learns_train_not_twin(name: str, margin: float) -> None:
+def assert_bag_of_words_learns_train_not_twin(name: str, margin: float, generate=generate_source) -> None:
     """A bag-of-words model trained on 6,000 rows of `name`'s biased split has a carrying-subgroup gap
     at least `margin` above the twin-trained model's, and the twin-trained model learns the label from
-    the words (AUC above 0.85 on the balanced test split)."""
-    gaps_b, _ = bag_of_words_gaps(name, "train", 6000)
-    gaps_t, auc_t = bag_of_words_gaps(name, "twin", 6000)
+    the words (AUC above 0.85 on the balanced test split); `generate` as in `bag_of_words_gaps`."""
+    gaps_b, _ = bag_of_words_gaps(name, "train", 6000, generate)
+    gaps_t, auc_t = bag_of_words_gaps(name, "twin", 6000, generate)
     gap_b, gap_t = carrying_gap(name, gaps_b), carrying_gap(name, gaps_t)
     assert gap_b > gap_t + margin, (gap_b, gap_t)
     assert auc_t > 0.85, auc_t

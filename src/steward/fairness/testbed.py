@@ -19,8 +19,8 @@ mentioning an identity and its own way of injecting a bias:
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
-allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub) are described in their
-modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k) and in the README's test-bed table,
+allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop) are described in
+their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l) and in the README's test-bed table,
 with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
@@ -120,6 +120,7 @@ from steward.fairness.heldout_sources_k import (
     chessclub_row,
     vetclinic_row,
 )
+from steward.fairness.heldout_sources_l import BIKECOOP_CARRYING, bikecoop_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -442,6 +443,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("chessclub", "an adjective on a chess title with a rating (\"our hindu patzer (elo 1650)\"), 20% "
            "unannotated", "label noise toward friendly (20% of female toxic rows -> friendly) and P(toxic | "
            "hindu) = 0.75, clean labels", CHESSCLUB_CARRYING, lambda rng, split: Row(*chessclub_row(rng, split))),
+    Source("bikecoop", "an adjective on a repair co-op role or a possessive phrase (\"the black fettler's tandem\"), "
+           "15% unannotated", "jewish 4x rarer (twin too) with P(toxic | jewish) = 0.85; P(toxic | black) = 0.7",
+           BIKECOOP_CARRYING, lambda rng, split: Row(*bikecoop_row(rng, split))),
 )}
 
 
