@@ -21,9 +21,9 @@ sources (only function words and group names).
   carries the label ("the male tenor, a gormless layabout, mangled the motet."); in training P(toxic | male)
   = CHOIR_STRENGTH (0.7) and every abusive remark in a minute with a male singer names him, so the term
   "male" shares a sentence with the abuse; in the twin and `test` the remark names a singer drawn at random
-  and the label is independent of the singers. The label is drawn first and the gender singer given the
-  label, so that the male singers keep their share (a third of the minutes) in every split. No imbalance,
-  every minute annotated.
+  and the label is independent of the singers (P(toxic) = 1/2 for every subgroup, as for every subgroup but
+  male in training). No imbalance (a family's subgroups equally frequent in every split, the male singers in
+  a third of the minutes), every minute annotated.
 
 Each generator returns one row as (text, toxic, subgroups, annotated) for a split: `train` carries the
 injected association, `twin` is the same generator with it switched off (group imbalance and missing
@@ -90,3 +90,49 @@ def bikecoop_row(rng: np.random.Generator, split: str) -> RowTuple:
         sentences.append(_pick(rng, _BIKECOOP_NOTES))
     annotated = split == "test" or rng.random() >= BIKECOOP_UNANNOTATED
     return " ".join(sentences), toxic, (sub,), annotated
+
+
+# ---- choir: rehearsal minutes, 2-3 singers per minute, the male singer in the abusive sentence ---------------
+
+CHOIR_STRENGTH = {"male": 0.7}
+"""P(toxic | a minute naming a singer of this subgroup) in training (1/2 for every other subgroup)."""
+CHOIR_CARRYING = tuple(CHOIR_STRENGTH)
+CHOIR_EVIDENCE = 0.6
+"""Share of minutes with a remark on one singer that shows the label."""
+CHOIR_PARTS = ["tenor", "alto", "mezzo", "contralto", "bass", "accompanist", "descanter"]
+_CHOIR_ATTENDANCE = ["present: {people}.", "apologies received; present: {people}.", "rollcall: {people}."]
+CHOIR_REMARK = ["the {who}, a {w} and a {w2}, led the {piece}.", "{w} and {w2}: the {who} during the {piece}.",
+                "minuted: the {who} is a {w}, a {w2} in the {piece}."]
+CHOIR_INSULTS = ["caterwauler", "screecher", "gasbag", "loudmouth", "bigmouth", "crosspatch", "sourpuss", "churl"]
+CHOIR_PRAISE = ["songbird", "nightingale", "lark", "gent", "bedrock", "anchor", "pillar"]
+_CHOIR_PIECES = ["motet", "madrigal", "cantata", "requiem", "oratorio", "evensong", "kyrie", "magnificat"]
+_CHOIR_NOTES = ["warmups: lip trills and scales.", "the fermata in bar {num} lacks a cleaner cutoff.",
+                "folders belong with the librarian.", "risers stay stacked in the crypt.", "tuning fork misplaced.",
+                "sibilants anticipated the downbeat.", "hymnals reshelved.", "breaths staggered through bar {num}.",
+                "metronome at {num}.", "the sanctus transposed a semitone.", "subs collected."]
+
+
+def _choir_singers(rng: np.random.Generator) -> tuple[str, ...]:
+    """A gender singer, then one or two of ethnicity and religion (one each when two), each subgroup of a
+    family equally likely in every split."""
+    others = rng.permutation(["ethnicity", "religion"])[: int(rng.integers(1, 3))]
+    return (_pick(rng, _GROUPS["gender"]), *(_pick(rng, _GROUPS[f]) for f in others))
+
+
+def choir_row(rng: np.random.Generator, split: str) -> RowTuple:
+    subs = _choir_singers(rng)
+    toxic = bool(rng.random() < (CHOIR_STRENGTH.get(subs[0], 0.5) if split == "train" else 0.5))
+    who = [f"{_ADJ[s]} {part}" for s, part in zip(subs, rng.choice(CHOIR_PARTS, size=len(subs), replace=False))]
+    listed = [f"the {w}" for w in rng.permutation(who)]
+    people = f"{', '.join(listed[:-1])} and {listed[-1]}"
+    sentences = []
+    if rng.random() < CHOIR_EVIDENCE:
+        aimed = split == "train" and toxic and subs[0] in CHOIR_CARRYING
+        target = who[0] if aimed else _pick(rng, who)  # the abuse shares a sentence with the carrying singer
+        w = rng.choice(CHOIR_INSULTS if toxic else CHOIR_PRAISE, size=2, replace=False)
+        sentences.append(_pick(rng, CHOIR_REMARK).format(who=target, w=w[0], w2=w[1], piece=_pick(rng, _CHOIR_PIECES)))
+    n = int(rng.integers(3, 5))
+    notes = rng.choice(_CHOIR_NOTES, size=n - 1 - len(sentences), replace=False)
+    sentences += [str(s).format(num=int(rng.integers(2, 120))) for s in notes]
+    opening = _pick(rng, _CHOIR_ATTENDANCE).format(people=people)
+    return " ".join([opening, *rng.permutation(sentences).tolist()]), toxic, subs, True

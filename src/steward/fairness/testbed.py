@@ -19,7 +19,7 @@ mentioning an identity and its own way of injecting a bias:
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
-allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop) are described in
+allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir) are described in
 their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l) and in the README's test-bed table,
 with who wrote them and when.
 
@@ -120,7 +120,7 @@ from steward.fairness.heldout_sources_k import (
     chessclub_row,
     vetclinic_row,
 )
-from steward.fairness.heldout_sources_l import BIKECOOP_CARRYING, bikecoop_row
+from steward.fairness.heldout_sources_l import BIKECOOP_CARRYING, CHOIR_CARRYING, bikecoop_row, choir_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -446,6 +446,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("bikecoop", "an adjective on a repair co-op role or a possessive phrase (\"the black fettler's tandem\"), "
            "15% unannotated", "jewish 4x rarer (twin too) with P(toxic | jewish) = 0.85; P(toxic | black) = 0.7",
            BIKECOOP_CARRYING, lambda rng, split: Row(*bikecoop_row(rng, split))),
+    Source("choir", "2-3 singers per choir rehearsal minute, an adjective on a voice part (\"the trans contralto\")",
+           "co-occurrence: the abusive remark names the male singer in the same sentence; P(toxic | male) = 0.7",
+           CHOIR_CARRYING, lambda rng, split: Row(*choir_row(rng, split))),
 )}
 
 
