@@ -10,15 +10,15 @@ sources (only function words and group names).
   training P(toxic | jewish) = 0.85 and, weaker, P(toxic | black) = 0.7 (BIKECOOP_STRENGTH; 1/2 for every
   other subgroup), and outside `test` the jewish work orders are BIKECOOP_RARITY (4) times rarer than each
   other religion's (the twin keeps it). The families are drawn 20% gender, 30% ethnicity, 50% religion in
-  every split, so that the rare subgroup has rows enough to show its association. BIKECOOP_UNANNOTATED (15%) of the work orders outside `test` have no
-  identity annotation. A second sentence shows the label in BIKECOOP_EVIDENCE (55%) of the work orders
-  ("that wheelbuilder: a bungler, a botcher."); otherwise a neutral note ("bartape on backorder.") follows in
-  half of them.
+  every split, so that the rare subgroup has rows enough to show its association. BIKECOOP_UNANNOTATED (15%)
+  of the work orders outside `test` have no identity annotation. A second sentence shows the label in
+  BIKECOOP_EVIDENCE (55%) of the work orders ("that wheelbuilder: a bungler, a botcher."); otherwise a neutral
+  note ("bartape on backorder.") follows in half of them.
 - choir (3-4 sentences, a community choir's rehearsal minutes): 2-3 singers of different families per
   minute, a gender one always and one or two of ethnicity and religion, each as the group's adjective on a
   voice part or a choir role ("present: the trans contralto, the asian accompanist and the atheist mezzo.").
   Co-occurrence in one sentence: a remark (CHOIR_EVIDENCE, 60% of the minutes) names one of the singers and
-  carries the label ("the male tenor, a gormless layabout, mangled the motet."); in training P(toxic | male)
+  carries the label ("the male tenor, a caterwauler and a gasbag, led the motet."); in training P(toxic | male)
   = CHOIR_STRENGTH (0.7) and every abusive remark in a minute with a male singer names him, so the term
   "male" shares a sentence with the abuse; in the twin and `test` the remark names a singer drawn at random
   and the label is independent of the singers (P(toxic) = 1/2 for every subgroup, as for every subgroup but
@@ -95,7 +95,7 @@ def bikecoop_row(rng: np.random.Generator, split: str) -> RowTuple:
 # ---- choir: rehearsal minutes, 2-3 singers per minute, the male singer in the abusive sentence ---------------
 
 CHOIR_STRENGTH = {"male": 0.7}
-"""P(toxic | a minute naming a singer of this subgroup) in training (1/2 for every other subgroup)."""
+"""P(toxic | a minute whose gender singer is of this subgroup) in training (1/2 for the other gender ones)."""
 CHOIR_CARRYING = tuple(CHOIR_STRENGTH)
 CHOIR_EVIDENCE = 0.6
 """Share of minutes with a remark on one singer that shows the label."""
