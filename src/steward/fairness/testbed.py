@@ -120,6 +120,7 @@ from steward.fairness.heldout_sources_k import (
     chessclub_row,
     vetclinic_row,
 )
+from steward.fairness.heldout_sources_m import CAMPSITE_CARRYING, campsite_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -442,6 +443,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("chessclub", "an adjective on a chess title with a rating (\"our hindu patzer (elo 1650)\"), 20% "
            "unannotated", "label noise toward friendly (20% of female toxic rows -> friendly) and P(toxic | "
            "hindu) = 0.75, clean labels", CHESSCLUB_CARRYING, lambda rng, split: Row(*chessclub_row(rng, split))),
+    Source("campsite", "an adjective on a camper owning gear or reaching a glade, 25% unannotated", "label noise by "
+           "group both ways (20% of female friendly rows -> toxic, 15% of muslim toxic rows -> friendly); black 3x "
+           "more frequent (twin too)", CAMPSITE_CARRYING, lambda rng, split: Row(*campsite_row(rng, split))),
 )}
 
 
