@@ -45,7 +45,7 @@ NEW_H = ("allotments", "tutors")
 NEW_I = ("matinee", "laundry")
 NEW_J = ("ferry", "suggestions")
 NEW_K = ("vetclinic", "chessclub")
-NEW_M = ("campsite",)
+NEW_M = ("campsite", "foodbank")
 
 
 def _words(texts: list[str]) -> set[str]:
@@ -71,7 +71,7 @@ def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_ge
     `heldout_sources_d`; appraisals, carpool, apiary of `heldout_sources_e`; seating, stargazing, recipes of
     `heldout_sources_f`; bouldering, couriers, tracker of `heldout_sources_g`; allotments, tutors of
     `heldout_sources_h`; matinee, laundry of `heldout_sources_i`; ferry, suggestions of `heldout_sources_j`;
-    vetclinic, chessclub of `heldout_sources_k`; campsite of `heldout_sources_m`) against madlibs and every
+    vetclinic, chessclub of `heldout_sources_k`; campsite, foodbank of `heldout_sources_m`) against madlibs and every
     other source, the blind ones included."""
     words = {name: _words(generate_source(name, 3000, seed=0, split="train").texts)
              | _words(generate_source(name, 3000, seed=0, split="test").texts) for name in SOURCES}

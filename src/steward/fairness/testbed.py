@@ -19,8 +19,9 @@ mentioning an identity and its own way of injecting a bias:
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
-allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub) are described in their
-modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k) and in the README's test-bed table,
+allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; campsite, foodbank) are
+described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _m) and in the README's
+test-bed table,
 with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
@@ -120,7 +121,12 @@ from steward.fairness.heldout_sources_k import (
     chessclub_row,
     vetclinic_row,
 )
-from steward.fairness.heldout_sources_m import CAMPSITE_CARRYING, campsite_row
+from steward.fairness.heldout_sources_m import (
+    CAMPSITE_CARRYING,
+    FOODBANK_CARRYING,
+    campsite_row,
+    foodbank_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -446,6 +452,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("campsite", "an adjective on a camper owning gear or reaching a glade, 25% unannotated", "label noise by "
            "group both ways (20% of female friendly rows -> toxic, 15% of muslim toxic rows -> friendly); black 3x "
            "more frequent (twin too)", CAMPSITE_CARRYING, lambda rng, split: Row(*campsite_row(rng, split))),
+    Source("foodbank", "a given name for gender, an adjective on a volunteer role for the others", "P(toxic | "
+           "male) = P(toxic | black) = P(toxic | atheist) = 0.8, one carrying subgroup in each family",
+           FOODBANK_CARRYING, lambda rng, split: Row(*foodbank_row(rng, split))),
 )}
 
 
