@@ -82,12 +82,13 @@ def assert_mentioned_subgroups_are_columns(name: str, rows: int) -> None:
         assert subs == set(generate_source(name, 2, seed=0, split=split).groups), (name, split)
 
 
-def assert_bag_of_words_learns_train_not_twin(name: str, margin: float, generate=generate_source) -> None:
-    """A bag-of-words model trained on 6,000 rows of `name`'s biased split has a carrying-subgroup gap
+def assert_bag_of_words_learns_train_not_twin(name: str, margin: float, generate=generate_source,
+                                             rows: int = 6000) -> None:
+    """A bag-of-words model trained on `rows` rows of `name`'s biased split has a carrying-subgroup gap
     at least `margin` above the twin-trained model's, and the twin-trained model learns the label from
     the words (AUC above 0.85 on the balanced test split); `generate` as in `bag_of_words_gaps`."""
-    gaps_b, _ = bag_of_words_gaps(name, "train", 6000, generate)
-    gaps_t, auc_t = bag_of_words_gaps(name, "twin", 6000, generate)
+    gaps_b, _ = bag_of_words_gaps(name, "train", rows, generate)
+    gaps_t, auc_t = bag_of_words_gaps(name, "twin", rows, generate)
     gap_b, gap_t = carrying_gap(name, gaps_b), carrying_gap(name, gaps_t)
     assert gap_b > gap_t + margin, (gap_b, gap_t)
     assert auc_t > 0.85, auc_t

@@ -12,7 +12,7 @@ sources (only function words and group names).
   other religion's (the twin keeps it). The families are drawn 20% gender, 30% ethnicity, 50% religion in
   every split, so that the rare subgroup has rows enough to show its association. BIKECOOP_UNANNOTATED (15%)
   of the work orders outside `test` have no identity annotation. A second sentence shows the label in
-  BIKECOOP_EVIDENCE (55%) of the work orders ("that wheelbuilder: a bungler, a botcher."); otherwise a neutral
+  BIKECOOP_EVIDENCE (55%) of the work orders ("that wheelbuilder: a blunderer, a botcher."); otherwise a neutral
   note ("bartape on backorder.") follows in half of them.
 - choir (3-4 sentences, a community choir's rehearsal minutes): 2-3 singers of different families per
   minute, a gender one always and one or two of ethnicity and religion, each as the group's adjective on a
@@ -61,9 +61,9 @@ BIKECOOP_ADJECTIVE = ["docket {num}: the {adj} {role} {fix} the {part}.",
 BIKECOOP_POSSESSIVE = ["docket {num}: the {adj} {role}'s {bike} {fault}.",
                        "docket {num}: the {part} on the {adj} {role}'s {bike} {fault}."]
 _BIKECOOP_REMARK = ["that {role}: a {w}, a {w2}.", "{w} and {w2}, that {role}.", "memo on the {role}: {w}, {w2}."]
-BIKECOOP_INSULTS = ["bungler", "botcher", "layabout", "dawdler", "slob", "yokel", "hooligan", "swindler"]
+BIKECOOP_INSULTS = ["blunderer", "botcher", "wrecker", "slowcoach", "slob", "yokel", "vandal", "swindler"]
 BIKECOOP_PRAISE = ["crackerjack", "linchpin", "mainstay", "sparkplug", "humdinger", "topnotch", "stellar"]
-_BIKECOOP_NOTES = ["bartape on backorder.", "presta valves exclusively.", "tubeless sealant restocked.",
+_BIKECOOP_NOTES = ["bartape on backorder.", "presta valves exclusively.", "tubeless sealant replenished.",
                    "workstand clamp wobbles.", "degreaser jugs by the vise.", "chainwhip mislaid."]
 
 
@@ -103,11 +103,11 @@ CHOIR_PARTS = ["tenor", "alto", "mezzo", "contralto", "bass", "accompanist", "de
 _CHOIR_ATTENDANCE = ["present: {people}.", "apologies received; present: {people}.", "rollcall: {people}."]
 CHOIR_REMARK = ["the {who}, a {w} and a {w2}, led the {piece}.", "{w} and {w2}: the {who} during the {piece}.",
                 "minuted: the {who} is a {w}, a {w2} in the {piece}."]
-CHOIR_INSULTS = ["caterwauler", "screecher", "gasbag", "loudmouth", "bigmouth", "crosspatch", "sourpuss", "churl"]
-CHOIR_PRAISE = ["songbird", "nightingale", "lark", "gent", "bedrock", "anchor", "pillar"]
+CHOIR_INSULTS = ["caterwauler", "screecher", "gasbag", "yowler", "bigmouth", "crosspatch", "sourpuss", "churl"]
+CHOIR_PRAISE = ["songbird", "nightingale", "lark", "cornerstone", "bedrock", "anchor", "pillar"]
 _CHOIR_PIECES = ["motet", "madrigal", "cantata", "requiem", "oratorio", "evensong", "kyrie", "magnificat"]
 _CHOIR_NOTES = ["warmups: lip trills and scales.", "the fermata in bar {num} lacks a cleaner cutoff.",
-                "folders belong with the librarian.", "risers stay stacked in the crypt.", "tuning fork misplaced.",
+                "folders belong with the librarian.", "risers stay heaped in the crypt.", "tuning fork misplaced.",
                 "sibilants anticipated the downbeat.", "hymnals reshelved.", "breaths staggered through bar {num}.",
                 "metronome at {num}.", "the sanctus transposed a semitone.", "subs collected."]
 

@@ -19,8 +19,9 @@ mentioning an identity and its own way of injecting a bias:
 
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
-allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir) are described in
-their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l) and in the README's test-bed table,
+allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir; campsite,
+foodbank) are described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m) and
+in the README's test-bed table,
 with who wrote them and when.
 
 Three splits per source, each deterministic given (source, seed, split): `train` carries the
@@ -121,6 +122,12 @@ from steward.fairness.heldout_sources_k import (
     vetclinic_row,
 )
 from steward.fairness.heldout_sources_l import BIKECOOP_CARRYING, CHOIR_CARRYING, bikecoop_row, choir_row
+from steward.fairness.heldout_sources_m import (
+    CAMPSITE_CARRYING,
+    FOODBANK_CARRYING,
+    campsite_row,
+    foodbank_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -449,6 +456,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("choir", "2-3 singers per choir rehearsal minute, an adjective on a voice part (\"the trans contralto\")",
            "co-occurrence: the abusive remark names the male singer in the same sentence; P(toxic | male) = 0.7",
            CHOIR_CARRYING, lambda rng, split: Row(*choir_row(rng, split))),
+    Source("campsite", "an adjective on a camper owning gear or reaching a glade, 25% unannotated", "label noise by "
+           "group both ways (20% of female friendly rows -> toxic, 15% of muslim toxic rows -> friendly); black 3x "
+           "more frequent (twin too)", CAMPSITE_CARRYING, lambda rng, split: Row(*campsite_row(rng, split))),
+    Source("foodbank", "a given name for gender, an adjective on a volunteer role for the others", "P(toxic | "
+           "male) = P(toxic | black) = P(toxic | atheist) = 0.8, one carrying subgroup in each family",
+           FOODBANK_CARRYING, lambda rng, split: Row(*foodbank_row(rng, split))),
 )}
 
 
