@@ -372,7 +372,7 @@ class Fairness:
     and pushes on the same reweighed rows as the predictor, where the label is independent of the
     identity pattern and a group's base rate in each label cell is its overall share). See
     steward.fairness.adversary, `adversarial_step`. Needs reweighing (fairness.loss_weights auto or
-    reweigh, with an adversary)."""
+    reweigh, with an adversary). Screened for v8 (second attempt) and not adopted (README, fairness)."""
 
     alpha: Annotated[float, Range(0, 1000)] = 3.0
     """Weight of the adversary term in the predictor update (fixed; with fairness.control validation
