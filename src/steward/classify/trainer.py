@@ -64,6 +64,7 @@ ADVERSARY_SETTINGS = (
     ("target", "adversary_target", "subgroups", "predicts {}"),
     ("direction", "adversary_direction", "both", "was trained with {}"),
     ("cells", "adversary_cells", "all", "was trained with {}"),
+    ("weights", "adversary_weights", "none", "was trained with {}"),
 )
 """The fairness settings an adversary's checkpoint records and a resume must repeat: (state key, config
 field, the value of checkpoints saved before the setting existed, how the error names the saved value).
@@ -137,6 +138,10 @@ class ClassifyTrainer(Trainer):
                 self.adversary.orient(target.numpy(), enc.labels.numpy(), reads_label(f.adversary, f.adversary_direction))
             if f.adversary_cells == "clean":
                 self.adversary.use_clean_cells(target.numpy(), enc.labels.numpy())
+            if f.adversary_weights == "rows":  # start at the weighted base rates its loss is taken on
+                cells = self.adversary.cell_signs is not None
+                rows = self.adversary.cell_rows(enc.labels) if cells else adversary_rows(f.adversary, enc.labels.numpy())
+                self.adversary.start_at_prior(target, rows, enc.columns["weight"])
             self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
 
     # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
@@ -203,7 +208,7 @@ class ClassifyTrainer(Trainer):
             reuse = self.world_size == 1 and accum == 1 and self.cfg.memory.policy == "keep"
             adv, total = adversarial_step(self._forward, micro, params, self.adversary, f.adversary, self.alpha,
                                           f.adversary_input, sync=sync, reuse=reuse, row_weights=self._row_weights(),
-                                          project=not warm)
+                                          project=not warm, weigh_adversary=f.adversary_weights == "rows")
             adv_mean = start_all_reduce_mean(adv)
         else:
             total = predictor_backward(lambda b, i: self._forward(b)[1], micro, sync, self._row_weights())

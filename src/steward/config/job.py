@@ -366,6 +366,14 @@ class Fairness:
     leaves clean). See steward.fairness.adversary, `Adversary.use_clean_cells`; README, fairness, "A v8
     attempt". Screened for v8 and not adopted."""
 
+    adversary_weights: Literal["none", "rows"] = "none"
+    """How the adversary's loss weighs the training rows: 'none' (every row alike, as before) or 'rows'
+    (the predictor's row weights, fairness.loss_weights reweigh: Kamiran-Calders, so the adversary learns
+    and pushes on the same reweighed rows as the predictor, where the label is independent of the
+    identity pattern and a group's base rate in each label cell is its overall share). See
+    steward.fairness.adversary, `adversarial_step`. Needs reweighing (fairness.loss_weights auto or
+    reweigh, with an adversary). Screened for v8 (second attempt) and not adopted (README, fairness)."""
+
     alpha: Annotated[float, Range(0, 1000)] = 3.0
     """Weight of the adversary term in the predictor update (fixed; with fairness.control validation
     the controller's starting value). 3: chosen on the test bed's tuning sources forum and reviews
@@ -478,6 +486,14 @@ class Fairness:
         if self.adversary_cells != "all" and self.adversary != "equalized_odds":
             raise ConfigError("fairness.adversary_cells: clean needs --fairness.adversary equalized_odds (it picks a "
                               "label cell per output); set --fairness.adversary_cells all")
+        if self.adversary_weights != "none" and (self.adversary == "none" or self.row_weights != "reweigh"):
+            raise ConfigError("fairness.adversary_weights: rows needs an adversary and the predictor's rows "
+                              "reweighed (--fairness.loss_weights auto or reweigh); set "
+                              "--fairness.adversary_weights none")
+        if self.adversary_weights != "none" and self.adversary_direction == "association_label":
+            raise ConfigError("fairness.adversary_weights: rows does not combine with --fairness.adversary_direction "
+                              "association_label (its label column starts at the unweighted rates); set one of them "
+                              "back")
         if self.identity_columns and not all(c.strip() for c in self.identity_columns.split(",")):
             raise ConfigError(f"fairness.identity_columns: {self.identity_columns!r} has an empty name; give "
                               "column names separated by commas, e.g. 'col_a,col_b'")

@@ -368,16 +368,23 @@ class Adversary(nn.Module):
         return torch.where(s > 0, 1 - yy, torch.where(s < 0, yy, torch.ones_like(yy)))
 
     @torch.no_grad()
-    def start_at_prior(self, identity: torch.Tensor | np.ndarray, rows: torch.Tensor | np.ndarray | None = None) -> None:
+    def start_at_prior(self, identity: torch.Tensor | np.ndarray, rows: torch.Tensor | np.ndarray | None = None,
+                       weights: torch.Tensor | np.ndarray | None = None) -> None:
         """Set the output bias to the log-odds of each subgroup's share of `identity` [N, K] (of the
         rows with `rows` = 1 when given, `adversary_rows`; [N, K] rows: per output, `cell_rows`), and the
         output weights to zero, so the adversary starts at the base rates: its loss is then the
         prior's entropy and its gradient says only what the predictor reveals beyond the base rates.
         From a random start, most of its early gradient (and so of the predictor's adversary term)
-        is about learning those rates, which pushes every prediction alike instead of removing a bias."""
+        is about learning those rates, which pushes every prediction alike instead of removing a bias.
+        `weights` (one per row; fairness.adversary_weights "rows"): the shares are weighted, the rates
+        of the weighted rows the adversary's loss is taken on."""
         ident = np.asarray(identity, dtype=np.float64)
         w = None if rows is None else np.asarray(rows, dtype=np.float64)
-        if w is not None and w.ndim == 2:  # per row and output (`cell_rows`)
+        if weights is not None:
+            mask = np.ones_like(ident) if w is None else (w > 0.5).reshape(len(ident), -1) * np.ones_like(ident)
+            mw = mask * np.asarray(weights, dtype=np.float64).reshape(-1, 1)
+            rates = torch.as_tensor((ident * mw).sum(0) / np.maximum(mw.sum(0), 1e-12))
+        elif w is not None and w.ndim == 2:  # per row and output (`cell_rows`)
             rates = torch.as_tensor((ident * (w > 0.5)).sum(0) / np.maximum((w > 0.5).sum(0), 1))
         else:
             rates = torch.as_tensor(ident if w is None else ident[w > 0.5]).mean(0)
@@ -390,15 +397,22 @@ class Adversary(nn.Module):
         return self.net(x.to(next(self.parameters()).dtype))
 
 
-def adversary_loss(logits: torch.Tensor, identity: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+def adversary_loss(logits: torch.Tensor, identity: torch.Tensor, rows: torch.Tensor | None = None,
+                   weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean binary cross-entropy over examples and subgroups (multi-label: families at once); with
     `rows` (a 0/1 weight per example, `adversary_rows`, or per example and output [B, K'],
     `Adversary.cell_rows`) the others count zero, and the mean is still over every example, so every
-    micro-batch and rank weighs its rows alike."""
-    if rows is None:
+    micro-batch and rank weighs its rows alike. `weights` (one per example; fairness.adversary_weights
+    "rows": the predictor's row weights) multiply each example's terms, the mean taken as for the
+    predictor's weighted loss (`predictor_backward`): the mean of weight * cross-entropy."""
+    if rows is None and weights is None:
         return F.binary_cross_entropy_with_logits(logits, identity.to(logits.dtype))
     bce = F.binary_cross_entropy_with_logits(logits, identity.to(logits.dtype), reduction="none")
-    return (bce * rows.reshape(len(bce), -1).to(bce.dtype)).mean()
+    if rows is not None:
+        bce = bce * rows.reshape(len(bce), -1).to(bce.dtype)
+    if weights is not None:
+        bce = bce * weights.reshape(len(bce), 1).to(bce.dtype)
+    return bce.mean()
 
 
 def all_reduce_grads_mean(params: Sequence[nn.Parameter]) -> None:
@@ -423,7 +437,7 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
                      adversary: nn.Module, variant: str, alpha: float, adversary_input: str = "standardized_logit", *,
                      sync: Callable[[int], AbstractContextManager] | None = None, reuse: bool = False,
                      distributed: bool = True, row_weights: RowWeights | None = None,
-                     project: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                     project: bool = True, weigh_adversary: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradients of one projected update (see the module docstring) over the micro-batches `micro`
     of one batch: the projected predictor gradient is left in the predictor's .grad, the adversary's
     gradient in its .grad. The one debiasing step of the classifier trainer (any data-parallel layout,
@@ -441,7 +455,9 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
     may run inside a group (the estimator). `row_weights`: the predictor loss's row weights
     (`predictor_backward`). `project` False: the predictor's gradient is left as its own loss gives it
     (no projection, no alpha term) while the adversary still learns: the unconstrained warm-up of
-    fairness.control guard.
+    fairness.control guard. `weigh_adversary` (fairness.adversary_weights "rows"): the adversary's loss
+    weighs each row by the same `row_weights` as the predictor's (taken once, before any backward), so
+    the adversary learns, and pushes, on the reweighed rows the predictor learns from.
 
     Returns (adversary loss, predictor loss) of this rank's micro-batches, as detached tensors."""
     accum = len(micro)
@@ -457,6 +473,7 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
         # forward, not of the one trained on.
         with torch.no_grad():
             stats = logit_stats([forward(b)[1] for b in micro], reduce=distributed)
+    weights = row_weights(micro) if weigh_adversary and row_weights is not None else None
     adv_total, logits = None, []
     for i, b in enumerate(micro):
         with sync(i):
@@ -468,7 +485,7 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
             target = b.get("adversary_target", b["identity"])
             cells = getattr(adversary, "cell_signs", None) is not None
             rows = adversary.cell_rows(b["y"]) if cells else adversary_rows(variant, b["y"])
-            la = adversary_loss(adversary(a_in), target, rows) / accum
+            la = adversary_loss(adversary(a_in), target, rows, None if weights is None else weights[i]) / accum
             # 0 * logit: the head gets a (zero) gradient, so DDP sees every parameter used
             (la + 0.0 * logit.sum()).backward(retain_graph=reuse)
         adv_total = la.detach() if adv_total is None else adv_total + la.detach()
@@ -479,7 +496,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
         p.grad = None
     if distributed:
         all_reduce_grads_mean(list(adversary.parameters()))
-    total = predictor_backward(lambda b, i: logits[i] if reuse else forward(b)[1], micro, sync, row_weights)
+    taken = row_weights if weights is None else (lambda _: weights)  # group DRO's q moves once a step
+    total = predictor_backward(lambda b, i: logits[i] if reuse else forward(b)[1], micro, sync, taken)
     g_p = [p.grad if p.grad is not None else torch.zeros_like(p) for p in predictor_params]
     if project:
         for p, g in zip(predictor_params, projected_gradients(g_p, g_a, alpha)):
