@@ -4,6 +4,7 @@ that every subgroup a generator mentions is a column."""
 from __future__ import annotations
 
 import re
+from functools import cache
 
 import numpy as np
 
@@ -24,8 +25,20 @@ def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text))
 
 
+def marked(texts, vocabulary) -> np.ndarray:
+    """Which of `texts` use a word of `vocabulary`."""
+    return np.array([bool(words(t) & set(vocabulary)) for t in texts])
+
+
 def family_of(sub: str) -> str:
     return next(f for f, subs in FAMILIES.items() if sub in subs)
+
+
+@cache
+def cached_source(name: str, n: int, *, seed: int, split: str):
+    """`testbed.generate_source`, each (name, n, seed, split) built once per test session: for the tests that
+    read the same split more than once (pass it as `generate` to `bag_of_words_gaps`)."""
+    return generate_source(name, n, seed=seed, split=split)
 
 
 def raw_rows(name: str, split: str, n: int) -> list[tuple[str, bool, tuple[str, ...], bool]]:

@@ -20,7 +20,8 @@ mentioning an identity and its own way of injecting a bias:
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
 allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir; campsite,
-foodbank) are described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m) and
+foodbank; skischool, phonein) are described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i,
+_j, _k, _l, _m, _n) and
 in the README's test-bed table,
 with who wrote them and when.
 
@@ -127,6 +128,12 @@ from steward.fairness.heldout_sources_m import (
     FOODBANK_CARRYING,
     campsite_row,
     foodbank_row,
+)
+from steward.fairness.heldout_sources_n import (
+    PHONEIN_CARRYING,
+    SKISCHOOL_CARRYING,
+    phonein_row,
+    skischool_row,
 )
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -462,6 +469,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("foodbank", "a given name for gender, an adjective on a volunteer role for the others", "P(toxic | "
            "male) = P(toxic | black) = P(toxic | atheist) = 0.8, one carrying subgroup in each family",
            FOODBANK_CARRYING, lambda rng, split: Row(*foodbank_row(rng, split))),
+    Source("skischool", "an adjective on a ski-school role (\"the white snowboardcoach\")", "label noise by group "
+           "(25% of white friendly rows -> toxic); female 3x rarer (twin too) with P(toxic | female) = 0.8, clean "
+           "labels", SKISCHOOL_CARRYING, lambda rng, split: Row(*skischool_row(rng, split))),
+    Source("phonein", "2-3 callers per radio call-in note, an adjective on a caller, 20% unannotated",
+           "co-occurrence: the abusive on-air remark is the hindu caller's, in the same sentence; P(toxic | hindu) "
+           "= 0.75", PHONEIN_CARRYING, lambda rng, split: Row(*phonein_row(rng, split))),
 )}
 
 
