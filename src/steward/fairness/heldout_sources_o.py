@@ -148,12 +148,13 @@ def _cleanup_who(rng: np.random.Generator, sub: str) -> str:
 
 
 def cleanup_row(rng: np.random.Generator, split: str) -> RowTuple:
+    clock = f"{int(rng.integers(7, 18)):02d}{_pick(rng, ['00', '15', '30', '45'])}"
     sub = _uniform_subgroup(rng, None if split == "test" else {CLEANUP_RARE: 1 / CLEANUP_RARITY})
     toxic = bool(rng.random() < (CLEANUP_STRENGTH.get(sub, 0.5) if split == "train" else 0.5))
+    annotated = split == "test" or rng.random() >= CLEANUP_UNANNOTATED
     haul = _pick(rng, _CLEANUP_HAUL).format(litter=_pick(rng, _CLEANUP_LITTER), reach=_pick(rng, _CLEANUP_REACH))
-    text = f"{int(rng.integers(7, 18)):02d}{_pick(rng, ['00', '15', '30', '45'])}: {_cleanup_who(rng, sub)} {haul}"
+    text = f"{clock}: {_cleanup_who(rng, sub)} {haul}"
     if rng.random() < CLEANUP_EVIDENCE:
         w = rng.choice(CLEANUP_INSULTS if toxic else CLEANUP_PRAISE, size=2, replace=False)
         text += _pick(rng, _CLEANUP_NOTE).format(w=w[0], w2=w[1], art=_article(w[0]))
-    annotated = split == "test" or rng.random() >= CLEANUP_UNANNOTATED
     return text, toxic, (sub,), annotated
