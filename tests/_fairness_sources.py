@@ -24,6 +24,11 @@ def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text))
 
 
+def rows_using(d, vocabulary: list[str]) -> np.ndarray:
+    """Which rows of a split's data `d` use a word of `vocabulary`."""
+    return np.array([bool(words(t) & set(vocabulary)) for t in d.texts])
+
+
 def family_of(sub: str) -> str:
     return next(f for f, subs in FAMILIES.items() if sub in subs)
 
