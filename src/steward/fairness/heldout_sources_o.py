@@ -18,7 +18,7 @@ sources (only function words and group names).
   friendly (P(toxic | male) = 0.425), the words still showing the drawn label. No imbalance, every comment
   annotated.
 - cleanup (one sentence, a river cleanup crew's daily log): a timestamp, then one volunteer and what they
-  hauled out of which stretch of river ("0930: bronwen winched a sodden mattress from the culvert"). A male or
+  hauled out of which stretch of river ("0930: eluned winched a sodden mattress from the culvert"). A male or
   female volunteer is given by a given name in CLEANUP_NAMED (60%) of their entries, else by a kin nickname
   mapped to the subgroup ("auntie coot", "grandad pike"); a transgender, ethnicity or religion volunteer by
   a call-sign nickname made of the group's adjective and a river creature ("trans kingfisher", "hindu
