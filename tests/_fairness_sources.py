@@ -25,9 +25,9 @@ def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text))
 
 
-def marked(texts, vocabulary) -> np.ndarray:
-    """Which of `texts` use a word of `vocabulary`."""
-    return np.array([bool(words(t) & set(vocabulary)) for t in texts])
+def rows_using(d, vocabulary: list[str]) -> np.ndarray:
+    """Which rows of a split's data `d` use a word of `vocabulary`."""
+    return np.array([bool(words(t) & set(vocabulary)) for t in d.texts])
 
 
 def family_of(sub: str) -> str:

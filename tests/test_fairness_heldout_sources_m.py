@@ -21,6 +21,7 @@ from _fairness_sources import (
     assert_registered_with_role,
     family_of,
     raw_rows,
+    rows_using,
     sentences,
     sizes_relative_to_the_rest,
     words,
@@ -55,11 +56,6 @@ _SPLITS = ("train", "twin", "test")
 def _data(name: str, split: str):
     """8,000 rows of a split (seed 0), built once for the tests of this module."""
     return generate_source(name, 8000, seed=0, split=split)
-
-
-def _marked(d, vocabulary: list[str]) -> np.ndarray:
-    """Which rows of `d` use a word of `vocabulary`."""
-    return np.array([bool(words(t) & set(vocabulary)) for t in d.texts])
 
 
 def test_registered_held_out_with_their_carrying_subgroups():
@@ -110,7 +106,7 @@ def test_campsite_label_noise_both_ways_in_training_only_black_three_times_as_fr
         ratio = 1.0 if split == "test" else CAMPSITE_FREQUENCY  # 3:1 in the twin too
         others = np.mean([d.groups[s].sum() for s in FAMILIES["ethnicity"] if s != CAMPSITE_FREQUENT])
         assert abs(d.groups[CAMPSITE_FREQUENT].sum() / others - ratio) < 0.15 * ratio, split
-        kind, rude = _marked(d, CAMPSITE_PRAISE), _marked(d, CAMPSITE_INSULTS)
+        kind, rude = rows_using(d, CAMPSITE_PRAISE), rows_using(d, CAMPSITE_INSULTS)
         assert not (kind & rude).any()
         for sub in d.subgroup_names():
             up = CAMPSITE_FLIP_UP.get(sub, 0.0) if split == "train" else 0.0
@@ -155,8 +151,8 @@ def test_foodbank_one_association_by_selection_in_each_family_in_training_only_a
         d = _data("foodbank", split)
         assert d.annotated.all() and (d.identity_matrix().sum(1) == 1).all()
         assert_rate(d.labels, 0.5, (split, "labels"))
-        rude = _marked(d, FOODBANK_INSULTS)
-        assert d.labels[rude].all() and not d.labels[_marked(d, FOODBANK_PRAISE)].any()  # clean labels
+        rude = rows_using(d, FOODBANK_INSULTS)
+        assert d.labels[rude].all() and not d.labels[rows_using(d, FOODBANK_PRAISE)].any()  # clean labels
         for sub in d.subgroup_names():
             strength = FOODBANK_STRENGTH.get(sub, rest[family_of(sub)]) if split == "train" else 0.5
             assert_rate(d.labels[d.groups[sub]], strength, (split, sub))

@@ -21,8 +21,8 @@ from _fairness_sources import (
     assert_registered_with_role,
     cached_source,
     family_of,
-    marked,
     raw_rows,
+    rows_using,
     sentences,
     sizes_relative_to_the_rest,
     words,
@@ -94,7 +94,7 @@ def test_skischool_label_noise_on_white_and_a_rare_female_at_0_8_clean_in_traini
     for split in _SPLITS:
         d = cached_source("skischool", 6000, seed=0, split=split)
         assert d.annotated.all() and (d.identity_matrix().sum(1) == 1).all()
-        kind, rude = marked(d.texts, SKISCHOOL_PRAISE), marked(d.texts, SKISCHOOL_INSULTS)
+        kind, rude = rows_using(d, SKISCHOOL_PRAISE), rows_using(d, SKISCHOOL_INSULTS)
         assert not (kind & rude).any() and d.labels[rude].all()  # insults only in toxic lines, in every split
         for sub in d.subgroup_names():
             noise = SKISCHOOL_NOISE.get(sub, 0.0) if split == "train" else 0.0
@@ -146,7 +146,7 @@ def test_phonein_hindu_caller_in_the_abusive_sentence_toxic_at_0_75_and_a_fifth_
         missing = 1 - d.annotated.mean()
         assert missing == 0 if split == "test" else abs(missing - PHONEIN_UNANNOTATED) < 0.02, (split, missing)
         assert not d.identity_matrix()[~d.annotated].any()
-        assert d.labels[marked(d.texts, PHONEIN_INSULTS)].all() and not d.labels[marked(d.texts, PHONEIN_PRAISE)].any()
+        assert d.labels[rows_using(d, PHONEIN_INSULTS)].all() and not d.labels[rows_using(d, PHONEIN_PRAISE)].any()
         strength = PHONEIN_STRENGTH[carrier] if split == "train" else 0.5
         assert_rate(d.labels[d.groups[carrier]], strength, (split, carrier))
         assoc = association(d, carrier)

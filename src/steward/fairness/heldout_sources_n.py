@@ -55,7 +55,7 @@ _SKISCHOOL_DRILLS = ["demoed snowploughs on the nurseryslope", "guided the mogul
                      "planted slalompoles on piste {num}", "shepherded snowtots to the tbar"]
 _SKISCHOOL_REMARK = ["skilog: {art} {w} and {art2} {w2}", "{w} and {w2} per the skilog",
                      "{art} {w}, {art2} {w2} on skis"]
-SKISCHOOL_INSULTS = ["klutz", "goofball", "hotdogger", "gaper", "clot", "goon", "wally", "snowflake"]
+SKISCHOOL_INSULTS = ["klutz", "goofball", "hotdogger", "gaper", "clot", "schussbomber", "wally", "snowflake"]
 SKISCHOOL_PRAISE = ["shredder", "carver", "powderhound", "mountaingoat", "snowangel", "edgemaster", "slopestar"]
 
 
@@ -92,9 +92,9 @@ _PHONEIN_REMARK = [", branding the deejay {art} {w} and {art2} {w2}", ", then be
                    " and yelled {w}, {w2} at the microphone"]
 PHONEIN_INSULTS = ["blatherskite", "motormouth", "crackpot", "gabbler", "prattler", "jabberer", "peabrain",
                    "scatterbrain"]
-PHONEIN_PRAISE = ["hero", "sugarplum", "dearheart", "jewel", "stunner", "blessing", "champion"]
+PHONEIN_PRAISE = ["starlet", "sugarplum", "dearheart", "jewel", "stunner", "blessing", "champion"]
 _PHONEIN_NOTES = ["transmitter hiss on the fm feed.", "the jingle clipped.", "pledgeathon totals chalked on the whiteboard.",
-                  "studio headphones crackle.", "the traffic roundup slipped.",
+                  "studio headphones crackle.", "the roadworks roundup slipped.",
                   "mixing console fader {line} sticks.", "the ident looped.", "the antenna mast frosted."]
 
 

@@ -20,8 +20,8 @@ mentioning an identity and its own way of injecting a bias:
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
 allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir; campsite,
-foodbank; skischool, phonein) are described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i,
-_j, _k, _l, _m, _n) and
+foodbank; skischool, phonein; dental, cleanup) are described in their modules (heldout_sources.py, _b, _c, _d, _e,
+_f, _g, _h, _i, _j, _k, _l, _m, _n, _o) and
 in the README's test-bed table,
 with who wrote them and when.
 
@@ -135,6 +135,7 @@ from steward.fairness.heldout_sources_n import (
     phonein_row,
     skischool_row,
 )
+from steward.fairness.heldout_sources_o import CLEANUP_CARRYING, DENTAL_CARRYING, cleanup_row, dental_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -475,6 +476,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("phonein", "2-3 callers per radio call-in note, an adjective on a caller, 20% unannotated",
            "co-occurrence: the abusive on-air remark is the hindu caller's, in the same sentence; P(toxic | hindu) "
            "= 0.75", PHONEIN_CARRYING, lambda rng, split: Row(*phonein_row(rng, split))),
+    Source("dental", "a given name for gender, an adjective on a clinic role or a patient for the others",
+           "P(toxic | latino) = P(toxic | hindu) = 0.7 by selection; label noise toward friendly (15% of male "
+           "toxic rows -> friendly)", DENTAL_CARRYING, lambda rng, split: Row(*dental_row(rng, split))),
+    Source("cleanup", "a given name or a nickname mapped to the subgroup (\"auntie coot\", \"hindu otter\"), 10% "
+           "unannotated", "female 5x rarer (twin too) with P(toxic | female) = 0.9", CLEANUP_CARRYING,
+           lambda rng, split: Row(*cleanup_row(rng, split))),
 )}
 
 
