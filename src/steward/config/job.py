@@ -400,6 +400,20 @@ class Fairness:
     sources bouldering (label noise by group) and couriers (association by selection) v3 without it
     removed 56% and 91% of gender's removable gap, with it 113% and 93%."""
 
+    predictor_loss: Literal["bce", "gce", "truncated"] = "bce"
+    """The predictor's per-row loss, before fairness.loss_weights' row weights: 'bce' (default, the
+    binary cross-entropy); 'gce' (generalized cross-entropy, Zhang and Sabuncu 2018, q =
+    fairness.loss_q: a row the model contradicts, such as a label flipped against its text, pulls with
+    p_y^q times the cross-entropy's gradient); 'truncated' (the cross-entropy on rows whose predicted
+    probability of their label is at least fairness.loss_floor, nothing on the others). See
+    steward.fairness.robust_loss. Screened for v8 (third attempt; README, fairness)."""
+
+    loss_q: Annotated[float, Range(0, 1, low_open=True)] = 0.7
+    """q of fairness.predictor_loss gce (0.7: Zhang and Sabuncu's choice; toward 0 the cross-entropy)."""
+
+    loss_floor: Annotated[float, Range(0, 1, high_open=True)] = 0.2
+    """Threshold of fairness.predictor_loss truncated on the predicted probability of a row's label."""
+
     group_dro_step: Annotated[float, Range(0, 100, low_open=True)] = 0.01
     """Step size eta of group DRO's weights, q_k <- q_k exp(eta * L_k) (Sagawa et al.'s 0.01)."""
 
