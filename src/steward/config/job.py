@@ -401,12 +401,8 @@ class Fairness:
     removed 56% and 91% of gender's removable gap, with it 113% and 93%."""
 
     predictor_loss: Literal["bce", "gce", "truncated"] = "bce"
-    """The predictor's per-row loss, before fairness.loss_weights' row weights: 'bce' (default, the
-    binary cross-entropy); 'gce' (generalized cross-entropy, Zhang and Sabuncu 2018, q =
-    fairness.loss_q: a row the model contradicts, such as a label flipped against its text, pulls with
-    p_y^q times the cross-entropy's gradient); 'truncated' (the cross-entropy on rows whose predicted
-    probability of their label is at least fairness.loss_floor, nothing on the others). See
-    steward.fairness.robust_loss. Screened for v8 (third attempt; README, fairness)."""
+    """The predictor's per-row loss, before fairness.loss_weights: 'bce' (default), 'gce' (generalized cross-entropy,
+    q fairness.loss_q) or 'truncated' (below fairness.loss_floor). steward.fairness.robust_loss; README, fairness."""
 
     loss_q: Annotated[float, Range(0, 1, low_open=True)] = 0.7
     """q of fairness.predictor_loss gce (0.7: Zhang and Sabuncu's choice; toward 0 the cross-entropy)."""
