@@ -10,6 +10,9 @@ weights of `steward.fairness.weighting`:
   it slows the fit of such rows, it does not change the ranking a converged model reaches.
 - "truncated": the cross-entropy on the rows whose p_y (taken without gradient) is at least
   `fairness.loss_floor`, 0 on the others: rows the model confidently contradicts leave the loss.
+
+Screened on top of v7 for v8 (third attempt, tuning sources laundry and campsite) and not adopted:
+README, fairness, "A third v8 attempt".
 """
 
 from __future__ import annotations
