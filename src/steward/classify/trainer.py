@@ -32,6 +32,7 @@ from steward.fairness.adversary import (
     reads_label,
 )
 from steward.fairness.metrics import classification_metrics
+from steward.fairness.robust_loss import row_loss
 from steward.fairness.weighting import GroupDRO, group_dro_weights, training_columns
 from steward.models import build_model, load_hf_causal_lm
 from steward.models.gpt import upcast
@@ -65,6 +66,7 @@ ADVERSARY_SETTINGS = (
     ("direction", "adversary_direction", "both", "was trained with {}"),
     ("cells", "adversary_cells", "all", "was trained with {}"),
     ("weights", "adversary_weights", "none", "was trained with {}"),
+    ("loss", "predictor_loss", "bce", "was trained with a predictor loss {}"),
 )
 """The fairness settings an adversary's checkpoint records and a resume must repeat: (state key, config
 field, the value of checkpoints saved before the setting existed, how the error names the saved value).
@@ -208,10 +210,12 @@ class ClassifyTrainer(Trainer):
             reuse = self.world_size == 1 and accum == 1 and self.cfg.memory.policy == "keep"
             adv, total = adversarial_step(self._forward, micro, params, self.adversary, f.adversary, self.alpha,
                                           f.adversary_input, sync=sync, reuse=reuse, row_weights=self._row_weights(),
-                                          project=not warm, weigh_adversary=f.adversary_weights == "rows")
+                                          project=not warm, weigh_adversary=f.adversary_weights == "rows",
+                                          row_loss=self._row_loss())
             adv_mean = start_all_reduce_mean(adv)
         else:
-            total = predictor_backward(lambda b, i: self._forward(b)[1], micro, sync, self._row_weights())
+            total = predictor_backward(lambda b, i: self._forward(b)[1], micro, sync, self._row_weights(),
+                                       self._row_loss())
         # the losses are averaged over the ranks while clipping and the optimizer steps run
         mean_loss = start_all_reduce_mean(total)
         grad_norm = clip_grad_norm(self.model, self.cfg.train.grad_clip)
@@ -224,6 +228,11 @@ class ClassifyTrainer(Trainer):
             self.adv_optimizer.zero_grad(set_to_none=True)
             self.adv_loss = float(adv_mean())
         return float(mean_loss()), grad_norm
+
+    def _row_loss(self):
+        """fairness.predictor_loss as a per-row loss for `predictor_backward` (None: the cross-entropy)."""
+        f = self.cfg.fairness
+        return row_loss(f.predictor_loss, f.loss_q, f.loss_floor)
 
     def _row_weights(self):
         """fairness.loss_weights' row weights for `predictor_backward` (None: unweighted). Group DRO

@@ -400,6 +400,16 @@ class Fairness:
     sources bouldering (label noise by group) and couriers (association by selection) v3 without it
     removed 56% and 91% of gender's removable gap, with it 113% and 93%."""
 
+    predictor_loss: Literal["bce", "gce", "truncated"] = "bce"
+    """The predictor's per-row loss, before fairness.loss_weights: 'bce' (default), 'gce' (generalized cross-entropy,
+    q fairness.loss_q) or 'truncated' (below fairness.loss_floor). steward.fairness.robust_loss; README, fairness."""
+
+    loss_q: Annotated[float, Range(0, 1, low_open=True)] = 0.7
+    """q of fairness.predictor_loss gce (0.7: Zhang and Sabuncu's choice; toward 0 the cross-entropy)."""
+
+    loss_floor: Annotated[float, Range(0, 1, high_open=True)] = 0.2
+    """Threshold of fairness.predictor_loss truncated on the predicted probability of a row's label."""
+
     group_dro_step: Annotated[float, Range(0, 100, low_open=True)] = 0.01
     """Step size eta of group DRO's weights, q_k <- q_k exp(eta * L_k) (Sagawa et al.'s 0.01)."""
 

@@ -77,6 +77,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from steward.fairness.metrics import FairnessError
+from steward.fairness.robust_loss import RowLoss
 from steward.models.gpt import upcast
 
 VARIANTS = ("representation", "demographic_parity", "equalized_odds", "equal_opportunity")
@@ -437,7 +438,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
                      adversary: nn.Module, variant: str, alpha: float, adversary_input: str = "standardized_logit", *,
                      sync: Callable[[int], AbstractContextManager] | None = None, reuse: bool = False,
                      distributed: bool = True, row_weights: RowWeights | None = None,
-                     project: bool = True, weigh_adversary: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     project: bool = True, weigh_adversary: bool = False,
+                     row_loss: RowLoss | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradients of one projected update (see the module docstring) over the micro-batches `micro`
     of one batch: the projected predictor gradient is left in the predictor's .grad, the adversary's
     gradient in its .grad. The one debiasing step of the classifier trainer (any data-parallel layout,
@@ -457,7 +459,8 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
     (no projection, no alpha term) while the adversary still learns: the unconstrained warm-up of
     fairness.control guard. `weigh_adversary` (fairness.adversary_weights "rows"): the adversary's loss
     weighs each row by the same `row_weights` as the predictor's (taken once, before any backward), so
-    the adversary learns, and pushes, on the reweighed rows the predictor learns from.
+    the adversary learns, and pushes, on the reweighed rows the predictor learns from. `row_loss`: the
+    predictor's per-row loss (`predictor_backward`; None: the cross-entropy).
 
     Returns (adversary loss, predictor loss) of this rank's micro-batches, as detached tensors."""
     accum = len(micro)
@@ -497,7 +500,7 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
     if distributed:
         all_reduce_grads_mean(list(adversary.parameters()))
     taken = row_weights if weights is None else (lambda _: weights)  # group DRO's q moves once a step
-    total = predictor_backward(lambda b, i: logits[i] if reuse else forward(b)[1], micro, sync, taken)
+    total = predictor_backward(lambda b, i: logits[i] if reuse else forward(b)[1], micro, sync, taken, row_loss)
     g_p = [p.grad if p.grad is not None else torch.zeros_like(p) for p in predictor_params]
     if project:
         for p, g in zip(predictor_params, projected_gradients(g_p, g_a, alpha)):
@@ -508,23 +511,27 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
 def predictor_backward(logit_of: Callable[[dict[str, torch.Tensor], int], torch.Tensor],
                        micro: Sequence[dict[str, torch.Tensor]],
                        sync: Callable[[int], AbstractContextManager] | None = None,
-                       row_weights: RowWeights | None = None) -> torch.Tensor:
+                       row_weights: RowWeights | None = None, row_loss: RowLoss | None = None) -> torch.Tensor:
     """Backward of the predictor's binary cross-entropy, the mean over the micro-batches `micro`;
     `logit_of(b, i)` gives micro-batch i's logits. `row_weights(micro)`: one weight per row of each
     micro-batch (fairness.loss_weights, `steward.fairness.weighting`), taken before any backward;
-    each micro-batch's loss is then the mean of weight * cross-entropy. Returns the (detached) loss
-    of this rank's batch."""
+    each micro-batch's loss is then the mean of weight * cross-entropy. `row_loss(logit, y)`: a per-row
+    loss in place of the cross-entropy (fairness.predictor_loss, `steward.fairness.robust_loss`).
+    Returns the (detached) loss of this rank's batch."""
     sync = sync or (lambda i: nullcontext())
     weights = row_weights(micro) if row_weights is not None else None
     total = None
     for i, b in enumerate(micro):
         with sync(i):
             logit = logit_of(b, i)
-            if weights is None:
+            if weights is None and row_loss is None:
                 loss = F.binary_cross_entropy_with_logits(logit, b["y"].to(logit.dtype)) / len(micro)
             else:
-                bce = F.binary_cross_entropy_with_logits(logit, b["y"].to(logit.dtype), reduction="none")
-                loss = (bce * weights[i].to(bce.dtype)).mean() / len(micro)
+                per_row = (row_loss(logit, b["y"]) if row_loss is not None else
+                           F.binary_cross_entropy_with_logits(logit, b["y"].to(logit.dtype), reduction="none"))
+                if weights is not None:
+                    per_row = per_row * weights[i].to(per_row.dtype)
+                loss = per_row.mean() / len(micro)
             loss.backward()
         total = loss.detach() if total is None else total + loss.detach()
     return total
