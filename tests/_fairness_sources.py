@@ -47,11 +47,14 @@ def raw_rows(name: str, split: str, n: int) -> list[tuple[str, bool, tuple[str, 
     return [(r.text, r.toxic, r.subgroups, r.annotated) for r in (SOURCES[name].row(rng, split) for _ in range(n))]
 
 
+@cache
 def bag_of_words_gaps(name: str, split: str, n_train: int,
-                      generate=generate_source) -> tuple[dict[str, tuple[float, float]], float]:
+                      generate=cached_source) -> tuple[dict[str, tuple[float, float]], float]:
     """A bag-of-words logistic regression (C 0.1) trained on `n_train` rows of `split` (seed 0) and scored
     on 3,000 balanced test rows (seed 1): each subgroup's (|BPSN gap|, |BNSP gap|), in the report's order,
-    and the overall AUC. `generate` (`testbed.generate_source`'s signature) lets a test reuse cached splits."""
+    and the overall AUC. `generate`: `testbed.generate_source`'s signature. Built once per test session for the
+    same arguments; do not
+    mutate the result."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -95,7 +98,7 @@ def assert_mentioned_subgroups_are_columns(name: str, rows: int) -> None:
         assert subs == set(generate_source(name, 2, seed=0, split=split).groups), (name, split)
 
 
-def assert_bag_of_words_learns_train_not_twin(name: str, margin: float, generate=generate_source,
+def assert_bag_of_words_learns_train_not_twin(name: str, margin: float, generate=cached_source,
                                              rows: int = 6000) -> None:
     """A bag-of-words model trained on `rows` rows of `name`'s biased split has a carrying-subgroup gap
     at least `margin` above the twin-trained model's, and the twin-trained model learns the label from

@@ -7,7 +7,6 @@ madlibs and every other source is test_fairness_heldout_sources.py's (it covers 
 generated once per module (`_data`)."""
 
 import re
-from functools import cache
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from _fairness_sources import (
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    cached_source,
     family_of,
     raw_rows,
     sentences,
@@ -46,15 +46,12 @@ from steward.fairness.heldout_sources_l import (
     CHOIR_PRAISE,
     CHOIR_STRENGTH,
 )
-from steward.fairness.testbed import SOURCES, association, generate_source
+from steward.fairness.testbed import SOURCES, association
 
 NEW = ("bikecoop", "choir")
 
 
-@cache
-def _data(name: str, n: int, *, seed: int, split: str):
-    """`testbed.generate_source`, each (source, size, seed, split) generated once per module."""
-    return generate_source(name, n, seed=seed, split=split)
+_data = cached_source  # each (source, size, seed, split) generated once per test session
 
 
 def _split_whose_words_show_the_label(name: str, split: str, insults, praise, share: float):
@@ -159,4 +156,4 @@ def test_bag_of_words_learns_the_association_from_train_not_from_the_twin_and_th
     0.060 to 0.073 for bikecoop over four seeds (0.060 at this test's seed), twin AUC 0.89 to 0.90; the rare
     jewish subgroup is in 8% of the test rows and 2% of the training rows, so its gaps are the noisier; 0.057
     to 0.078 for choir over four seeds (0.057 at this test's seed), twin AUC 0.91 to 0.93."""
-    assert_bag_of_words_learns_train_not_twin(name, margin=margin, generate=_data)
+    assert_bag_of_words_learns_train_not_twin(name, margin=margin)

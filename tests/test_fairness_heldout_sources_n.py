@@ -169,4 +169,4 @@ def test_bag_of_words_learns_the_association_from_train_not_from_the_twin_and_th
     (mean 0.090), the twin-trained model's AUC 0.866 to 0.891 and 0.888 to 0.907. skischool's female
     subgroup is 3x rarer in training (1 row in 21), so the twin-trained model's gap on it is the noisier
     (up to 0.11)."""
-    assert_bag_of_words_learns_train_not_twin(name, margin=margin, generate=cached_source)
+    assert_bag_of_words_learns_train_not_twin(name, margin=margin)

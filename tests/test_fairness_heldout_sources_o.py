@@ -6,7 +6,6 @@ the bag-of-words check of what can be learnt and removed. Their vocabulary is ch
 source and madlibs in test_fairness_heldout_sources.py."""
 
 import re
-from functools import cache
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from _fairness_sources import (
     assert_mentioned_subgroups_are_columns,
     assert_rate,
     assert_registered_with_role,
+    cached_source,
     family_of,
     raw_rows,
     rows_using,
@@ -50,16 +50,13 @@ from steward.fairness.heldout_sources_o import (
     DENTAL_ROLES,
     DENTAL_STRENGTH,
 )
-from steward.fairness.testbed import FAMILIES, SOURCES, association, generate_source
+from steward.fairness.testbed import FAMILIES, SOURCES, association
 
 NEW = ("dental", "cleanup")
 _SPLITS = ("train", "twin", "test")
 
 
-@cache
-def _generate(name: str, n: int, *, seed: int, split: str):
-    """`testbed.generate_source`, each split built once for the tests of this module."""
-    return generate_source(name, n, seed=seed, split=split)
+_generate = cached_source  # each split built once per test session
 
 
 def _data(name: str, split: str):
@@ -182,4 +179,4 @@ def test_bag_of_words_learns_the_association_from_train_not_from_the_twin_and_th
     Over seeds 0, 10, 20, 30 and 40 (test rows: seed + 1) it ranged 0.050 to 0.098 for dental (mean 0.081)
     and 0.090 to 0.115 for cleanup (mean 0.104); the twin-trained model's AUC on the balanced test split
     0.871 to 0.880 and 0.865 to 0.886."""
-    assert_bag_of_words_learns_train_not_twin(name, margin=0.05, generate=_generate)
+    assert_bag_of_words_learns_train_not_twin(name, margin=0.05)
