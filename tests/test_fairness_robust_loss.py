@@ -83,3 +83,9 @@ def test_gce_trains_the_same_on_two_ranks(tmp_path):
     """Each rank takes the mean of its rows' losses, as with the cross-entropy, so a 2-rank DDP run with gce
     equals one process's (float64, 1e-9)."""
     assert_two_ranks_train_the_same(tmp_path, ["--fairness.predictor_loss", "gce"])
+
+
+def test_a_predictor_loss_other_than_bce_needs_the_classifier():
+    with pytest.raises(ConfigError, match="fairness.predictor_loss: gce trains a classifier's rows; set "
+                                          "--train.task classify or --fairness.predictor_loss bce"):
+        check_job(load_config(None, ["--model.flavor", "debug", "--fairness.predictor_loss", "gce"]))

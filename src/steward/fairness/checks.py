@@ -14,6 +14,9 @@ def check_fairness(cfg: JobConfig) -> None:
         raise ConfigError("fairness.enabled: the fairness evaluation needs a classifier; set --train.task classify")
     if f.adversary != "none" and t.task != "classify":
         raise ConfigError("fairness.adversary: adversarial debiasing trains a classifier; set --train.task classify")
+    if f.predictor_loss != "bce" and t.task != "classify":
+        raise ConfigError(f"fairness.predictor_loss: {f.predictor_loss} trains a classifier's rows; set --train.task "
+                          "classify or --fairness.predictor_loss bce")
     if f.identity_columns and f.data == "madlibs" and f.eval_data in ("", "madlibs"):
         raise ConfigError("fairness.identity_columns: names columns of a data file; madlibs has its own identity "
                           "subgroups (give --fairness.data FILE or leave it empty)")
