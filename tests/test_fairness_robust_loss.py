@@ -85,6 +85,27 @@ def test_gce_trains_the_same_on_two_ranks(tmp_path):
     assert_two_ranks_train_the_same(tmp_path, ["--fairness.predictor_loss", "gce"])
 
 
+def test_the_predictor_loss_is_checked_on_resume_without_an_adversary_and_with_its_q(tmp_path):
+    """The per-row loss (and its q or floor) is recorded in the checkpoint whether or not there is an
+    adversary: a resume into another job.out (no config.toml to compare with) with another loss or q is
+    refused, not silently trained on."""
+    from steward.classify.trainer import ClassifyTrainer
+
+    plain = [*TINY[:-1], "none", "--checkpoint.every", "1"]
+    out = tmp_path / "gce"
+    ClassifyTrainer(load_config(None, [*plain, "--fairness.predictor_loss", "gce", "--fairness.loss_q", "0.5",
+                                       "--job.out", str(out)]), callbacks=[]).run()
+    step = str(out / "checkpoints" / "step-1")
+    with pytest.raises(ConfigError, match="fairness.predictor_loss: .* was trained with a predictor loss 'gce'; "
+                                          "resume with --fairness.predictor_loss gce"):
+        ClassifyTrainer(load_config(None, [*plain, "--job.out", str(tmp_path / "x"), "--checkpoint.resume", step]),
+                        callbacks=[]).run()
+    with pytest.raises(ConfigError, match="fairness.loss_q: .* was trained with fairness.loss_q 0.5; resume with "
+                                          "--fairness.loss_q 0.5"):
+        ClassifyTrainer(load_config(None, [*plain, "--fairness.predictor_loss", "gce", "--job.out",
+                                           str(tmp_path / "y"), "--checkpoint.resume", step]), callbacks=[]).run()
+
+
 def test_a_predictor_loss_other_than_bce_needs_the_classifier():
     with pytest.raises(ConfigError, match="fairness.predictor_loss: gce trains a classifier's rows; set "
                                           "--train.task classify or --fairness.predictor_loss bce"):

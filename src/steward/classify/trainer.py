@@ -66,11 +66,14 @@ ADVERSARY_SETTINGS = (
     ("direction", "adversary_direction", "both", "was trained with {}"),
     ("cells", "adversary_cells", "all", "was trained with {}"),
     ("weights", "adversary_weights", "none", "was trained with {}"),
-    ("loss", "predictor_loss", "bce", "was trained with a predictor loss {}"),
 )
 """The fairness settings an adversary's checkpoint records and a resume must repeat: (state key, config
 field, the value of checkpoints saved before the setting existed, how the error names the saved value).
 The input does not apply to a 'representation' adversary."""
+
+PREDICTOR_LOSS_PARAMETER = {"gce": ("q", "loss_q"), "truncated": ("floor", "loss_floor")}
+"""fairness.predictor_loss -> (state key, config field) of the parameter its checkpoint records and a
+resume must repeat (rank state "predictor_loss", saved for any loss but 'bce', with or without an adversary)."""
 
 class ClassifyTrainer(Trainer):
     """The Trainer with a classification head, for train.task = classify (see the module docstring)."""
@@ -155,6 +158,9 @@ class ClassifyTrainer(Trainer):
                                    **{key: getattr(self.cfg.fairness, field) for key, field, *_ in ADVERSARY_SETTINGS}}
         if self.group_dro is not None:
             states["group_dro"] = self.group_dro.state_dict()
+        f = self.cfg.fairness
+        if f.predictor_loss != "bce":
+            states["predictor_loss"] = {"loss": f.predictor_loss, "q": f.loss_q, "floor": f.loss_floor}
         return states
 
     def _load_rank_states(self, resume: Path) -> None:
@@ -165,6 +171,7 @@ class ClassifyTrainer(Trainer):
                 raise ConfigError(f"checkpoint.resume: {resume} has no group DRO weights (saved without "
                                   "fairness.loss_weights group_dro); start a new run")
             self.group_dro.load_state_dict(dro)
+        self._check_predictor_loss(resume)
         if self.adversary is None:
             return
         state = ckpt.load_rank_state(resume, "adversary", self.rank, self.world_size, replicated=True)
@@ -179,6 +186,24 @@ class ClassifyTrainer(Trainer):
                                   f"with --fairness.{field} {saved} or start a new run")
         self.adversary.load_state_dict(state["model"])
         self.adv_optimizer.load_state_dict(state["optim"])
+
+    def _check_predictor_loss(self, resume: Path) -> None:
+        """ConfigError unless this run repeats the checkpoint's fairness.predictor_loss and its q or floor.
+        Checkpoints without the state: 'bce', or what the adversary's state recorded (saved before the
+        loss had its own state)."""
+        saved = ckpt.load_rank_state(resume, "predictor_loss", self.rank, self.world_size, replicated=True)
+        if saved is None:
+            adv = ckpt.load_rank_state(resume, "adversary", self.rank, self.world_size, replicated=True)
+            saved = {"loss": (adv or {}).get("loss", "bce")}
+        f = self.cfg.fairness
+        if saved["loss"] != f.predictor_loss:
+            raise ConfigError(f"fairness.predictor_loss: {resume} was trained with a predictor loss "
+                              f"{saved['loss']!r}; resume with --fairness.predictor_loss {saved['loss']} or "
+                              "start a new run")
+        key, field = PREDICTOR_LOSS_PARAMETER.get(f.predictor_loss, (None, None))
+        if key in saved and saved[key] != getattr(f, field):
+            raise ConfigError(f"fairness.{field}: {resume} was trained with fairness.{field} {saved[key]}; resume "
+                              f"with --fairness.{field} {saved[key]} or start a new run")
 
     def _inner(self) -> SequenceClassifier:
         return getattr(self.model, "module", self.model)
