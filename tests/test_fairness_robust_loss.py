@@ -88,7 +88,7 @@ def test_gce_trains_the_same_on_two_ranks(tmp_path):
 def test_the_predictor_loss_is_checked_on_resume_without_an_adversary_and_with_its_q(tmp_path):
     """The per-row loss (and its q or floor) is recorded in the checkpoint whether or not there is an
     adversary: a resume into another job.out (no config.toml to compare with) with another loss or q is
-    refused, not silently trained on."""
+    refused, not silently trained on, before anything is written."""
     from steward.classify.trainer import ClassifyTrainer
 
     plain = [*TINY[:-1], "none", "--checkpoint.every", "1"]
@@ -104,6 +104,12 @@ def test_the_predictor_loss_is_checked_on_resume_without_an_adversary_and_with_i
                                           "--fairness.loss_q 0.5"):
         ClassifyTrainer(load_config(None, [*plain, "--fairness.predictor_loss", "gce", "--job.out",
                                            str(tmp_path / "y"), "--checkpoint.resume", step]), callbacks=[]).run()
+    # refused before the run directory is written: the corrected command is not then refused for a
+    # config.toml that the refused one left behind
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    ClassifyTrainer(load_config(None, [*plain, "--fairness.predictor_loss", "gce", "--fairness.loss_q", "0.5",
+                                       "--job.out", str(tmp_path / "y"), "--checkpoint.resume", step]),
+                    callbacks=[]).run()
 
 
 def test_a_predictor_loss_other_than_bce_needs_the_classifier():

@@ -163,38 +163,34 @@ class ClassifyTrainer(Trainer):
             states["predictor_loss"] = {"loss": f.predictor_loss, "q": f.loss_q, "floor": f.loss_floor}
         return states
 
-    def _load_rank_states(self, resume: Path) -> None:
-        super()._load_rank_states(resume)
-        if self.group_dro is not None:
-            dro = ckpt.load_rank_state(resume, "group_dro", self.rank, self.world_size, replicated=True)
-            if dro is None:
-                raise ConfigError(f"checkpoint.resume: {resume} has no group DRO weights (saved without "
-                                  "fairness.loss_weights group_dro); start a new run")
-            self.group_dro.load_state_dict(dro)
+    def _check_rank_states(self, resume: Path) -> None:
+        """Rank 0, before the run directory is written: the checkpoint has the group DRO weights and the
+        adversary this run needs, trained with the same settings (ADVERSARY_SETTINGS), and its
+        predictor loss (`_check_predictor_loss`)."""
+        f = self.cfg.fairness
+        if f.row_weights == "group_dro" and self._saved(resume, "group_dro") is None:
+            raise ConfigError(f"checkpoint.resume: {resume} has no group DRO weights (saved without "
+                              "fairness.loss_weights group_dro); start a new run")
         self._check_predictor_loss(resume)
-        if self.adversary is None:
+        if f.adversary == "none":
             return
-        state = ckpt.load_rank_state(resume, "adversary", self.rank, self.world_size, replicated=True)
+        state = self._saved(resume, "adversary")
         if state is None:
             raise ConfigError(f"checkpoint.resume: {resume} has no adversary state (saved without "
                               "fairness.adversary, or by an older version); start a new run")
-        f = self.cfg.fairness
         for key, field, before, trained in ADVERSARY_SETTINGS:
             saved = state.get(key, before)  # `before`: what checkpoints from before the option existed used
             if saved != getattr(f, field) and not (key == "input" and f.adversary == "representation"):
                 raise ConfigError(f"fairness.{field}: {resume}'s adversary {trained.format(repr(saved))}; resume "
                                   f"with --fairness.{field} {saved} or start a new run")
-        self.adversary.load_state_dict(state["model"])
-        self.adv_optimizer.load_state_dict(state["optim"])
 
     def _check_predictor_loss(self, resume: Path) -> None:
         """ConfigError unless this run repeats the checkpoint's fairness.predictor_loss and its q or floor.
         Checkpoints without the state: 'bce', or what the adversary's state recorded (saved before the
         loss had its own state)."""
-        saved = ckpt.load_rank_state(resume, "predictor_loss", self.rank, self.world_size, replicated=True)
+        saved = self._saved(resume, "predictor_loss")
         if saved is None:
-            adv = ckpt.load_rank_state(resume, "adversary", self.rank, self.world_size, replicated=True)
-            saved = {"loss": (adv or {}).get("loss", "bce")}
+            saved = {"loss": (self._saved(resume, "adversary") or {}).get("loss", "bce")}
         f = self.cfg.fairness
         if saved["loss"] != f.predictor_loss:
             raise ConfigError(f"fairness.predictor_loss: {resume} was trained with a predictor loss "
@@ -204,6 +200,19 @@ class ClassifyTrainer(Trainer):
         if key in saved and saved[key] != getattr(f, field):
             raise ConfigError(f"fairness.{field}: {resume} was trained with fairness.{field} {saved[key]}; resume "
                               f"with --fairness.{field} {saved[key]} or start a new run")
+
+    def _saved(self, resume: Path, name: str) -> Any | None:
+        """The checkpoint's state NAME, the same on every rank (None: saved without it)."""
+        return ckpt.load_rank_state(resume, name, self.rank, self.world_size, replicated=True)
+
+    def _load_rank_states(self, resume: Path) -> None:
+        super()._load_rank_states(resume)  # `_check_rank_states` has seen that the states are there
+        if self.group_dro is not None:
+            self.group_dro.load_state_dict(self._saved(resume, "group_dro"))
+        if self.adversary is not None:
+            state = self._saved(resume, "adversary")
+            self.adversary.load_state_dict(state["model"])
+            self.adv_optimizer.load_state_dict(state["optim"])
 
     def _inner(self) -> SequenceClassifier:
         return getattr(self.model, "module", self.model)

@@ -170,6 +170,8 @@ class Trainer:
             try:
                 run_dir = resolve_run_dir(cfg)
                 check = check_resume(cfg, run_dir)  # refuses a changed config, sees a finished run
+                if check.finished is None and check.checkpoint is not None:
+                    self._check_rank_states(check.checkpoint)
                 if check.finished is None:
                     run_dir.mkdir(parents=True, exist_ok=True)
                     atomic_write_text(run_dir / "config.toml", config_text(cfg, run_dir, check))
@@ -345,6 +347,10 @@ class Trainer:
     def _rank_states(self) -> dict[str, Any]:
         """State a checkpoint keeps per rank besides model, optimizer and trainer state (NAME/rank-R.pt)."""
         return {"comm": self.grad_sync.state_dict()} if self.grad_sync is not None else {}
+
+    def _check_rank_states(self, resume: Path) -> None:
+        """Rank 0, before the run directory is written: ConfigError when the checkpoint's `_rank_states`
+        do not fit this run's settings (nothing to check here; a task's trainer adds its own)."""
 
     def _load_rank_states(self, resume: Path) -> None:
         """The counterpart of `_rank_states` on resume."""
