@@ -69,6 +69,10 @@ def test_config_errors_and_the_resume_check(tmp_path):
         check_job(load_config(None, [*TINY, "--fairness.loss_q", "0"]))
     with pytest.raises(ConfigError, match="fairness.loss_floor"):
         check_job(load_config(None, [*TINY, "--fairness.loss_floor", "1"]))
+    with pytest.raises(ConfigError, match="fairness.predictor_loss: group DRO moves its weights on the cross-entropy"):
+        check_job(load_config(None, [*TINY, "--fairness.predictor_loss", "truncated", "--fairness.loss_weights",
+                                     "group_dro"]))
+    check_job(load_config(None, [*TINY, "--fairness.predictor_loss", "truncated", "--fairness.loss_weights", "reweigh"]))
     out = tmp_path / "gce"
     ClassifyTrainer(load_config(None, [*TINY, "--fairness.predictor_loss", "gce", "--checkpoint.every", "1",
                                        "--job.out", str(out)]), callbacks=[]).run()

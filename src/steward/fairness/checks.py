@@ -17,6 +17,9 @@ def check_fairness(cfg: JobConfig) -> None:
     if f.predictor_loss != "bce" and t.task != "classify":
         raise ConfigError(f"fairness.predictor_loss: {f.predictor_loss} trains a classifier's rows; set --train.task "
                           "classify or --fairness.predictor_loss bce")
+    if f.predictor_loss != "bce" and f.row_weights == "group_dro":
+        raise ConfigError(f"fairness.predictor_loss: group DRO moves its weights on the cross-entropy, not on "
+                          f"{f.predictor_loss}; set --fairness.predictor_loss bce or --fairness.loss_weights reweigh")
     if f.identity_columns and f.data == "madlibs" and f.eval_data in ("", "madlibs"):
         raise ConfigError("fairness.identity_columns: names columns of a data file; madlibs has its own identity "
                           "subgroups (give --fairness.data FILE or leave it empty)")
