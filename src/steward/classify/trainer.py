@@ -28,6 +28,7 @@ from steward.fairness.adversary import (
     adversary_rows,
     adversary_targets,
     alpha_at,
+    learning_rows,
     predictor_backward,
     reads_label,
 )
@@ -144,9 +145,8 @@ class ClassifyTrainer(Trainer):
             if f.adversary_cells == "clean":
                 self.adversary.use_clean_cells(target.numpy(), enc.labels.numpy())
             if f.adversary_weights == "rows":  # start at the weighted base rates its loss is taken on
-                cells = self.adversary.cell_signs is not None
-                rows = self.adversary.cell_rows(enc.labels) if cells else adversary_rows(f.adversary, enc.labels.numpy())
-                self.adversary.start_at_prior(target, rows, enc.columns["weight"])
+                self.adversary.start_at_prior(target, learning_rows(self.adversary, f.adversary, enc.labels),
+                                              enc.columns["weight"])
             self.adv_optimizer = torch.optim.Adam(self.adversary.parameters(), lr=f.adversary_lr, eps=ADAM_EPS)
 
     # ---- checkpoints: the adversary and its optimizer (the same on every rank) -------------------
@@ -186,11 +186,8 @@ class ClassifyTrainer(Trainer):
 
     def _check_predictor_loss(self, resume: Path) -> None:
         """ConfigError unless this run repeats the checkpoint's fairness.predictor_loss and its q or floor.
-        Checkpoints without the state: 'bce', or what the adversary's state recorded (saved before the
-        loss had its own state)."""
-        saved = self._saved(resume, "predictor_loss")
-        if saved is None:
-            saved = {"loss": (self._saved(resume, "adversary") or {}).get("loss", "bce")}
+        Checkpoints without the state were trained with 'bce'."""
+        saved = self._saved(resume, "predictor_loss") or {"loss": "bce"}
         f = self.cfg.fairness
         if saved["loss"] != f.predictor_loss:
             raise ConfigError(f"fairness.predictor_loss: {resume} was trained with a predictor loss "

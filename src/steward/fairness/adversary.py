@@ -266,6 +266,14 @@ def adversary_rows(variant: str, y: torch.Tensor | np.ndarray) -> torch.Tensor |
     return 1 - y if variant == "equal_opportunity" else None
 
 
+def learning_rows(adversary: nn.Module, variant: str, y: torch.Tensor) -> torch.Tensor | None:
+    """The 0/1 weights of the rows the adversary's outputs learn from: per row and output once
+    `Adversary.use_clean_cells` has set its cells (`Adversary.cell_rows`), else per row (`adversary_rows`)."""
+    if getattr(adversary, "cell_signs", None) is not None:
+        return adversary.cell_rows(y)
+    return adversary_rows(variant, y)
+
+
 class Adversary(nn.Module):
     """Logits for every protected subgroup; linear (hidden = 0) or one hidden ReLU layer."""
 
@@ -486,8 +494,7 @@ def adversarial_step(forward: Callable[[dict[str, torch.Tensor]], tuple[torch.Te
             a_in = adversary_inputs(variant, z, logit, b["y"], adversary_input, stats,
                                     with_label=getattr(adversary, "label_column", False))
             target = b.get("adversary_target", b["identity"])
-            cells = getattr(adversary, "cell_signs", None) is not None
-            rows = adversary.cell_rows(b["y"]) if cells else adversary_rows(variant, b["y"])
+            rows = learning_rows(adversary, variant, b["y"])
             la = adversary_loss(adversary(a_in), target, rows, None if weights is None else weights[i]) / accum
             # 0 * logit: the head gets a (zero) gradient, so DDP sees every parameter used
             (la + 0.0 * logit.sum()).backward(retain_graph=reuse)
