@@ -96,7 +96,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         p.error("--source-size and --source-eval-size: must be >= 2")
     a.source_names = _source_names(p, a.sources)
     if a.alpha is None:
-        from steward.config.job import Fairness
+        from steward.config import Fairness
 
         a.alpha = Fairness.alpha
     a.adversary_overrides = _adversary_overrides(p, a.adversary_set)
