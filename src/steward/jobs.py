@@ -126,6 +126,7 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
         from steward.classify.trainer import classifier_factory
 
         factory = classifier_factory(cfg, tokenizer, cfg.train.seq_len)
+        tokenizer = _identity_word_filter(cfg, tokenizer, path)
     else:
         from steward.train.trainer import lm_factory
 
@@ -134,6 +135,21 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
     ckpt.load_model_weights(model, run_dir, path)
     model.eval()
     return TrainedRun(cfg, tokenizer, model, run_dir, path)
+
+
+def _identity_word_filter(cfg, tokenizer, checkpoint: Path):
+    """The classifier's tokenizer as it trained: with fairness.identity_words remove, the words its checkpoint
+    recorded taken out of every text first."""
+    from steward.fairness.identity_words import IdentityWordFilter
+    from steward.train import checkpoint as ckpt
+
+    if cfg.fairness.identity_words == "keep":
+        return tokenizer
+    state = ckpt.load_rank_state(checkpoint, "identity_words", 0, 1, replicated=True)
+    if state is None:
+        raise ckpt.CheckpointError(f"{checkpoint}: fairness.identity_words is remove but the checkpoint has no "
+                                   "identity words; it was not written by this run's trainer")
+    return IdentityWordFilter(tokenizer, state["words"])
 
 
 def _classify_run(run: Path, what: str) -> TrainedRun:

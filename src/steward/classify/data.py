@@ -12,6 +12,7 @@ import torch
 
 from steward.config import ConfigError, JobConfig
 from steward.fairness.data import IdentityData, load_fairness_data
+from steward.fairness.identity_words import IdentityWordFilter, learn_identity_words
 from steward.fairness.metrics import FairnessError
 
 
@@ -146,11 +147,25 @@ class ClassifyData:
         if cfg.fairness.adversary != "none" and not train.subgroup_names():
             raise ConfigError(f"fairness.adversary: {cfg.fairness.data} has no identity columns for the adversary "
                               "to predict; name them with --fairness.identity_columns or set --fairness.adversary none")
+        if cfg.fairness.identity_words != "keep" and not train.subgroup_names():
+            raise ConfigError(f"fairness.identity_words: {cfg.fairness.data} has no identity columns to learn the "
+                              "identity words from; name them with --fairness.identity_columns or set "
+                              "--fairness.identity_words keep")
         if cfg.fairness.row_weights != "none" and not train.subgroup_names():
             raise ConfigError(f"fairness.loss_weights: {cfg.fairness.data} has no identity columns to form groups from; "
                               "name them with --fairness.identity_columns or set --fairness.loss_weights none")
         if len(train) < t.batch_size:
             raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train)} training examples of fairness.data")
+        self.identity_words: list[str] | None = None
+        """The words fairness.identity_words remove takes out (learned from the whole training split, the
+        controller's slice included), or None; `tokenizer` then removes them (IdentityWordFilter)."""
+        if cfg.fairness.identity_words == "remove":
+            f = cfg.fairness
+            self.identity_words = learn_identity_words(train, min_count=f.identity_words_min_count,
+                                                       precision=f.identity_words_precision)
+            tokenizer = IdentityWordFilter(tokenizer, self.identity_words)
+        self.tokenizer = tokenizer
+        """The tokenizer every text of this run is encoded with."""
         self.control_enc: Encoded | None = None
         """The controller's validation slice of the training data (fairness.control), or None."""
         if cfg.fairness.controls_alpha:

@@ -58,6 +58,8 @@ class ClassifyMetrics(Callback):
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         summary["task"] = "classify"
+        if trainer.data.identity_words is not None:
+            summary["identity_words"] = trainer.data.identity_words
         summary.update({f"final_val_{k}": v for k, v in trainer.last_eval.items()})
 
 
@@ -106,6 +108,7 @@ class ClassifyTrainer(Trainer):
 
     def _build_data(self) -> ClassifyData:
         data = ClassifyData(self.cfg, self.tokenizer, dp_rank(self.mesh), self.dims.dp)
+        self.tokenizer = data.tokenizer  # fairness.identity_words remove: the identity words taken out
         f = self.cfg.fairness
         enc = data.train_enc
         columns, groups = training_columns(f.row_weights, enc.identity.numpy(), enc.labels.numpy())
@@ -161,6 +164,9 @@ class ClassifyTrainer(Trainer):
         f = self.cfg.fairness
         if f.predictor_loss != "bce":
             states["predictor_loss"] = {"loss": f.predictor_loss, "q": f.loss_q, "floor": f.loss_floor}
+        if self.data.identity_words is not None:  # what `steward.jobs.load_trained` removes again
+            states["identity_words"] = {"words": self.data.identity_words, "min_count": f.identity_words_min_count,
+                                        "precision": f.identity_words_precision}
         return states
 
     def _check_rank_states(self, resume: Path) -> None:
@@ -172,6 +178,7 @@ class ClassifyTrainer(Trainer):
             raise ConfigError(f"checkpoint.resume: {resume} has no group DRO weights (saved without "
                               "fairness.loss_weights group_dro); start a new run")
         self._check_predictor_loss(resume)
+        self._check_identity_words(resume)
         if f.adversary == "none":
             return
         state = self._saved(resume, "adversary")
@@ -197,6 +204,20 @@ class ClassifyTrainer(Trainer):
         if key in saved and saved[key] != getattr(f, field):
             raise ConfigError(f"fairness.{field}: {resume} was trained with fairness.{field} {saved[key]}; resume "
                               f"with --fairness.{field} {saved[key]} or start a new run")
+
+    def _check_identity_words(self, resume: Path) -> None:
+        """ConfigError unless this run repeats the checkpoint's fairness.identity_words and its settings (the
+        model was trained on texts without those words)."""
+        saved, f = self._saved(resume, "identity_words"), self.cfg.fairness
+        was = "keep" if saved is None else "remove"
+        if was != f.identity_words:
+            raise ConfigError(f"fairness.identity_words: {resume} was trained with fairness.identity_words {was}; "
+                              f"resume with --fairness.identity_words {was} or start a new run")
+        for key in ("min_count", "precision"):
+            if saved is not None and saved[key] != getattr(f, f"identity_words_{key}"):
+                raise ConfigError(f"fairness.identity_words_{key}: {resume} was trained with "
+                                  f"fairness.identity_words_{key} {saved[key]}; resume with "
+                                  f"--fairness.identity_words_{key} {saved[key]} or start a new run")
 
     def _saved(self, resume: Path, name: str) -> Any | None:
         """The checkpoint's state NAME, the same on every rank (None: saved without it)."""

@@ -136,6 +136,21 @@ class Fairness:
     loss_floor: Annotated[float, Range(0, 1, high_open=True)] = 0.2
     """Threshold of fairness.predictor_loss truncated on the predicted probability of a row's label."""
 
+    identity_words: Literal["keep", "remove"] = "keep"
+    """'keep' (default) or 'remove': take the words that name an identity out of every text before it is
+    tokenized, in training and in every evaluation of the run. The words are learned from the training
+    split's identity columns: a word that names one subgroup in at least fairness.identity_words_precision
+    of the annotated rows containing it, in the non-toxic and in the toxic rows separately, with at least
+    fairness.identity_words_min_count such rows in each (steward.fairness.identity_words; README, fairness).
+    Needs identity columns in fairness.data and train.task classify."""
+
+    identity_words_min_count: Annotated[int, Range(1, 10**9)] = 5
+    """Fewest annotated rows containing a word, in each label class, for fairness.identity_words to judge it."""
+
+    identity_words_precision: Annotated[float, Range(0.5, 1, low_open=True)] = 0.8
+    """Share of a word's annotated rows, in each label class, that must name one subgroup for
+    fairness.identity_words remove to take it out."""
+
     group_dro_step: Annotated[float, Range(0, 100, low_open=True)] = 0.01
     """Step size eta of group DRO's weights, q_k <- q_k exp(eta * L_k) (Sagawa et al.'s 0.01)."""
 

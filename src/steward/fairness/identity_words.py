@@ -1,0 +1,102 @@
+"""Identity-word removal (fairness.identity_words remove): the words that name an identity, learned from the
+training split's own identity columns, are taken out of every text before it is tokenized.
+
+Why. Whatever way a training set's bias entered (selection, a group's labels flipped, identity terms next
+to abusive words, a rare group), the classifier's shortcut runs through the words that tell it which
+group a row is about. The model cannot learn or apply a shortcut on words it never sees, so removing them
+takes the shortcut away at its root; the adversary then only has to deal with what other words still
+carry. The cost is whatever real evidence of toxicity those words held, which on a set whose label does
+not depend on the identity is none.
+
+Which words. A word (a run of letters or digits, lower-cased) is an identity word when, among the rows
+that carry identity annotations, it names one subgroup almost always *in each label class separately*:
+for some subgroup s, P(s | word, label = 0) >= precision and P(s | word, label = 1) >= precision, with at
+least min_count annotated rows containing the word in each class. The per-class condition keeps out the
+words that go with a group only through the label (abusive words that co-occur with one group's mentions
+appear in few non-toxic rows, and there they do not name the group), and min_count keeps out words too
+rare to tell. Identity terms, the names and pronouns a source uses for a group, and words only ever used
+about one group all pass. What it cannot see: an identity named by a phrase whose words each also occur
+about other groups, or by words rarer than min_count per class.
+
+The list is learned once per run from its training split (never from evaluation data), recorded in the
+checkpoint and in summary.json, and applied by wrapping the tokenizer (`IdentityWordFilter`), so every
+path that scores text with the run's tokenizer (training, evaluation, `steward fairness eval`, the
+per-domain report) sees the same words removed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from steward.fairness.data import IdentityData
+
+WORD = re.compile(r"[^\W_]+")
+"""A word: a maximal run of letters or digits (apostrophes, hyphens and underscores split words)."""
+
+
+def words_of(text: str) -> set[str]:
+    """The distinct lower-cased words of a text."""
+    return {w.lower() for w in WORD.findall(text)}
+
+
+def learn_identity_words(data: IdentityData, *, min_count: int, precision: float) -> list[str]:
+    """The identity words of a training split (see the module docstring), sorted. Rows without identity
+    annotations (data.annotated False) are not counted; a split without subgroups has none."""
+    names = data.subgroup_names()
+    if not names:
+        return []
+    annotated = np.ones(len(data), bool) if data.annotated is None else np.asarray(data.annotated, bool)
+    member = data.identity_matrix() > 0.5
+    rows = Counter()  # (word, label) -> annotated rows containing the word
+    named = Counter()  # (word, label, subgroup index) -> of those, rows naming the subgroup
+    for i in np.flatnonzero(annotated):
+        y = int(data.labels[i])
+        subs = np.flatnonzero(member[i])
+        for w in words_of(data.texts[i]):
+            rows[w, y] += 1
+            for s in subs:
+                named[w, y, int(s)] += 1
+    out = []
+    for w in {w for w, _ in rows}:
+        n0, n1 = rows[w, 0], rows[w, 1]
+        if min(n0, n1) < min_count:
+            continue
+        if any(named[w, 0, s] >= precision * n0 and named[w, 1, s] >= precision * n1 for s in range(len(names))):
+            out.append(w)
+    return sorted(out)
+
+
+def _pattern(words: list[str]) -> re.Pattern | None:
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+
+
+class IdentityWordFilter:
+    """A tokenizer that removes the identity words before encoding: every whole-word occurrence, in any
+    case, with the spaces that leaves closed up. Everything else is the wrapped tokenizer's (vocabulary,
+    decoding, fingerprint)."""
+
+    def __init__(self, tokenizer: Any, words: list[str]):
+        self.inner, self.words = tokenizer, list(words)
+        self._pattern = _pattern(self.words)
+
+    def clean(self, text: str) -> str:
+        """The text without the identity words."""
+        return text if self._pattern is None else " ".join(self._pattern.sub(" ", text).split())
+
+    def encode(self, text: str) -> list[int]:
+        return self.inner.encode(self.clean(text))
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self.inner.encode_batch([self.clean(t) for t in texts])
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (e.g. while copying): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)

@@ -1,0 +1,115 @@
+"""fairness.identity_words remove: which words the rule takes (per label class, min_count, precision,
+unannotated rows), how they are taken out of texts, and that a trained run keeps them: in summary.json, in
+the checkpoint, in the tokenizer `steward fairness eval` loads, and in the resume check."""
+
+import json
+
+import numpy as np
+import pytest
+
+from _adversary_runs import TINY
+from steward.config import ConfigError, load_config
+from steward.fairness.data import IdentityData
+from steward.fairness.identity_words import IdentityWordFilter, learn_identity_words, words_of
+from steward.train.checks import check_job
+
+
+def _rows(spec: list[tuple[str, int, str | None, int]]) -> IdentityData:
+    """(text, label, subgroup or None, copies) -> a data set with one family {a, b} and the last column
+    unannotated where the subgroup is '?'."""
+    texts, labels, subs = [], [], []
+    for text, y, sub, copies in spec:
+        texts += [text] * copies
+        labels += [y] * copies
+        subs += [sub] * copies
+    groups = {g: np.array([s == g for s in subs]) for g in ("a", "b")}
+    annotated = np.array([s != "?" for s in subs])
+    return IdentityData(texts, np.array(labels), groups, {"fam": ["a", "b"]}, annotated)
+
+
+def test_the_rule_takes_words_that_name_one_subgroup_in_each_label_class():
+    data = _rows([
+        ("the Alpha rider waved", 0, "a", 6), ("the alpha rider swore filth", 1, "a", 6),
+        ("the beta rider waved", 0, "b", 6), ("the beta rider swore filth", 1, "b", 8),
+        ("beta filth filth", 1, "a", 1),  # beta names b in 8/9 toxic rows: still above 0.8
+        ("gamma rider waved", 0, "a", 4), ("gamma rider swore", 1, "a", 5),  # 4 non-toxic rows < min_count 5
+        ("delta rider waved", 0, "a", 5), ("delta rider swore", 1, "b", 5),  # names a or b by the label only
+        ("vile alpha", 1, "a", 9), ("vile words", 0, None, 5),  # vile: a only through the label
+        ("alpha unannotated", 0, "?", 50),  # not counted
+    ])
+    assert learn_identity_words(data, min_count=5, precision=0.8) == ["alpha", "beta"]
+    assert learn_identity_words(data, min_count=4, precision=0.8) == ["alpha", "beta", "gamma"]
+    assert learn_identity_words(data, min_count=5, precision=0.9) == ["alpha"]  # beta: 8/9 toxic rows
+    empty = IdentityData(["x"] * 10, np.array([0, 1] * 5), {}, {})
+    assert learn_identity_words(empty, min_count=1, precision=0.8) == []
+
+
+def test_the_filter_removes_whole_words_in_any_case_and_keeps_the_rest():
+    class Chars:
+        vocab_size, eos_id = 300, 256
+
+        def encode_batch(self, texts):
+            return [[ord(c) for c in t] for t in texts]
+
+        def encode(self, text):
+            return self.encode_batch([text])[0]
+
+    f = IdentityWordFilter(Chars(), ["black", "o"])
+    assert f.clean("The BLACK cat, black-ish; blackboard o'neil O") == "The cat, -ish; blackboard 'neil"
+    assert f.encode_batch(["a black b"]) == [[ord(c) for c in "a b"]] and f.encode("Black") == []
+    assert f.vocab_size == 300 and f.eos_id == 256  # everything else is the wrapped tokenizer's
+    assert IdentityWordFilter(Chars(), []).clean("a  black ") == "a  black "
+    assert words_of("Ana's black-ish_cat 9") == {"ana", "s", "black", "ish", "cat", "9"}
+
+
+WORDS = [*TINY, "--fairness.madlibs_size", "400", "--fairness.identity_words", "remove",
+         "--fairness.identity_words_min_count", "2"]
+
+
+def test_a_run_records_its_words_and_every_later_use_removes_them(tmp_path):
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.fairness.data import madlibs_families
+    from steward.jobs import load_trained
+
+    out = tmp_path / "run"
+    trainer = ClassifyTrainer(load_config(None, [*WORDS, "--checkpoint.every", "3", "--job.out", str(out)]),
+                              callbacks=[])
+    trainer.run()
+    words = json.loads((out / "summary.json").read_text())["identity_words"]
+    terms = {w for subs in madlibs_families().values() for s in subs for w in words_of(s)}
+    assert words and set(words) <= words_of(" ".join(trainer.data.train_data.texts))
+    assert len(set(words) & terms) >= 5, words
+    assert isinstance(trainer.tokenizer, IdentityWordFilter) and trainer.tokenizer.words == words
+    # the training rows were encoded without the words
+    text = next(t for t in trainer.data.train_data.texts if words_of(t) & set(words))
+    assert trainer.tokenizer.encode(text) == trainer.tokenizer.inner.encode(trainer.tokenizer.clean(text))
+    assert not words_of(trainer.tokenizer.clean(text)) & set(words)
+    loaded = load_trained(out)
+    assert isinstance(loaded.tokenizer, IdentityWordFilter) and loaded.tokenizer.words == words
+    step = str(out / "checkpoints" / "step-3")
+    with pytest.raises(ConfigError, match="fairness.identity_words: .* was trained with fairness.identity_words "
+                                          "remove; resume with --fairness.identity_words remove"):
+        ClassifyTrainer(load_config(None, [*TINY, "--job.out", str(tmp_path / "x"), "--checkpoint.resume", step]),
+                        callbacks=[]).run()
+    with pytest.raises(ConfigError, match="fairness.identity_words_min_count: .* resume with "
+                                          "--fairness.identity_words_min_count 2"):
+        ClassifyTrainer(load_config(None, [*WORDS[:-1], "3", "--job.out", str(tmp_path / "y"),
+                                           "--checkpoint.resume", step]), callbacks=[]).run()
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_bad_settings_are_one_line_errors(tmp_path):
+    with pytest.raises(ConfigError, match="fairness.identity_words: remove takes words out of a classifier's "
+                                          "texts; set --train.task classify"):
+        check_job(load_config(None, ["--model.flavor", "debug", "--fairness.identity_words", "remove"]))
+    with pytest.raises(ConfigError, match="fairness.identity_words_precision"):
+        load_config(None, [*WORDS, "--fairness.identity_words_precision", "0.5"])
+    plain = tmp_path / "plain.csv"
+    plain.write_text("text,label\n" + "".join(f"row {i} words,{i % 2}\n" for i in range(40)))
+    from steward.classify.trainer import ClassifyTrainer
+
+    with pytest.raises(ConfigError, match="fairness.identity_words: .* has no identity columns to learn the "
+                                          "identity words from"):
+        ClassifyTrainer(load_config(None, [*TINY[:-1], "none", "--fairness.data", str(plain),
+                                           "--fairness.identity_words", "remove",
+                                           "--job.out", str(tmp_path / "z")]), callbacks=[]).run()
