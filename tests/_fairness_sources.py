@@ -168,10 +168,10 @@ def assert_imbalanced_and_associated_in_training_only(d, split: str, carrying, s
     assert_association_in_training_only(d, split, carrying, min_train, 0.06)
 
 
-def assert_held_out_on_two_families(carrying: dict[str, tuple[str, ...]]) -> None:
-    """Each source of `carrying` is registered as held out with those carrying subgroups, of two families,
-    and every subgroup it mentions is a column."""
-    assert_registered_with_role(carrying, ("held_out",))
+def assert_registered_on_two_families(carrying: dict[str, tuple[str, ...]], roles: tuple[str, ...]) -> None:
+    """Each source of `carrying` is registered with one of `roles` and those carrying subgroups, of two
+    families, and every subgroup it mentions is a column."""
+    assert_registered_with_role(carrying, roles)
     for name, subs in carrying.items():
         assert SOURCES[name].carrying == subs, (name, SOURCES[name].carrying)
         assert len({family_of(s) for s in subs}) == 2, (name, subs)

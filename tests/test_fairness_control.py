@@ -193,6 +193,7 @@ RUN = [
     "--fairness.control_every", "2", "--fairness.control_target", "0", "--governance.enabled", "false",
     "--checkpoint.enabled", "false", "--train.dtype", "float64",
     "--fairness.loss_weights", "none",  # the controller's tests predate v7's reweighing default
+    "--fairness.identity_words", "keep",  # and v8's identity-word removal (its scripted decisions read the words)
 ]
 
 

@@ -14,8 +14,8 @@ from _fairness_sources import (
     assert_association_in_training_only,
     assert_bag_of_words_learns_train_not_twin,
     assert_balanced_test_split,
-    assert_held_out_on_two_families,
     assert_rate,
+    assert_registered_on_two_families,
     family_of,
     raw_rows,
     sentences,
@@ -46,9 +46,10 @@ NEW = ("vetclinic", "chessclub")
 SPLITS = ("train", "twin", "test")
 
 
-def test_registered_held_out_with_their_carrying_subgroups_on_two_families():
+def test_registered_with_their_carrying_subgroups_on_two_families():
     assert VETCLINIC_CARRYING == ("christian", "black") and CHESSCLUB_CARRYING == ("female", "hindu")
-    assert_held_out_on_two_families({"vetclinic": VETCLINIC_CARRYING, "chessclub": CHESSCLUB_CARRYING})
+    assert_registered_on_two_families({"vetclinic": VETCLINIC_CARRYING, "chessclub": CHESSCLUB_CARRYING},
+                                      ("seen", "tuning"))  # measured before v8 froze
 
 
 @pytest.mark.parametrize("name", NEW)

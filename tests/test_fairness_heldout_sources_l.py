@@ -17,9 +17,9 @@ from _fairness_sources import (
     assert_bag_of_words_learns_train_not_twin,
     assert_balanced_test_split,
     assert_deterministic_and_round_trips,
-    assert_held_out_on_two_families,
     assert_mentioned_subgroups_are_columns,
     assert_rate,
+    assert_registered_on_two_families,
     assert_registered_with_role,
     cached_source,
     family_of,
@@ -65,11 +65,12 @@ def _split_whose_words_show_the_label(name: str, split: str, insults, praise, sh
     return d
 
 
-def test_registered_held_out_with_their_carrying_subgroups_on_two_families():
+def test_registered_with_their_carrying_subgroups_on_two_families():
     assert BIKECOOP_CARRYING == ("jewish", "black") and SOURCES["bikecoop"].carrying == BIKECOOP_CARRYING
-    assert_held_out_on_two_families({"bikecoop": BIKECOOP_CARRYING})
+    assert_registered_on_two_families({"bikecoop": BIKECOOP_CARRYING},
+                                      ("seen", "tuning"))  # measured before v8 froze
     assert CHOIR_CARRYING == ("male",) and SOURCES["choir"].carrying == CHOIR_CARRYING  # one gender subgroup
-    assert_registered_with_role(["choir"], ("held_out",))
+    assert_registered_with_role(["choir"], ("seen", "tuning"))  # measured before v8 froze
     assert_mentioned_subgroups_are_columns("choir", 400)
 
 

@@ -87,9 +87,9 @@ def test_a_run_records_its_words_and_every_later_use_removes_them(tmp_path):
     loaded = load_trained(out)
     assert isinstance(loaded.tokenizer, IdentityWordFilter) and loaded.tokenizer.words == words
     step = str(out / "checkpoints" / "step-3")
-    with pytest.raises(ConfigError, match="fairness.identity_words: .* was trained with fairness.identity_words "
-                                          "remove; resume with --fairness.identity_words remove"):
-        ClassifyTrainer(load_config(None, [*TINY, "--job.out", str(tmp_path / "x"), "--checkpoint.resume", step]),
+    with pytest.raises(ConfigError, match="fairness.identity_words: .* was trained with the identity words "
+                                          "removed; resume with --fairness.identity_words remove"):
+        ClassifyTrainer(load_config(None, [*TINY, "--fairness.identity_words", "keep", "--job.out", str(tmp_path / "x"), "--checkpoint.resume", step]),
                         callbacks=[]).run()
     with pytest.raises(ConfigError, match="fairness.identity_words_min_count: .* resume with "
                                           "--fairness.identity_words_min_count 2"):
@@ -113,3 +113,40 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         ClassifyTrainer(load_config(None, [*TINY[:-1], "none", "--fairness.data", str(plain),
                                            "--fairness.identity_words", "remove",
                                            "--job.out", str(tmp_path / "z")]), callbacks=[]).run()
+
+
+def test_auto_removes_them_with_an_adversary_and_a_run_from_before_v8_loads_as_it_trained(tmp_path):
+    """'auto' (the default since v8) is 'remove' with an adversary, 'keep' without. A run from before v8 has
+    no identity_words in its config.toml (so 'auto') and none in its checkpoint: `load_trained` gives it
+    the tokenizer it trained with, and a resume under the new default is refused with the fix."""
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.jobs import load_trained
+
+    f = load_config(None, TINY).fairness
+    assert (f.identity_words, f.removes_identity_words) == ("auto", True)
+    assert not load_config(None, [*TINY[:-1], "none"]).fairness.removes_identity_words
+    assert not load_config(None, [*TINY, "--fairness.identity_words", "keep"]).fairness.removes_identity_words
+    out = tmp_path / "v7"
+    ClassifyTrainer(load_config(None, [*TINY, "--fairness.identity_words", "keep", "--checkpoint.every", "3",
+                                       "--job.out", str(out)]), callbacks=[]).run()
+    cfg = out / "config.toml"
+    lines = cfg.read_text().splitlines()
+    assert sum(line.startswith("identity_words =") for line in lines) == 1
+    cfg.write_text("\n".join(x for x in lines if not x.startswith("identity_words =")) + "\n")
+    loaded = load_trained(out)
+    assert loaded.cfg.fairness.identity_words == "auto" and not isinstance(loaded.tokenizer, IdentityWordFilter)
+    with pytest.raises(ConfigError, match="fairness.identity_words: .* was trained with the identity words kept; "
+                                          "resume with --fairness.identity_words keep"):
+        ClassifyTrainer(load_config(None, [*TINY, "--job.out", str(tmp_path / "x"), "--checkpoint.resume",
+                                           str(out / "checkpoints" / "step-3")]), callbacks=[]).run()
+
+
+@pytest.mark.slow
+def test_two_ranks_remove_the_same_words_and_train_the_same(tmp_path):
+    """Every rank learns the list from the whole training split (not its share), so a 2-rank DDP run
+    removes the same words and takes the same steps as one process (float64, 1e-9)."""
+    from _adversary_runs import assert_two_ranks_train_the_same
+
+    assert_two_ranks_train_the_same(tmp_path, [])  # the default: an adversary, so 'auto' removes them
+    one, two = (json.loads((tmp_path / run / "summary.json").read_text())["identity_words"] for run in ("one", "two"))
+    assert len(one) >= 5 and one == two

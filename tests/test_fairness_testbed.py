@@ -24,20 +24,22 @@ from steward.fairness.testbed import (
     write_identities,
 )
 
-_V7_MEASURED = {"forum", "reviews", "profiles", "threads", "news", "chat", "letters", "qna", "tickets", "modqueue",
+_V8_MEASURED = {"forum", "reviews", "profiles", "threads", "news", "chat", "letters", "qna", "tickets", "modqueue",
                 "listings", "terraces", "appstore", "boardroom", "voicemail", "appraisals", "carpool", "apiary",
-                "seating", "stargazing", "recipes", "bouldering", "couriers", "tracker"}
-"""Every source measured before v7 froze (heldout_sources.py .. heldout_sources_g.py and the first five)."""
+                "seating", "stargazing", "recipes", "bouldering", "couriers", "tracker", "allotments", "tutors",
+                "matinee", "laundry", "ferry", "suggestions", "vetclinic", "chessclub", "bikecoop", "choir",
+                "campsite", "foodbank", "skischool", "phonein", "dental", "cleanup"}
+"""Every source measured before v8 froze (heldout_sources.py .. heldout_sources_o.py and the first five)."""
 
 
 def test_five_sources_two_for_tuning_the_rest_held_out():
     assert len(SOURCES) >= 5 and len(TUNING_SOURCES) <= 2 and set(TUNING_SOURCES) <= set(SOURCES)
-    assert TUNING_SOURCES == ("bouldering", "couriers")  # v7's, declared in the README
+    assert TUNING_SOURCES == ("campsite", "cleanup")  # v8's, declared in the README
     assert set(held_out_sources()) == set(SOURCES) - set(TUNING_SOURCES) - set(SEEN_SOURCES)
-    assert {source_role(s) for s in ("couriers", "qna", "a-source-added-later")} == {"tuning", "seen", "held_out"}
-    # v7 froze after every source of heldout_sources.py .. heldout_sources_g.py had been measured
+    assert {source_role(s) for s in ("cleanup", "qna", "a-source-added-later")} == {"tuning", "seen", "held_out"}
+    # v8 froze after every source of heldout_sources.py .. heldout_sources_o.py had been measured
     assert not set(TUNING_SOURCES) & set(SEEN_SOURCES)
-    assert {s for s in SOURCES if source_role(s) == "held_out"} <= set(SOURCES) - _V7_MEASURED
+    assert {s for s in SOURCES if source_role(s) == "held_out"} <= set(SOURCES) - _V8_MEASURED
     with pytest.raises(FairnessError, match="--sources: unknown source 'madlibs'; choose from forum"):
         check_sources(["forum", "madlibs"])
     texts = {s: set(generate_source(s, 300, seed=0, split="test").texts) for s in SOURCES}
@@ -146,7 +148,7 @@ def test_bench_fairness_on_test_bed_sources():
 
     r = bench_fairness(["--sources", "profiles,forum", "--seeds", "1", "--steps", "3", "--source-size", "200",
                         "--source-eval-size", "300", "--frozen-epochs", "1", "--bootstrap", "0", "--threads", "1"])
-    assert r["data"] == "testbed" and r["sources"] == "profiles,forum" and r["tuning_sources"] == "bouldering,couriers"
+    assert r["data"] == "testbed" and r["sources"] == "profiles,forum" and r["tuning_sources"] == "campsite,cleanup"
     assert r["profiles/role"] == "seen" and r["forum/role"] == "seen"
     for src in ("profiles", "forum"):
         for fam in FAMILIES:

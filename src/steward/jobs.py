@@ -138,14 +138,16 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
 
 
 def _identity_word_filter(cfg, tokenizer, checkpoint: Path):
-    """The classifier's tokenizer as it trained: with fairness.identity_words remove, the words its checkpoint
-    recorded taken out of every text first."""
+    """The classifier's tokenizer as it trained: where its identity words were removed, the words its
+    checkpoint recorded taken out of every text first."""
     from steward.fairness.identity_words import IdentityWordFilter
     from steward.train import checkpoint as ckpt
 
-    if cfg.fairness.identity_words == "keep":
+    if not cfg.fairness.removes_identity_words:
         return tokenizer
     state = ckpt.load_rank_state(checkpoint, "identity_words", 0, 1, replicated=True)
+    if state is None and cfg.fairness.identity_words == "auto":
+        return tokenizer  # a run from before v8 (its config.toml has no identity_words: 'auto' by default)
     if state is None:
         raise ckpt.CheckpointError(f"{checkpoint}: fairness.identity_words is remove but the checkpoint has no "
                                    "identity words; it was not written by this run's trainer")

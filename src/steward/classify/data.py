@@ -147,7 +147,7 @@ class ClassifyData:
         if cfg.fairness.adversary != "none" and not train.subgroup_names():
             raise ConfigError(f"fairness.adversary: {cfg.fairness.data} has no identity columns for the adversary "
                               "to predict; name them with --fairness.identity_columns or set --fairness.adversary none")
-        if cfg.fairness.identity_words != "keep" and not train.subgroup_names():
+        if cfg.fairness.removes_identity_words and not train.subgroup_names():
             raise ConfigError(f"fairness.identity_words: {cfg.fairness.data} has no identity columns to learn the "
                               "identity words from; name them with --fairness.identity_columns or set "
                               "--fairness.identity_words keep")
@@ -157,9 +157,9 @@ class ClassifyData:
         if len(train) < t.batch_size:
             raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train)} training examples of fairness.data")
         self.identity_words: list[str] | None = None
-        """The words fairness.identity_words remove takes out (learned from the whole training split, the
+        """The words fairness.identity_words takes out (learned from the whole training split, the
         controller's slice included), or None; `tokenizer` then removes them (IdentityWordFilter)."""
-        if cfg.fairness.identity_words == "remove":
+        if cfg.fairness.removes_identity_words:
             f = cfg.fairness
             self.identity_words = learn_identity_words(train, min_count=f.identity_words_min_count,
                                                        precision=f.identity_words_precision)

@@ -171,16 +171,20 @@ class ClassifyTrainer(Trainer):
 
     def _check_rank_states(self, resume: Path) -> None:
         """Rank 0, before the run directory is written: the checkpoint has the group DRO weights and the
-        adversary this run needs, trained with the same settings (ADVERSARY_SETTINGS), and its
-        predictor loss (`_check_predictor_loss`)."""
+        adversary this run needs, trained with the same settings (ADVERSARY_SETTINGS), its predictor
+        loss (`_check_predictor_loss`) and its identity words (`_check_identity_words`)."""
         f = self.cfg.fairness
         if f.row_weights == "group_dro" and self._saved(resume, "group_dro") is None:
             raise ConfigError(f"checkpoint.resume: {resume} has no group DRO weights (saved without "
                               "fairness.loss_weights group_dro); start a new run")
         self._check_predictor_loss(resume)
+        if f.adversary != "none":
+            self._check_adversary(resume)
         self._check_identity_words(resume)
-        if f.adversary == "none":
-            return
+
+    def _check_adversary(self, resume: Path) -> None:
+        """ConfigError unless the checkpoint has an adversary trained with this run's ADVERSARY_SETTINGS."""
+        f = self.cfg.fairness
         state = self._saved(resume, "adversary")
         if state is None:
             raise ConfigError(f"checkpoint.resume: {resume} has no adversary state (saved without "
@@ -209,9 +213,10 @@ class ClassifyTrainer(Trainer):
         """ConfigError unless this run repeats the checkpoint's fairness.identity_words and its settings (the
         model was trained on texts without those words)."""
         saved, f = self._saved(resume, "identity_words"), self.cfg.fairness
-        was = "keep" if saved is None else "remove"
-        if was != f.identity_words:
-            raise ConfigError(f"fairness.identity_words: {resume} was trained with fairness.identity_words {was}; "
+        if (saved is not None) != f.removes_identity_words:
+            was = "keep" if saved is None else "remove"
+            done = "kept" if saved is None else "removed"
+            raise ConfigError(f"fairness.identity_words: {resume} was trained with the identity words {done}; "
                               f"resume with --fairness.identity_words {was} or start a new run")
         for key in ("min_count", "precision"):
             if saved is not None and saved[key] != getattr(f, f"identity_words_{key}"):

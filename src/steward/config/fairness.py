@@ -136,20 +136,26 @@ class Fairness:
     loss_floor: Annotated[float, Range(0, 1, high_open=True)] = 0.2
     """Threshold of fairness.predictor_loss truncated on the predicted probability of a row's label."""
 
-    identity_words: Literal["keep", "remove"] = "keep"
-    """'keep' (default) or 'remove': take the words that name an identity out of every text before it is
-    tokenized, in training and in every evaluation of the run. The words are learned from the training
+    identity_words: Literal["auto", "keep", "remove"] = "auto"
+    """Whether the words that name an identity are taken out of every text before it is tokenized, in
+    training and in every evaluation of the run: 'auto' (default since v8) 'remove' with an adversary and
+    'keep' without (`removes_identity_words`); 'keep'; 'remove'. The words are learned from the training
     split's identity columns: a word that names one subgroup in at least fairness.identity_words_precision
     of the annotated rows containing it, in the non-toxic and in the toxic rows separately, with at least
-    fairness.identity_words_min_count such rows in each (steward.fairness.identity_words; README, fairness).
-    Needs identity columns in fairness.data and train.task classify."""
+    fairness.identity_words_min_count such rows in each (steward.fairness.identity_words). Why with the
+    adversary (v8, README, fairness): whatever way the bias entered (selection, a group's labels flipped,
+    co-occurrence), the shortcut runs through those words; on the v8 tuning sources campsite (label noise
+    by group) and cleanup (names and nicknames) v7 removed 45% and 44% of the worst family's removable gap,
+    v7 with the words removed 99% and 103%. What it costs: the model cannot read an identity word at all,
+    so text whose toxicity lies in naming a group ("X should leave") loses that evidence. Needs identity
+    columns in fairness.data and train.task classify."""
 
     identity_words_min_count: Annotated[int, Range(1, 10**9)] = 5
     """Fewest annotated rows containing a word, in each label class, for fairness.identity_words to judge it."""
 
     identity_words_precision: Annotated[float, Range(0.5, 1, low_open=True)] = 0.8
     """Share of a word's annotated rows, in each label class, that must name one subgroup for
-    fairness.identity_words remove to take it out."""
+    fairness.identity_words to take it out."""
 
     group_dro_step: Annotated[float, Range(0, 100, low_open=True)] = 0.01
     """Step size eta of group DRO's weights, q_k <- q_k exp(eta * L_k) (Sagawa et al.'s 0.01)."""
@@ -215,6 +221,11 @@ class Fairness:
         if self.loss_weights == "auto":
             return "reweigh" if self.adversary != "none" else "none"
         return self.loss_weights
+
+    @property
+    def removes_identity_words(self) -> bool:
+        """fairness.identity_words resolved: 'auto' removes them with an adversary and keeps them without."""
+        return self.identity_words == "remove" or (self.identity_words == "auto" and self.adversary != "none")
 
     @property
     def controls_alpha(self) -> bool:

@@ -17,7 +17,7 @@ def check_fairness(cfg: JobConfig) -> None:
     if f.predictor_loss != "bce" and t.task != "classify":
         raise ConfigError(f"fairness.predictor_loss: {f.predictor_loss} trains a classifier's rows; set --train.task "
                           "classify or --fairness.predictor_loss bce")
-    if f.identity_words != "keep" and t.task != "classify":
+    if f.identity_words == "remove" and t.task != "classify":
         raise ConfigError("fairness.identity_words: remove takes words out of a classifier's texts; set --train.task "
                           "classify or --fairness.identity_words keep")
     if f.predictor_loss != "bce" and f.row_weights == "group_dro":
