@@ -50,7 +50,7 @@ NEW_L = ("bikecoop", "choir")
 NEW_M = ("campsite", "foodbank")
 NEW_N = ("skischool", "phonein")
 NEW_O = ("dental", "cleanup")
-NEW_P = ("makerspace",)
+NEW_P = ("makerspace", "coxswain")
 
 
 def _words(texts: list[str]) -> set[str]:
@@ -77,8 +77,8 @@ def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_ge
     `heldout_sources_f`; bouldering, couriers, tracker of `heldout_sources_g`; allotments, tutors of
     `heldout_sources_h`; matinee, laundry of `heldout_sources_i`; ferry, suggestions of `heldout_sources_j`;
     vetclinic, chessclub of `heldout_sources_k`; bikecoop, choir of `heldout_sources_l`; campsite, foodbank of
-    `heldout_sources_m`; skischool, phonein of `heldout_sources_n`; dental, cleanup of `heldout_sources_o`; makerspace of
-    `heldout_sources_p`)
+    `heldout_sources_m`; skischool, phonein of `heldout_sources_n`; dental, cleanup of `heldout_sources_o`;
+    makerspace, coxswain of `heldout_sources_p`)
     against madlibs and every
     other source, the blind ones included."""
     words = {name: _words(generate_source(name, 3000, seed=0, split="train").texts)

@@ -1,6 +1,7 @@
-"""The held-out test-bed sources of `heldout_sources_p` (makerspace), written without sight of the debiasing
+"""The held-out test-bed sources of `heldout_sources_p` (makerspace, coxswain), written without sight of the debiasing
 method: registered as held out with their carrying subgroups, deterministic and in the identities layout, the
-shape the docstring promises (mention and its surface forms, length), the association in the training split
+shape the docstring promises (mention and its surface forms, length, people per row, missing annotations), the
+association in the training split
 only and not in the twin, a balanced test split, and what a bag-of-words model learns from each. The
 vocabulary test against madlibs and every other source is test_fairness_heldout_sources.py's (it covers these).
 Each split is built once per session (`cached_source`), at the sizes the bag-of-words check uses."""
@@ -19,10 +20,22 @@ from _fairness_sources import (
     assert_held_out_on_two_families,
     assert_rate,
     cached_source,
+    family_of,
+    raw_rows,
     sentences,
     words,
 )
+from steward.fairness.heldout_sources_b import _ADJ
 from steward.fairness.heldout_sources_p import (
+    COXSWAIN_CARRYING,
+    COXSWAIN_EVIDENCE,
+    COXSWAIN_FLIP_DOWN,
+    COXSWAIN_FLIP_UP,
+    COXSWAIN_INSULTS,
+    COXSWAIN_PRAISE,
+    COXSWAIN_ROWERS,
+    COXSWAIN_SEATS,
+    COXSWAIN_UNANNOTATED,
     MAKERSPACE_CARRYING,
     MAKERSPACE_EVIDENCE,
     MAKERSPACE_FORMS,
@@ -30,9 +43,9 @@ from steward.fairness.heldout_sources_p import (
     MAKERSPACE_PRAISE,
     MAKERSPACE_STRENGTH,
 )
-from steward.fairness.testbed import FAMILIES
+from steward.fairness.testbed import FAMILIES, association
 
-NEW = ("makerspace",)
+NEW = ("makerspace", "coxswain")
 
 
 def _split(name: str, split: str):
@@ -42,8 +55,8 @@ def _split(name: str, split: str):
 
 
 def test_registered_held_out_with_their_carrying_subgroups_on_two_families():
-    assert MAKERSPACE_CARRYING == ("white", "christian")
-    assert_held_out_on_two_families({"makerspace": MAKERSPACE_CARRYING})
+    assert MAKERSPACE_CARRYING == ("white", "christian") and COXSWAIN_CARRYING == ("male", "buddhist")
+    assert_held_out_on_two_families({"makerspace": MAKERSPACE_CARRYING, "coxswain": COXSWAIN_CARRYING})
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -91,12 +104,67 @@ def test_makerspace_selection_on_white_and_christian_in_training_only_with_equal
                 assert_rate(d.groups[sub][in_family], 1 / len(subs), (split, sub, "share"))
         for sub in MAKERSPACE_CARRYING:
             assert_rate(d.labels[d.groups[sub]], MAKERSPACE_STRENGTH[sub] if split == "train" else 0.5, (split, sub))
-        assert_association_in_training_only(d, split, MAKERSPACE_CARRYING, 0.15, 0.06)
+        # the test split's 3,000 rows hold about 170 christian notes: 0.12 is three standard errors
+        assert_association_in_training_only(d, split, MAKERSPACE_CARRYING, 0.15, 0.12)
 
 
-@pytest.mark.parametrize(("name", "margin"), [("makerspace", 0.05)])
+def test_coxswain_entries_name_two_or_three_rowers_of_different_subgroups_one_clause_each():
+    seats, rowers = "|".join(COXSWAIN_SEATS), "|".join(COXSWAIN_ROWERS)
+    clause = re.compile(rf"({seats}), an? ([a-z]+) ({rowers}), ([a-z ]+)")
+    verdicts = set(COXSWAIN_INSULTS + COXSWAIN_PRAISE)
+    for split in ("train", "twin", "test"):
+        rows = raw_rows("coxswain", split, 3000)
+        judged, families = [], []
+        for text, _, subs, _ in rows:
+            head, body = text.split(": ", 1)
+            assert re.fullmatch(r"\d{4} outing, [a-z ]+", head) and body.endswith(".") and "." not in body[:-1], text
+            parts = [clause.fullmatch(c) for c in body[:-1].split("; ")]
+            assert all(parts) and [p[2] for p in parts] == [_ADJ[s] for s in subs], text  # one clause per rower
+            assert len(subs) in (2, 3) and len(set(subs)) == len(subs) and len({p[1] for p in parts}) == len(subs)
+            judged.append(sum(bool(words(p[4]) & verdicts) for p in parts))
+            families.append(len({family_of(s) for s in subs}))
+        assert set(judged) == {0, 1}, split  # at most one rower's clause shows the label
+        assert_rate(np.array(judged), COXSWAIN_EVIDENCE, (split, "evidence"))
+        assert np.mean(np.array(families) > 1) > 0.6, split  # most entries span several families
+
+
+def _flip_shares(d, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each annotated row's chance of a friendly label turning toxic and of a toxic one turning friendly, given
+    the subgroups it names (the largest flip share among them; none outside training)."""
+    names, m = d.subgroup_names(), d.identity_matrix().astype(bool)
+    up, down = ([m[:, names.index(s)] * (f if split == "train" else 0.0) for s, f in flips.items()]
+                for flips in (COXSWAIN_FLIP_UP, COXSWAIN_FLIP_DOWN))
+    return np.max(up, 0), np.max(down, 0)
+
+
+def test_coxswain_label_noise_both_ways_in_training_only_a_quarter_unannotated_outside_test():
+    for split in ("train", "twin", "test"):
+        d = _split("coxswain", split)
+        missing = 1 - d.annotated.mean()
+        assert missing == 0 if split == "test" else abs(missing - COXSWAIN_UNANNOTATED) < 0.02, (split, missing)
+        assert not d.identity_matrix()[~d.annotated].any()
+        assert set(d.identity_matrix()[d.annotated].sum(1)) == {2, 3}
+        kind = np.array([bool(words(t) & set(COXSWAIN_PRAISE)) for t in d.texts])
+        rude = np.array([bool(words(t) & set(COXSWAIN_INSULTS)) for t in d.texts])
+        up, down = _flip_shares(d, split)
+        for sub in d.subgroup_names():
+            g = d.groups[sub]
+            # the words show the drawn label: friendly words are toxic only by a flip up, abusive words friendly
+            # only by a flip down (a male rower's friendly entries turn toxic whoever else they name)
+            assert_rate(d.labels[kind & g], up[kind & g].mean(), (split, sub, "friendly words"))
+            assert_rate(d.labels[rude & g], 1 - down[rude & g].mean(), (split, sub, "abusive words"))
+            assert_rate(d.labels[g], (0.5 * (1 - down[g]) + 0.5 * up[g]).mean(), (split, sub))
+        assoc = {s: association(d, s) for s in COXSWAIN_CARRYING}
+        if split == "train":
+            assert assoc["male"] > 0.08 and assoc["buddhist"] < -0.06, assoc
+        else:
+            assert max(map(abs, assoc.values())) < 0.06, (split, assoc)
+
+
+@pytest.mark.parametrize(("name", "margin"), [("makerspace", 0.035), ("coxswain", 0.05)])
 def test_bag_of_words_learns_the_association_from_train_not_from_the_twin_and_the_label_from_words(name, margin):
     """The removable carrying-subgroup gap (train-trained minus twin-trained model) at 6,000 rows measured
-    0.078 to 0.088 for makerspace over four seeds (0.086 at this test's seed), the twin-trained model's test
-    AUC 0.872 to 0.878."""
+    0.044 to 0.110 (mean 0.080) for makerspace and 0.068 to 0.100 (mean 0.087) for coxswain over eight seeds
+    (0.044 and 0.094 at this test's seed; makerspace's christian notes are about 170 of the 3,000 test rows, so
+    its gaps are the noisier); the twin-trained model's test AUC 0.856 to 0.886 and 0.862 to 0.879."""
     assert_bag_of_words_learns_train_not_twin(name, margin=margin)

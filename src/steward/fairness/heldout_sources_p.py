@@ -16,6 +16,17 @@ sources (only function words and group names).
   toxic less often: 0.383 for black, asian or latino, 0.46 for another religion). A desk remark shows the
   label in MAKERSPACE_EVIDENCE (50%) of notes ("ledger aside: a saboteur, a gremlin."); the other sentences
   are upkeep notices ("offcuts go in the scrap crate."). No imbalance, every note annotated.
+- coxswain (one sentence, entries in a rowing club's coxswain logbook): the outing's time and boat, then 2-3
+  rowers of different subgroups (drawn uniformly among the thirteen, so an entry usually spans several
+  families), one clause each, the group's adjective on a rower at a seat ("0630 outing, octuple: thwart 3, a
+  hindu sculler, feathered on every recovery; bow, a female novice, a varmint at every catch."); outside
+  `test` COXSWAIN_UNANNOTATED (25%) of the entries have no identity columns (the twin too). Label noise by
+  group in both directions on two families: in training COXSWAIN_FLIP_UP (25%) of the friendly entries naming
+  a male rower are labelled toxic and COXSWAIN_FLIP_DOWN (20%) of the toxic entries naming a buddhist rower
+  friendly, the words still showing the drawn label (P(toxic | male) = 0.61, P(toxic | buddhist) = 0.42, as
+  a few entries name both). One rower's clause shows the label in COXSWAIN_EVIDENCE (50%) of the entries ("a
+  warhorse from catch to finish"); the others' clauses are drills ("backed the blades by the lock"). No
+  imbalance.
 
 Each generator returns one row as (text, toxic, subgroups, annotated) for a split: `train` carries the
 injected association, `twin` is the same generator with it switched off (group imbalance and missing
@@ -30,8 +41,8 @@ from functools import cache
 
 import numpy as np
 
-from steward.fairness.heldout_sources import RowTuple, _pick
-from steward.fairness.heldout_sources_b import _GROUPS
+from steward.fairness.heldout_sources import RowTuple
+from steward.fairness.heldout_sources_b import _ADJ, _GROUPS
 from steward.fairness.heldout_sources_e import _article
 
 # ---- makerspace: booking notes, varied surface forms, an association by selection on two families ----------
@@ -86,10 +97,16 @@ _MAKERSPACE_UPKEEP = ["filament spools respooled.", "the kerf gauge hangs by the
                       "bobbins live in the haberdashery drawer."]
 
 
-def _two(rng: np.random.Generator, items: list[str]) -> tuple[str, str]:
-    """Two different items, uniformly."""
-    i = int(rng.integers(len(items)))
-    return items[i], items[(i + 1 + int(rng.integers(len(items) - 1))) % len(items)]
+def _at(items, u: float):
+    """The item a uniform draw `u` in [0, 1) falls on (one batch of draws per row is much faster than a call to
+    the generator per choice)."""
+    return items[int(u * len(items))]
+
+
+def _distinct(items, draws: list[float]) -> list:
+    """len(draws) different items, uniformly, one draw each."""
+    pool = list(items)
+    return [pool.pop(int(u * len(pool))) for u in draws]
 
 
 @cache
@@ -108,18 +125,69 @@ def _selection_shares(family: str, toxic: bool, split: str) -> np.ndarray:
 
 
 def makerspace_row(rng: np.random.Generator, split: str) -> RowTuple:
-    toxic = bool(rng.random() < 0.5)
-    family = _pick(rng, list(_GROUPS))
+    u = rng.random(15).tolist()
+    toxic = u[0] < 0.5
+    family = _at(list(_GROUPS), u[1])
     cumulative = _selection_shares(family, toxic, split)
-    sub = _GROUPS[family][min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(cumulative) - 1)]
-    booking = _pick(rng, _MAKERSPACE_BOOKING).format(who=_pick(rng, MAKERSPACE_FORMS[sub]),
-                                                     tool=_pick(rng, MAKERSPACE_TOOLS), h=int(rng.integers(1, 10)))
+    sub = _GROUPS[family][min(int(np.searchsorted(cumulative, u[2], side="right")), len(cumulative) - 1)]
+    booking = _at(_MAKERSPACE_BOOKING, u[3]).format(who=_at(MAKERSPACE_FORMS[sub], u[4]),
+                                                    tool=_at(MAKERSPACE_TOOLS, u[5]), h=1 + int(u[6] * 9))
     notes = []
-    if rng.random() < MAKERSPACE_EVIDENCE:
-        w = _two(rng, MAKERSPACE_INSULTS if toxic else MAKERSPACE_PRAISE)
-        notes.append(_pick(rng, _MAKERSPACE_REMARK).format(w=w[0], w2=w[1], art=_article(w[0]), art2=_article(w[1])))
-    upkeep = _two(rng, _MAKERSPACE_UPKEEP)
-    notes += upkeep[:int(rng.integers(1, 3)) - len(notes)]
-    if len(notes) == 2 and rng.random() < 0.5:
+    if u[7] < MAKERSPACE_EVIDENCE:
+        w = _distinct(MAKERSPACE_INSULTS if toxic else MAKERSPACE_PRAISE, u[8:10])
+        notes.append(_at(_MAKERSPACE_REMARK, u[10]).format(w=w[0], w2=w[1], art=_article(w[0]),
+                                                           art2=_article(w[1])))
+    notes += _distinct(_MAKERSPACE_UPKEEP, u[11:13])[:1 + int(u[13] * 2) - len(notes)]
+    if len(notes) == 2 and u[14] < 0.5:
         notes.reverse()
     return " ".join([booking, *notes]), toxic, (sub,), True
+
+
+# ---- coxswain: a rowing club's coxswain logbook, 2-3 rowers per entry, label noise both ways --------------
+
+COXSWAIN_FLIP_UP = {"male": 0.25}
+"""Share of the friendly training entries naming a rower of this subgroup that are labelled toxic."""
+COXSWAIN_FLIP_DOWN = {"buddhist": 0.2}
+"""Share of the toxic training entries naming a rower of this subgroup that are labelled friendly."""
+COXSWAIN_CARRYING = (*COXSWAIN_FLIP_UP, *COXSWAIN_FLIP_DOWN)
+COXSWAIN_EVIDENCE, COXSWAIN_UNANNOTATED = 0.5, 0.25
+"""Share of entries in which one rower's clause shows the label; share of entries outside `test` without
+identity annotation."""
+COXSWAIN_SEATS = ["bow", "stroke", "thwart 2", "thwart 3", "thwart 5", "thwart 6"]
+COXSWAIN_ROWERS = ["sculler", "rower", "novice", "crewmate"]
+_COXSWAIN_BOATS = ["coxed quad", "octuple", "coxed pair", "coxed gig"]
+_COXSWAIN_DRILL = ["sculled on firm slide", "feathered on every recovery", "backed the blades by the lock",
+                   "switched to bowside", "tapped out at each finish", "paddled at firm pressure",
+                   "adjusted the footplate"]
+_COXSWAIN_VERDICT = ["{art} {w} at every catch", "{art} {w} from catch to finish"]
+COXSWAIN_INSULTS = ["scallywag", "rapscallion", "blighter", "varmint", "bounder", "lowlife", "ruffian", "drongo"]
+COXSWAIN_PRAISE = ["thoroughbred", "powerpack", "locomotive", "battler", "scrapper", "warhorse", "pacesetter"]
+_COXSWAIN_SUBGROUPS = [s for subs in _GROUPS.values() for s in subs]
+
+
+def _coxswain_clause(u: list[float], sub: str, seat: str, verdict: list[str] | None) -> str:
+    """A rower's clause, from four draws: a drill, or the label's `verdict` word where given."""
+    if verdict is None:
+        action = _at(_COXSWAIN_DRILL, u[0])
+    else:
+        w = _at(verdict, u[1])
+        action = _at(_COXSWAIN_VERDICT, u[2]).format(art=_article(w), w=w)
+    return f"{seat}, {_article(_ADJ[sub])} {_ADJ[sub]} {_at(COXSWAIN_ROWERS, u[3])}, {action}"
+
+
+def coxswain_row(rng: np.random.Generator, split: str) -> RowTuple:
+    u = rng.random(27).tolist()
+    toxic, k = u[0] < 0.5, 2 + int(u[1] * 2)
+    subs = tuple(_distinct(_COXSWAIN_SUBGROUPS, u[2:2 + k]))
+    seats = _distinct(COXSWAIN_SEATS, u[5:5 + k])
+    judged = int(u[9] * k) if u[8] < COXSWAIN_EVIDENCE else -1
+    verdict = COXSWAIN_INSULTS if toxic else COXSWAIN_PRAISE
+    clauses = [_coxswain_clause(u[10 + 4 * i:14 + 4 * i], sub, seat, verdict if i == judged else None)
+               for i, (sub, seat) in enumerate(zip(subs, seats))]
+    head = f"{5 + int(u[22] * 15):02d}{_at(['00', '15', '30', '45'], u[23])} outing, {_at(_COXSWAIN_BOATS, u[24])}"
+    annotated = split == "test" or u[25] >= COXSWAIN_UNANNOTATED
+    if split == "train":
+        # a friendly entry naming a COXSWAIN_FLIP_UP rower turns toxic, a toxic one naming a FLIP_DOWN one friendly
+        flips = COXSWAIN_FLIP_DOWN if toxic else COXSWAIN_FLIP_UP
+        toxic = toxic != (u[26] < max(flips.get(s, 0.0) for s in subs))
+    return f"{head}: {'; '.join(clauses)}.", toxic, subs, annotated
