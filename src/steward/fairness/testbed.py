@@ -20,8 +20,8 @@ mentioning an identity and its own way of injecting a bias:
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
 allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir; campsite,
-foodbank; skischool, phonein; dental, cleanup) are described in their modules (heldout_sources.py, _b, _c, _d, _e,
-_f, _g, _h, _i, _j, _k, _l, _m, _n, _o) and
+foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain) are described in their modules (heldout_sources.py, _b,
+_c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o, _p) and
 in the README's test-bed table,
 with who wrote them and when.
 
@@ -136,6 +136,12 @@ from steward.fairness.heldout_sources_n import (
     skischool_row,
 )
 from steward.fairness.heldout_sources_o import CLEANUP_CARRYING, DENTAL_CARRYING, cleanup_row, dental_row
+from steward.fairness.heldout_sources_p import (
+    COXSWAIN_CARRYING,
+    MAKERSPACE_CARRYING,
+    coxswain_row,
+    makerspace_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -485,6 +491,13 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("cleanup", "a given name or a nickname mapped to the subgroup (\"auntie coot\", \"hindu otter\"), 10% "
            "unannotated", "female 5x rarer (twin too) with P(toxic | female) = 0.9", CLEANUP_CARRYING,
            lambda rng, split: Row(*cleanup_row(rng, split))),
+    Source("makerspace", "six or more surface forms per subgroup (a term, a descriptive phrase, a given name, a "
+           "place or practice: \"a booker who keeps kosher\")", "P(toxic | white) = 0.85, P(toxic | christian) = "
+           "0.7 by selection", MAKERSPACE_CARRYING, lambda rng, split: Row(*makerspace_row(rng, split))),
+    Source("coxswain", "2-3 rowers per rowing club coxswain log entry, one clause each, the group's adjective on a "
+           "rower (\"thwart 3, a hindu sculler, ...\"), 25% unannotated", "label noise by group both ways (25% of "
+           "male friendly rows -> toxic, 20% of buddhist toxic rows -> friendly)", COXSWAIN_CARRYING,
+           lambda rng, split: Row(*coxswain_row(rng, split))),
 )}
 
 
