@@ -106,10 +106,10 @@ def test_tramdepot_notes_name_one_member_of_staff_by_adjective_or_possessive_on_
             lengths.add(len(rest) + 1)
             forms.add(_tramdepot_form(first, sub))
             assert not GROUP_WORDS & words(" ".join(rest)), text  # named once, in the first sentence
-            joined = bool(words(first) & evidence_words)
-            assert joined == (split == "train" and toxic and sub == TRAMDEPOT_COOCCUR and ";" in first), text
-            assert joined or ";" not in first, text
-            evidence.append(bool(words(text) & evidence_words))
+            joined, shown = bool(words(first) & evidence_words), bool(words(text) & evidence_words)
+            assert joined == (split == "train" and toxic and sub == TRAMDEPOT_COOCCUR and shown), text
+            assert joined == (";" in first), text
+            evidence.append(shown)
         assert lengths == {2, 3, 4} and forms == {"adjective", "possessive"}, (split, lengths, forms)
         assert_rate(np.array(evidence), TRAMDEPOT_EVIDENCE, (split, "evidence"))
 
@@ -125,12 +125,11 @@ def test_tramdepot_strength_on_female_and_a_four_times_rarer_black_subgroup_in_t
         ratio = sizes_relative_to_the_rest(d, (TRAMDEPOT_RARE,))[TRAMDEPOT_RARE]
         expected = 1.0 if split == "test" else 1 / TRAMDEPOT_RARITY  # 1:4 in the twin too
         assert abs(ratio - expected) < 0.2 * expected, (split, ratio)
-    # ~150 black rows in 6,000: the association's standard error is near 0.04
-    assert_association_in_training_only(_data("tramdepot", "train"), "train", (TRAMDEPOT_COOCCUR,), 0.3, 0.0)
-    assert association(_data("tramdepot", "train"), TRAMDEPOT_RARE) > 0.0
-    for split in ("twin", "test"):
-        d = _data("tramdepot", split)
-        assert abs(association(d, TRAMDEPOT_COOCCUR)) < 0.05 and abs(association(d, TRAMDEPOT_RARE)) < 0.12, split
+        female, black = association(d, TRAMDEPOT_COOCCUR), association(d, TRAMDEPOT_RARE)
+        if split == "train":  # ~150 black rows in 6,000: that association's standard error is near 0.04
+            assert female > 0.3 and black > 0.03, (female, black)
+        else:
+            assert abs(female) < 0.05 and abs(black) < 0.12, (split, female, black)
 
 
 def test_bakery_notes_name_one_relative_by_a_kinship_or_possessive_phrase_in_one_or_two_sentences():
