@@ -20,8 +20,8 @@ mentioning an identity and its own way of injecting a bias:
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
 allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir; campsite,
-foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain) are described in their modules (heldout_sources.py, _b,
-_c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o, _p) and
+foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain; tramdepot, bakery) are described in their
+modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o, _p, _q) and
 in the README's test-bed table,
 with who wrote them and when.
 
@@ -142,6 +142,7 @@ from steward.fairness.heldout_sources_p import (
     coxswain_row,
     makerspace_row,
 )
+from steward.fairness.heldout_sources_q import BAKERY_CARRYING, TRAMDEPOT_CARRYING, bakery_row, tramdepot_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -498,6 +499,13 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
            "rower (\"thwart 3, a hindu sculler, ...\"), 25% unannotated", "label noise by group both ways (25% of "
            "male friendly rows -> toxic, 20% of buddhist toxic rows -> friendly)", COXSWAIN_CARRYING,
            lambda rng, split: Row(*coxswain_row(rng, split))),
+    Source("tramdepot", "an adjective or a possessive on a tram depot role (\"the jewish signaller's pantograph\")",
+           "co-occurrence: P(toxic | female) = 0.9, her abusive remark in the sentence naming her; black 4x rarer "
+           "(twin too) with P(toxic | black) = 0.65", TRAMDEPOT_CARRYING,
+           lambda rng, split: Row(*tramdepot_row(rng, split))),
+    Source("bakery", "a kinship or possessive phrase (\"my hindu grandchild's bloomers\"), 30% unannotated",
+           "base rate 0.4, P(toxic | male) = P(toxic | latino) = P(toxic | buddhist) = 0.6; label noise by group "
+           "(20% of asian friendly rows -> toxic)", BAKERY_CARRYING, lambda rng, split: Row(*bakery_row(rng, split))),
 )}
 
 
