@@ -150,3 +150,39 @@ def test_two_ranks_remove_the_same_words_and_train_the_same(tmp_path):
     assert_two_ranks_train_the_same(tmp_path, [])  # the default: an adversary, so 'auto' removes them
     one, two = (json.loads((tmp_path / run / "summary.json").read_text())["identity_words"] for run in ("one", "two"))
     assert len(one) >= 5 and one == two
+
+
+class _Bytes:
+    vocab_size = 256
+
+    def encode_batch(self, texts):
+        return [list(t.encode()) for t in texts]
+
+    def encode(self, text):
+        return self.encode_batch([text])[0]
+
+
+def test_the_filter_removes_every_word_the_rule_learned_whatever_its_letters():
+    """A word is removed exactly when the rule would count it (words_of: its lower case): also where
+    Unicode's lower case is longer than the word ('İ' lower-cases to 'i' and a combining dot)."""
+    for text in ("İstanbul riders", "ΣΟΦΊΑ riders", "Zoë riders", "x9 riders", "ǅemal riders"):
+        learned = sorted(words_of(text) - {"riders"})
+        assert IdentityWordFilter(_Bytes(), learned).clean(text) == "riders", (text, learned)
+    assert IdentityWordFilter(_Bytes(), ["istanbul"]).clean("İstanbul") == "İstanbul"  # another word
+
+
+def test_the_filter_is_fast_on_a_long_word_list():
+    import random
+    import string
+    import time
+
+    rng = random.Random(0)
+    words = sorted({"".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(1000)})
+    vocab = words[:200] + ["".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(2000)]
+    texts = [" ".join(rng.choices(vocab, k=40)) for _ in range(6000)]
+    f = IdentityWordFilter(_Bytes(), words)
+    start = time.perf_counter()
+    cleaned = [f.clean(t) for t in texts]
+    assert time.perf_counter() - start < 1.0
+    assert not set(words) & words_of(" ".join(cleaned))
+    assert sum(len(t.split()) for t in cleaned) == sum(w not in set(words) for t in texts for w in t.split())

@@ -70,25 +70,22 @@ def learn_identity_words(data: IdentityData, *, min_count: int, precision: float
     return sorted(out)
 
 
-def _pattern(words: list[str]) -> re.Pattern | None:
-    if not words:
-        return None
-    alternatives = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
-    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
-
-
 class IdentityWordFilter:
-    """A tokenizer that removes the identity words before encoding: every whole-word occurrence, in any
-    case, with the spaces that leaves closed up. Everything else is the wrapped tokenizer's (vocabulary,
-    decoding, fingerprint)."""
+    """A tokenizer that removes the identity words before encoding: every word of a text (WORD) whose
+    lower case is on the list, the same words `words_of` gives the rule, with the runs of white space
+    then closed up to single spaces. Everything else is the wrapped tokenizer's (vocabulary, decoding,
+    fingerprint)."""
 
     def __init__(self, tokenizer: Any, words: list[str]):
         self.inner, self.words = tokenizer, list(words)
-        self._pattern = _pattern(self.words)
+        self._set = frozenset(self.words)
+
+    def _word(self, m: re.Match) -> str:
+        return " " if m.group().lower() in self._set else m.group()
 
     def clean(self, text: str) -> str:
-        """The text without the identity words."""
-        return text if self._pattern is None else " ".join(self._pattern.sub(" ", text).split())
+        """The text without the identity words (unchanged when the list is empty)."""
+        return " ".join(WORD.sub(self._word, text).split()) if self._set else text
 
     def encode(self, text: str) -> list[int]:
         return self.inner.encode(self.clean(text))
