@@ -187,3 +187,33 @@ def test_the_filter_is_fast_on_a_long_word_list():
     listed = set(words)
     assert not listed & words_of(" ".join(cleaned))
     assert sum(len(t.split()) for t in cleaned) == sum(w not in listed for t in texts for w in t.split())
+
+
+def test_a_damaged_or_edited_identity_words_state_is_a_one_line_error(tmp_path):
+    """load_trained verifies the checkpoint before it reads the words (a damaged file is named, not
+    unpickled), and a state whose words are no list of words (edited, manifest re-hashed) is refused
+    with the file named, at load and at resume, rather than a traceback or letters taken as words."""
+    import torch
+
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.jobs import load_trained
+    from steward.train.checkpoint import MANIFEST, CheckpointError, sha256_file
+
+    out = tmp_path / "run"
+    ClassifyTrainer(load_config(None, [*WORDS, "--checkpoint.every", "3", "--job.out", str(out)]), callbacks=[]).run()
+    step = out / "checkpoints" / "step-3"
+    state = step / "identity_words" / "rank-0.pt"
+    saved = torch.load(state, weights_only=True)
+    state.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="identity_words/rank-0.pt is corrupt"):
+        load_trained(out)
+    manifest = json.loads((step / MANIFEST).read_text())
+    for bad in ({**saved, "words": "black"}, {**saved, "words": [3]}, ["black"], {"min_count": 2}):
+        torch.save(bad, state)
+        manifest["files"]["identity_words/rank-0.pt"] = sha256_file(state)
+        (step / MANIFEST).write_text(json.dumps(manifest))
+        with pytest.raises(CheckpointError, match="identity_words/rank-0.pt: .*not a list of words"):
+            load_trained(out)
+        with pytest.raises(ConfigError, match="checkpoint.resume: .*identity_words/rank-0.pt: .*not a list of words"):
+            ClassifyTrainer(load_config(None, [*WORDS, "--job.out", str(tmp_path / "x"), "--checkpoint.resume",
+                                               str(step)]), callbacks=[]).run()

@@ -126,32 +126,36 @@ def load_trained(run_dir: str | Path) -> TrainedRun:
         from steward.classify.trainer import classifier_factory
 
         factory = classifier_factory(cfg, tokenizer, cfg.train.seq_len)
-        tokenizer = _identity_word_filter(cfg, tokenizer, path)
     else:
         from steward.train.trainer import lm_factory
 
         factory = lm_factory(cfg, tokenizer)
     model = materialize(factory, cfg)
-    ckpt.load_model_weights(model, run_dir, path)
+    ckpt.load_model_weights(model, run_dir, path)  # verifies every file of the checkpoint first
     model.eval()
+    if cfg.train.task == "classify":
+        tokenizer = _identity_word_filter(cfg, tokenizer, path)
     return TrainedRun(cfg, tokenizer, model, run_dir, path)
 
 
 def _identity_word_filter(cfg, tokenizer, checkpoint: Path):
     """The classifier's tokenizer as it trained: where its identity words were removed, the words its
     checkpoint recorded taken out of every text first."""
-    from steward.fairness.identity_words import IdentityWordFilter
+    from steward.fairness.identity_words import STATE, IdentityWordFilter, saved_words
     from steward.train import checkpoint as ckpt
 
     if not cfg.fairness.removes_identity_words:
         return tokenizer
-    state = ckpt.load_rank_state(checkpoint, "identity_words", 0, 1, replicated=True)
+    state = ckpt.load_rank_state(checkpoint, STATE, 0, 1, replicated=True)
     if state is None and cfg.fairness.identity_words == "auto":
         return tokenizer  # a run from before v8 (its config.toml has no identity_words: 'auto' by default)
     if state is None:
         raise ckpt.CheckpointError(f"{checkpoint}: fairness.identity_words is remove but the checkpoint has no "
                                    "identity words; it was not written by this run's trainer")
-    return IdentityWordFilter(tokenizer, state["words"])
+    try:
+        return IdentityWordFilter(tokenizer, saved_words(state))
+    except ValueError as e:
+        raise ckpt.CheckpointError(f"checkpoint {checkpoint / STATE / 'rank-0.pt'}: {e}") from None
 
 
 def _classify_run(run: Path, what: str) -> TrainedRun:

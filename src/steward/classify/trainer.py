@@ -32,6 +32,7 @@ from steward.fairness.adversary import (
     predictor_backward,
     reads_label,
 )
+from steward.fairness.identity_words import STATE, saved_words
 from steward.fairness.metrics import classification_metrics
 from steward.fairness.robust_loss import row_loss
 from steward.fairness.weighting import GroupDRO, group_dro_weights, training_columns
@@ -165,7 +166,7 @@ class ClassifyTrainer(Trainer):
         if f.predictor_loss != "bce":
             states["predictor_loss"] = {"loss": f.predictor_loss, "q": f.loss_q, "floor": f.loss_floor}
         if self.data.identity_words is not None:  # what `steward.jobs.load_trained` removes again
-            states["identity_words"] = {"words": self.data.identity_words, "min_count": f.identity_words_min_count,
+            states[STATE] = {"words": self.data.identity_words, "min_count": f.identity_words_min_count,
                                         "precision": f.identity_words_precision}
         return states
 
@@ -212,7 +213,12 @@ class ClassifyTrainer(Trainer):
     def _check_identity_words(self, resume: Path) -> None:
         """ConfigError unless this run repeats the checkpoint's fairness.identity_words and its settings (the
         model was trained on texts without those words)."""
-        saved, f = self._saved(resume, "identity_words"), self.cfg.fairness
+        saved, f = self._saved(resume, STATE), self.cfg.fairness
+        if saved is not None:
+            try:
+                saved_words(saved)
+            except ValueError as e:
+                raise ConfigError(f"checkpoint.resume: {resume / STATE / 'rank-0.pt'}: {e}; start a new run") from None
         if (saved is not None) != f.removes_identity_words:
             was = "keep" if saved is None else "remove"
             done = "kept" if saved is None else "removed"

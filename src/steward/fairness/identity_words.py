@@ -70,6 +70,21 @@ def learn_identity_words(data: IdentityData, *, min_count: int, precision: float
     return sorted(out)
 
 
+STATE = "identity_words"
+"""The checkpoint's rank state of the words a run removes: {"words", "min_count", "precision"}."""
+
+
+def saved_words(state: Any) -> list[str]:
+    """The words of a checkpoint's STATE; ValueError (one line) when it is not what a trainer saves (a
+    list of non-empty strings, with the min_count and precision they were learned with)."""
+    words = state.get("words") if isinstance(state, dict) else None
+    if (not isinstance(words, list) or not all(isinstance(w, str) and w for w in words)
+            or not {"min_count", "precision"} <= state.keys()):
+        raise ValueError("its identity words are not a list of words with their min_count and precision "
+                         "(not saved by a trainer)")
+    return words
+
+
 class IdentityWordFilter:
     """A tokenizer that removes the identity words before encoding: every word of a text (WORD) whose
     lower case is on the list, the same words `words_of` gives the rule, with the runs of white space
