@@ -47,7 +47,8 @@ def run(name, train, adversary):
           "--train.threads", "1", "--governance.enabled", "false", "--checkpoint.enabled", "false",
           "--job.out", str(tmp / name), "--job.overwrite", "true", "--fairness.enabled", "true", "--fairness.eval_every", "0",
           "--fairness.bootstrap", "0", "--fairness.data", train, "--fairness.eval_data", files["test"],
-          "--fairness.adversary", adversary, "--fairness.alpha", "1"]
+          "--fairness.adversary", adversary, "--fairness.alpha", "1",
+          "--fairness.identity_words", "keep"]  # the adversary alone, as diagnosed (v8's default removes them)
     tok = train_split_tokenizer(load_config(None, ov), 4096, tmp / f"tok-{name}.json")[0]
     t = ClassifyTrainer(load_config(None, ov + ["--data.tokenizer", str(tok)]))
     s = t.run()
@@ -97,7 +98,7 @@ texts = enc.data.texts
 good = np.array([any(w in t for w in ("coached", "fixed the library", "remembers", "food drive", "thanks", "praise",
                                       "helpful", "thoughtful", "patient", "clever", "welcoming", "sharp")) for t in texts])
 for name, tr in (("baseline", base), ("twin_model", twin), ("eo_model", eo)):
-    e2 = Encoded(enc.data, tr.tokenizer, 4096) if tr is twin else enc
+    e2 = enc if tr is base else Encoded(enc.data, tr.tokenizer, 4096)  # each model read as it trained
     lg = np.log(np.clip(tr.predict(e2), 1e-7, 1 - 1e-7))
     lg = lg - np.log1p(-np.exp(lg))
     r = {}
