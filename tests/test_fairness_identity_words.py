@@ -217,3 +217,16 @@ def test_a_damaged_or_edited_identity_words_state_is_a_one_line_error(tmp_path):
         with pytest.raises(ConfigError, match="checkpoint.resume: .*identity_words/rank-0.pt: .*not a list of words"):
             ClassifyTrainer(load_config(None, [*WORDS, "--job.out", str(tmp_path / "x"), "--checkpoint.resume",
                                                str(step)]), callbacks=[]).run()
+
+
+def test_steward_explain_reads_a_run_s_words_as_it_trained():
+    """`steward explain` encodes a text word by word, each after its space (explain.rules.make_instance):
+    through the filter a word keeps that space, so its tokens are the ones the run saw in running text,
+    and an identity word gets none."""
+    from steward.explain.rules import make_instance
+
+    f = IdentityWordFilter(_Bytes(), ["black"])
+    assert f.encode(" cat") == _Bytes().encode(" cat") and f.encode("  black ") == []
+    inst, plain = make_instance("the Black cat sat", f, " =>"), make_instance("the cat sat", _Bytes(), " =>")
+    assert inst.tokens == plain.tokens and inst.tokens == f.encode("the Black cat sat") + f.encode(" =>")
+    assert inst.word_index == [0] * 3 + [2] * 4 + [3] * 4 + [-1] * 3

@@ -88,8 +88,9 @@ def saved_words(state: Any) -> list[str]:
 class IdentityWordFilter:
     """A tokenizer that removes the identity words before encoding: every word of a text (WORD) whose
     lower case is on the list, the same words `words_of` gives the rule, with the runs of white space
-    then closed up to single spaces. Everything else is the wrapped tokenizer's (vocabulary, decoding,
-    fingerprint)."""
+    then closed up to single spaces; a text that began with white space keeps one leading space, so a
+    word encoded on its own after its space (`steward explain`) reads as in running text. Everything
+    else is the wrapped tokenizer's (vocabulary, decoding, fingerprint)."""
 
     def __init__(self, tokenizer: Any, words: list[str]):
         self.inner, self.words = tokenizer, list(words)
@@ -100,7 +101,10 @@ class IdentityWordFilter:
 
     def clean(self, text: str) -> str:
         """The text without the identity words (unchanged when the list is empty)."""
-        return " ".join(WORD.sub(self._word, text).split()) if self._set else text
+        if not self._set:
+            return text
+        out = " ".join(WORD.sub(self._word, text).split())
+        return " " + out if out and text[:1].isspace() else out
 
     def encode(self, text: str) -> list[int]:
         return self.inner.encode(self.clean(text))
