@@ -230,3 +230,24 @@ def test_steward_explain_reads_a_run_s_words_as_it_trained():
     inst, plain = make_instance("the Black cat sat", f, " =>"), make_instance("the cat sat", _Bytes(), " =>")
     assert inst.tokens == plain.tokens and inst.tokens == f.encode("the Black cat sat") + f.encode(" =>")
     assert inst.word_index == [0] * 3 + [2] * 4 + [3] * 4 + [-1] * 3
+
+
+def test_a_run_from_before_v8_resumes_in_its_own_directory_with_the_fix_the_error_names(tmp_path):
+    """In its own run directory a resume is compared with config.toml too (no identity_words there:
+    'auto'), so the fix the refusal names must also allow that change; following it resumes the run."""
+    import re
+
+    from steward.classify.trainer import ClassifyTrainer
+
+    out = tmp_path / "v7"
+    ClassifyTrainer(load_config(None, [*TINY, "--fairness.identity_words", "keep", "--checkpoint.every", "2",
+                                       "--job.out", str(out)]), callbacks=[]).run()
+    cfg = out / "config.toml"
+    cfg.write_text("".join(x for x in cfg.read_text().splitlines(True) if not x.startswith("identity_words =")))
+    resume = [*TINY, "--checkpoint.every", "2", "--job.out", str(out), "--checkpoint.resume",
+              str(out / "checkpoints" / "step-2")]
+    with pytest.raises(ConfigError, match="was trained with the identity words kept") as e:
+        ClassifyTrainer(load_config(None, resume), callbacks=[]).run()
+    fix = re.search(r"resume with (.*?) or start a new run", str(e.value)).group(1).split()
+    summary = ClassifyTrainer(load_config(None, [*resume, *fix]), callbacks=[]).run()
+    assert summary["steps"] == 3 and "identity_words" not in summary

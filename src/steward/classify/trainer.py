@@ -43,6 +43,7 @@ from steward.parallel import dp_rank, reshard_after_inference, set_gradient_sync
 from steward.train import checkpoint as ckpt
 from steward.train.build import ModelFactory
 from steward.train.callbacks import Callback
+from steward.train.checks import allowed_changes
 from steward.train.distributed import gather_objects, start_all_reduce_mean
 from steward.train.trainer import Trainer, clip_grad_norm, decoder_args
 
@@ -222,8 +223,11 @@ class ClassifyTrainer(Trainer):
         if (saved is not None) != f.removes_identity_words:
             was = "keep" if saved is None else "remove"
             done = "kept" if saved is None else "removed"
+            # 'auto' is what a config.toml from before v8 reads: resuming in that run's directory changes it
+            allow = dict.fromkeys([*allowed_changes(self.cfg), "fairness.identity_words"])
+            also = f" --checkpoint.allow_changes {','.join(allow)}" if f.identity_words == "auto" else ""
             raise ConfigError(f"fairness.identity_words: {resume} was trained with the identity words {done}; "
-                              f"resume with --fairness.identity_words {was} or start a new run")
+                              f"resume with --fairness.identity_words {was}{also} or start a new run")
         for key in ("min_count", "precision"):
             if saved is not None and saved[key] != getattr(f, f"identity_words_{key}"):
                 raise ConfigError(f"fairness.identity_words_{key}: {resume} was trained with "
