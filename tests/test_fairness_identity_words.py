@@ -251,3 +251,19 @@ def test_a_run_from_before_v8_resumes_in_its_own_directory_with_the_fix_the_erro
     fix = re.search(r"resume with (.*?) or start a new run", str(e.value)).group(1).split()
     summary = ClassifyTrainer(load_config(None, [*resume, *fix]), callbacks=[]).run()
     assert summary["steps"] == 3 and "identity_words" not in summary
+
+
+def test_the_rule_reads_the_binarised_identities_of_a_file_and_every_subgroup_of_a_row(tmp_path):
+    """Soft identity fractions count as membership at 0.5 (as the loader binarises them), a row naming two
+    subgroups counts for both, rows with no identity value at all are not counted, and a data set
+    without an `annotated` mask counts every row."""
+    from steward.fairness.data import load_fairness_data
+
+    rows = (["kai waved,0,0.5,0.0", "kai swore,1,0.6,0.0"] * 5 + ["both waved,0,1.0,1.0", "both swore,1,1.0,1.0"] * 5
+            + ["lee waved,0,0.49,0.0", "lee swore,1,0.4,0.0"] * 5 + ["kai lee,0,,", "kai lee,1,,"] * 20)
+    path = tmp_path / "soft.csv"
+    path.write_text("comment_text,target,male,female\n" + "\n".join(rows) + "\n")
+    data = load_fairness_data(str(path), split="train", n=0, seed=0, bias=0.0)
+    assert learn_identity_words(data, min_count=5, precision=0.8) == ["both", "kai"]
+    data.annotated = None  # every row counted: the unannotated "kai lee" rows now outnumber the rest
+    assert learn_identity_words(data, min_count=5, precision=0.8) == ["both"]
