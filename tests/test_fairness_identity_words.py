@@ -267,3 +267,23 @@ def test_the_rule_reads_the_binarised_identities_of_a_file_and_every_subgroup_of
     assert learn_identity_words(data, min_count=5, precision=0.8) == ["both", "kai"]
     data.annotated = None  # every row counted: the unannotated "kai lee" rows now outnumber the rest
     assert learn_identity_words(data, min_count=5, precision=0.8) == ["both"]
+
+
+def test_steward_explain_on_texts_made_only_of_identity_words(tmp_path, capsys):
+    """A text whose every word the run removes leaves the model nothing to read: `--text` says so (not
+    'give non-empty text'), and `--global` leaves such texts out instead of failing on all of them."""
+    from steward.classify.trainer import ClassifyTrainer
+    from steward.cli.main import main
+
+    out = tmp_path / "run"
+    trainer = ClassifyTrainer(load_config(None, [*WORDS, "--job.out", str(out)]), callbacks=[])
+    trainer.run()
+    only = " ".join(trainer.data.identity_words[:2])
+    assert main(["explain", str(out), "--text", only, "--threads", "1"]) == 2
+    assert "--text: the run takes every word of it out" in capsys.readouterr().err
+    data = tmp_path / "texts.csv"
+    data.write_text("text,label\n" + f"{only},1\n" + "".join(f"the person {i} is kind,{i % 2}\n" for i in range(20)))
+    assert main(["explain", str(out), "--global", "--data", str(data), "--json", "--samples", "2",
+                 "--threads", "1"]) == 0
+    g = json.loads(capsys.readouterr().out)
+    assert g["held_out"] + g["fitted_on"] == 20  # the identity-words-only text left out

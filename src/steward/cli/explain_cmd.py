@@ -187,6 +187,9 @@ def _run(args) -> int:
         raise ExplainError(f"--rules: no such file {args.rules!r}")
     rules = RuleList.from_json(json.loads(rules_path.read_text())) if rules_path.is_file() else None
     inst = make_instance(args.text, run_.tokenizer)
+    if not inst.tokens:  # only a classifier that removes its identity words encodes a word to nothing
+        raise ExplainError("--text: the run takes every word of it out (its identity words, summary.json's "
+                           "identity_words), so its model reads nothing; give a text with other words")
     limit = run_.config.train.seq_len
     if len(inst.tokens) > limit:
         raise ExplainError(f"--text: {len(inst.tokens)} tokens exceed the run's train.seq_len {limit}; shorten it")
@@ -247,7 +250,9 @@ def _global(args, run_) -> int:
     names = expl.all_class_names(tok)
     texts, labels = _read_texts(args.data, args.limit)
     ids = _label_ids(args.data, labels, names) if labels is not None else [-1] * len(texts)
-    kept = [(inst, y) for inst, y in ((make_instance(t, tok), y) for t, y in zip(texts, ids)) if len(inst.tokens) <= limit]
+    # a text made only of the identity words a classifier removes has no tokens: nothing to explain
+    kept = [(inst, y) for inst, y in ((make_instance(t, tok), y) for t, y in zip(texts, ids))
+            if 0 < len(inst.tokens) <= limit]
     if len(kept) < 10:
         raise ExplainError(f"--data: fewer than 10 texts fit the run's train.seq_len {limit}")
     order = np.random.default_rng(0).permutation(len(kept))
