@@ -171,3 +171,25 @@ def test_a_role_no_source_has_is_a_clear_error(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         _parse(["--sources", "held_out"])
     assert "--sources: no source has the role 'held_out' under the current defaults" in capsys.readouterr().err
+
+
+def test_done_when_uses_the_carrying_share_where_a_family_s_removable_gap_is_within_resolution():
+    """Issue 17's verdict per case: a family's removable-gap share; the carrying subgroups' share where the
+    removable gap is at most the adversary's half-width or negative; 'within' without carrying subgroups;
+    met only with every share >= 60% and the AUC cost <= 2 points."""
+    from steward.bench.fairness import done_when
+
+    r = {"auc_cost_points": 1.5, "carrying_removable_reduction": 0.7}
+    for fam, (base, twin, hw, share) in {"gender": (0.05, 0.01, 0.008, 0.9),  # removable 0.04 > 0.008
+                                         "ethnicity": (0.02, 0.015, 0.008, 3.0),  # 0.005 <= 0.008
+                                         "religion": (0.02, 0.03, 0.008, float("nan"))}.items():  # negative
+        r.update({f"baseline/gap_{fam}": base, f"unbiased/gap_{fam}": twin,
+                  f"adversary/gap_{fam}_ci95_halfwidth": hw, f"removable_reduction_{fam}": share})
+    out = done_when(r)
+    assert out == {"done_when/gender": [0.9, "family"], "done_when/ethnicity": [0.7, "carrying"],
+                   "done_when/religion": [0.7, "carrying"], "done_when/met": True}
+    assert not done_when({**r, "carrying_removable_reduction": 0.59})["done_when/met"]
+    assert not done_when({**r, "auc_cost_points": 2.01})["done_when/met"]
+    assert not done_when({**r, "removable_reduction_gender": float("nan")})["done_when/met"]
+    del r["carrying_removable_reduction"]  # madlibs: no carrying subgroups
+    assert done_when(r)["done_when/ethnicity"] == [None, "within"] and done_when(r)["done_when/met"]

@@ -379,7 +379,32 @@ def _summarise(a: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], var
         float(np.mean([r["train_time_s"] for r in runs["adversary"]])) / float(np.mean([r["train_time_s"] for r in runs["baseline"]])))
     result["pass_gap_reduction_60pct"] = bool(ok)
     result["pass_auc_cost_2pts"] = bool(result["auc_cost_points"] <= 2.0)
+    if "unbiased" in variants:
+        result.update(done_when(result))
     return result
+
+
+def done_when(result: dict[str, Any]) -> dict[str, Any]:
+    """Issue 17's condition on one summarised case: per family the share of the removable gap the adversary
+    removed (`removable_reduction_<family>`); where that removable gap (baseline - unbiased) is at most the
+    adversary gap's bootstrap half-width, or negative, the carrying subgroups' share instead
+    (`carrying_removable_reduction`), or none ('within') when the case has no carrying subgroups. Met when
+    every family's share is at least 60% (or within) and the AUC cost at most 2 points. Returns
+    `done_when/<family>` = [share or None, 'family' | 'carrying' | 'within'] and `done_when/met`."""
+    out: dict[str, Any] = {}
+    met = result["auc_cost_points"] <= 2.0
+    for fam in FAMILIES:
+        removable = result[f"baseline/gap_{fam}"] - result[f"unbiased/gap_{fam}"]
+        if removable > result.get(f"adversary/gap_{fam}_ci95_halfwidth", 0.0):
+            share, used = result[f"removable_reduction_{fam}"], "family"
+        elif "carrying_removable_reduction" in result:
+            share, used = result["carrying_removable_reduction"], "carrying"
+        else:
+            share, used = None, "within"
+        met &= share is None or share >= 0.6  # NaN: nothing removable, which is not a pass
+        out[f"done_when/{fam}"] = [share, used]
+    out["done_when/met"] = bool(met)
+    return out
 
 
 def _removed(result: dict[str, Any], figure: str, method: str = "adversary") -> float:
