@@ -23,7 +23,8 @@ def losses(run_dir) -> dict[int, float]:
 
 def assert_two_ranks_train_the_same(tmp_path, extra: list[str]) -> None:
     """6 steps in float64 with `extra` arguments: one process, then 2 DDP ranks; every step's loss equal
-    to 1e-9 (a rank whose adversary differed would change the averaged projected gradient)."""
+    to 1e-9 (a rank whose adversary differed would change the averaged projected gradient), and the same
+    identity words removed (v8's default with an adversary: every rank learns them from the whole split)."""
     from steward.classify.trainer import ClassifyTrainer
     from steward.jobs import launch_local
 
@@ -35,3 +36,5 @@ def assert_two_ranks_train_the_same(tmp_path, extra: list[str]) -> None:
     assert sorted(one) == sorted(two) == list(range(1, 7))
     for step in one:
         assert two[step] == pytest.approx(one[step], rel=1e-9), step
+    words = [json.loads((tmp_path / run / "summary.json").read_text()).get("identity_words") for run in ("one", "two")]
+    assert words[0] == words[1] and (words[0] is None or len(words[0]) >= 5), words

@@ -141,17 +141,6 @@ def test_auto_removes_them_with_an_adversary_and_a_run_from_before_v8_loads_as_i
                                            str(out / "checkpoints" / "step-3")]), callbacks=[]).run()
 
 
-@pytest.mark.slow
-def test_two_ranks_remove_the_same_words_and_train_the_same(tmp_path):
-    """Every rank learns the list from the whole training split (not its share), so a 2-rank DDP run
-    removes the same words and takes the same steps as one process (float64, 1e-9)."""
-    from _adversary_runs import assert_two_ranks_train_the_same
-
-    assert_two_ranks_train_the_same(tmp_path, [])  # the default: an adversary, so 'auto' removes them
-    one, two = (json.loads((tmp_path / run / "summary.json").read_text())["identity_words"] for run in ("one", "two"))
-    assert len(one) >= 5 and one == two
-
-
 class _Bytes:
     vocab_size = 256
 
