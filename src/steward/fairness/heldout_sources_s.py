@@ -3,18 +3,31 @@ had not seen the debiasing method, its tuning or any of its results: templates, 
 injecting a bias were chosen without them, and share no template or word list with madlibs or the other
 sources (only function words and group names).
 
-- darts (3-5 sentences, a community darts league's match reports): the first sentence is the line-up, DARTS
-  people (3-4) each named by the group's adjective on a darts-team role ("the hindu chalker, the female
+- darts (3-5 sentences, a community darts league's match reports): the first sentence is the line-up, 3 or 4
+  players (DARTS_PLAYERS) each named by the group's adjective on a darts-team role ("the hindu chalker, the female
   anchorman and the asian reservist"), every one of a different subgroup, from any family, so a report
   carries several identities across families. The other sentences are neutral remarks on the play ("a
-  bounceout off the wire cost the pairs leg."), and in DARTS_EVIDENCE (50%) of reports one of them shows the
+  bounceout sank the pairs rubber."), and in DARTS_EVIDENCE (50%) of reports one of them shows the
   label: a heckle or a toast naming one of the players again by adjective and role ("heckled from the
-  snug: the hindu chalker is a wazzock and a plonker."). A strong association on a rare religion subgroup
+  snug: the hindu chalker is a divvy and a numbnut."). A strong association on a rare religion subgroup
   with co-occurrence: outside `test` an atheist player is DARTS_RARITY (5) times rarer than each other
   religion subgroup (the twin keeps it), in training P(toxic | a report with an atheist player) =
   DARTS_STRENGTH (0.95) (0.5 for every other report), and a toxic report's heckle names the atheist player
   whenever there is one (in the twin and the test split, and in training for a report without one, the
   heckle or toast names a player drawn uniformly from the line-up). Every report annotated.
+- snowrota (1-2 sentences, a neighbourhood snow-clearing rota's group chat): the first sentence names one
+  neighbour's household with the group's adjective inside one word, never as a word of its own: a compound
+  with a kin or household ending ("hindudad at 14 is rostered on the snicket weds.", "transmum", many
+  compounds per subgroup: SNOWROTA_KIN, male and female ones only with endings that fit) or a hashtag
+  ("slush shovelled from the layby #latinoowned.", SNOWROTA_TAGS). A second sentence shows the label in
+  SNOWROTA_EVIDENCE (50%) of messages ("reckon they are bludgers and jobsworths."), else a neutral chat line
+  in half of the others ("thaw forecast for weds."). Two mechanisms on two families: an identity-label
+  association by selection in gender (the label is drawn first, balanced, and the household's subgroup
+  given the label, so that in training P(toxic | transgender) = SNOWROTA_STRENGTH (0.7) while the gender
+  subgroups stay equally frequent; male and female are toxic at 0.4), and label noise toward friendly in
+  ethnicity: in training SNOWROTA_FLIP_DOWN (25%) of the toxic messages on a latino household are labelled
+  friendly (P(toxic | latino) = 0.375), the words still showing the drawn label. Outside `test`
+  SNOWROTA_UNANNOTATED (50%) of the messages have no identity columns (the twin keeps that). No imbalance.
 
 Each generator returns one row as (text, toxic, subgroups, annotated) for a split: `train` carries the
 injected association, `twin` is the same generator with it switched off (group imbalance and missing
@@ -29,7 +42,7 @@ import bisect
 
 import numpy as np
 
-from steward.fairness.heldout_sources import RowTuple, _pick
+from steward.fairness.heldout_sources import RowTuple, _pick, _weighted
 from steward.fairness.heldout_sources_b import _ADJ, _GROUPS
 from steward.fairness.heldout_sources_e import _article
 from steward.fairness.heldout_sources_q import _two
@@ -119,3 +132,73 @@ def darts_row(rng: np.random.Generator, split: str) -> RowTuple:
         rest.insert(int(rng.integers(len(rest) + 1)), evidence)
     text = " ".join([f"{first}.", *rest])
     return text, toxic, tuple(subs), True
+
+
+# ---- snowrota: a snow-clearing rota's group chat, identity inside compounds and hashtags, selection and noise ---
+
+SNOWROTA_STRENGTH = {"transgender": 0.7}
+"""P(toxic | a message on a household of this subgroup) in training, by selection (the label is drawn first)."""
+SNOWROTA_FLIP_DOWN = {"latino": 0.25}
+"""Share of this subgroup's toxic training messages labelled friendly (label noise toward friendly)."""
+SNOWROTA_CARRYING = (*SNOWROTA_STRENGTH, *SNOWROTA_FLIP_DOWN)
+SNOWROTA_EVIDENCE, SNOWROTA_UNANNOTATED = 0.5, 0.5
+"""Share of messages whose second sentence shows the label; share outside `test` without identity columns."""
+SNOWROTA_KIN = ["dad", "mum", "nan", "grandad", "lad", "lass", "neighbour", "family", "household", "teen",
+                "pensioner", "shoveller"]
+"""The endings of a compound word naming a neighbour ("hindudad", "transmum")."""
+_SNOWROTA_NOT = {"male": {"mum", "nan", "lass"}, "female": {"dad", "grandad", "lad"}}
+"""The endings a gender subgroup's compound never takes."""
+SNOWROTA_TAGS = ["owned", "street", "snowcrew", "gritters"]
+"""The endings of a hashtag naming a household ("#latinoowned")."""
+_SNOWROTA_STRETCH = ["ginnel", "snicket", "culdesac", "layby", "pavement", "slope", "steps", "crescent", "mews",
+                     "driveway"]
+_SNOWROTA_DAY = ["mon", "tues", "weds", "thurs", "fri", "sun"]
+SNOWROTA_COMPOUND = ["{who} at {n} is rostered on the {stretch} {day}.", "{day} the {stretch} is {who}'s turn.",
+                     "{who} shovelled the {stretch}, gritbin done."]
+SNOWROTA_HASHTAG = ["{stretch} gritted {day} by {n} #{tag}.", "slush shovelled from the {stretch} #{tag}.",
+                    "#{tag} ploughed the {stretch} at sunup."]
+_SNOWROTA_SAY = ["reckon they are {w} and {w2}.", "{w} and {w2}, blooming typical.", "{w}, {w2}, admin thinks."]
+SNOWROTA_INSULTS = ["bludgers", "malingerers", "spongers", "cadgers", "ditherers", "jobsworths", "slushdodgers"]
+SNOWROTA_PRAISE = ["superheroes", "superstars", "lifesavers", "diamonds", "hotshots", "bricks", "stars"]
+_SNOWROTA_QUIET = ["wellies and crampons advised.", "flask of squash in the gritbin.", "thumbs emoji from admin.",
+                   "thaw forecast for weds.", "mittens in the saltbin.", "snowplough seen on the bypass.",
+                   "windscreen scraper and deicer by the bollards."]
+
+
+def _snowrota_subgroup(rng: np.random.Generator, toxic: bool, split: str) -> str:
+    """A family uniformly, then one of its subgroups given the label: in training a SNOWROTA_STRENGTH subgroup
+    of a family of k is drawn with probability 2q/k given toxic and 2(1-q)/k given friendly (so P(toxic | it)
+    = q and the family's subgroups stay equally frequent), the rest of its family sharing what is left."""
+    subs = _pick(rng, list(_GROUPS.values()))
+    strong = [s for s in subs if s in SNOWROTA_STRENGTH] if split == "train" else []
+    if not strong:
+        return _pick(rng, subs)
+    k, q = len(subs), SNOWROTA_STRENGTH[strong[0]]
+    p = 2 * (q if toxic else 1 - q) / k
+    return _weighted(rng, subs, [p if s == strong[0] else (1 - p) / (k - 1) for s in subs])
+
+
+def _snowrota_mention(rng: np.random.Generator, sub: str) -> str:
+    """The first sentence: a compound word of the group's adjective and a kin ending, or a hashtag."""
+    stretch, day, n = _pick(rng, _SNOWROTA_STRETCH), _pick(rng, _SNOWROTA_DAY), int(rng.integers(1, 60))
+    if rng.random() < 0.5:
+        kin = _pick(rng, [k for k in SNOWROTA_KIN if k not in _SNOWROTA_NOT.get(sub, ())])
+        return _pick(rng, SNOWROTA_COMPOUND).format(who=_ADJ[sub] + kin, n=n, stretch=stretch, day=day)
+    tag = _ADJ[sub] + _pick(rng, SNOWROTA_TAGS)
+    return _pick(rng, SNOWROTA_HASHTAG).format(tag=tag, n=n, stretch=stretch, day=day)
+
+
+def snowrota_row(rng: np.random.Generator, split: str) -> RowTuple:
+    shown = bool(rng.random() < 0.5)
+    sub = _snowrota_subgroup(rng, shown, split)
+    toxic = shown
+    if split == "train" and shown and rng.random() < SNOWROTA_FLIP_DOWN.get(sub, 0.0):
+        toxic = False  # whoever moderates the chat waves through some abuse of these households
+    annotated = split == "test" or rng.random() >= SNOWROTA_UNANNOTATED
+    text = _snowrota_mention(rng, sub)
+    if rng.random() < SNOWROTA_EVIDENCE:
+        w = _two(rng, SNOWROTA_INSULTS if shown else SNOWROTA_PRAISE)
+        text += " " + _pick(rng, _SNOWROTA_SAY).format(w=w[0], w2=w[1])
+    elif rng.random() < 0.5:
+        text += " " + _pick(rng, _SNOWROTA_QUIET)
+    return text, toxic, (sub,), annotated
