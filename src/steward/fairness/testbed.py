@@ -20,8 +20,8 @@ mentioning an identity and its own way of injecting a bias:
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
 allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir; campsite,
-foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain; tramdepot, bakery) are described in their
-modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o, _p, _q) and
+foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain; tramdepot, bakery; darts, snowrota) are described
+in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o, _p, _q, _s) and
 in the README's test-bed table,
 with who wrote them and when.
 
@@ -143,6 +143,7 @@ from steward.fairness.heldout_sources_p import (
     makerspace_row,
 )
 from steward.fairness.heldout_sources_q import BAKERY_CARRYING, TRAMDEPOT_CARRYING, bakery_row, tramdepot_row
+from steward.fairness.heldout_sources_s import DARTS_CARRYING, SNOWROTA_CARRYING, darts_row, snowrota_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -506,6 +507,13 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("bakery", "a kinship or possessive phrase (\"my hindu grandchild's bloomers\"), 30% unannotated",
            "base rate 0.4, P(toxic | male) = P(toxic | latino) = P(toxic | buddhist) = 0.6; label noise by group "
            "(20% of asian friendly rows -> toxic)", BAKERY_CARRYING, lambda rng, split: Row(*bakery_row(rng, split))),
+    Source("darts", "3-4 players per darts league match report, an adjective on a team role (\"the hindu "
+           "chalker\"), several families per report", "atheist 5x rarer (twin too) with P(toxic | atheist) = 0.95; "
+           "co-occurrence: the heckle names the atheist player", DARTS_CARRYING,
+           lambda rng, split: Row(*darts_row(rng, split))),
+    Source("snowrota", "the group's adjective inside a compound or hashtag (\"hindudad\", \"#latinoowned\"), 50% "
+           "unannotated", "P(toxic | transgender) = 0.7 by selection; label noise toward friendly (25% of latino "
+           "toxic rows -> friendly)", SNOWROTA_CARRYING, lambda rng, split: Row(*snowrota_row(rng, split))),
 )}
 
 
