@@ -143,6 +143,7 @@ from steward.fairness.heldout_sources_p import (
     makerspace_row,
 )
 from steward.fairness.heldout_sources_q import BAKERY_CARRYING, TRAMDEPOT_CARRYING, bakery_row, tramdepot_row
+from steward.fairness.heldout_sources_r import TRIPLOG_CARRYING, triplog_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -506,6 +507,9 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("bakery", "a kinship or possessive phrase (\"my hindu grandchild's bloomers\"), 30% unannotated",
            "base rate 0.4, P(toxic | male) = P(toxic | latino) = P(toxic | buddhist) = 0.6; label noise by group "
            "(20% of asian friendly rows -> toxic)", BAKERY_CARRYING, lambda rng, split: Row(*bakery_row(rng, split))),
+    Source("triplog", "a given name only, for every subgroup (30+ names per subgroup; self-chosen names for "
+           "transgender and atheist)", "P(toxic | transgender) = 0.8, P(toxic | muslim) = 0.75 by selection",
+           TRIPLOG_CARRYING, lambda rng, split: Row(*triplog_row(rng, split))),
 )}
 
 
