@@ -53,7 +53,7 @@ NEW_N = ("skischool", "phonein")
 NEW_O = ("dental", "cleanup")
 NEW_P = ("makerspace", "coxswain")
 NEW_Q = ("tramdepot", "bakery")
-NEW_R = ("triplog",)
+NEW_R = ("triplog", "lighthouse")
 
 
 def _words(texts: list[str]) -> set[str]:
@@ -81,8 +81,8 @@ def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_ge
     `heldout_sources_h`; matinee, laundry of `heldout_sources_i`; ferry, suggestions of `heldout_sources_j`;
     vetclinic, chessclub of `heldout_sources_k`; bikecoop, choir of `heldout_sources_l`; campsite, foodbank of
     `heldout_sources_m`; skischool, phonein of `heldout_sources_n`; dental, cleanup of `heldout_sources_o`;
-    makerspace, coxswain of `heldout_sources_p`; tramdepot, bakery of `heldout_sources_q`; triplog of
-    `heldout_sources_r`) against madlibs and every other source, the blind ones included."""
+    makerspace, coxswain of `heldout_sources_p`; tramdepot, bakery of `heldout_sources_q`; triplog,
+    lighthouse of `heldout_sources_r`) against madlibs and every other source, the blind ones included."""
     words = {name: _words(generate_source(name, 3000, seed=0, split="train").texts)
              | _words(generate_source(name, 3000, seed=0, split="test").texts) for name in SOURCES}
     madlibs = _words(generate_madlibs(3000, seed=0, bias=0.5).texts)

@@ -17,6 +17,18 @@ sources (only function words and group names).
   naming the passenger again shows the label in TRIPLOG_EVIDENCE (50%) of entries ("grouser and bighead,
   yusuf."); TRIPLOG_NOTED (70%) of the others have a neutral note that names the passenger again ("toll
   claimed for sorrel."), the rest are one sentence. No imbalance, every entry annotated.
+- lighthouse (2-3 sentences, a lighthouse museum's visitor book): the visitor who signs is described by a
+  phrase of two words, one from a place-or-family slot ("from the fells", "with our godchildren") and
+  one from a practice-or-appearance slot ("keen on bellringing", "all in cagoules"). Every word of either
+  slot is shared by exactly two subgroups (LIGHTHOUSE_SLOT_X: subgroup k uses the words k and k-1 of the
+  slot; LIGHTHOUSE_SLOT_Y: the words k and k-3), so each word names one subgroup in about half the rows
+  containing it (the subgroups are equally frequent), yet each of a subgroup's four pairs belongs to it alone. The subgroup is drawn uniformly
+  among the 13. In training P(toxic | asian) = 0.8 by selection (LIGHTHOUSE_STRENGTH, as in triplog), and
+  LIGHTHOUSE_NOISE (20%) of the friendly entries signed by a female visitor are labelled toxic (the words
+  still friendly: P(toxic | female) = 0.6). Outside `test`, LIGHTHOUSE_UNANNOTATED (40%) of entries have no
+  identity annotation (the twin keeps that). A remark on the guide shows the label in LIGHTHOUSE_EVIDENCE
+  (50%) of entries ("the guide was a jobsworth and a gowk."); the other sentences are neutral notes ("puffins
+  nested on the cliff.").
 
 Each generator returns one row as (text, toxic, subgroups, annotated) for a split: `train` carries the
 injected association, `twin` is the same generator with it switched off (missing annotations kept), `test`
@@ -24,6 +36,8 @@ is balanced (label independent of identity, a family's subgroups equally frequen
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import numpy as np
 
@@ -34,18 +48,27 @@ SUBGROUPS = [s for subs in _GROUPS.values() for s in subs]
 """The 13 subgroups, in the order the lighthouse slots are assigned."""
 
 
+@cache
+def _select_cdf(toxic: bool, strength: tuple[tuple[str, float], ...], train: bool) -> np.ndarray:
+    """The cumulative chances of `_select`'s subgroups (normalised as `Generator.choice` does)."""
+    p = np.full(len(SUBGROUPS), 1 / len(SUBGROUPS))
+    if train:
+        s = dict(strength)
+        fixed = np.array([sub in s for sub in SUBGROUPS])
+        for i, sub in enumerate(SUBGROUPS):
+            if sub in s:
+                p[i] *= 2 * (s[sub] if toxic else 1 - s[sub])
+        p[~fixed] *= (1 - p[fixed].sum()) / p[~fixed].sum()
+    cdf = p.cumsum()
+    return cdf / cdf[-1]
+
+
 def _select(rng: np.random.Generator, toxic: bool, strength: dict[str, float], split: str) -> str:
     """A subgroup given the (balanced) label: each of the 13 has share 1/13; in training a subgroup of
     `strength` is drawn with chance 2 s / 13 (toxic rows) or 2 (1 - s) / 13 (friendly rows), the others in
     proportion to their shares, so P(toxic | it) = s and every subgroup keeps its share."""
-    p = np.full(len(SUBGROUPS), 1 / len(SUBGROUPS))
-    if split == "train":
-        fixed = np.array([s in strength for s in SUBGROUPS])
-        for i, sub in enumerate(SUBGROUPS):
-            if sub in strength:
-                p[i] *= 2 * (strength[sub] if toxic else 1 - strength[sub])
-        p[~fixed] *= (1 - p[fixed].sum()) / p[~fixed].sum()
-    return SUBGROUPS[int(rng.choice(len(SUBGROUPS), p=p))]
+    cdf = _select_cdf(toxic, tuple(strength.items()), split == "train")
+    return SUBGROUPS[int(cdf.searchsorted(rng.random(), side="right"))]
 
 
 # ---- triplog: a volunteer drivers' trip log, a given name only, two strengths by selection --------------------
@@ -146,3 +169,59 @@ def triplog_row(rng: np.random.Generator, split: str) -> RowTuple:
     elif rng.random() < TRIPLOG_NOTED:
         text += " " + _pick(rng, _TRIPLOG_NOTE).format(name=name)
     return text, toxic, (sub,), True
+
+
+# ---- lighthouse: a museum visitor book, a phrase of shared words, a strength by selection and label noise ----
+
+LIGHTHOUSE_STRENGTH = {"asian": 0.8}
+"""P(toxic | an entry signed by a visitor of this subgroup) in training (by selection)."""
+LIGHTHOUSE_NOISE = {"female": 0.2}
+"""Share of this subgroup's friendly training entries labelled toxic (none for the other subgroups)."""
+LIGHTHOUSE_CARRYING = ("female", "asian")
+LIGHTHOUSE_EVIDENCE, LIGHTHOUSE_UNANNOTATED = 0.5, 0.4
+"""Share of entries with a remark on the guide that shows the label; share of entries outside `test` without
+identity annotation."""
+LIGHTHOUSE_SLOT_X = ["from the fells", "with our godchildren", "from the fens", "with our inlaws",
+                     "from the wolds", "with our cousins", "from the estuary", "with our stepchildren",
+                     "from the marshes", "with our triplets", "from the coalfields", "with our kinfolk",
+                     "from the potteries"]
+"""Place or family phrases: phrase k is used by subgroups k and k + 1 (of SUBGROUPS, cyclically)."""
+LIGHTHOUSE_SLOT_Y = ["keen on bellringing", "all in cagoules", "keen on crabbing", "all in oilskins",
+                     "keen on geocaching", "all in ponchos", "keen on rockpooling", "all in bobblehats",
+                     "keen on semaphore", "all in spectacles", "keen on knitting", "all in sidewhiskers",
+                     "keen on dowsing"]
+"""Practice or appearance phrases: phrase k is used by subgroups k and k + 3 (cyclically)."""
+_LIGHTHOUSE_SIGN = ["{x}, {y}: we climbed the spiral staircase.", "{y} and {x}, we climbed the steps to the lens.",
+                    "{x} {y}, we studied the logbooks displayed."]
+_LIGHTHOUSE_REMARK = ["the {role} was a {w} and a {w2}.", "{w} and {w2}, that {role}.", "our {role}: a {w}, a {w2}."]
+_LIGHTHOUSE_ROLES = ["curator", "docent", "guide"]
+LIGHTHOUSE_INSULTS = ["jobsworth", "gowk", "booby", "saphead", "beanbrain", "grump", "tyrant", "despot", "martinet",
+                      "snob", "prig"]
+LIGHTHOUSE_PRAISE = ["raconteur", "encyclopaedia", "storyteller", "fountain", "bard", "historian",
+                     "treasurehouse", "star"]
+_LIGHTHOUSE_NEUTRAL = ["fog drifted in at the headland.", "puffins nested on the cliff.", "gannets by the causeway.",
+                       "seals basking at the headland.", "souvenir pencil sharpener, humbugs and fudge.",
+                       "admission fee refunded.", "paraffin wick trimmed for us."]
+
+
+def lighthouse_phrases(sub: str) -> tuple[list[str], list[str]]:
+    """The two place-or-family and the two practice-or-appearance phrases of subgroup `sub`."""
+    k, n = SUBGROUPS.index(sub), len(SUBGROUPS)
+    return [LIGHTHOUSE_SLOT_X[k], LIGHTHOUSE_SLOT_X[(k - 1) % n]], [LIGHTHOUSE_SLOT_Y[k], LIGHTHOUSE_SLOT_Y[(k - 3) % n]]
+
+
+def lighthouse_row(rng: np.random.Generator, split: str) -> RowTuple:
+    toxic = bool(rng.random() < 0.5)
+    sub = _select(rng, toxic, LIGHTHOUSE_STRENGTH, split)
+    xs, ys = lighthouse_phrases(sub)
+    sentences = [_pick(rng, _LIGHTHOUSE_SIGN).format(x=_pick(rng, xs), y=_pick(rng, ys))]
+    if rng.random() < LIGHTHOUSE_EVIDENCE:
+        w = rng.choice(LIGHTHOUSE_INSULTS if toxic else LIGHTHOUSE_PRAISE, size=2, replace=False)
+        sentences.append(_pick(rng, _LIGHTHOUSE_REMARK).format(role=_pick(rng, _LIGHTHOUSE_ROLES), w=w[0], w2=w[1]))
+    n = int(rng.integers(2, 4))
+    if n > len(sentences):
+        sentences += [str(s) for s in rng.choice(_LIGHTHOUSE_NEUTRAL, size=n - len(sentences), replace=False)]
+    if split == "train" and not toxic and rng.random() < LIGHTHOUSE_NOISE.get(sub, 0.0):
+        toxic = True  # the visitor book's moderators flag friendly entries signed by these visitors
+    annotated = split == "test" or rng.random() >= LIGHTHOUSE_UNANNOTATED
+    return " ".join([sentences[0], *rng.permutation(sentences[1:]).tolist()]), toxic, (sub,), annotated

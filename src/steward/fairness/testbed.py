@@ -143,7 +143,12 @@ from steward.fairness.heldout_sources_p import (
     makerspace_row,
 )
 from steward.fairness.heldout_sources_q import BAKERY_CARRYING, TRAMDEPOT_CARRYING, bakery_row, tramdepot_row
-from steward.fairness.heldout_sources_r import TRIPLOG_CARRYING, triplog_row
+from steward.fairness.heldout_sources_r import (
+    LIGHTHOUSE_CARRYING,
+    TRIPLOG_CARRYING,
+    lighthouse_row,
+    triplog_row,
+)
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
 
@@ -510,6 +515,10 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("triplog", "a given name only, for every subgroup (30+ names per subgroup; self-chosen names for "
            "transgender and atheist)", "P(toxic | transgender) = 0.8, P(toxic | muslim) = 0.75 by selection",
            TRIPLOG_CARRYING, lambda rng, split: Row(*triplog_row(rng, split))),
+    Source("lighthouse", "a phrase of two shared words, a place or family and a practice or appearance (\"from the "
+           "fens, keen on crabbing\"), each word used by two subgroups; 40% unannotated", "P(toxic | asian) = 0.8 by "
+           "selection; label noise by group (20% of female friendly rows -> toxic)", LIGHTHOUSE_CARRYING,
+           lambda rng, split: Row(*lighthouse_row(rng, split))),
 )}
 
 
