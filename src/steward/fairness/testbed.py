@@ -20,8 +20,8 @@ mentioning an identity and its own way of injecting a bias:
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
 allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir; campsite,
-foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain; tramdepot, bakery) are described in their
-modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o, _p, _q) and
+foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain; tramdepot, bakery; triplog, lighthouse) are
+described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o, _p, _q, _r) and
 in the README's test-bed table,
 with who wrote them and when.
 
