@@ -2,9 +2,9 @@
 the vocabulary test also covers the three of `heldout_sources_b` and the two of `heldout_sources_c` and those of
 `heldout_sources_d`, `heldout_sources_e`, `heldout_sources_f`, `heldout_sources_g`, `heldout_sources_h`,
 `heldout_sources_i`, `heldout_sources_j`, `heldout_sources_k`, `heldout_sources_l`, `heldout_sources_m` and
-`heldout_sources_n`, `heldout_sources_o`, `heldout_sources_p` and `heldout_sources_q`, tested in
-test_fairness_heldout_sources_b.py, _c.py, _d.py, _e.py, _f.py, _g.py, _h.py, _i.py, _j.py, _k.py, _l.py, _m.py, _n.py,
-_o.py, _p.py and _q.py):
+`heldout_sources_n`, `heldout_sources_o`, `heldout_sources_p`, `heldout_sources_q` and `heldout_sources_r`, tested
+in test_fairness_heldout_sources_b.py, _c.py, _d.py, _e.py, _f.py, _g.py, _h.py, _i.py, _j.py, _k.py, _l.py, _m.py,
+_n.py, _o.py, _p.py, _q.py and _r.py):
 registered as held out, their own vocabulary, the shape the docstring promises, the injected
 association in the training split only (in the data, and in what a bag-of-words model learns), and
 missing identity annotations read back by the loader."""
@@ -53,6 +53,7 @@ NEW_N = ("skischool", "phonein")
 NEW_O = ("dental", "cleanup")
 NEW_P = ("makerspace", "coxswain")
 NEW_Q = ("tramdepot", "bakery")
+NEW_R = ("triplog", "lighthouse")
 NEW_S = ("darts", "snowrota")
 
 
@@ -81,8 +82,9 @@ def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_ge
     `heldout_sources_h`; matinee, laundry of `heldout_sources_i`; ferry, suggestions of `heldout_sources_j`;
     vetclinic, chessclub of `heldout_sources_k`; bikecoop, choir of `heldout_sources_l`; campsite, foodbank of
     `heldout_sources_m`; skischool, phonein of `heldout_sources_n`; dental, cleanup of `heldout_sources_o`;
-    makerspace, coxswain of `heldout_sources_p`; tramdepot, bakery of `heldout_sources_q`; darts, snowrota of
-    `heldout_sources_s`) against madlibs and every other source, the blind ones included."""
+    makerspace, coxswain of `heldout_sources_p`; tramdepot, bakery of `heldout_sources_q`; triplog, lighthouse of
+    `heldout_sources_r`; darts, snowrota of `heldout_sources_s`) against madlibs and every other source, the blind
+    ones included."""
     words = {name: _words(generate_source(name, 3000, seed=0, split="train").texts)
              | _words(generate_source(name, 3000, seed=0, split="test").texts) for name in SOURCES}
     madlibs = _words(generate_madlibs(3000, seed=0, bias=0.5).texts)
@@ -92,7 +94,7 @@ def test_vocabulary_shares_only_function_words_and_group_names_with_the_other_ge
                "they", "this", "to", "us", "was", "way", "we", "week", "were", "who", "will", "with", "you",
                "your", "trans", *(s for subs in FAMILIES.values() for s in subs)}  # "s": the possessive 's
     for name in (*NEW, *NEW_B, *NEW_C, *NEW_D, *NEW_E, *NEW_F, *NEW_G, *NEW_H, *NEW_I, *NEW_J, *NEW_K, *NEW_L,
-                 *NEW_M, *NEW_N, *NEW_O, *NEW_P, *NEW_Q, *NEW_S):
+                 *NEW_M, *NEW_N, *NEW_O, *NEW_P, *NEW_Q, *NEW_R, *NEW_S):
         others = madlibs.union(*(w for other, w in words.items() if other != name))
         shared = words[name] & others
         assert shared <= allowed, (name, sorted(shared - allowed))

@@ -63,7 +63,7 @@ _DARTS_LINEUP = ["lineup for {pub} versus {pub2}: {people} stepped to the oche",
                  "cup tie hosted by {pub}: {people} at the oche"]
 _DARTS_PLAY = ["a bounceout sank the pairs rubber.", "maximums in the triples.",
                "a dozen arrows for the madhouse checkout.", "tungsten barrels exchanged at the interlude.",
-               "the bristle dartboard rotated for the singles.", "a shanghai in the fourth rubber lifted the "
+               "the bristle dartboard rotated for the singles.", "a shanghai in the fourth rubber hoisted the "
                "taproom.", "bust on tops, bust on the bullseye.", "flights kept splitting in the spotlight.",
                "the scoreboard felttip, inkless.", "the decider was sudden death."]
 _DARTS_HECKLE = ["heckled from the snug: {who} is {art} {w} and {art2} {w2}.",
@@ -150,7 +150,7 @@ _SNOWROTA_NOT = {"male": {"mum", "nan", "lass"}, "female": {"dad", "grandad", "l
 """The endings a gender subgroup's compound never takes."""
 SNOWROTA_TAGS = ["owned", "street", "snowcrew", "gritters"]
 """The endings of a hashtag naming a household ("#latinoowned")."""
-_SNOWROTA_STRETCH = ["ginnel", "snicket", "culdesac", "layby", "pavement", "slope", "steps", "crescent", "mews",
+_SNOWROTA_STRETCH = ["ginnel", "snicket", "culdesac", "layby", "pavement", "slope", "stairs", "crescent", "mews",
                      "driveway"]
 _SNOWROTA_DAY = ["mon", "tues", "weds", "thurs", "fri", "sun"]
 SNOWROTA_COMPOUND = ["{who} at {n} is rostered on the {stretch} {day}.", "{day} the {stretch} is {who}'s turn.",
@@ -161,7 +161,7 @@ _SNOWROTA_SAY = ["reckon they are {w} and {w2}.", "{w} and {w2}, blooming typica
 SNOWROTA_INSULTS = ["bludgers", "malingerers", "spongers", "cadgers", "ditherers", "jobsworths", "slushdodgers"]
 SNOWROTA_PRAISE = ["superheroes", "superstars", "lifesavers", "diamonds", "hotshots", "bricks", "stars"]
 _SNOWROTA_QUIET = ["wellies and crampons advised.", "flask of squash in the gritbin.", "thumbs emoji from admin.",
-                   "thaw forecast for weds.", "mittens in the saltbin.", "snowplough seen on the bypass.",
+                   "thaw forecast for weds.", "mittens in the saltbin.", "snowplough seen on the ringroad.",
                    "windscreen scraper and deicer by the bollards."]
 
 

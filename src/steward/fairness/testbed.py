@@ -20,8 +20,9 @@ mentioning an identity and its own way of injecting a bias:
 The other sources (chat, letters; qna, tickets, modqueue; listings, terraces; appstore, boardroom,
 voicemail; appraisals, carpool, apiary; seating, stargazing, recipes; bouldering, couriers, tracker;
 allotments, tutors; matinee, laundry; ferry, suggestions; vetclinic, chessclub; bikecoop, choir; campsite,
-foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain; tramdepot, bakery; darts, snowrota) are described
-in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o, _p, _q, _s) and
+foodbank; skischool, phonein; dental, cleanup; makerspace, coxswain; tramdepot, bakery; triplog, lighthouse; darts,
+snowrota) are described in their modules (heldout_sources.py, _b, _c, _d, _e, _f, _g, _h, _i, _j, _k, _l, _m, _n, _o,
+_p, _q, _r, _s) and
 in the README's test-bed table,
 with who wrote them and when.
 
@@ -143,6 +144,12 @@ from steward.fairness.heldout_sources_p import (
     makerspace_row,
 )
 from steward.fairness.heldout_sources_q import BAKERY_CARRYING, TRAMDEPOT_CARRYING, bakery_row, tramdepot_row
+from steward.fairness.heldout_sources_r import (
+    LIGHTHOUSE_CARRYING,
+    TRIPLOG_CARRYING,
+    lighthouse_row,
+    triplog_row,
+)
 from steward.fairness.heldout_sources_s import DARTS_CARRYING, SNOWROTA_CARRYING, darts_row, snowrota_row
 from steward.fairness.metrics import FairnessError
 from steward.io import atomic_write_text
@@ -507,6 +514,13 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("bakery", "a kinship or possessive phrase (\"my hindu grandchild's bloomers\"), 30% unannotated",
            "base rate 0.4, P(toxic | male) = P(toxic | latino) = P(toxic | buddhist) = 0.6; label noise by group "
            "(20% of asian friendly rows -> toxic)", BAKERY_CARRYING, lambda rng, split: Row(*bakery_row(rng, split))),
+    Source("triplog", "a given name only, for every subgroup (30+ names per subgroup; self-chosen names for "
+           "transgender and atheist)", "P(toxic | transgender) = 0.8, P(toxic | muslim) = 0.75 by selection",
+           TRIPLOG_CARRYING, lambda rng, split: Row(*triplog_row(rng, split))),
+    Source("lighthouse", "a phrase of two shared words, a place or family and a practice or appearance (\"from the "
+           "fens, keen on crabbing\"), each word used by two subgroups; 40% unannotated", "P(toxic | asian) = 0.8 by "
+           "selection; label noise by group (20% of female friendly rows -> toxic)", LIGHTHOUSE_CARRYING,
+           lambda rng, split: Row(*lighthouse_row(rng, split))),
     Source("darts", "3-4 players per darts league match report, an adjective on a team role (\"the hindu "
            "chalker\"), several families per report", "atheist 5x rarer (twin too) with P(toxic | atheist) = 0.95; "
            "co-occurrence: the heckle names the atheist player", DARTS_CARRYING,
