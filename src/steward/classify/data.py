@@ -144,23 +144,21 @@ class ClassifyData:
         if t.batch_size % dp:
             raise ConfigError(f"train.batch_size: {t.batch_size} is not divisible by the data-parallel degree {dp}")
         train, evald = load_splits(cfg)
-        if cfg.fairness.adversary != "none" and not train.subgroup_names():
-            raise ConfigError(f"fairness.adversary: {cfg.fairness.data} has no identity columns for the adversary "
-                              "to predict; name them with --fairness.identity_columns or set --fairness.adversary none")
-        if cfg.fairness.removes_identity_words and not train.subgroup_names():
-            raise ConfigError(f"fairness.identity_words: {cfg.fairness.data} has no identity columns to learn the "
-                              "identity words from; name them with --fairness.identity_columns or set "
-                              "--fairness.identity_words keep")
-        if cfg.fairness.row_weights != "none" and not train.subgroup_names():
-            raise ConfigError(f"fairness.loss_weights: {cfg.fairness.data} has no identity columns to form groups from; "
-                              "name them with --fairness.identity_columns or set --fairness.loss_weights none")
+        f = cfg.fairness
+        # the options that need identity columns: (on, field, what for, the value that turns it off)
+        for on, field, purpose, off in ((f.adversary != "none", "adversary", "for the adversary to predict", "none"),
+                                        (f.removes_identity_words, "identity_words", "to learn the identity words from",
+                                         "keep"),
+                                        (f.row_weights != "none", "loss_weights", "to form groups from", "none")):
+            if on and not train.subgroup_names():
+                raise ConfigError(f"fairness.{field}: {f.data} has no identity columns {purpose}; name them with "
+                                  f"--fairness.identity_columns or set --fairness.{field} {off}")
         if len(train) < t.batch_size:
             raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train)} training examples of fairness.data")
         self.identity_words: list[str] | None = None
         """The words fairness.identity_words takes out (learned from the whole training split, the
         controller's slice included), or None; `tokenizer` then removes them (IdentityWordFilter)."""
-        if cfg.fairness.removes_identity_words:
-            f = cfg.fairness
+        if f.removes_identity_words:
             self.identity_words = learn_identity_words(train, min_count=f.identity_words_min_count,
                                                        precision=f.identity_words_precision)
             tokenizer = IdentityWordFilter(tokenizer, self.identity_words)

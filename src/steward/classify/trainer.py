@@ -168,7 +168,7 @@ class ClassifyTrainer(Trainer):
             states["predictor_loss"] = {"loss": f.predictor_loss, "q": f.loss_q, "floor": f.loss_floor}
         if self.data.identity_words is not None:  # what `steward.jobs.load_trained` removes again
             states[STATE] = {"words": self.data.identity_words, "min_count": f.identity_words_min_count,
-                                        "precision": f.identity_words_precision}
+                             "precision": f.identity_words_precision}
         return states
 
     def _check_rank_states(self, resume: Path) -> None:
@@ -215,21 +215,21 @@ class ClassifyTrainer(Trainer):
         """ConfigError unless this run repeats the checkpoint's fairness.identity_words and its settings (the
         model was trained on texts without those words)."""
         saved, f = self._saved(resume, STATE), self.cfg.fairness
-        if saved is not None:
-            try:
-                saved_words(saved)
-            except ValueError as e:
-                raise ConfigError(f"checkpoint.resume: {resume / STATE / 'rank-0.pt'}: {e}; start a new run") from None
         if (saved is not None) != f.removes_identity_words:
-            was = "keep" if saved is None else "remove"
-            done = "kept" if saved is None else "removed"
+            was, done = ("keep", "kept") if saved is None else ("remove", "removed")
             # 'auto' is what a config.toml from before v8 reads: resuming in that run's directory changes it
             allow = dict.fromkeys([*allowed_changes(self.cfg), "fairness.identity_words"])
             also = f" --checkpoint.allow_changes {','.join(allow)}" if f.identity_words == "auto" else ""
             raise ConfigError(f"fairness.identity_words: {resume} was trained with the identity words {done}; "
                               f"resume with --fairness.identity_words {was}{also} or start a new run")
+        if saved is None:
+            return
+        try:
+            saved_words(saved)
+        except ValueError as e:
+            raise ConfigError(f"checkpoint.resume: {resume / STATE / 'rank-0.pt'}: {e}; start a new run") from None
         for key in ("min_count", "precision"):
-            if saved is not None and saved[key] != getattr(f, f"identity_words_{key}"):
+            if saved[key] != getattr(f, f"identity_words_{key}"):
                 raise ConfigError(f"fairness.identity_words_{key}: {resume} was trained with "
                                   f"fairness.identity_words_{key} {saved[key]}; resume with "
                                   f"--fairness.identity_words_{key} {saved[key]} or start a new run")
