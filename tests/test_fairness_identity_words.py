@@ -113,6 +113,7 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         ClassifyTrainer(load_config(None, [*TINY[:-1], "none", "--fairness.data", str(plain),
                                            "--fairness.identity_words", "remove",
                                            "--job.out", str(tmp_path / "z")]), callbacks=[]).run()
+    assert not (tmp_path / "z").exists()  # refused before the run directory is written: the corrected command runs
 
 
 def test_auto_removes_them_with_an_adversary_and_a_run_from_before_v8_loads_as_it_trained(tmp_path):

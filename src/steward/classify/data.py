@@ -119,6 +119,19 @@ def load_splits(cfg: JobConfig) -> tuple[IdentityData, IdentityData]:
     return train, evald
 
 
+def check_identity_needs(cfg: JobConfig, train: IdentityData) -> None:
+    """ConfigError (one line) when an option that needs identity columns is on and the training split has none."""
+    f = cfg.fairness
+    # (on, field, what for, the value that turns it off)
+    for on, field, purpose, off in ((f.adversary != "none", "adversary", "for the adversary to predict", "none"),
+                                    (f.removes_identity_words, "identity_words", "to learn the identity words from",
+                                     "keep"),
+                                    (f.row_weights != "none", "loss_weights", "to form groups from", "none")):
+        if on and not train.subgroup_names():
+            raise ConfigError(f"fairness.{field}: {f.data} has no identity columns {purpose}; name them with "
+                              f"--fairness.identity_columns or set --fairness.{field} {off}")
+
+
 def control_split(train: IdentityData, fraction: float, seed: int) -> tuple[IdentityData, IdentityData]:
     """(the rows trained on, the controller's validation slice): `fraction` of the training split, drawn
     with its own seeded permutation (the same on every rank)."""
@@ -144,15 +157,8 @@ class ClassifyData:
         if t.batch_size % dp:
             raise ConfigError(f"train.batch_size: {t.batch_size} is not divisible by the data-parallel degree {dp}")
         train, evald = load_splits(cfg)
+        check_identity_needs(cfg, train)
         f = cfg.fairness
-        # the options that need identity columns: (on, field, what for, the value that turns it off)
-        for on, field, purpose, off in ((f.adversary != "none", "adversary", "for the adversary to predict", "none"),
-                                        (f.removes_identity_words, "identity_words", "to learn the identity words from",
-                                         "keep"),
-                                        (f.row_weights != "none", "loss_weights", "to form groups from", "none")):
-            if on and not train.subgroup_names():
-                raise ConfigError(f"fairness.{field}: {f.data} has no identity columns {purpose}; name them with "
-                                  f"--fairness.identity_columns or set --fairness.{field} {off}")
         if len(train) < t.batch_size:
             raise ConfigError(f"train.batch_size: {t.batch_size} exceeds the {len(train)} training examples of fairness.data")
         self.identity_words: list[str] | None = None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from steward.classify.data import ClassifyData, Encoded
+from steward.classify.data import ClassifyData, Encoded, check_identity_needs, load_splits
 from steward.config import ConfigError, JobConfig
 from steward.fairness.adversary import (
     ADAM_EPS,
@@ -170,6 +170,12 @@ class ClassifyTrainer(Trainer):
             states[STATE] = {"words": self.data.identity_words, "min_count": f.identity_words_min_count,
                              "precision": f.identity_words_precision}
         return states
+
+    def _check_data(self, cfg: JobConfig) -> None:
+        """Rank 0, before the run directory is written: the options that need identity columns find them in
+        the training split (`check_identity_needs`; ClassifyData checks again on every rank)."""
+        train, _ = load_splits(cfg)
+        check_identity_needs(cfg, train)
 
     def _check_rank_states(self, resume: Path) -> None:
         """Rank 0, before the run directory is written: the checkpoint has the group DRO weights and the

@@ -173,6 +173,7 @@ class Trainer:
                 if check.finished is None and check.checkpoint is not None:
                     self._check_rank_states(check.checkpoint)
                 if check.finished is None:
+                    self._check_data(cfg)
                     run_dir.mkdir(parents=True, exist_ok=True)
                     atomic_write_text(run_dir / "config.toml", config_text(cfg, run_dir, check))
             except (ConfigError, OSError) as e:
@@ -347,6 +348,10 @@ class Trainer:
     def _rank_states(self) -> dict[str, Any]:
         """State a checkpoint keeps per rank besides model, optimizer and trainer state (NAME/rank-R.pt)."""
         return {"comm": self.grad_sync.state_dict()} if self.grad_sync is not None else {}
+
+    def _check_data(self, cfg: JobConfig) -> None:
+        """Rank 0, before the run directory is written: ConfigError when the data cannot serve this run's
+        settings (nothing to check here; a task's trainer adds its own), so a refusal leaves no run behind."""
 
     def _check_rank_states(self, resume: Path) -> None:
         """Rank 0, before the run directory is written: ConfigError when the checkpoint's `_rank_states`
